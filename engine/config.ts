@@ -1,0 +1,58 @@
+// The engine's settings: one typed object, with defaults a user never has to set.
+// Parsing and validation of flags and config files lives in config-load.ts.
+import { homedir, cpus, platform } from 'node:os';
+import { join } from 'node:path';
+
+export interface KilnConfig {
+  /** Interface to listen on; 127.0.0.1 unless the user opts into the LAN. */
+  host: string;
+  /** gRPC port; 0 picks a free one. */
+  port: number;
+  /** Dashboard/HTTP API port; 0 picks a free one. */
+  httpPort: number;
+  dataDir: string;
+  /** CAS size budget in bytes; least recently used blobs are evicted beyond it. */
+  cacheSizeBytes: number;
+  /** Worker slots: actions running at once. */
+  concurrency: number;
+  /** Actions waiting for a slot before Execute answers RESOURCE_EXHAUSTED. */
+  queueSize: number;
+  executionEnabled: boolean;
+  /** Timeout for actions that set none, and the largest one a client may ask for. */
+  defaultActionTimeoutMs: number;
+  maxActionTimeoutMs: number;
+  /** How long finished operations can still be found by WaitExecution/GetOperation. */
+  operationRetentionMs: number;
+  /** Advertised max_batch_total_size_bytes. */
+  maxBatchTotalSizeBytes: number;
+  /** Require a token from loopback clients too (LAN mode always requires one). */
+  requireTokenOnLoopback: boolean;
+}
+
+export function defaultDataDir(): string {
+  const home = homedir();
+  if (platform() === 'darwin') return join(home, 'Library', 'Application Support', 'Kiln');
+  if (platform() === 'win32') return join(process.env.LOCALAPPDATA ?? join(home, 'AppData', 'Local'), 'Kiln');
+  return join(process.env.XDG_DATA_HOME ?? join(home, '.local', 'share'), 'kiln');
+}
+
+export const GiB = 1024 ** 3;
+export const MiB = 1024 ** 2;
+
+export function defaultConfig(): KilnConfig {
+  return {
+    host: '127.0.0.1',
+    port: 8980,
+    httpPort: 8981,
+    dataDir: defaultDataDir(),
+    cacheSizeBytes: 20 * GiB,
+    concurrency: Math.max(1, cpus().length),
+    queueSize: 10_000,
+    executionEnabled: true,
+    defaultActionTimeoutMs: 15 * 60_000,
+    maxActionTimeoutMs: 3 * 60 * 60_000,
+    operationRetentionMs: 10 * 60_000,
+    maxBatchTotalSizeBytes: 4 * MiB,
+    requireTokenOnLoopback: false,
+  };
+}

@@ -1,0 +1,105 @@
+// One typed event stream inside the engine. Producers (store, scheduler,
+// workers, services) emit; metrics, the HTTP API and logs subscribe. Nothing polls.
+import type { BlobDigest } from '../digest';
+
+export type ActionOutcome = 'success' | 'failure' | 'timeout' | 'cancelled' | 'error' | 'cached';
+
+/** What the dashboard shows about an action once its Command is known. */
+export interface ActionDetails {
+  argv: string[];
+  env: Record<string, string>;
+  platform: Record<string, string>;
+  workingDirectory: string;
+  outputPaths: string[];
+  timeoutMs: number;
+  doNotCache: boolean;
+}
+
+export interface ActionTimingBreakdown {
+  queuedMs: number;
+  inputFetchMs: number;
+  executionMs: number;
+  outputUploadMs: number;
+  totalMs: number;
+}
+
+export type KilnEvent =
+  | {
+      type: 'action.queued';
+      id: string;
+      at: number;
+      actionDigest: string;
+      instance: string;
+      mnemonic?: string;
+      target?: string;
+      toolInvocationId?: string;
+      details?: ActionDetails;
+    }
+  | { type: 'action.started'; id: string; at: number; slot: number; stdoutPath: string; stderrPath: string }
+  | { type: 'action.stage'; id: string; at: number; stage: 'fetching-inputs' | 'running' | 'uploading-outputs' }
+  | {
+      type: 'action.finished';
+      id: string;
+      at: number;
+      outcome: ActionOutcome;
+      exitCode?: number;
+      timing: ActionTimingBreakdown;
+      inputFiles?: number;
+      inputBytes?: number;
+      outputs?: { path: string; bytes: number; kind: 'file' | 'directory' | 'symlink' }[];
+      stdoutDigest?: string;
+      stderrDigest?: string;
+      message?: string;
+    }
+  | { type: 'cache.lookup'; at: number; store: 'ac' | 'cas'; hit: boolean; instance: string }
+  | { type: 'blob.written'; at: number; digest: BlobDigest }
+  | { type: 'blob.read'; at: number; digest: BlobDigest; bytes: number }
+  | { type: 'blob.evicted'; at: number; digest: BlobDigest }
+  | { type: 'execution.toggled'; at: number; enabled: boolean }
+  | { type: 'worker.slot'; at: number; slot: number; busy: boolean; actionId?: string }
+  | { type: 'auth.rejected'; at: number; transport: 'grpc' | 'http'; reason: string };
+
+export type KilnEventType = KilnEvent['type'];
+export type EventOf<T extends KilnEventType> = Extract<KilnEvent, { type: T }>;
+
+export interface EventSink {
+  emit(event: KilnEvent): void;
+}
+
+type Listener = (event: KilnEvent) => void;
+
+export class EventBus implements EventSink {
+  private listeners = new Set<Listener>();
+  private typed = new Map<KilnEventType, Set<Listener>>();
+
+  emit(event: KilnEvent): void {
+    for (const l of this.listeners) safeCall(l, event);
+    const set = this.typed.get(event.type);
+    if (set) for (const l of set) safeCall(l, event);
+  }
+
+  /** Every event. Returns an unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  on<T extends KilnEventType>(type: T, listener: (event: EventOf<T>) => void): () => void {
+    let set = this.typed.get(type);
+    if (!set) this.typed.set(type, (set = new Set()));
+    set.add(listener as Listener);
+    return () => set!.delete(listener as Listener);
+  }
+}
+
+/** A sink that drops everything: for parts tested alone. */
+export const nullSink: EventSink = { emit() {} };
+
+function safeCall(l: Listener, e: KilnEvent): void {
+  try {
+    l(e);
+  } catch (err) {
+    // A broken subscriber must never break the producer (an upload, a running action).
+    console.error(`kiln: event listener failed on ${e.type}:`, err);
+  }
+}

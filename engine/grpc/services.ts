@@ -1,0 +1,87 @@
+// grpc-js service definitions built from the generated protobuf codecs, so
+// servers and clients (tests, bench) share one wire description.
+import * as grpc from '@grpc/grpc-js';
+import { bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
+
+function method<Req, Res>(
+  path: string,
+  req: MessageType<Req>,
+  res: MessageType<Res>,
+  requestStream = false,
+  responseStream = false,
+): grpc.MethodDefinition<Req, Res> {
+  return {
+    path,
+    requestStream,
+    responseStream,
+    requestSerialize: (m: Req) => encode(req, m),
+    requestDeserialize: (b: Buffer) => req.decode(b),
+    responseSerialize: (m: Res) => encode(res, m),
+    responseDeserialize: (b: Buffer) => res.decode(b),
+  };
+}
+
+const V2 = '/build.bazel.remote.execution.v2';
+
+export const CapabilitiesService = {
+  getCapabilities: method(`${V2}.Capabilities/GetCapabilities`, reapi.GetCapabilitiesRequest, reapi.ServerCapabilities),
+};
+
+export const ContentAddressableStorageService = {
+  findMissingBlobs: method(`${V2}.ContentAddressableStorage/FindMissingBlobs`, reapi.FindMissingBlobsRequest, reapi.FindMissingBlobsResponse),
+  batchUpdateBlobs: method(`${V2}.ContentAddressableStorage/BatchUpdateBlobs`, reapi.BatchUpdateBlobsRequest, reapi.BatchUpdateBlobsResponse),
+  batchReadBlobs: method(`${V2}.ContentAddressableStorage/BatchReadBlobs`, reapi.BatchReadBlobsRequest, reapi.BatchReadBlobsResponse),
+  getTree: method(`${V2}.ContentAddressableStorage/GetTree`, reapi.GetTreeRequest, reapi.GetTreeResponse, false, true),
+};
+
+export const ActionCacheService = {
+  getActionResult: method(`${V2}.ActionCache/GetActionResult`, reapi.GetActionResultRequest, reapi.ActionResult),
+  updateActionResult: method(`${V2}.ActionCache/UpdateActionResult`, reapi.UpdateActionResultRequest, reapi.ActionResult),
+};
+
+export const ExecutionService = {
+  execute: method(`${V2}.Execution/Execute`, reapi.ExecuteRequest, longrunning.Operation, false, true),
+  waitExecution: method(`${V2}.Execution/WaitExecution`, reapi.WaitExecutionRequest, longrunning.Operation, false, true),
+};
+
+export const OperationsService = {
+  listOperations: method('/google.longrunning.Operations/ListOperations', longrunning.ListOperationsRequest, longrunning.ListOperationsResponse),
+  getOperation: method('/google.longrunning.Operations/GetOperation', longrunning.GetOperationRequest, longrunning.Operation),
+  deleteOperation: method('/google.longrunning.Operations/DeleteOperation', longrunning.DeleteOperationRequest, protobuf.Empty),
+  cancelOperation: method('/google.longrunning.Operations/CancelOperation', longrunning.CancelOperationRequest, protobuf.Empty),
+  waitOperation: method('/google.longrunning.Operations/WaitOperation', longrunning.WaitOperationRequest, longrunning.Operation),
+};
+
+export const ByteStreamService = {
+  read: method('/google.bytestream.ByteStream/Read', bytestream.ReadRequest, bytestream.ReadResponse, false, true),
+  write: method('/google.bytestream.ByteStream/Write', bytestream.WriteRequest, bytestream.WriteResponse, true, false),
+  queryWriteStatus: method('/google.bytestream.ByteStream/QueryWriteStatus', bytestream.QueryWriteStatusRequest, bytestream.QueryWriteStatusResponse),
+};
+
+export const LogStreamService = {
+  createLogStream: method('/build.bazel.remote.logstream.v1.LogStreamService/CreateLogStream', logstream.CreateLogStreamRequest, logstream.LogStream),
+};
+
+/** Client constructors for tests, the bench and `kiln` subcommands. */
+export const clients = {
+  Capabilities: grpc.makeGenericClientConstructor(CapabilitiesService, 'Capabilities'),
+  ContentAddressableStorage: grpc.makeGenericClientConstructor(ContentAddressableStorageService, 'ContentAddressableStorage'),
+  ActionCache: grpc.makeGenericClientConstructor(ActionCacheService, 'ActionCache'),
+  Execution: grpc.makeGenericClientConstructor(ExecutionService, 'Execution'),
+  Operations: grpc.makeGenericClientConstructor(OperationsService, 'Operations'),
+  ByteStream: grpc.makeGenericClientConstructor(ByteStreamService, 'ByteStream'),
+  LogStream: grpc.makeGenericClientConstructor(LogStreamService, 'LogStream'),
+};
+
+/** Metadata header in which Bazel sends RequestMetadata (tool, action mnemonic, target). */
+export const REQUEST_METADATA_HEADER = 'build.bazel.remote.execution.v2.requestmetadata-bin';
+
+export function requestMetadataOf(metadata: grpc.Metadata): reapi.RequestMetadata | undefined {
+  const [value] = metadata.get(REQUEST_METADATA_HEADER);
+  if (!value || typeof value === 'string') return undefined;
+  try {
+    return reapi.RequestMetadata.decode(value);
+  } catch {
+    return undefined;
+  }
+}

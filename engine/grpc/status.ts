@@ -1,0 +1,84 @@
+// gRPC errors with a person-readable message and, where the spec asks for
+// them, typed details in `grpc-status-details-bin` (PreconditionFailure, BadRequest).
+import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
+import { packAny, encode, rpc, type MessageType, protobuf } from '../proto';
+import type { BlobDigest } from '../digest';
+
+export { Status };
+
+export class GrpcError extends Error {
+  constructor(
+    readonly code: Status,
+    message: string,
+    readonly details: protobuf.Any[] = [],
+  ) {
+    super(message);
+  }
+
+  /** The form grpc-js sends: code, details (message) and trailers with the rich status. */
+  toServiceError(): Partial<ServiceError> {
+    const metadata = new Metadata();
+    if (this.details.length > 0) {
+      const st = rpc.Status.create({ code: this.code, message: this.message, details: this.details });
+      metadata.set('grpc-status-details-bin', encode(rpc.Status, st));
+    }
+    return { code: this.code, details: this.message, message: this.message, metadata };
+  }
+
+  /** As a google.rpc.Status, for per-blob batch responses and ExecuteResponse.status. */
+  toStatus(): rpc.Status {
+    return rpc.Status.create({ code: this.code, message: this.message, details: this.details });
+  }
+}
+
+export const invalidArgument = (message: string, field?: string) =>
+  new GrpcError(
+    Status.INVALID_ARGUMENT,
+    message,
+    field ? [packAny(rpc.BadRequest, rpc.BadRequest.create({ fieldViolations: [{ field, description: message }] }))] : [],
+  );
+
+export const notFound = (message: string) => new GrpcError(Status.NOT_FOUND, message);
+export const unavailable = (message: string) => new GrpcError(Status.UNAVAILABLE, message);
+export const resourceExhausted = (message: string) => new GrpcError(Status.RESOURCE_EXHAUSTED, message);
+export const internal = (message: string) => new GrpcError(Status.INTERNAL, message);
+export const unauthenticated = (message: string) => new GrpcError(Status.UNAUTHENTICATED, message);
+
+/** FAILED_PRECONDITION naming each missing blob as `blobs/{hash}/{size}`: Bazel re-uploads exactly these. */
+export function missingBlobs(digests: BlobDigest[], what = 'inputs'): GrpcError {
+  const violations = digests.map((d) => ({
+    type: 'MISSING',
+    subject: d.fn === 'sha256' ? `blobs/${d.hash}/${d.size}` : `blobs/${d.fn}/${d.hash}/${d.size}`,
+    description: `${what} blob is not in the CAS`,
+  }));
+  const list = digests.slice(0, 3).map((d) => `${d.hash}/${d.size}`).join(', ');
+  const more = digests.length > 3 ? ` and ${digests.length - 3} more` : '';
+  return new GrpcError(
+    Status.FAILED_PRECONDITION,
+    `${digests.length} ${what} blob(s) missing from the CAS: ${list}${more}`,
+    [packAny(rpc.PreconditionFailure, rpc.PreconditionFailure.create({ violations }))],
+  );
+}
+
+export function statusOk(): rpc.Status {
+  return rpc.Status.create({ code: Status.OK });
+}
+
+/** Reads the rich status details a server sent (for tests and the CLI). */
+export function decodeStatusDetails(metadata: Metadata | undefined): rpc.Status | undefined {
+  const [raw] = metadata?.get('grpc-status-details-bin') ?? [];
+  if (!raw || typeof raw === 'string') return undefined;
+  return rpc.Status.decode(raw);
+}
+
+export function unpackDetail<T>(type: MessageType<T>, st: rpc.Status | undefined): T | undefined {
+  const any = st?.details.find((d) => d.type_url === type.getTypeUrl('type.googleapis.com'));
+  return any?.value ? type.decode(any.value) : undefined;
+}
+
+/** Turns anything thrown in a handler into what grpc-js should send; unknown errors become INTERNAL. */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  if (err instanceof GrpcError) return err.toServiceError();
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: Status.INTERNAL, details: `internal error: ${message}`, message };
+}

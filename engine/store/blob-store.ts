@@ -1,0 +1,65 @@
+// The CAS seam. Every storage backend (disk, memory) and decorator (metrics,
+// read-through) implements BlobStore; services and workers only see this.
+import type { Readable } from 'node:stream';
+import type { BlobDigest } from '../digest';
+
+export class BlobNotFoundError extends Error {
+  constructor(readonly digest: BlobDigest) {
+    super(`blob ${digest.fn}:${digest.hash}/${digest.size} is not in the CAS`);
+  }
+}
+
+/** Uploaded bytes disagree with the digest they were sent under. Nothing is stored. */
+export class DigestMismatchError extends Error {}
+
+/** The store cannot take the blob (budget full of pinned blobs, disk full). */
+export class StoreFullError extends Error {}
+
+export interface ReadRange {
+  offset?: number;
+  /** 0 or undefined: to the end. */
+  limit?: number;
+}
+
+/** A resumable upload (ByteStream Write). Bytes are kept across calls under one upload id. */
+export interface UploadSession {
+  /** Bytes received so far. */
+  readonly committedSize: number;
+  append(chunk: Uint8Array): Promise<void>;
+  /** Verifies size and hash, then makes the blob visible atomically. */
+  commit(): Promise<void>;
+  /** Drops the partial bytes. */
+  abort(): Promise<void>;
+}
+
+export interface StoreStats {
+  bytes: number;
+  blobs: number;
+  budgetBytes: number;
+  evictions: number;
+  evictedBytes: number;
+}
+
+export interface BlobStore {
+  /** The digests in `digests` that are not stored (the empty blob is always stored). Touches the others. */
+  findMissing(digests: BlobDigest[]): Promise<BlobDigest[]>;
+  has(digest: BlobDigest): Promise<boolean>;
+  /** Streams [offset, offset+limit) of the blob. Rejects with BlobNotFoundError. */
+  read(digest: BlobDigest, range?: ReadRange): Promise<Readable>;
+  /** Whole blob in memory: only for small blobs (protos, batch reads). */
+  readAll(digest: BlobDigest): Promise<Buffer>;
+  /** Streams a blob in, verifies it, and makes it visible atomically. Rejects with DigestMismatchError. */
+  write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void>;
+  writeAll(digest: BlobDigest, data: Uint8Array): Promise<void>;
+  /** Starts or resumes the upload `uploadId` of `digest`. */
+  openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession>;
+  /** Bytes received so far for an upload, or undefined when there is none. */
+  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined>;
+  delete(digest: BlobDigest): Promise<boolean>;
+  /** Keeps blobs from being evicted until the returned release is called (running actions). */
+  pin(digests: BlobDigest[]): () => void;
+  /** A path on the local file system holding the blob, for hard-linking; undefined if the store has none. */
+  localPath?(digest: BlobDigest): Promise<string | undefined>;
+  stats(): StoreStats;
+  close(): Promise<void>;
+}
