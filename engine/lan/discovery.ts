@@ -31,7 +31,9 @@ export interface DiscoveredKiln {
 }
 
 function mdnsOptions(interfaceAddress?: string): object {
-  return interfaceAddress && interfaceAddress !== '0.0.0.0' && interfaceAddress !== '::' ? { interface: interfaceAddress } : {};
+  // Bind the wildcard (a socket bound to a unicast address never sees multicast) but
+  // join the group and send only on the chosen interface.
+  return interfaceAddress && interfaceAddress !== '0.0.0.0' && interfaceAddress !== '::' ? { interface: interfaceAddress, bind: '0.0.0.0' } : {};
 }
 
 export function advertise(opts: AdvertiseOptions): Advertisement {
