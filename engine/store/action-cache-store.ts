@@ -1,0 +1,207 @@
+// The action cache: instance name + action digest → ActionResult. Instances never
+// share entries. Bounded by entry count with least-recently-used eviction; the disk
+// variant keeps one encoded ActionResult per file (written atomically) and rebuilds
+// its index from the folder at start, with the order saved on the side.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../clock';
+import { digestKey, type BlobDigest } from '../digest';
+import { reapi } from '../proto';
+import { removeQuietly, removeTempFiles, writeFileAtomic } from './atomic-file';
+import { entryPath, scanEntries, shardDir } from './cas-layout';
+import { LruIndex } from './lru-index';
+import { RecencyJournal, loadRecency, rebuildIndex } from './recency-file';
+
+export interface ActionCacheStore {
+  get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined>;
+  put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void>;
+  delete(instance: string, actionDigest: BlobDigest): Promise<boolean>;
+  /** Entries held, across all instances. */
+  size(): number;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_AC_MAX_ENTRIES = 100_000;
+
+/**
+ * A folder name for an instance: readable prefix + hash of the exact name, so names with
+ * '/', '..' or differing only in case or punctuation never meet in one folder.
+ */
+export function instanceFolder(instance: string): string {
+  const readable = instance.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+  const hash = createHash('sha256').update(instance, 'utf8').digest('hex').slice(0, 16);
+  return `${readable}~${hash}`;
+}
+
+function encodeResult(result: reapi.IActionResult): Uint8Array {
+  return reapi.ActionResult.encode(reapi.ActionResult.create(result)).finish();
+}
+
+export class MemoryActionCacheStore implements ActionCacheStore {
+  private entries = new Map<string, Uint8Array>();
+  private index = new LruIndex();
+
+  constructor(private readonly maxEntries = DEFAULT_AC_MAX_ENTRIES) {}
+
+  async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
+    const key = memoryKey(instance, actionDigest);
+    const bytes = this.entries.get(key);
+    if (!bytes) return undefined;
+    this.index.touch(key);
+    // Stored encoded, so a caller mutating its result never changes the cache.
+    return reapi.ActionResult.decode(bytes);
+  }
+
+  async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
+    const key = memoryKey(instance, actionDigest);
+    this.entries.set(key, encodeResult(result));
+    this.index.add(key, 1);
+    for (const v of this.index.evictOver(this.maxEntries, new Set([key]))) this.entries.delete(v.key);
+  }
+
+  async delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
+    const key = memoryKey(instance, actionDigest);
+    this.index.remove(key);
+    return this.entries.delete(key);
+  }
+
+  size(): number {
+    return this.entries.size;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function memoryKey(instance: string, d: BlobDigest): string {
+  return `${instance}\u0000${digestKey(d)}`;
+}
+
+export interface DiskActionCacheOptions {
+  dir: string;
+  maxEntries?: number;
+  clock?: Clock;
+  /** Delay between a recency change and saving the order. Default 5 s. */
+  indexSaveDelayMs?: number;
+}
+
+/** Layout: {dir}/instances/{instanceFolder}/{fn}/{hash[0..2]}/{hash}-{size}. */
+export class DiskActionCacheStore implements ActionCacheStore {
+  private readonly index = new LruIndex();
+  private readonly journal: RecencyJournal;
+  private readonly tmpDir: string;
+  private readonly instancesDir: string;
+  private readonly maxEntries: number;
+
+  private constructor(private readonly options: DiskActionCacheOptions) {
+    this.tmpDir = join(options.dir, 'tmp');
+    this.instancesDir = join(options.dir, 'instances');
+    this.maxEntries = options.maxEntries ?? DEFAULT_AC_MAX_ENTRIES;
+    this.journal = new RecencyJournal({
+      file: join(options.dir, 'recency'),
+      tempDir: this.tmpDir,
+      index: this.index,
+      clock: options.clock ?? systemClock,
+      delayMs: options.indexSaveDelayMs ?? 5_000,
+    });
+  }
+
+  static async open(options: DiskActionCacheOptions): Promise<DiskActionCacheStore> {
+    const max = options.maxEntries ?? DEFAULT_AC_MAX_ENTRIES;
+    if (!Number.isSafeInteger(max) || max <= 0) {
+      throw new RangeError(`action cache maxEntries must be a positive integer, got ${max}`);
+    }
+    const store = new DiskActionCacheStore(options);
+    await store.start();
+    return store;
+  }
+
+  private async start(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(this.instancesDir, { recursive: true });
+    await removeTempFiles(this.tmpDir);
+    const present = new Map<string, number>();
+    for (const folder of await readdir(this.instancesDir)) {
+      for (const key of (await scanEntries(join(this.instancesDir, folder), { includeEmpty: true })).keys()) {
+        present.set(`${folder}/${key}`, 1);
+      }
+    }
+    rebuildIndex(this.index, present, await loadRecency(join(this.options.dir, 'recency')));
+    this.evict(new Set());
+  }
+
+  async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
+    const { key, path } = this.locate(instance, actionDigest);
+    if (!this.index.touch(key)) return undefined;
+    this.journal.changed();
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.forget(key);
+      return undefined;
+    }
+    try {
+      return reapi.ActionResult.decode(bytes);
+    } catch {
+      // A damaged entry is a miss: the action simply runs again and replaces it.
+      this.forget(key);
+      await removeQuietly(path);
+      return undefined;
+    }
+  }
+
+  async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
+    const { key, path } = this.locate(instance, actionDigest);
+    await mkdir(shardDir(join(this.instancesDir, instanceFolder(instance)), actionDigest), { recursive: true });
+    await writeFileAtomic(path, encodeResult(result), { tempDir: this.tmpDir });
+    this.index.add(key, 1);
+    this.journal.changed();
+    this.evict(new Set([key]));
+  }
+
+  async delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
+    const { key, path } = this.locate(instance, actionDigest);
+    const existed = this.index.remove(key) !== undefined;
+    this.journal.changed();
+    await removeQuietly(path);
+    return existed;
+  }
+
+  size(): number {
+    return this.index.count;
+  }
+
+  /** Saves the recency order now (also happens debounced and on close). */
+  async flushIndex(): Promise<void> {
+    await this.journal.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.journal.close();
+  }
+
+  private locate(instance: string, d: BlobDigest): { key: string; path: string } {
+    const folder = instanceFolder(instance);
+    return { key: `${folder}/${digestKey(d)}`, path: entryPath(join(this.instancesDir, folder), d) };
+  }
+
+  private forget(key: string): void {
+    this.index.remove(key);
+    this.journal.changed();
+  }
+
+  private evict(keep: ReadonlySet<string>): void {
+    const victims = this.index.evictOver(this.maxEntries, keep);
+    if (victims.length === 0) return;
+    this.journal.changed();
+    for (const { key } of victims) void removeQuietly(this.pathOfKey(key));
+  }
+
+  private pathOfKey(key: string): string {
+    // key = {folder}/{fn}/{hash}/{size}
+    const [folder, fn, hash, size] = key.split('/');
+    return join(this.instancesDir, folder!, fn!, hash!.slice(0, 2), `${hash}-${size}`);
+  }
+}

@@ -1,0 +1,385 @@
+// The on-disk CAS. Blobs are read-only files named by digest in sharded folders
+// (see cas-layout.ts); every write goes to a temp file on the same file system, is
+// hashed while it streams, fsynced, and renamed into place only once verified, so
+// nothing half-written is ever visible. Size is kept under a budget by an in-memory
+// LRU index whose order is saved on the side (recency-file.ts) and rebuilt at start
+// from file names alone.
+import { mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../clock';
+import { DIGEST_FUNCTIONS, SUPPORTED_DIGEST_FUNCTIONS, digestKey, emptyDigest, isEmptyBlob, type BlobDigest } from '../digest';
+import { nullSink, type EventSink } from '../events/event-bus';
+import { removeQuietly, removeTempFiles, uniqueTempPath, writeFully } from './atomic-file';
+import {
+  BlobNotFoundError,
+  DigestMismatchError,
+  StoreFullError,
+  type BlobStore,
+  type ReadRange,
+  type StoreStats,
+  type UploadSession,
+} from './blob-store';
+import { entryPath, parseDigestKey, scanEntries, shardDir } from './cas-layout';
+import { UploadManager } from './disk-uploads';
+import { LruIndex } from './lru-index';
+import { RecencyJournal, loadRecency, rebuildIndex } from './recency-file';
+
+/** Chunk size of read streams; the ByteStream service sends at most 1 MiB per message. */
+export const READ_CHUNK_BYTES = 256 * 1024;
+
+export interface DiskBlobStoreOptions {
+  dir: string;
+  budgetBytes: number;
+  /** Receives blob.evicted. */
+  events?: EventSink;
+  clock?: Clock;
+  /** Partial uploads untouched this long are deleted. Default 1 h. */
+  staleUploadMs?: number;
+  /** How often stale uploads are looked for. Default 10 min. */
+  sweepIntervalMs?: number;
+  /** Delay between a recency change and saving the order. Default 5 s. */
+  indexSaveDelayMs?: number;
+}
+
+export class DiskBlobStore implements BlobStore {
+  private readonly tmpDir: string;
+  private readonly index = new LruIndex();
+  private readonly journal: RecencyJournal;
+  private readonly uploads: UploadManager;
+  private readonly events: EventSink;
+  private readonly clock: Clock;
+  /** Per-key chains so a rename of a blob and the unlink of its evicted predecessor never cross. */
+  private readonly keyLocks = new Map<string, Promise<void>>();
+  private sweepTimer: { cancel(): void } | undefined;
+  private evictions = 0;
+  private evictedBytes = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly budgetBytes: number,
+    private readonly options: DiskBlobStoreOptions,
+  ) {
+    this.tmpDir = join(dir, 'tmp');
+    this.events = options.events ?? nullSink;
+    this.clock = options.clock ?? systemClock;
+    this.journal = new RecencyJournal({
+      file: join(dir, 'recency'),
+      tempDir: this.tmpDir,
+      index: this.index,
+      clock: this.clock,
+      delayMs: options.indexSaveDelayMs ?? 5_000,
+    });
+    this.uploads = new UploadManager({
+      dir: join(dir, 'uploads'),
+      clock: this.clock,
+      staleMs: options.staleUploadMs ?? 60 * 60_000,
+      install: (digest, path) => this.install(digest, path),
+    });
+  }
+
+  static async open(options: DiskBlobStoreOptions): Promise<DiskBlobStore> {
+    if (!Number.isSafeInteger(options.budgetBytes) || options.budgetBytes <= 0) {
+      throw new RangeError(`cache budget must be a positive number of bytes, got ${options.budgetBytes}`);
+    }
+    const store = new DiskBlobStore(options.dir, options.budgetBytes, options);
+    await store.start();
+    return store;
+  }
+
+  private async start(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(join(this.dir, 'uploads'), { recursive: true });
+    // Temp files of a crashed process were never visible; they are only garbage now.
+    await removeTempFiles(this.tmpDir);
+    for (const fn of SUPPORTED_DIGEST_FUNCTIONS) await this.ensureEmptyBlob(emptyDigest(fn));
+    rebuildIndex(this.index, await scanEntries(this.dir), await loadRecency(join(this.dir, 'recency')));
+    await this.uploads.sweep();
+    this.evictOverBudget(new Set());
+    this.scheduleSweep();
+  }
+
+  /** The file path of a blob: where it is, or would be, stored. */
+  pathOf(digest: BlobDigest): string {
+    return entryPath(this.dir, digest);
+  }
+
+  async findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
+    this.assertOpen();
+    const missing = digests.filter((d) => !isEmptyBlob(d) && !this.index.touch(digestKey(d)));
+    this.journal.changed();
+    return missing;
+  }
+
+  async has(digest: BlobDigest): Promise<boolean> {
+    this.assertOpen();
+    if (isEmptyBlob(digest)) return true;
+    const found = this.index.touch(digestKey(digest));
+    this.journal.changed();
+    return found;
+  }
+
+  async read(digest: BlobDigest, range: ReadRange = {}): Promise<Readable> {
+    this.assertOpen();
+    const offset = range.offset ?? 0;
+    const limit = range.limit ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
+      throw new RangeError(`read offset ${offset} is outside blob ${digest.hash} of ${digest.size} bytes`);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`read limit ${limit} must be a non-negative integer`);
+    const fh = await this.openBlob(digest);
+    const end = limit ? Math.min(digest.size, offset + limit) : digest.size;
+    if (end === offset) {
+      await fh.close();
+      return Readable.from([]);
+    }
+    // end is inclusive for fs streams.
+    return fh.createReadStream({ start: offset, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  async readAll(digest: BlobDigest): Promise<Buffer> {
+    this.assertOpen();
+    const fh = await this.openBlob(digest);
+    try {
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
+    this.assertOpen();
+    this.assertFits(digest);
+    const temp = uniqueTempPath(this.tmpDir, digest.hash);
+    try {
+      await this.receive(digest, source, temp);
+      await this.install(digest, temp);
+    } finally {
+      await removeQuietly(temp);
+    }
+  }
+
+  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+    await this.write(digest, (async function* () {
+      yield data;
+    })());
+  }
+
+  async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+    this.assertOpen();
+    this.assertFits(digest);
+    return this.uploads.open(digest, uploadId);
+  }
+
+  async uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
+    this.assertOpen();
+    return this.uploads.status(digest, uploadId);
+  }
+
+  async delete(digest: BlobDigest): Promise<boolean> {
+    this.assertOpen();
+    if (isEmptyBlob(digest)) return false;
+    const key = digestKey(digest);
+    const existed = this.index.remove(key) !== undefined;
+    this.journal.changed();
+    await this.withKeyLock(key, () => removeQuietly(this.pathOf(digest)));
+    return existed;
+  }
+
+  pin(digests: BlobDigest[]): () => void {
+    const release = this.index.pin(digests.map(digestKey));
+    return () => {
+      release();
+      // Pinned blobs may have held the store over budget; now they can go.
+      if (!this.closed) this.evictOverBudget(new Set());
+    };
+  }
+
+  isPinned(digest: BlobDigest): boolean {
+    return this.index.isPinned(digestKey(digest));
+  }
+
+  async localPath(digest: BlobDigest): Promise<string | undefined> {
+    this.assertOpen();
+    const path = this.pathOf(digest);
+    if (isEmptyBlob(digest)) {
+      await this.ensureEmptyBlob(digest);
+      return path;
+    }
+    const key = digestKey(digest);
+    if (!this.index.touch(key)) return undefined;
+    this.journal.changed();
+    if (await stat(path).then(() => true, () => false)) return path;
+    this.forget(key);
+    return undefined;
+  }
+
+  stats(): StoreStats {
+    return {
+      bytes: this.index.totalWeight,
+      blobs: this.index.count,
+      budgetBytes: this.budgetBytes,
+      evictions: this.evictions,
+      evictedBytes: this.evictedBytes,
+    };
+  }
+
+  /** Removes stale partial uploads now (also runs at start and periodically). */
+  async sweepUploads(): Promise<number> {
+    return this.uploads.sweep();
+  }
+
+  /** Saves the recency order now (also happens debounced and on close). */
+  async flushIndex(): Promise<void> {
+    await this.journal.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sweepTimer?.cancel();
+    await Promise.all(this.keyLocks.values());
+    await this.uploads.close();
+    await this.journal.close();
+  }
+
+  /** Streams `source` into `temp`, hashing as it goes; rejects (leaving temp for the caller to delete) on mismatch. */
+  private async receive(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable, temp: string): Promise<void> {
+    const hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
+    const fh = await open(temp, 'wx', 0o644);
+    let size = 0;
+    try {
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+        // Stop at the first byte past the declared size rather than swallow a runaway stream.
+        if (size > digest.size) break;
+        hasher.update(chunk);
+        // Awaiting each write is the back-pressure: the source is not pulled faster than the disk takes it.
+        await writeFully(fh, chunk);
+      }
+      if (size !== digest.size) {
+        const got = size > digest.size ? `more than ${digest.size}` : String(size);
+        throw new DigestMismatchError(`received ${got} bytes for a blob declared as ${digest.size} bytes (${digest.hash})`);
+      }
+      const actual = hasher.digest();
+      if (actual !== digest.hash) {
+        throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
+      }
+      await fh.sync();
+      // Read-only: workers hard-link store files into action inputs, which must not change them.
+      await fh.chmod(0o444);
+    } catch (err) {
+      throw diskFull(err, digest);
+    } finally {
+      await fh.close().catch(() => {});
+    }
+  }
+
+  /** Renames a verified file into place, indexes it, and evicts down to the budget. */
+  private async install(digest: BlobDigest, verifiedPath: string): Promise<void> {
+    if (isEmptyBlob(digest)) return;
+    this.assertFits(digest);
+    const key = digestKey(digest);
+    const target = this.pathOf(digest);
+    await this.withKeyLock(key, async () => {
+      await mkdir(shardDir(this.dir, digest), { recursive: true });
+      try {
+        await rename(verifiedPath, target);
+      } catch (err) {
+        // Windows refuses to replace a read-only file; an identical blob is already there, which is the goal.
+        if (!(await stat(target).then(() => true, () => false))) throw diskFull(err, digest);
+      }
+      this.index.add(key, digest.size);
+    });
+    this.journal.changed();
+    this.evictOverBudget(new Set([key]));
+  }
+
+  private evictOverBudget(keep: ReadonlySet<string>): void {
+    const victims = this.index.evictOver(this.budgetBytes, keep);
+    if (victims.length === 0) return;
+    this.journal.changed();
+    for (const { key, weight } of victims) {
+      const digest = parseDigestKey(key);
+      if (!digest) continue;
+      this.evictions++;
+      this.evictedBytes += weight;
+      this.events.emit({ type: 'blob.evicted', at: this.clock.now(), digest });
+      void this.withKeyLock(key, () => removeQuietly(this.pathOf(digest)));
+    }
+  }
+
+  private async openBlob(digest: BlobDigest) {
+    const key = digestKey(digest);
+    if (!isEmptyBlob(digest) && !this.index.touch(key)) throw new BlobNotFoundError(digest);
+    this.journal.changed();
+    try {
+      return await open(this.pathOf(digest), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Deleted behind our back (a user cleaning up, a disk tool): forget it; Bazel will re-upload.
+      if (isEmptyBlob(digest)) {
+        await this.ensureEmptyBlob(digest);
+        return open(this.pathOf(digest), 'r');
+      }
+      this.forget(key);
+      throw new BlobNotFoundError(digest);
+    }
+  }
+
+  private forget(key: string): void {
+    this.index.remove(key);
+    this.journal.changed();
+  }
+
+  private async ensureEmptyBlob(digest: BlobDigest): Promise<void> {
+    const path = this.pathOf(digest);
+    if (await stat(path).then(() => true, () => false)) return;
+    await mkdir(shardDir(this.dir, digest), { recursive: true });
+    const temp = uniqueTempPath(this.tmpDir, digest.hash);
+    await writeFile(temp, new Uint8Array(0), { mode: 0o444 });
+    await rename(temp, path).catch(async () => removeQuietly(temp));
+  }
+
+  private assertFits(digest: BlobDigest): void {
+    if (digest.size > this.budgetBytes) {
+      throw new StoreFullError(
+        `blob ${digest.hash} of ${digest.size} bytes is larger than the whole cache budget (${this.budgetBytes} bytes); raise the cache size`,
+      );
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the blob store is closed');
+  }
+
+  private withKeyLock(key: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.keyLocks.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.keyLocks.set(key, tail);
+    void tail.then(() => {
+      if (this.keyLocks.get(key) === tail) this.keyLocks.delete(key);
+    });
+    return next;
+  }
+
+  private scheduleSweep(): void {
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.uploads
+        .sweep()
+        .catch((err) => console.error('kiln: sweeping stale uploads failed:', err))
+        .finally(() => {
+          if (!this.closed) this.scheduleSweep();
+        });
+    }, this.options.sweepIntervalMs ?? 10 * 60_000);
+  }
+}
+
+function diskFull(err: unknown, digest: BlobDigest): unknown {
+  if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC') {
+    return new StoreFullError(`no space left on the disk to store blob ${digest.hash} (${digest.size} bytes)`);
+  }
+  return err;
+}

@@ -1,0 +1,113 @@
+// A BlobStore decorator that reports what flows through it on the EventSink:
+// blob.written after a verified write or upload commit, blob.read with the bytes
+// actually served, and one CAS cache.lookup per digest FindMissing checks.
+// Everything else passes straight through to the wrapped store.
+import { Transform, pipeline, type Readable } from 'node:stream';
+import type { Clock } from '../clock';
+import { systemClock } from '../clock';
+import { digestKey, type BlobDigest } from '../digest';
+import type { EventSink } from '../events/event-bus';
+import type { BlobStore, ReadRange, StoreStats, UploadSession } from './blob-store';
+
+export class ObservedBlobStore implements BlobStore {
+  readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
+
+  constructor(
+    private readonly inner: BlobStore,
+    private readonly events: EventSink,
+    private readonly clock: Clock = systemClock,
+  ) {
+    // Only offer hard-linking when the wrapped store can: callers test for the method.
+    if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
+  }
+
+  async findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
+    const missing = await this.inner.findMissing(digests);
+    const missingKeys = new Set(missing.map(digestKey));
+    const at = this.clock.now();
+    for (const d of digests) {
+      this.events.emit({ type: 'cache.lookup', at, store: 'cas', hit: !missingKeys.has(digestKey(d)), instance: '' });
+    }
+    return missing;
+  }
+
+  has(digest: BlobDigest): Promise<boolean> {
+    return this.inner.has(digest);
+  }
+
+  async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
+    const source = await this.inner.read(digest, range);
+    let bytes = 0;
+    let reported = false;
+    const report = () => {
+      if (reported) return;
+      reported = true;
+      this.events.emit({ type: 'blob.read', at: this.clock.now(), digest, bytes });
+    };
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.byteLength;
+        done(null, chunk);
+      },
+    });
+    // Reported once, whether the reader drains the stream or stops early.
+    counter.once('end', report);
+    counter.once('close', report);
+    return pipeline(source, counter, () => {});
+  }
+
+  async readAll(digest: BlobDigest): Promise<Buffer> {
+    const data = await this.inner.readAll(digest);
+    this.events.emit({ type: 'blob.read', at: this.clock.now(), digest, bytes: data.byteLength });
+    return data;
+  }
+
+  async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
+    await this.inner.write(digest, source);
+    this.written(digest);
+  }
+
+  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+    await this.inner.writeAll(digest, data);
+    this.written(digest);
+  }
+
+  async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+    const session = await this.inner.openUpload(digest, uploadId);
+    return {
+      get committedSize() {
+        return session.committedSize;
+      },
+      append: (chunk) => session.append(chunk),
+      commit: async () => {
+        await session.commit();
+        this.written(digest);
+      },
+      abort: () => session.abort(),
+    };
+  }
+
+  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
+    return this.inner.uploadStatus(digest, uploadId);
+  }
+
+  delete(digest: BlobDigest): Promise<boolean> {
+    return this.inner.delete(digest);
+  }
+
+  pin(digests: BlobDigest[]): () => void {
+    return this.inner.pin(digests);
+  }
+
+  stats(): StoreStats {
+    return this.inner.stats();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private written(digest: BlobDigest): void {
+    this.events.emit({ type: 'blob.written', at: this.clock.now(), digest });
+  }
+}

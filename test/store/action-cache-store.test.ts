@@ -1,0 +1,119 @@
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { reapi } from '../../engine/proto';
+import {
+  DiskActionCacheStore,
+  MemoryActionCacheStore,
+  instanceFolder,
+  type ActionCacheStore,
+} from '../../engine/store/action-cache-store';
+import { blob, tempDir } from './helpers';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => ({ dir, cleanup } = await tempDir('kiln-ac-')));
+afterEach(async () => cleanup());
+
+function result(exitCode: number): reapi.ActionResult {
+  return reapi.ActionResult.create({
+    exitCode,
+    stdoutRaw: Buffer.from(`exit ${exitCode}`),
+    outputFiles: [{ path: 'out/a.o', digest: { hash: 'a'.repeat(64), sizeBytes: 3 }, isExecutable: true }],
+  });
+}
+
+const variants: [string, () => Promise<ActionCacheStore>][] = [
+  ['memory', async () => new MemoryActionCacheStore(2)],
+  ['disk', () => DiskActionCacheStore.open({ dir, maxEntries: 2 })],
+];
+
+describe.each(variants)('%s action cache', (_name, make) => {
+  it('stores results per instance: names that look alike never share entries', async () => {
+    const ac = await make();
+    const { digest } = await blob('action');
+    await ac.put('a/b', digest, result(1));
+    await ac.put('a_b', digest, result(2));
+    expect((await ac.get('a/b', digest))?.exitCode).toBe(1);
+    expect((await ac.get('a_b', digest))?.exitCode).toBe(2);
+    expect(await ac.get('', digest)).toBeUndefined();
+    expect(await ac.get('a', digest)).toBeUndefined();
+    const got = (await ac.get('a/b', digest))!;
+    expect(got.outputFiles[0]?.path).toBe('out/a.o');
+    expect(Buffer.from(got.stdoutRaw).toString()).toBe('exit 1');
+    await ac.close();
+  });
+
+  it('hands out copies: mutating a result never changes the cache', async () => {
+    const ac = await make();
+    const { digest } = await blob('action');
+    const r = result(0);
+    await ac.put('', digest, r);
+    r.exitCode = 9;
+    (await ac.get('', digest))!.exitCode = 7;
+    expect((await ac.get('', digest))?.exitCode).toBe(0);
+    await ac.close();
+  });
+
+  it('evicts the least recently used entry beyond maxEntries, and deletes', async () => {
+    const ac = await make();
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async (s) => (await blob(s)).digest));
+    await ac.put('i', a!, result(1));
+    await ac.put('i', b!, result(2));
+    await ac.get('i', a!); // b is now least recently used
+    await ac.put('i', c!, result(3));
+    expect(await ac.get('i', b!)).toBeUndefined();
+    expect((await ac.get('i', a!))?.exitCode).toBe(1);
+    expect(ac.size()).toBe(2);
+    expect(await ac.delete('i', a!)).toBe(true);
+    expect(await ac.delete('i', a!)).toBe(false);
+    expect(await ac.get('i', a!)).toBeUndefined();
+    await ac.close();
+  });
+});
+
+describe('DiskActionCacheStore', () => {
+  it('keeps entries and their recency across a reopen', async () => {
+    let ac = await DiskActionCacheStore.open({ dir, maxEntries: 2 });
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async (s) => (await blob(s)).digest));
+    await ac.put('team/linux', a!, result(1));
+    await ac.put('', b!, result(2));
+    await ac.get('team/linux', a!); // b least recently used
+    await ac.close();
+
+    ac = await DiskActionCacheStore.open({ dir, maxEntries: 2 });
+    expect(ac.size()).toBe(2);
+    expect((await ac.get('', b!))?.exitCode).toBe(2); // now a is least recently used
+    await ac.put('team/linux', c!, result(3));
+    expect(await ac.get('team/linux', a!)).toBeUndefined();
+    expect((await ac.get('', b!))?.exitCode).toBe(2);
+    await ac.close();
+  });
+
+  it('stores each instance under a safe folder name and keeps the tmp folder clean', async () => {
+    const ac = await DiskActionCacheStore.open({ dir });
+    const { digest } = await blob('action');
+    await ac.put('../../escape', digest, result(0));
+    expect(instanceFolder('../../escape')).toMatch(/^[A-Za-z0-9_-]+~[0-9a-f]{16}$/);
+    expect(await readdir(join(dir, 'instances'))).toEqual([instanceFolder('../../escape')]);
+    expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+    await ac.close();
+  });
+
+  it('treats a damaged entry as a miss and a smaller maxEntries trims at open', async () => {
+    let ac = await DiskActionCacheStore.open({ dir });
+    const [a, b] = await Promise.all(['a', 'b'].map(async (s) => (await blob(s)).digest));
+    await ac.put('i', a!, result(1));
+    await ac.put('i', b!, result(2));
+    await ac.close();
+    const path = join(dir, 'instances', instanceFolder('i'), 'sha256', b!.hash.slice(0, 2), `${b!.hash}-${b!.size}`);
+    await writeFile(path, Buffer.from([0xff, 0xff, 0xff]));
+
+    ac = await DiskActionCacheStore.open({ dir });
+    expect(await ac.get('i', b!)).toBeUndefined();
+    expect(ac.size()).toBe(1);
+    await ac.close();
+
+    await expect(DiskActionCacheStore.open({ dir, maxEntries: 0 })).rejects.toThrow(/positive integer/);
+  });
+});

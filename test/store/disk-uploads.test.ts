@@ -1,0 +1,145 @@
+import { readdir, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../engine/clock';
+import { DigestMismatchError } from '../../engine/store/blob-store';
+import { DiskBlobStore } from '../../engine/store/disk-store';
+import { blob, tempDir } from './helpers';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let clock: ManualClock;
+const open: DiskBlobStore[] = [];
+
+async function openStore(): Promise<DiskBlobStore> {
+  const store = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock, staleUploadMs: 60 * 60_000 });
+  open.push(store);
+  return store;
+}
+
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+  clock = new ManualClock(Date.now());
+});
+
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+  await cleanup();
+});
+
+const uploadsDir = () => readdir(join(dir, 'uploads'));
+
+describe('DiskBlobStore resumable uploads', () => {
+  it('resumes a session re-opened in the same process and commits it atomically', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob('0123456789abcdefghij');
+    const first = await store.openUpload(digest, 'uuid-1');
+    expect(first.committedSize).toBe(0);
+    await first.append(data.subarray(0, 8));
+    expect(await store.uploadStatus(digest, 'uuid-1')).toBe(8);
+    expect(await store.has(digest)).toBe(false);
+
+    const again = await store.openUpload(digest, 'uuid-1');
+    expect(again.committedSize).toBe(8);
+    await again.append(data.subarray(8));
+    await again.commit();
+    expect(await store.readAll(digest)).toEqual(data);
+    expect(await store.uploadStatus(digest, 'uuid-1')).toBeUndefined();
+    expect(await uploadsDir()).toEqual([]);
+  });
+
+  it('keeps distinct upload ids apart, including ids that sanitize alike', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob('shared content');
+    const a = await store.openUpload(digest, 'x/../y');
+    const b = await store.openUpload(digest, 'x_.._y');
+    await a.append(data.subarray(0, 3));
+    expect(b.committedSize).toBe(0);
+    for (const name of await uploadsDir()) expect(name).not.toContain('/');
+    await b.append(data);
+    await b.commit();
+    await a.abort();
+    expect(await store.readAll(digest)).toEqual(data);
+  });
+
+  it('an aborted upload leaves the blob absent, and a fresh upload then succeeds', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob('abort me halfway please');
+    const s = await store.openUpload(digest, 'u');
+    await s.append(data.subarray(0, 10));
+    await s.abort();
+    await s.abort(); // harmless twice
+    expect(await store.has(digest)).toBe(false);
+    expect(await store.uploadStatus(digest, 'u')).toBeUndefined();
+    expect(await uploadsDir()).toEqual([]);
+
+    const retry = await store.openUpload(digest, 'u');
+    expect(retry.committedSize).toBe(0);
+    await retry.append(data);
+    await retry.commit();
+    expect(await store.readAll(digest)).toEqual(data);
+  });
+
+  it('a session dropped by a crash resumes after restart by rehashing the partial file', async () => {
+    const crashed = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock });
+    const { data, digest } = await blob('survives a restart of the engine', 'blake3');
+    const s = await crashed.openUpload(digest, 'bazel-upload');
+    await s.append(data.subarray(0, 12));
+    // No commit, no abort, no close: the process dies here.
+
+    const store = await openStore();
+    expect(await store.has(digest)).toBe(false);
+    expect(await store.uploadStatus(digest, 'bazel-upload')).toBe(12);
+    const resumed = await store.openUpload(digest, 'bazel-upload');
+    expect(resumed.committedSize).toBe(12);
+    await resumed.append(data.subarray(12));
+    await resumed.commit();
+    expect(await store.readAll(digest)).toEqual(data);
+  });
+
+  it('a partial upload with corrupted bytes fails verification on commit and is dropped', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob('the declared content');
+    const s = await store.openUpload(digest, 'u');
+    await s.append(Buffer.from('THE'));
+    await s.append(data.subarray(3));
+    await expect(s.commit()).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await store.has(digest)).toBe(false);
+    expect(await uploadsDir()).toEqual([]);
+    await expect(s.append(Buffer.from('x'))).rejects.toThrow(/already committed or aborted/);
+  });
+
+  it('rejects bytes beyond the declared size and a commit short of it', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob('exactly this');
+    const s = await store.openUpload(digest, 'long');
+    await expect(s.append(Buffer.concat([data, data]))).rejects.toThrow(/exceeds the declared size/);
+    const short = await store.openUpload(digest, 'short');
+    await short.append(data.subarray(0, 4));
+    await expect(short.commit()).rejects.toThrow(/received 4 bytes/);
+    expect(await store.has(digest)).toBe(false);
+    expect(await uploadsDir()).toEqual([]);
+  });
+
+  it('removes stale partial uploads, idle live sessions and old files alike', async () => {
+    const crashed = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock: new ManualClock() });
+    const { data, digest } = await blob('stale upload content');
+    await (await crashed.openUpload(digest, 'old')).append(data.subarray(0, 5));
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60_000);
+    const [oldName] = await uploadsDir();
+    await utimes(join(dir, 'uploads', oldName!), twoHoursAgo, twoHoursAgo);
+
+    const store = await openStore(); // start-up sweep
+    expect(await uploadsDir()).toEqual([]);
+
+    const live = await store.openUpload(digest, 'idle');
+    await live.append(data.subarray(0, 5));
+    clock.advance(30 * 60_000);
+    expect(await store.sweepUploads()).toBe(0);
+    expect(await store.uploadStatus(digest, 'idle')).toBe(5);
+    clock.advance(31 * 60_000);
+    expect(await store.sweepUploads()).toBe(1);
+    expect(await store.uploadStatus(digest, 'idle')).toBeUndefined();
+    expect(await uploadsDir()).toEqual([]);
+  });
+});
