@@ -1,6 +1,13 @@
 // One import point for the generated protobuf types, plus the small helpers
 // every service needs (Any packing, Timestamp/Duration conversion).
+import * as $protobuf from 'protobufjs/minimal';
 import { build, google } from './gen/protos';
+
+// int64 fields (sizes, offsets) decode as plain numbers, as the generated
+// types declare: protobufjs would otherwise hand out Long objects whenever the
+// `long` package is installed. Sizes stay far below 2^53.
+$protobuf.util.Long = undefined as never;
+$protobuf.configure();
 
 export import reapi = build.bazel.remote.execution.v2;
 export import semver = build.bazel.semver;

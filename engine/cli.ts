@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+// `kiln` command line. Subcommands live in COMMANDS; each parses its own flags.
+// Usage errors print one line on stderr and exit 2; stdout carries only
+// machine-readable lines (the ready line), so scripts can wait on it.
+import { parseArgs } from 'node:util';
+import { CONFIG_KEYS, ConfigError, loadConfig, type RawSettings } from './config-load';
+import { Engine } from './engine';
+
+const EXIT_USAGE = 2;
+
+interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const SERVE_USAGE = `Usage: kiln serve [flags]
+
+Runs the Kiln engine: a Bazel remote cache (REAPI v2) on this machine.
+
+Flags:
+  --host ADDR          interface to listen on (default 127.0.0.1)
+  --port N             gRPC port (default 8980; 0 picks a free port)
+  --http-port N        dashboard/HTTP port (default 8981)
+  --data-dir DIR       where the cache lives (default: per-user app data folder)
+  --cache-size SIZE    cache budget, e.g. 20GiB, 500MB, 1.5TiB or bytes (default 20GiB)
+  --concurrency N      actions run at once (default: CPU count)
+  --queue-size N       actions waiting for a slot (default 10000)
+  --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
+  -h, --help           show this help
+
+When ready, prints "kiln listening grpc://HOST:PORT" on stdout.
+Point Bazel at it with --remote_cache=grpc://HOST:PORT.`;
+
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: 'run the engine (remote cache)', usage: SERVE_USAGE, run: serve },
+};
+
+function mainUsage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `Usage: kiln <command> [flags]\n\nCommands:\n${lines.join('\n')}\n\nRun "kiln <command> --help" for a command's flags.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' && rest[0] ? COMMANDS[rest[0]] : undefined;
+    // Bare `kiln` is a usage error: help goes to stderr and the exit code says so.
+    (name === undefined ? process.stderr : process.stdout).write(`${topic ? topic.usage : mainUsage()}\n`);
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`kiln: unknown command "${name}"; commands are ${Object.keys(COMMANDS).join(', ')} (see kiln --help)\n`);
+    return EXIT_USAGE;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.usage}\n`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+async function serve(args: string[]): Promise<number> {
+  let config;
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        ...Object.fromEntries(CONFIG_KEYS.map((k) => [k, { type: 'string' as const }])),
+        config: { type: 'string' },
+      },
+    });
+    if (positionals.length > 0) throw new ConfigError(`unexpected argument "${positionals[0]}"; kiln serve takes only flags`);
+    const { config: configFile, ...flags } = values as Record<string, string | undefined>;
+    config = loadConfig({ flags: flags as RawSettings, configFile });
+  } catch (err) {
+    process.stderr.write(`kiln serve: ${usageMessage(err)}\n`);
+    return EXIT_USAGE;
+  }
+
+  let engine: Engine;
+  try {
+    engine = await Engine.start({ config, log: (line) => process.stderr.write(`${line}\n`) });
+  } catch (err) {
+    process.stderr.write(`kiln serve: ${(err as Error).message}\n`);
+    return 1;
+  }
+  // Handlers go in before the ready line: a supervisor may signal as soon as it reads it.
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write(`kiln: ${signal} again, exiting without waiting\n`);
+        process.exit(1);
+      }
+      stopping = true;
+      process.stderr.write(`kiln: ${signal}, stopping\n`);
+      engine.stop().then(
+        () => resolve(0),
+        (err) => {
+          process.stderr.write(`kiln: error while stopping: ${(err as Error).message}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  process.stdout.write(`kiln listening ${engine.grpcUrl}\n`);
+  process.stdout.write(`kiln dashboard ${engine.httpUrl}\n`);
+  return stopped;
+}
+
+/** One line for a flag or config problem. */
+function usageMessage(err: unknown): string {
+  if (err instanceof ConfigError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const flag = /'([^']+)'/.exec(e.message)?.[1] ?? 'flag';
+    return `unknown flag ${flag}; allowed are ${[...CONFIG_KEYS, 'config'].map((k) => `--${k}`).join(', ')}`;
+  }
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const flag = /'(--[^' ]+)/.exec(e.message)?.[1] ?? 'this flag';
+    return `${flag} needs a value, as in ${flag} VALUE (write ${flag}=VALUE for a value starting with "-")`;
+  }
+  return e.message?.split('\n')[0] ?? String(err);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`kiln: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,167 @@
+// Turns `kiln serve` flags and an optional YAML/JSON config file into a
+// validated KilnConfig. Keys are the flag names in kebab-case; flags win over
+// the file. Every problem is one ConfigError whose message names the key and
+// what is allowed, so the CLI can print a single line and exit 2.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { defaultConfig, type KilnConfig } from './config';
+
+export class ConfigError extends Error {}
+
+/** The settings a user can give, by flag or config-file key. */
+export const CONFIG_KEYS = ['host', 'port', 'http-port', 'data-dir', 'cache-size', 'concurrency', 'queue-size'] as const;
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+/** Raw values: strings from flags, anything JSON/YAML can hold from a file. */
+export type RawSettings = Partial<Record<ConfigKey, unknown>>;
+
+export interface LoadConfigOptions {
+  /** Values from command-line flags (already split from their names). */
+  flags?: RawSettings;
+  /** Path of a YAML or JSON config file. */
+  configFile?: string;
+  /** Starting point; defaultConfig() when absent. */
+  base?: KilnConfig;
+  /** Relative data-dir flags resolve against this. */
+  cwd?: string;
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): KilnConfig {
+  const config = { ...(opts.base ?? defaultConfig()) };
+  const cwd = opts.cwd ?? process.cwd();
+  if (opts.configFile) {
+    const path = resolve(cwd, opts.configFile);
+    // Paths in a file are relative to the file, so it works from any directory.
+    apply(config, readConfigFile(path), dirname(path), `config file ${path}: `);
+  }
+  apply(config, opts.flags ?? {}, cwd, '');
+  return config;
+}
+
+export function readConfigFile(path: string): RawSettings {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text); // YAML 1.2 is a superset of JSON: one parser serves both.
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML or JSON: ${firstLine((err as Error).message)}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(`config file ${path} must be a mapping of settings (${CONFIG_KEYS.join(', ')})`);
+  }
+  for (const key of Object.keys(data)) {
+    if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(`config file ${path}: unknown key "${key}"; allowed keys are ${CONFIG_KEYS.join(', ')}`);
+    }
+  }
+  return data as RawSettings;
+}
+
+function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: string): void {
+  for (const [key, value] of Object.entries(raw) as [ConfigKey, unknown][]) {
+    if (value === undefined) continue;
+    try {
+      switch (key) {
+        case 'host':
+          config.host = parseHost(value);
+          break;
+        case 'port':
+          config.port = parsePort(value);
+          break;
+        case 'http-port':
+          config.httpPort = parsePort(value);
+          break;
+        case 'data-dir':
+          config.dataDir = resolve(baseDir, parseNonEmpty(value));
+          break;
+        case 'cache-size':
+          config.cacheSizeBytes = parseSize(value);
+          break;
+        case 'concurrency':
+          config.concurrency = parseCount(value, 1, 4096);
+          break;
+        case 'queue-size':
+          config.queueSize = parseCount(value, 1, 10_000_000);
+          break;
+        default:
+          throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
+      }
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`${where}${key}: ${err.message}`);
+      throw err;
+    }
+  }
+}
+
+const UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+/** "20GiB", "500MB", "1.5TiB", "1048576" → bytes. */
+export function parseSize(value: unknown): number {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text);
+  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new ConfigError(
+      `${show(value)} is not a size; use bytes or a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 20GiB)`,
+    );
+  }
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (bytes < 1 || !Number.isSafeInteger(bytes)) throw new ConfigError(`${show(value)} must be at least 1 byte and finite`);
+  return bytes;
+}
+
+function parsePort(value: unknown): number {
+  const n = toInteger(value);
+  if (n === undefined || n < 0 || n > 65535) {
+    throw new ConfigError(`${show(value)} is not a port; use an integer from 0 to 65535 (0 picks a free port)`);
+  }
+  return n;
+}
+
+function parseCount(value: unknown, min: number, max: number): number {
+  const n = toInteger(value);
+  if (n === undefined || n < min || n > max) throw new ConfigError(`${show(value)} is not an integer from ${min} to ${max}`);
+  return n;
+}
+
+function parseHost(value: unknown): string {
+  const host = parseNonEmpty(value);
+  if (/\s|\//.test(host)) throw new ConfigError(`${show(value)} is not a host; use an address like 127.0.0.1, ::1 or 0.0.0.0`);
+  return host;
+}
+
+function parseNonEmpty(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') throw new ConfigError(`${show(value)} must be a non-empty string`);
+  return value.trim();
+}
+
+function toInteger(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : undefined;
+  if (typeof value === 'string' && /^\s*\d+\s*$/.test(value)) return Number(value);
+  return undefined;
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? `"${value}"` : JSON.stringify(value) ?? String(value);
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}

@@ -1,0 +1,251 @@
+// The composition root: builds the stores, the event bus and the gRPC server
+// from a KilnConfig, and takes them down again in order. Components are wired
+// here and nowhere else; each section below is where a new one plugs in.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { systemClock, uuidIds, type Clock, type IdSource } from './clock';
+import type { KilnConfig } from './config';
+import { EventBus } from './events/event-bus';
+import {
+  ActionCacheService,
+  ByteStreamService,
+  CapabilitiesService,
+  ContentAddressableStorageService,
+  LogStreamService,
+} from './grpc/services';
+import { createActionCacheService } from './reapi/action-cache';
+import { createByteStreamService, type LiveResourceReader } from './reapi/bytestream';
+import { createCapabilitiesService } from './reapi/capabilities';
+import { createCasService } from './reapi/cas';
+import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
+import type { BlobStore } from './store/blob-store';
+import { DiskBlobStore } from './store/disk-store';
+import { ObservedBlobStore } from './store/observed-store';
+import { Observability } from './http/observability';
+
+export interface EngineOptions {
+  config: KilnConfig;
+  /** Replaces the on-disk CAS (tests). The engine still wraps it for events and closes it on stop. */
+  blobStore?: BlobStore;
+  /** Replaces the on-disk action cache (tests). Closed on stop. */
+  actionCache?: ActionCacheStore;
+  clock?: Clock;
+  ids?: IdSource;
+  /** Human-readable progress lines (the CLI sends them to stderr). */
+  log?: (line: string) => void;
+}
+
+/** Room above max_batch_total_size_bytes so our own check, not the transport, answers oversized batches. */
+const MESSAGE_LIMIT_HEADROOM = 64 * 1024 * 1024;
+const DEFAULT_DRAIN_MS = 5_000;
+
+export class Engine {
+  /** ByteStream asks these before parsing blob names; components add theirs (live logs) at start. */
+  readonly liveReaders: LiveResourceReader[] = [];
+  /** Live logs, metrics, history and the dashboard HTTP API (engine/http/observability.ts). */
+  observability!: Observability;
+  private readonly server: grpc.Server;
+  private port = 0;
+  private executionOn: boolean;
+  private inFlight = new InFlight();
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: KilnConfig,
+    readonly events: EventBus,
+    readonly store: BlobStore,
+    readonly actionCache: ActionCacheStore,
+    readonly clock: Clock,
+    readonly ids: IdSource,
+    private readonly log: (line: string) => void,
+  ) {
+    this.executionOn = config.executionEnabled;
+    const messageLimit = config.maxBatchTotalSizeBytes + MESSAGE_LIMIT_HEADROOM;
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': messageLimit,
+      'grpc.max_send_message_length': messageLimit,
+    });
+  }
+
+  static async start(opts: EngineOptions): Promise<Engine> {
+    const { config } = opts;
+    const clock = opts.clock ?? systemClock;
+    const log = opts.log ?? (() => {});
+    await mkdir(config.dataDir, { recursive: true });
+
+    // --- Storage -------------------------------------------------------------
+    const events = new EventBus();
+    const rawStore =
+      opts.blobStore ??
+      (await DiskBlobStore.open({ dir: join(config.dataDir, 'cas'), budgetBytes: config.cacheSizeBytes, events, clock }));
+    let actionCache: ActionCacheStore;
+    try {
+      actionCache = opts.actionCache ?? (await DiskActionCacheStore.open({ dir: join(config.dataDir, 'ac'), clock }));
+    } catch (err) {
+      await rawStore.close();
+      throw err;
+    }
+    const store = new ObservedBlobStore(rawStore, events, clock);
+    const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log);
+
+    try {
+      // --- Scheduler, workers, live logs: create here, before services that use them.
+      engine.observability = new Observability({ config, events, storeStats: () => store.stats(), clock });
+      engine.liveReaders.push(engine.observability.logStreams);
+      engine.registerServices();
+      await engine.listen();
+      // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
+      await engine.observability.startHttp({
+        grpcUrl: () => engine.grpcUrl,
+        executing: () => engine.executionEnabled,
+        setExecution: (enabled) => engine.setExecutionEnabled(enabled),
+      });
+    } catch (err) {
+      await engine.stop({ drainMs: 0 });
+      throw err;
+    }
+    log(`kiln: data in ${config.dataDir}, cache budget ${config.cacheSizeBytes} bytes`);
+    return engine;
+  }
+
+  get grpcPort(): number {
+    return this.port;
+  }
+
+  get grpcUrl(): string {
+    const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
+    return `grpc://${host}:${this.port}`;
+  }
+
+  get httpPort(): number {
+    return this.observability.httpPort;
+  }
+
+  get httpUrl(): string {
+    return this.observability.httpUrl;
+  }
+
+  /** Bearer token for the HTTP API (also in {dataDir}/http-token). */
+  get httpToken(): string {
+    return this.observability.token;
+  }
+
+  get metrics() {
+    return this.observability.metrics;
+  }
+
+  get history() {
+    return this.observability.history;
+  }
+
+  get logs() {
+    return this.observability.logs;
+  }
+
+  get logStreams() {
+    return this.observability.logStreams;
+  }
+
+  get executionEnabled(): boolean {
+    return this.executionOn;
+  }
+
+  setExecutionEnabled(enabled: boolean): void {
+    if (enabled === this.executionOn) return;
+    this.executionOn = enabled;
+    this.events.emit({ type: 'execution.toggled', at: this.clock.now(), enabled });
+    this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
+  }
+
+  /** Stops accepting calls, lets running ones finish for up to drainMs, then closes the stores. */
+  stop(opts: { drainMs?: number } = {}): Promise<void> {
+    this.stopping ??= this.shutdown(opts.drainMs ?? DEFAULT_DRAIN_MS);
+    return this.stopping;
+  }
+
+  private registerServices(): void {
+    const { store, actionCache, events, clock, config } = this;
+    const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) =>
+      this.server.addService(def, this.inFlight.track(impl));
+
+    add(CapabilitiesService, createCapabilitiesService({
+      maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes,
+      executionEnabled: () => this.executionOn,
+    }));
+    add(ContentAddressableStorageService, createCasService({ store, maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes }));
+    add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders }));
+    add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock }));
+    add(LogStreamService, this.observability.logStreams.service());
+    // Execution and Operations services register here.
+  }
+
+  private listen(): Promise<void> {
+    const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${this.config.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) return reject(new Error(`cannot listen on ${host}:${this.config.port}: ${err.message}`));
+        this.port = port;
+        resolve();
+      });
+    });
+  }
+
+  private async shutdown(drainMs: number): Promise<void> {
+    // Real timers on purpose: an injected test clock must not be able to stall shutdown.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, drainMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    // Cancelled handlers still unwind (an upload closing its file); let them before closing stores.
+    await this.inFlight.idle(DEFAULT_DRAIN_MS);
+    await this.observability?.stop();
+    await Promise.allSettled([this.store.close(), this.actionCache.close()]);
+    this.log('kiln: stopped');
+  }
+}
+
+/** Counts running handler invocations, so shutdown can wait for them to unwind. */
+class InFlight {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  track(impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
+    const tracked: grpc.UntypedServiceImplementation = {};
+    for (const [name, handler] of Object.entries(impl)) {
+      tracked[name] = ((...args: unknown[]) => {
+        this.count++;
+        let result: unknown;
+        try {
+          result = (handler as (...a: unknown[]) => unknown)(...args);
+        } finally {
+          Promise.resolve(result).finally(() => this.done());
+        }
+      }) as grpc.UntypedHandleCall;
+    }
+    return tracked;
+  }
+
+  /** Resolves when nothing runs, or after maxMs. */
+  idle(maxMs: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private done(): void {
+    this.count--;
+    if (this.count === 0) for (const w of this.waiters.splice(0)) w();
+  }
+}

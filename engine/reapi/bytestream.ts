@@ -1,0 +1,246 @@
+// ByteStream service: streamed blob reads (with offset/limit), resumable
+// uploads, and reads of live resources (log streams) owned by other components.
+import type * as grpc from '@grpc/grpc-js';
+import { digestKey } from '../digest';
+import { bytestream } from '../proto';
+import { BlobNotFoundError, DigestMismatchError, type BlobStore, type UploadSession } from '../store/blob-store';
+import { GrpcError, Status, invalidArgument, notFound, toServiceError } from '../grpc/status';
+import { parseReadResourceName, parseWriteResourceName, type UploadResource } from './resource-names';
+
+/** Largest data chunk in one ReadResponse. */
+export const MAX_READ_CHUNK_BYTES = 1024 * 1024;
+
+/** A ByteStream resource that is not a CAS blob, e.g. a log stream still being written. */
+export interface LiveResourceReader {
+  /** True when this reader serves `resourceName` (checked before blob names are parsed). */
+  owns(resourceName: string): boolean;
+  /** Streams [offset, offset+limit) into `sink` (limit 0: no limit); resolves when finished; throws GrpcError. */
+  read(
+    resourceName: string,
+    offset: number,
+    limit: number,
+    sink: (chunk: Buffer) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void>;
+}
+
+export interface ByteStreamOptions {
+  store: BlobStore;
+  liveReaders?: LiveResourceReader[];
+}
+
+export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedServiceImplementation {
+  const { store } = opts;
+  const liveReaders = opts.liveReaders ?? [];
+  const uploadLocks = new KeyedLock();
+
+  return {
+    async read(call: grpc.ServerWritableStream<bytestream.ReadRequest, bytestream.ReadResponse>) {
+      const signal = callAbortSignal(call);
+      try {
+        const { resourceName } = call.request;
+        const offset = int64(call.request.readOffset);
+        const limit = int64(call.request.readLimit);
+        if (offset < 0) throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is negative`);
+        if (limit < 0) throw invalidArgument(`read_limit ${limit} is negative; use 0 to read to the end`, 'read_limit');
+        const sink = (chunk: Buffer) =>
+          writeWithBackpressure(call, bytestream.ReadResponse.create({ data: chunk }), signal);
+
+        const live = liveReaders.find((r) => r.owns(resourceName));
+        if (live) {
+          await live.read(resourceName, offset, limit, sink, signal);
+        } else {
+          await readBlob(store, resourceName, offset, limit, sink, signal);
+        }
+        if (!signal.aborted) call.end();
+      } catch (err) {
+        // A cancelled call has no one to tell.
+        if (!signal.aborted) call.emit('error', toServiceError(err));
+      }
+    },
+
+    async write(
+      call: grpc.ServerReadableStream<bytestream.WriteRequest, bytestream.WriteResponse>,
+      callback: grpc.sendUnaryData<bytestream.WriteResponse>,
+    ) {
+      let release: (() => void) | undefined;
+      try {
+        let upload: UploadResource | undefined;
+        let session: UploadSession | undefined;
+        let firstName = '';
+        for await (const req of call as AsyncIterable<bytestream.WriteRequest>) {
+          if (!upload || !session) {
+            firstName = req.resourceName;
+            if (!firstName) throw invalidArgument('the first WriteRequest must set resource_name', 'resource_name');
+            upload = parseWriteResourceName(firstName);
+            if (await store.has(upload.digest)) {
+              // Someone already uploaded it: end early, the client stops sending.
+              return callback(null, bytestream.WriteResponse.create({ committedSize: upload.digest.size }));
+            }
+            // One stream at a time per upload: a resumed stream waits for the one it replaces to wind down.
+            release = await uploadLocks.acquire(`${upload.uploadId}/${digestKey(upload.digest)}`);
+            if (await store.has(upload.digest)) {
+              return callback(null, bytestream.WriteResponse.create({ committedSize: upload.digest.size }));
+            }
+            session = await openAt(store, upload, int64(req.writeOffset));
+          } else {
+            if (req.resourceName && req.resourceName !== firstName) {
+              throw invalidArgument(
+                `resource_name changed within one write stream ("${firstName}" → "${req.resourceName}")`,
+                'resource_name',
+              );
+            }
+            if (int64(req.writeOffset) !== session.committedSize) {
+              throw invalidArgument(
+                `write_offset ${int64(req.writeOffset)} does not continue the upload: ${session.committedSize} bytes are committed`,
+                'write_offset',
+              );
+            }
+          }
+          const size = upload.digest.size;
+          if (session.committedSize + req.data.byteLength > size) {
+            await session.abort();
+            throw invalidArgument(
+              `upload of ${upload.digest.hash} sent more than its declared ${size} bytes; the partial upload was discarded`,
+            );
+          }
+          if (req.data.byteLength > 0) await session.append(req.data);
+          if (req.finishWrite) {
+            await commit(session, upload);
+            return callback(null, bytestream.WriteResponse.create({ committedSize: size }));
+          }
+        }
+        if (!upload || !session) throw invalidArgument('the write stream carried no requests', 'resource_name');
+        // Ended without finish_write: keep the bytes so a later stream can resume.
+        callback(null, bytestream.WriteResponse.create({ committedSize: session.committedSize }));
+      } catch (err) {
+        if (call.cancelled) return; // The client went away; its partial upload stays resumable.
+        callback(toServiceError(err));
+      } finally {
+        release?.();
+      }
+    },
+
+    async queryWriteStatus(
+      call: grpc.ServerUnaryCall<bytestream.QueryWriteStatusRequest, bytestream.QueryWriteStatusResponse>,
+      callback: grpc.sendUnaryData<bytestream.QueryWriteStatusResponse>,
+    ) {
+      try {
+        const { digest, uploadId } = parseWriteResourceName(call.request.resourceName);
+        if (await store.has(digest)) {
+          return callback(null, bytestream.QueryWriteStatusResponse.create({ committedSize: digest.size, complete: true }));
+        }
+        const committed = (await store.uploadStatus(digest, uploadId)) ?? 0;
+        callback(null, bytestream.QueryWriteStatusResponse.create({ committedSize: committed, complete: false }));
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+  };
+}
+
+async function readBlob(
+  store: BlobStore,
+  resourceName: string,
+  offset: number,
+  limit: number,
+  sink: (chunk: Buffer) => Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
+  const { digest } = parseReadResourceName(resourceName);
+  if (offset > digest.size) {
+    throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is past the end of the ${digest.size}-byte blob`);
+  }
+  let source;
+  try {
+    source = await store.read(digest, { offset, limit });
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) throw notFound(err.message);
+    throw err;
+  }
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      for (let at = 0; at < chunk.byteLength && !signal.aborted; at += MAX_READ_CHUNK_BYTES) {
+        await sink(chunk.subarray(at, at + MAX_READ_CHUNK_BYTES));
+      }
+      if (signal.aborted) break;
+    }
+  } finally {
+    source.destroy();
+  }
+}
+
+/** Opens the upload at the client's offset: 0 restarts it, anything else must match what is committed. */
+async function openAt(store: BlobStore, upload: UploadResource, writeOffset: number): Promise<UploadSession> {
+  let session = await store.openUpload(upload.digest, upload.uploadId);
+  if (writeOffset === session.committedSize) return session;
+  if (writeOffset === 0) {
+    await session.abort();
+    session = await store.openUpload(upload.digest, upload.uploadId);
+    return session;
+  }
+  throw invalidArgument(
+    `write_offset ${writeOffset} does not match the ${session.committedSize} bytes committed for this upload; ` +
+      'call QueryWriteStatus and resume from committed_size, or restart at 0',
+    'write_offset',
+  );
+}
+
+async function commit(session: UploadSession, upload: UploadResource): Promise<void> {
+  try {
+    await session.commit();
+  } catch (err) {
+    if (!(err instanceof DigestMismatchError)) throw err;
+    await session.abort().catch(() => undefined); // Already gone in most stores; never keep bad bytes.
+    throw invalidArgument(`upload of ${upload.digest.hash}/${upload.digest.size} rejected: ${err.message}`);
+  }
+}
+
+/** int64 fields may decode as Long objects; offsets here are always within safe integers. */
+function int64(value: unknown): number {
+  return Number(value ?? 0);
+}
+
+/** Aborts when the client cancels the call, so producers stop early. */
+export function callAbortSignal(call: { cancelled: boolean; on(event: 'cancelled', fn: () => void): unknown }): AbortSignal {
+  const ac = new AbortController();
+  if (call.cancelled) ac.abort();
+  else call.on('cancelled', () => ac.abort());
+  return ac.signal;
+}
+
+/** Writes one message and waits for 'drain' when the transport buffer is full (or the call is cancelled). */
+export function writeWithBackpressure<T>(
+  call: grpc.ServerWritableStream<unknown, T>,
+  message: T,
+  signal: AbortSignal,
+): Promise<void> {
+  if (signal.aborted || call.write(message)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Serialises work per key; acquire resolves with a release function. */
+class KeyedLock {
+  private tails = new Map<string, Promise<void>>();
+
+  async acquire(key: string): Promise<() => void> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = previous.then(() => mine);
+    this.tails.set(key, tail);
+    await previous;
+    return () => {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    };
+  }
+}

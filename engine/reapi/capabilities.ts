@@ -1,0 +1,59 @@
+// Capabilities service: what this server implements, so clients pick digest
+// functions, batch sizes and whether to ask for remote execution.
+import type * as grpc from '@grpc/grpc-js';
+import { DIGEST_FUNCTIONS, SUPPORTED_DIGEST_FUNCTIONS } from '../digest';
+import { reapi, semver } from '../proto';
+import { toServiceError } from '../grpc/status';
+import { validateInstanceName } from './resource-names';
+
+export interface CapabilitiesOptions {
+  maxBatchTotalSizeBytes: number;
+  /** Read on every call: execution can be switched on and off while running. */
+  executionEnabled: () => boolean;
+}
+
+/**
+ * 2.3 is what the cache services honour in full: digest_function on every
+ * request, function-named ByteStream resources, and blake3.
+ */
+export const LOW_API_VERSION = { major: 2, minor: 0 };
+export const HIGH_API_VERSION = { major: 2, minor: 3 };
+
+export function serverCapabilities(opts: CapabilitiesOptions): reapi.ServerCapabilities {
+  const digestFunctions = SUPPORTED_DIGEST_FUNCTIONS.map((n) => DIGEST_FUNCTIONS[n].value);
+  return reapi.ServerCapabilities.create({
+    cacheCapabilities: {
+      digestFunctions,
+      actionCacheUpdateCapabilities: { updateEnabled: true },
+      maxBatchTotalSizeBytes: opts.maxBatchTotalSizeBytes,
+      symlinkAbsolutePathStrategy: reapi.SymlinkAbsolutePathStrategy.Value.DISALLOWED,
+      // No compressors: clients then never send compressed-blobs resources.
+      supportedCompressors: [],
+      supportedBatchUpdateCompressors: [],
+    },
+    executionCapabilities: {
+      digestFunction: reapi.DigestFunction.Value.SHA256,
+      digestFunctions,
+      execEnabled: opts.executionEnabled(),
+    },
+    deprecatedApiVersion: semver.SemVer.create(LOW_API_VERSION),
+    lowApiVersion: semver.SemVer.create(LOW_API_VERSION),
+    highApiVersion: semver.SemVer.create(HIGH_API_VERSION),
+  });
+}
+
+export function createCapabilitiesService(opts: CapabilitiesOptions): grpc.UntypedServiceImplementation {
+  return {
+    getCapabilities(
+      call: grpc.ServerUnaryCall<reapi.GetCapabilitiesRequest, reapi.ServerCapabilities>,
+      callback: grpc.sendUnaryData<reapi.ServerCapabilities>,
+    ) {
+      try {
+        validateInstanceName(call.request.instanceName ?? '');
+        callback(null, serverCapabilities(opts));
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+  };
+}

@@ -1,0 +1,214 @@
+// ContentAddressableStorage service: presence checks, small-blob batches and
+// directory tree walks. Large blobs go through ByteStream instead.
+import type * as grpc from '@grpc/grpc-js';
+import { digestKey, type BlobDigest, type DigestFunctionInfo } from '../digest';
+import { reapi } from '../proto';
+import { BlobNotFoundError, DigestMismatchError, type BlobStore } from '../store/blob-store';
+import { GrpcError, Status, invalidArgument, notFound, statusOk, toServiceError } from '../grpc/status';
+import { requestDigest, requestDigestFunction, validateInstanceName } from './resource-names';
+import { callAbortSignal, writeWithBackpressure } from './bytestream';
+
+export interface CasOptions {
+  store: BlobStore;
+  maxBatchTotalSizeBytes: number;
+}
+
+/** Directories per GetTree page when the client asks for none (or more). */
+const MAX_TREE_PAGE_ITEMS = 10_000;
+/** Encoded bytes per GetTree page, well under a client's default 4 MiB receive limit. */
+const MAX_TREE_PAGE_BYTES = 2 * 1024 * 1024;
+
+export function createCasService(opts: CasOptions): grpc.UntypedServiceImplementation {
+  const { store, maxBatchTotalSizeBytes: limit } = opts;
+
+  return {
+    async findMissingBlobs(
+      call: grpc.ServerUnaryCall<reapi.FindMissingBlobsRequest, reapi.FindMissingBlobsResponse>,
+      callback: grpc.sendUnaryData<reapi.FindMissingBlobsResponse>,
+    ) {
+      try {
+        const req = call.request;
+        validateInstanceName(req.instanceName);
+        const fn = requestDigestFunction(req.digestFunction);
+        const digests = req.blobDigests.map((d, i) => requestDigest(d, fn, `blob_digests[${i}]`));
+        const missing = await store.findMissing(digests);
+        callback(null, reapi.FindMissingBlobsResponse.create({ missingBlobDigests: missing.map(wire) }));
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+
+    async batchUpdateBlobs(
+      call: grpc.ServerUnaryCall<reapi.BatchUpdateBlobsRequest, reapi.BatchUpdateBlobsResponse>,
+      callback: grpc.sendUnaryData<reapi.BatchUpdateBlobsResponse>,
+    ) {
+      try {
+        const req = call.request;
+        validateInstanceName(req.instanceName);
+        const total = req.requests.reduce((n, r) => n + (r.data?.byteLength ?? 0), 0);
+        if (total > limit) throw overLimit('upload', total, limit);
+        const fn = requestDigestFunction(req.digestFunction);
+        const responses = await Promise.all(
+          req.requests.map(async (r, i) => {
+            const status = await perBlob(async () => {
+              if (r.compressor) {
+                throw invalidArgument(`requests[${i}]: compressor ${r.compressor} is not supported; send the blob uncompressed`);
+              }
+              const digest = requestDigest(r.digest, fn, `requests[${i}].digest`);
+              await store.writeAll(digest, r.data ?? new Uint8Array());
+            });
+            return { digest: r.digest, status };
+          }),
+        );
+        callback(null, reapi.BatchUpdateBlobsResponse.create({ responses }));
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+
+    async batchReadBlobs(
+      call: grpc.ServerUnaryCall<reapi.BatchReadBlobsRequest, reapi.BatchReadBlobsResponse>,
+      callback: grpc.sendUnaryData<reapi.BatchReadBlobsResponse>,
+    ) {
+      try {
+        const req = call.request;
+        validateInstanceName(req.instanceName);
+        const total = req.digests.reduce((n, d) => n + Math.max(0, Number(d.sizeBytes ?? 0)), 0);
+        if (total > limit) throw overLimit('read', total, limit);
+        const fn = requestDigestFunction(req.digestFunction);
+        const responses = await Promise.all(
+          req.digests.map(async (d, i) => {
+            let data: Uint8Array = new Uint8Array();
+            const status = await perBlob(async () => {
+              data = await store.readAll(requestDigest(d, fn, `digests[${i}]`));
+            });
+            return { digest: d, data, status, compressor: reapi.Compressor.Value.IDENTITY };
+          }),
+        );
+        callback(null, reapi.BatchReadBlobsResponse.create({ responses }));
+      } catch (err) {
+        callback(toServiceError(err));
+      }
+    },
+
+    async getTree(call: grpc.ServerWritableStream<reapi.GetTreeRequest, reapi.GetTreeResponse>) {
+      try {
+        await streamTree(store, call);
+        call.end();
+      } catch (err) {
+        call.emit('error', toServiceError(err));
+      }
+    },
+  };
+}
+
+/** Runs one blob's part of a batch; its failure becomes that blob's status, not the call's. */
+async function perBlob(work: () => Promise<void>) {
+  try {
+    await work();
+    return statusOk();
+  } catch (err) {
+    if (err instanceof GrpcError) return err.toStatus();
+    if (err instanceof DigestMismatchError) return invalidArgument(err.message).toStatus();
+    if (err instanceof BlobNotFoundError) return notFound(err.message).toStatus();
+    return new GrpcError(Status.INTERNAL, `internal error: ${(err as Error).message ?? err}`).toStatus();
+  }
+}
+
+function overLimit(what: 'upload' | 'read', total: number, limit: number): GrpcError {
+  return invalidArgument(
+    `batch ${what} of ${total} bytes exceeds max_batch_total_size_bytes (${limit}); split the batch or use ByteStream for large blobs`,
+  );
+}
+
+function wire(d: BlobDigest): reapi.Digest {
+  return reapi.Digest.create({ hash: d.hash, sizeBytes: d.size });
+}
+
+/**
+ * Walks the tree breadth-first and streams it in pages. The page token is the
+ * walk's frontier (directories not yet sent), so resuming needs no server state.
+ */
+async function streamTree(
+  store: BlobStore,
+  call: grpc.ServerWritableStream<reapi.GetTreeRequest, reapi.GetTreeResponse>,
+): Promise<void> {
+  const req = call.request;
+  validateInstanceName(req.instanceName);
+  const fn = requestDigestFunction(req.digestFunction);
+  const root = requestDigest(req.rootDigest, fn, 'root_digest');
+  if (req.pageSize < 0) throw invalidArgument(`page_size ${req.pageSize} is negative`, 'page_size');
+  const pageSize = req.pageSize > 0 ? Math.min(req.pageSize, MAX_TREE_PAGE_ITEMS) : MAX_TREE_PAGE_ITEMS;
+
+  let frontier: BlobDigest[];
+  if (req.pageToken) {
+    frontier = decodePageToken(req.pageToken, root, fn);
+  } else {
+    if (!(await store.has(root))) throw notFound(`root directory ${root.hash}/${root.size} is not in the CAS`);
+    frontier = [root];
+  }
+  const seen = new Set(frontier.map(digestKey));
+  const signal = callAbortSignal(call);
+
+  while (frontier.length > 0 && !signal.aborted) {
+    const page: reapi.Directory[] = [];
+    let bytes = 0;
+    while (frontier.length > 0 && page.length < pageSize && bytes < MAX_TREE_PAGE_BYTES) {
+      const digest = frontier.shift()!;
+      const dir = await readDirectory(store, digest, digest === root && !req.pageToken);
+      if (!dir) continue; // Missing subtrees are omitted, as the spec allows.
+      page.push(dir);
+      bytes += digest.size;
+      for (const [i, child] of dir.directories.entries()) {
+        const d = requestDigest(child.digest, fn, `directory ${digest.hash}: directories[${i}].digest`);
+        if (!seen.has(digestKey(d))) {
+          seen.add(digestKey(d));
+          frontier.push(d);
+        }
+      }
+    }
+    // Drop missing directories at the head now, so no token leads to an empty page.
+    while (frontier.length > 0 && !(await store.has(frontier[0]!))) frontier.shift();
+    const nextPageToken = frontier.length > 0 ? encodePageToken(root, frontier) : '';
+    await writeWithBackpressure(call, reapi.GetTreeResponse.create({ directories: page, nextPageToken }), signal);
+  }
+}
+
+async function readDirectory(store: BlobStore, digest: BlobDigest, isRoot: boolean): Promise<reapi.Directory | undefined> {
+  let data: Buffer;
+  try {
+    data = await store.readAll(digest);
+  } catch (err) {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    if (isRoot) throw notFound(`root directory ${digest.hash}/${digest.size} is not in the CAS`);
+    return undefined;
+  }
+  try {
+    return reapi.Directory.decode(data);
+  } catch (err) {
+    throw invalidArgument(`blob ${digest.hash}/${digest.size} in the tree is not a Directory message: ${(err as Error).message}`);
+  }
+}
+
+const TOKEN_VERSION = 'v1';
+
+function encodePageToken(root: BlobDigest, frontier: BlobDigest[]): string {
+  const body = [TOKEN_VERSION, root.fn, root.hash, ...frontier.map((d) => `${d.hash}/${d.size}`)].join(',');
+  return Buffer.from(body).toString('base64url');
+}
+
+function decodePageToken(token: string, root: BlobDigest, fn: DigestFunctionInfo): BlobDigest[] {
+  const bad = (why: string) =>
+    invalidArgument(`page_token is not one this server issued for root ${root.hash}/${root.size} (${why}); start again without a token`, 'page_token');
+  const [version, fnName, rootHash, ...rest] = Buffer.from(token, 'base64url').toString('utf8').split(',');
+  if (version !== TOKEN_VERSION) throw bad('unknown format');
+  if (fnName !== fn.name || rootHash !== root.hash) throw bad('it belongs to another tree');
+  return rest.map((entry, i) => {
+    const [hash, size] = entry.split('/');
+    try {
+      return requestDigest({ hash, sizeBytes: Number(size) }, fn, `page_token[${i}]`);
+    } catch {
+      throw bad('corrupt entry');
+    }
+  });
+}

@@ -1,0 +1,3 @@
+export * from './clients';
+export * from './engine';
+export * from './blobs';
