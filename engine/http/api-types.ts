@@ -1,0 +1,272 @@
+// Every JSON shape the dashboard HTTP API returns, and the Server-Sent Event payloads.
+// Pure types with no imports: the Svelte renderer imports this file type-only.
+// Stable contract: add optional fields, never rename or remove.
+
+/** Times are milliseconds since the epoch; durations are milliseconds; sizes are bytes. */
+
+export type ActionState = 'queued' | 'running' | 'finished';
+export type ActionOutcomeName = 'success' | 'failure' | 'timeout' | 'cancelled' | 'error' | 'cached';
+export type ActionStage = 'queued' | 'fetching-inputs' | 'running' | 'uploading-outputs' | 'finished';
+export type LogStreamName = 'stdout' | 'stderr';
+
+/** GET /api/status */
+export interface ApiStatus {
+  /** The engine is up and answering gRPC. */
+  serving: boolean;
+  /** The execution switch: false means Execute is refused and the cache still serves. */
+  executing: boolean;
+  /** e.g. "grpc://127.0.0.1:8980" — what to put in --remote_executor. */
+  grpcUrl: string;
+  /** e.g. "http://127.0.0.1:8981/" */
+  httpUrl: string;
+  version: string;
+  uptimeMs: number;
+  /** Interface the engine listens on. */
+  host: string;
+  /** Present when exposed beyond loopback. */
+  lan?: { addresses: string[]; tokenRequired: boolean };
+  /** Instance names seen so far (empty string is the default instance). */
+  instanceNames?: string[];
+  /** Worker slots. */
+  concurrency: number;
+  cacheBudgetBytes: number;
+}
+
+/** The action currently occupying a worker slot. */
+export interface SlotAction {
+  id: string;
+  mnemonic?: string;
+  target?: string;
+  argv0?: string;
+  /** When the slot became busy with this action. */
+  since: number;
+}
+
+export interface SlotSnapshot {
+  slot: number;
+  busy: boolean;
+  current?: SlotAction;
+  /** Time-weighted busy fraction in [0, 1]. */
+  utilization1m: number;
+  utilization1h: number;
+}
+
+export interface HistogramBucket {
+  /** Inclusive upper bound in the histogram's unit; the last bucket is Infinity serialized as null. */
+  le: number | null;
+  /** Cumulative count of observations ≤ le. */
+  count: number;
+}
+
+export interface HistogramSnapshot {
+  unit: 'ms';
+  buckets: HistogramBucket[];
+  sum: number;
+  count: number;
+}
+
+export interface HitRate {
+  hits: number;
+  misses: number;
+  /** hits / (hits + misses); null when nothing was looked up yet. */
+  rate: number | null;
+}
+
+/** GET /api/metrics, and the `metrics` SSE event. */
+export interface MetricsSnapshot {
+  at: number;
+  queueDepth: number;
+  running: number;
+  slots: SlotSnapshot[];
+  /** Mean of per-slot utilization. */
+  utilization1m: number;
+  utilization1h: number;
+  actionCache: HitRate;
+  /** From FindMissingBlobs lookups: a hit is a blob the client did not need to upload. */
+  cas: HitRate;
+  bytes: {
+    /** Totals since start. */
+    inTotal: number;
+    outTotal: number;
+    /** Bytes per second over the last ~10 s. */
+    inRate: number;
+    outRate: number;
+  };
+  store: {
+    bytes: number;
+    budgetBytes: number;
+    blobs: number;
+    evictions: number;
+  };
+  actions: {
+    /** Finished actions per second over the last minute. */
+    perSecond: number;
+    finishedTotal: number;
+    byOutcome: Record<ActionOutcomeName, number>;
+  };
+  histograms: {
+    /** Queued → finished. */
+    durationMs: HistogramSnapshot;
+    /** Queued → started. */
+    queueTimeMs: HistogramSnapshot;
+  };
+  /** Sampled in the background every few seconds; null until the first sample. */
+  host: HostSnapshot | null;
+  authRejections: number;
+  executionEnabled: boolean;
+}
+
+export interface HostSnapshot {
+  sampledAt: number;
+  /** CPU load in [0, 1]. */
+  cpu: number;
+  cores: number;
+  memUsedBytes: number;
+  memTotalBytes: number;
+  /** The disk holding the data directory. */
+  diskUsedBytes: number;
+  diskTotalBytes: number;
+}
+
+/** One row in the action list. */
+export interface ActionSummary {
+  /** Operation id (the part after "operations/"). */
+  id: string;
+  state: ActionState;
+  /** Present once finished. */
+  outcome?: ActionOutcomeName;
+  /** Answered from the action cache without running. */
+  cached: boolean;
+  mnemonic?: string;
+  target?: string;
+  argv0?: string;
+  exitCode?: number;
+  /** Current stage, useful while running. */
+  stage: ActionStage;
+  queuedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Total so far while running; final once finished. */
+  durationMs?: number;
+  instance: string;
+  actionDigest: string;
+  slot?: number;
+}
+
+export interface ActionOutput {
+  path: string;
+  bytes: number;
+  kind: 'file' | 'directory' | 'symlink';
+}
+
+export interface ActionTiming {
+  queuedMs: number;
+  inputFetchMs: number;
+  executionMs: number;
+  outputUploadMs: number;
+  totalMs: number;
+}
+
+/** GET /api/actions/{id} */
+export interface ActionDetail extends ActionSummary {
+  argv: string[];
+  env: Record<string, string>;
+  platform: Record<string, string>;
+  workingDirectory: string;
+  outputPaths: string[];
+  timeoutMs?: number;
+  doNotCache?: boolean;
+  inputFiles?: number;
+  inputBytes?: number;
+  outputs: ActionOutput[];
+  timing?: ActionTiming;
+  stdoutDigest?: string;
+  stderrDigest?: string;
+  message?: string;
+  /** Whether GET /api/actions/{id}/stdout|stderr can still serve the log (retention). */
+  logs: { stdout: boolean; stderr: boolean };
+}
+
+/** GET /api/actions?state=&outcome=&q=&cursor=&limit= — newest first. */
+export interface ActionPage {
+  items: ActionSummary[];
+  /** Pass as ?cursor= for the next (older) page; absent at the end. */
+  nextCursor?: string;
+  /** Number of actions matching the filter. */
+  total: number;
+}
+
+/** Every non-2xx JSON response. */
+export interface ApiError {
+  error: { code: number; status: string; message: string };
+}
+
+/** POST /api/execution body and response. */
+export interface ExecutionRequest {
+  enabled: boolean;
+}
+export interface ExecutionResponse {
+  executing: boolean;
+}
+
+// ---- Server-Sent Events on GET /api/events?follow=ID,ID ----
+// Each event is `event: <name>\ndata: <JSON>\n\n`. Heartbeats are SSE comments (": hb").
+
+export interface SseMetricsEvent {
+  event: 'metrics';
+  data: MetricsSnapshot;
+}
+
+export interface SseActionEvent {
+  event: 'action';
+  data: { kind: 'queued' | 'started' | 'stage' | 'finished'; action: ActionSummary };
+}
+
+/** A chunk of a followed action's log; data is UTF-8 text (may split a multi-byte character only at chunk edges, decoded leniently). */
+export interface LogChunk {
+  id: string;
+  stream: LogStreamName;
+  /** Byte offset of this chunk in the log. */
+  offset: number;
+  data: string;
+}
+export interface SseLogEvent {
+  event: 'log';
+  data: LogChunk;
+}
+
+/**
+ * The client fell behind (its socket buffer passed the server's bound): bytes
+ * [from, to) were skipped and the stream continues at `to`. Fetch the whole log from
+ * GET /api/actions/{id}/{stream} if needed.
+ */
+export interface LogGap {
+  id: string;
+  stream: LogStreamName;
+  from: number;
+  to: number;
+}
+export interface SseLogGapEvent {
+  event: 'log-gap';
+  data: LogGap;
+}
+
+/** Both logs of a followed action are drained and the action has finished. */
+export interface SseLogEndEvent {
+  event: 'log-end';
+  data: { id: string; stream: LogStreamName; bytes: number };
+}
+
+export interface SseExecutionEvent {
+  event: 'execution';
+  data: { executing: boolean; at: number };
+}
+
+export type SseEvent =
+  | SseMetricsEvent
+  | SseActionEvent
+  | SseLogEvent
+  | SseLogGapEvent
+  | SseLogEndEvent
+  | SseExecutionEvent;
+export type SseEventName = SseEvent['event'];

@@ -1,0 +1,60 @@
+// The dashboard's bearer token: generated at first start, kept in
+// {dataDir}/http-token (0600) so the CLI can print it and Electron can hand it
+// to its window. Off-loopback requests always need it; loopback needs it for
+// writes (and for everything when requireTokenOnLoopback is set).
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+
+export const TOKEN_FILE = 'http-token';
+
+/** Reads the token, creating it (mode 0600) when missing or empty. */
+export function loadOrCreateToken(dataDir: string): string {
+  const path = join(dataDir, TOKEN_FILE);
+  try {
+    const existing = readFileSync(path, 'utf8').trim();
+    if (existing) return existing;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const token = randomBytes(24).toString('base64url');
+  // 'wx' so two starting processes never overwrite each other's token.
+  try {
+    writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(path, 'utf8').trim();
+    throw err;
+  }
+  chmodSync(path, 0o600);
+  return token;
+}
+
+export interface AuthPolicy {
+  token: string;
+  requireTokenOnLoopback: boolean;
+  /** Tests: treat loopback peers as remote to exercise the LAN rule. */
+  treatLoopbackAsRemote?: boolean;
+}
+
+export type AuthResult = { ok: true } | { ok: false; reason: string };
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+export function checkAuth(req: IncomingMessage, policy: AuthPolicy): AuthResult {
+  const loopback = !policy.treatLoopbackAsRemote && isLoopback(req.socket.remoteAddress);
+  const isRead = req.method === 'GET' || req.method === 'HEAD';
+  if (loopback && isRead && !policy.requireTokenOnLoopback) return { ok: true };
+  const header = req.headers.authorization;
+  if (!header) return { ok: false, reason: 'missing Authorization header (expected "Bearer <token>")' };
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) return { ok: false, reason: 'Authorization header is not "Bearer <token>"' };
+  const given = Buffer.from(m[1]);
+  const want = Buffer.from(policy.token);
+  if (given.length !== want.length || !timingSafeEqual(given, want)) return { ok: false, reason: 'wrong token' };
+  return { ok: true };
+}

@@ -1,0 +1,319 @@
+// The dashboard HTTP API (node:http). JSON unless said otherwise; every error is
+// a JSON ApiError with an actionable message, and no request can crash the process.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable, pipeline } from 'node:stream';
+import type { EventBus } from '../events/event-bus';
+import { InvalidCursorError, type ActionHistory } from '../history/action-history';
+import type { LogHub, LogStreamKind } from '../logs/log-hub';
+import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, ExecutionResponse, MetricsSnapshot } from './api-types';
+import { checkAuth, type AuthPolicy } from './auth';
+import { DEFAULT_FOLLOW_LIMITS, followLog, type FollowLimits } from './log-follower';
+import { DEFAULT_SSE_LIMITS, SseConnection, type SseLimits } from './sse';
+import { defaultRendererDir, securityHeaders, serveStatic } from './static-files';
+
+export interface MetricsSource {
+  snapshot(): MetricsSnapshot;
+  prometheus(): string;
+}
+
+export interface HttpApiOptions extends AuthPolicy {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  bus: EventBus;
+  metrics: MetricsSource;
+  history: ActionHistory;
+  logs: LogHub;
+  status(): ApiStatus;
+  /** Flips the engine's execution switch. */
+  setExecution(enabled: boolean): void | Promise<void>;
+  /** Defaults to renderer/dist under the package root. */
+  rendererDir?: string;
+  metricsIntervalMs?: number;
+  sse?: Partial<SseLimits>;
+  follow?: Partial<FollowLimits>;
+}
+
+const STATES: ActionState[] = ['queued', 'running', 'finished'];
+const OUTCOMES: ActionOutcomeName[] = ['success', 'failure', 'timeout', 'cancelled', 'error', 'cached'];
+const MAX_BODY_BYTES = 4 * 1024;
+const MAX_FOLLOW = 16;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export class HttpApi {
+  private readonly server: Server;
+  private readonly clients = new Set<SseConnection>();
+  private readonly sseLimits: SseLimits;
+  private readonly followLimits: FollowLimits;
+  private readonly rendererDir: string;
+  private readonly unsubscribe: (() => void)[] = [];
+  private ticker?: NodeJS.Timeout;
+
+  constructor(private readonly opts: HttpApiOptions) {
+    this.sseLimits = { ...DEFAULT_SSE_LIMITS, ...opts.sse };
+    this.followLimits = { ...DEFAULT_FOLLOW_LIMITS, ...opts.follow };
+    this.rendererDir = opts.rendererDir ?? defaultRendererDir();
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err) => this.fail(res, err));
+    });
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  async listen(): Promise<{ port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (err) =>
+        reject(new Error(`cannot serve the dashboard on ${this.opts.host}:${this.opts.port}: ${err.message}`)),
+      );
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.removeAllListeners('error');
+        resolve();
+      });
+    });
+    this.startBroadcasts();
+    return { port: this.port, url: this.url };
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  get url(): string {
+    const h = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
+    return `http://${h}:${this.port}/`;
+  }
+
+  async close(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.unsubscribe.forEach((off) => off());
+    for (const c of this.clients) c.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  /** One snapshot per tick shared by every client; lifecycle events pushed as they happen. */
+  private startBroadcasts(): void {
+    this.ticker = setInterval(() => {
+      if (this.clients.size === 0) return;
+      const data = this.opts.metrics.snapshot();
+      for (const c of this.clients) c.sendDroppable({ event: 'metrics', data });
+    }, this.opts.metricsIntervalMs ?? 1_000);
+    this.ticker.unref();
+    this.unsubscribe.push(
+      this.opts.history.onChange((change) => {
+        for (const c of this.clients) c.send({ event: 'action', data: change });
+      }),
+      this.opts.bus.on('execution.toggled', (e) => {
+        for (const c of this.clients) c.send({ event: 'execution', data: { executing: e.enabled, at: e.at } });
+      }),
+    );
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://kiln.invalid');
+    const auth = checkAuth(req, this.opts);
+    if (!auth.ok) {
+      this.opts.bus.emit({ type: 'auth.rejected', at: Date.now(), transport: 'http', reason: auth.reason });
+      throw new HttpError(401, `${auth.reason}; the token is in the file http-token in Kiln's data directory (also printed by the CLI)`, {
+        'WWW-Authenticate': 'Bearer realm="kiln"',
+      });
+    }
+    let segments: string[];
+    try {
+      segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      throw new HttpError(400, `path "${url.pathname}" is not valid percent-encoding`);
+    }
+    const method = req.method ?? 'GET';
+    const get = (allowed = ['GET', 'HEAD']) => {
+      if (!allowed.includes(method)) throw new HttpError(405, `${method} is not allowed here`, { Allow: allowed.join(', ') });
+    };
+
+    if (segments[0] === 'metrics' && segments.length === 1) {
+      get();
+      return this.sendText(res, 200, this.opts.metrics.prometheus(), 'text/plain; version=0.0.4; charset=utf-8');
+    }
+    if (segments[0] !== 'api') {
+      get();
+      if (await serveStatic(req, res, this.rendererDir, url.pathname)) return;
+      throw new HttpError(404, `nothing at ${url.pathname}`);
+    }
+    const [, resource, id, sub] = segments;
+    switch (resource) {
+      case 'status':
+        if (segments.length !== 2) break;
+        get();
+        return this.sendJson(res, 200, this.opts.status());
+      case 'metrics':
+        if (segments.length !== 2) break;
+        get();
+        return this.sendJson(res, 200, this.opts.metrics.snapshot());
+      case 'events':
+        if (segments.length !== 2) break;
+        get(['GET']);
+        return this.events(res, url);
+      case 'execution':
+        if (segments.length !== 2) break;
+        get(['POST']);
+        return this.execution(req, res);
+      case 'actions':
+        get();
+        if (segments.length === 2) return this.listActions(res, url);
+        if (segments.length === 3) return this.action(res, id);
+        if (segments.length === 4 && (sub === 'stdout' || sub === 'stderr')) return this.log(res, id, sub, url);
+        break;
+    }
+    throw new HttpError(404, `no API endpoint at ${url.pathname}`);
+  }
+
+  private listActions(res: ServerResponse, url: URL): void {
+    const p = url.searchParams;
+    const state = p.get('state') || undefined;
+    const outcome = p.get('outcome') || undefined;
+    if (state && !STATES.includes(state as ActionState)) {
+      throw new HttpError(400, `state must be one of ${STATES.join(', ')}, not "${state}"`);
+    }
+    if (outcome && !OUTCOMES.includes(outcome as ActionOutcomeName)) {
+      throw new HttpError(400, `outcome must be one of ${OUTCOMES.join(', ')}, not "${outcome}"`);
+    }
+    const limitText = p.get('limit');
+    const limit = limitText === null ? undefined : Number(limitText);
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 500)) {
+      throw new HttpError(400, `limit must be an integer from 1 to 500, not "${limitText}"`);
+    }
+    try {
+      const page = this.opts.history.list({
+        state: state as ActionState | undefined,
+        outcome: outcome as ActionOutcomeName | undefined,
+        q: p.get('q') ?? undefined,
+        cursor: p.get('cursor') || undefined,
+        limit,
+      });
+      this.sendJson(res, 200, page);
+    } catch (err) {
+      if (err instanceof InvalidCursorError) throw new HttpError(400, `${err.message}; use nextCursor from a previous page`);
+      throw err;
+    }
+  }
+
+  private action(res: ServerResponse, id: string): void {
+    const detail = this.opts.history.get(id);
+    if (!detail) throw new HttpError(404, `no action "${id}" in the history (unknown, or older than the history keeps)`);
+    const has = this.opts.logs.has(id);
+    const body: ActionDetail = { ...detail, logs: { stdout: has, stderr: has } };
+    this.sendJson(res, 200, body);
+  }
+
+  /** The log as it is now, streamed from its file (`?tail=BYTES` for the end only). */
+  private async log(res: ServerResponse, id: string, stream: LogStreamKind, url: URL): Promise<void> {
+    const tailText = url.searchParams.get('tail');
+    const tail = tailText === null ? undefined : Number(tailText);
+    if (tail !== undefined && (!Number.isSafeInteger(tail) || tail < 0)) {
+      throw new HttpError(400, `tail must be a non-negative number of bytes, not "${tailText}"`);
+    }
+    const info = await this.opts.logs.info(id, stream);
+    if (!info) throw new HttpError(404, `no ${stream} for action "${id}" (unknown, or deleted by log retention)`);
+    const offset = tail === undefined ? 0 : Math.max(0, info.size - tail);
+    const length = info.size - offset;
+    securityHeaders(res);
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': length, 'Cache-Control': 'no-store' });
+    if (res.req.method === 'HEAD' || length === 0) {
+      res.end();
+      return;
+    }
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const chunks = this.opts.logs.read(id, stream, { offset, limit: length, follow: false, signal: abort.signal });
+    const body = Readable.from((async function* () {
+      for await (const c of chunks) yield c.data;
+    })());
+    pipeline(body, res, () => undefined);
+  }
+
+  private events(res: ServerResponse, url: URL): void {
+    const follow = (url.searchParams.get('follow') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (follow.length > MAX_FOLLOW) throw new HttpError(400, `follow at most ${MAX_FOLLOW} actions at once, not ${follow.length}`);
+    const conn = new SseConnection(res, this.sseLimits);
+    this.clients.add(conn);
+    conn.signal.addEventListener('abort', () => this.clients.delete(conn), { once: true });
+    conn.sendDroppable({ event: 'metrics', data: this.opts.metrics.snapshot() });
+    for (const id of follow) {
+      for (const stream of ['stdout', 'stderr'] as const) void followLog(this.opts.logs, conn, id, stream, this.followLimits);
+    }
+  }
+
+  private async execution(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const text = await readBody(req);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new HttpError(400, 'body must be JSON like {"enabled": true}');
+    }
+    const enabled = (body as { enabled?: unknown } | null)?.enabled;
+    if (typeof enabled !== 'boolean') throw new HttpError(400, 'body must have a boolean "enabled", like {"enabled": false}');
+    await this.opts.setExecution(enabled);
+    const reply: ExecutionResponse = { executing: enabled };
+    this.sendJson(res, 200, reply);
+  }
+
+  private sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    this.sendText(res, status, JSON.stringify(body), 'application/json; charset=utf-8', headers);
+  }
+
+  private sendText(res: ServerResponse, status: number, text: string, type: string, headers: Record<string, string> = {}): void {
+    securityHeaders(res);
+    res.writeHead(status, { ...headers, 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.end(res.req.method === 'HEAD' ? undefined : text);
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const status = err instanceof HttpError ? err.status : 500;
+    if (!(err instanceof HttpError)) console.error('kiln: http handler failed:', err);
+    const message = err instanceof HttpError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+    const body: ApiError = { error: { code: status, status: STATUS_NAMES[status] ?? 'ERROR', message } };
+    try {
+      this.sendJson(res, status, body, err instanceof HttpError ? err.headers : {});
+    } catch {
+      res.destroy();
+    }
+  }
+}
+
+const STATUS_NAMES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHENTICATED',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  413: 'PAYLOAD_TOO_LARGE',
+  500: 'INTERNAL',
+};
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
