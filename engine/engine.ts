@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { systemClock, uuidIds, type Clock, type IdSource } from './clock';
-import type { KilnConfig } from './config';
+import { isLanMode, type KilnConfig } from './config';
 import { EventBus } from './events/event-bus';
 import {
   ActionCacheService,
@@ -13,6 +13,8 @@ import {
   CapabilitiesService,
   ContentAddressableStorageService,
   LogStreamService,
+  ExecutionService,
+  OperationsService,
 } from './grpc/services';
 import { createActionCacheService } from './reapi/action-cache';
 import { createByteStreamService, type LiveResourceReader } from './reapi/bytestream';
@@ -23,6 +25,14 @@ import type { BlobStore } from './store/blob-store';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
 import { Observability } from './http/observability';
+import { loadOrCreateToken } from './http/auth';
+import { prepareAccess, type Access } from './lan/access';
+import type { Advertisement } from './lan/discovery';
+import { advertiseInLanMode, grpcCredentials, grpcInterceptor, httpAccessOptions } from './lan/wiring';
+import { createExecutionService } from './reapi/execution';
+import { createOperationsService } from './reapi/operations';
+import { Scheduler } from './scheduler/scheduler';
+import type { Executor } from './worker/executor';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -34,6 +44,8 @@ export interface EngineOptions {
   ids?: IdSource;
   /** Human-readable progress lines (the CLI sends them to stderr). */
   log?: (line: string) => void;
+  /** Runs actions (tests inject a fake). Without one the engine serves the cache only. Closed on stop. */
+  executor?: Executor;
 }
 
 /** Room above max_batch_total_size_bytes so our own check, not the transport, answers oversized batches. */
@@ -45,11 +57,15 @@ export class Engine {
   readonly liveReaders: LiveResourceReader[] = [];
   /** Live logs, metrics, history and the dashboard HTTP API (engine/http/observability.ts). */
   observability!: Observability;
+  /** Queue, worker slots and operations; undefined when the engine has no executor. */
+  scheduler?: Scheduler;
+  private executor?: Executor;
   private readonly server: grpc.Server;
   private port = 0;
   private executionOn: boolean;
   private inFlight = new InFlight();
   private stopping: Promise<void> | undefined;
+  private advertisement?: Advertisement;
 
   private constructor(
     readonly config: KilnConfig,
@@ -59,12 +75,16 @@ export class Engine {
     readonly clock: Clock,
     readonly ids: IdSource,
     private readonly log: (line: string) => void,
+    /** Tokens, the access policy and TLS material (engine/lan/access.ts). */
+    readonly access: Access,
   ) {
     this.executionOn = config.executionEnabled;
     const messageLimit = config.maxBatchTotalSizeBytes + MESSAGE_LIMIT_HEADROOM;
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': messageLimit,
       'grpc.max_send_message_length': messageLimit,
+      // Every call passes the access policy before any service sees it.
+      interceptors: [grpcInterceptor(access, events, () => clock.now())],
     });
   }
 
@@ -73,6 +93,9 @@ export class Engine {
     const clock = opts.clock ?? systemClock;
     const log = opts.log ?? (() => {});
     await mkdir(config.dataDir, { recursive: true });
+    // --- Access: tokens, policy, TLS. First, so a bad certificate fails before anything opens.
+    const access = prepareAccess(config, loadOrCreateToken(config.dataDir));
+    if (isLanMode(config) && !access.tls) log('kiln: warning: LAN mode with tls off: tokens and build data cross the network unencrypted');
 
     // --- Storage -------------------------------------------------------------
     const events = new EventBus();
@@ -87,12 +110,13 @@ export class Engine {
       throw err;
     }
     const store = new ObservedBlobStore(rawStore, events, clock);
-    const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log);
+    const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
 
     try {
       // --- Scheduler, workers, live logs: create here, before services that use them.
       engine.observability = new Observability({ config, events, storeStats: () => store.stats(), clock });
       engine.liveReaders.push(engine.observability.logStreams);
+      if (opts.executor) engine.startScheduler(opts.executor);
       engine.registerServices();
       await engine.listen();
       // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
@@ -100,7 +124,10 @@ export class Engine {
         grpcUrl: () => engine.grpcUrl,
         executing: () => engine.executionEnabled,
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
+        ...httpAccessOptions(config, access, () => engine.grpcPort),
       });
+      // --- LAN discovery (mDNS): LAN mode only, once both ports are known.
+      engine.advertisement = advertiseInLanMode(config, { grpcPort: engine.grpcPort, httpPort: engine.httpPort, tls: !!access.tls });
     } catch (err) {
       await engine.stop({ drainMs: 0 });
       throw err;
@@ -115,7 +142,7 @@ export class Engine {
 
   get grpcUrl(): string {
     const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
-    return `grpc://${host}:${this.port}`;
+    return `${this.access.tls ? 'grpcs' : 'grpc'}://${host}:${this.port}`;
   }
 
   get httpPort(): number {
@@ -154,6 +181,7 @@ export class Engine {
   setExecutionEnabled(enabled: boolean): void {
     if (enabled === this.executionOn) return;
     this.executionOn = enabled;
+    this.scheduler?.setEnabled(enabled);
     this.events.emit({ type: 'execution.toggled', at: this.clock.now(), enabled });
     this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
   }
@@ -177,13 +205,45 @@ export class Engine {
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders }));
     add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock }));
     add(LogStreamService, this.observability.logStreams.service());
-    // Execution and Operations services register here.
+    if (this.scheduler) {
+      const { scheduler } = this;
+      add(ExecutionService, createExecutionService({
+        scheduler,
+        store,
+        actionCache,
+        defaultActionTimeoutMs: config.defaultActionTimeoutMs,
+        maxActionTimeoutMs: config.maxActionTimeoutMs,
+        events,
+        clock,
+      }));
+      add(OperationsService, createOperationsService({ scheduler, clock }));
+    }
+  }
+
+  private startScheduler(executor: Executor): void {
+    const { logs, logStreams } = this.observability;
+    this.executor = executor;
+    this.scheduler = new Scheduler({
+      executor,
+      actionCache: this.actionCache,
+      store: this.store,
+      concurrency: this.config.concurrency,
+      queueSize: this.config.queueSize,
+      operationRetentionMs: this.config.operationRetentionMs,
+      enabled: this.executionOn,
+      logPathsFor: (id) => logs.pathsFor(id),
+      streamNamesFor: (id, instance) => logStreams.streamNamesFor(id, instance),
+      events: this.events,
+      clock: this.clock,
+      ids: this.ids,
+      log: this.log,
+    });
   }
 
   private listen(): Promise<void> {
     const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${this.config.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      this.server.bindAsync(`${host}:${this.config.port}`, grpcCredentials(this.access), (err, port) => {
         if (err) return reject(new Error(`cannot listen on ${host}:${this.config.port}: ${err.message}`));
         this.port = port;
         resolve();
@@ -192,6 +252,10 @@ export class Engine {
   }
 
   private async shutdown(drainMs: number): Promise<void> {
+    // Stop telling the LAN about us before we stop answering.
+    await this.advertisement?.stop();
+    // Running actions get drainMs to finish, then are cancelled; their Execute streams end with them.
+    const drained = this.scheduler?.stop(drainMs);
     // Real timers on purpose: an injected test clock must not be able to stall shutdown.
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -204,6 +268,8 @@ export class Engine {
       });
     });
     // Cancelled handlers still unwind (an upload closing its file); let them before closing stores.
+    await drained;
+    await this.executor?.close();
     await this.inFlight.idle(DEFAULT_DRAIN_MS);
     await this.observability?.stop();
     await Promise.allSettled([this.store.close(), this.actionCache.close()]);

@@ -1,0 +1,192 @@
+// Execution service. Execute validates the request, answers action cache hits
+// at once, and otherwise hands the action to the scheduler and streams its
+// operation (QUEUED → EXECUTING → COMPLETED). Problems found before the action
+// is queued are gRPC errors; problems of the run arrive in ExecuteResponse.status.
+// WaitExecution re-attaches to an operation by name.
+import type * as grpc from '@grpc/grpc-js';
+import { systemClock, type Clock } from '../clock';
+import { formatDigest, type BlobDigest } from '../digest';
+import { nullSink, type EventSink } from '../events/event-bus';
+import { requestMetadataOf } from '../grpc/services';
+import { GrpcError, invalidArgument, missingBlobs, notFound, statusOk, toServiceError, unavailable } from '../grpc/status';
+import { longrunning, msFromDuration, reapi } from '../proto';
+import { effectivePlatform, outputPathsOf } from '../scheduler/action-details';
+import { toOperation, type OperationSnapshot } from '../scheduler/operation';
+import { EXECUTION_PAUSED_MESSAGE, type Scheduler } from '../scheduler/scheduler';
+import type { ActionCacheStore } from '../store/action-cache-store';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
+import { isActionResultComplete } from './action-cache';
+import { requestDigest, requestDigestFunction, validateInstanceName } from './resource-names';
+
+export interface ExecutionServiceOptions {
+  scheduler: Scheduler;
+  store: BlobStore;
+  actionCache: Pick<ActionCacheStore, 'get'>;
+  defaultActionTimeoutMs: number;
+  maxActionTimeoutMs: number;
+  /** Rejects commands the worker cannot run safely (output paths escaping the working directory…). */
+  validateCommand?: (command: reapi.Command) => void;
+  events?: EventSink;
+  clock?: Clock;
+}
+
+export function createExecutionService(opts: ExecutionServiceOptions): grpc.UntypedServiceImplementation {
+  const { scheduler } = opts;
+  const events = opts.events ?? nullSink;
+  const clock = opts.clock ?? systemClock;
+  const validateCommand = opts.validateCommand ?? validateOutputPaths;
+
+  return {
+    async execute(call: grpc.ServerWritableStream<reapi.ExecuteRequest, longrunning.Operation>) {
+      let op: OperationSnapshot;
+      try {
+        const req = call.request;
+        validateInstanceName(req.instanceName);
+        const fn = requestDigestFunction(req.digestFunction);
+        const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
+        if (!scheduler.enabled) throw unavailable(EXECUTION_PAUSED_MESSAGE);
+        const meta = requestMetadataOf(call.metadata);
+
+        if (!req.skipCacheLookup) {
+          const cached = await opts.actionCache.get(req.instanceName, actionDigest);
+          const hit = cached !== undefined && (await isActionResultComplete(opts.store, cached, fn.name));
+          events.emit({ type: 'cache.lookup', at: clock.now(), store: 'ac', hit, instance: req.instanceName });
+          if (hit) {
+            const response = reapi.ExecuteResponse.create({ result: cached, cachedResult: true, status: statusOk() });
+            op = scheduler.recordCompleted(req.instanceName, actionDigest, response, meta);
+            return await stream(call, scheduler, op.name);
+          }
+        }
+
+        const action = await readMessage(opts.store, actionDigest, (b) => reapi.Action.decode(b), 'Action');
+        const commandDigest = requestDigest(action.commandDigest, fn, 'action.command_digest');
+        const inputRoot = requestDigest(action.inputRootDigest, fn, 'action.input_root_digest');
+        const missing = await opts.store.findMissing([commandDigest, inputRoot]);
+        if (missing.length > 0) throw missingBlobs(missing, 'Command or input root');
+        const command = await readMessage(opts.store, commandDigest, (b) => reapi.Command.decode(b), 'Command');
+        if (!command.arguments?.length) throw invalidArgument('the Command has no arguments; nothing to run', 'command.arguments');
+        const platform = effectivePlatform(action, command);
+        const effective = reapi.Command.create({ ...command, platform: platform ?? undefined });
+        validateCommand(effective);
+
+        op = scheduler.submit({
+          instance: req.instanceName,
+          actionDigest,
+          action,
+          command: effective,
+          timeoutMs: timeoutOf(action, opts),
+          priority: req.executionPolicy?.priority ?? 0,
+          inlineStdout: req.inlineStdout,
+          inlineStderr: req.inlineStderr,
+          requestMetadata: meta,
+        });
+      } catch (err) {
+        call.emit('error', toServiceError(err));
+        return;
+      }
+      await stream(call, scheduler, op.name, op);
+    },
+
+    async waitExecution(call: grpc.ServerWritableStream<reapi.WaitExecutionRequest, longrunning.Operation>) {
+      try {
+        await stream(call, scheduler, call.request.name);
+      } catch (err) {
+        call.emit('error', toServiceError(err));
+      }
+    },
+  };
+}
+
+/** NOT_FOUND in the words a client needs: execute again. */
+export function unknownOperation(name: string): GrpcError {
+  return notFound(`operation "${name}" is unknown or expired; call Execute again`);
+}
+
+/**
+ * Writes the operation's current state, then every change, and ends the call
+ * when it is done. A caller that goes away only stops watching: the action runs on.
+ */
+function stream(
+  call: grpc.ServerWritableStream<unknown, longrunning.Operation>,
+  scheduler: Scheduler,
+  name: string,
+  accepted?: OperationSnapshot,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let finished = false;
+    let sent: OperationSnapshot | undefined;
+    const send = (op: OperationSnapshot) => {
+      // The same stage twice says nothing new (the accepted state, then the watch's first call).
+      if (sent && sent.stage === op.stage && sent.done === op.done && sent.streamNames === op.streamNames) return;
+      sent = op;
+      call.write(toOperation(op));
+    };
+    if (accepted) send(accepted);
+    let unsubscribe: (() => void) | undefined;
+    const stop = () => {
+      if (finished) return;
+      finished = true;
+      unsubscribe?.();
+      resolve();
+    };
+    call.on('cancelled', stop);
+    call.on('close', stop);
+    unsubscribe = scheduler.watch(name, (op) => {
+      if (finished) return;
+      send(op);
+      if (op.done) {
+        call.end();
+        stop();
+      }
+    });
+    if (!unsubscribe) reject(unknownOperation(name));
+    else if (finished) unsubscribe();
+  });
+}
+
+async function readMessage<T>(store: BlobStore, digest: BlobDigest, decode: (bytes: Uint8Array) => T, what: string): Promise<T> {
+  let bytes: Buffer;
+  try {
+    bytes = await store.readAll(digest);
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) throw missingBlobs([digest], what);
+    throw err;
+  }
+  try {
+    return decode(bytes);
+  } catch (err) {
+    throw invalidArgument(`blob ${formatDigest(digest)} is not a valid ${what} message: ${(err as Error).message}`);
+  }
+}
+
+/** The action's timeout, or the configured default; above the maximum or negative is refused. */
+export function timeoutOf(action: reapi.Action, limits: { defaultActionTimeoutMs: number; maxActionTimeoutMs: number }): number {
+  const ms = msFromDuration(action.timeout);
+  if (ms === undefined || ms === 0) return limits.defaultActionTimeoutMs;
+  if (ms < 0 || !Number.isFinite(ms)) throw invalidArgument(`action timeout ${ms} ms is negative`, 'action.timeout');
+  if (ms > limits.maxActionTimeoutMs) {
+    throw invalidArgument(
+      `action timeout ${ms / 1000} s exceeds this Kiln's maximum of ${limits.maxActionTimeoutMs / 1000} s; ` +
+        'lower the timeout or raise maxActionTimeoutMs in the Kiln configuration',
+      'action.timeout',
+    );
+  }
+  return ms;
+}
+
+/**
+ * Stand-in until the worker's own validateCommand is wired: output paths must be
+ * relative, normalized and stay inside the working directory.
+ */
+export function validateOutputPaths(command: reapi.Command): void {
+  for (const p of [command.workingDirectory, ...outputPathsOf(command)]) {
+    if (p === '' && p === command.workingDirectory) continue;
+    const segs = p.split('/');
+    if (p.startsWith('/') || segs.some((s) => s === '' || s === '.' || s === '..')) {
+      throw invalidArgument(
+        `path "${p}" in the Command must be relative to the input root, without empty, "." or ".." segments`,
+        p === command.workingDirectory ? 'command.working_directory' : 'command.output_paths',
+      );
+    }
+  }
+}

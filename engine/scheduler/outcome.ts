@@ -1,0 +1,80 @@
+// Turns what an Executor returned (or threw) into the ExecuteResponse callers
+// get, the outcome the dashboard shows, and whether the result may be cached.
+// Problems of the run go in ExecuteResponse.status, never in Operation.error.
+import { status as Status } from '@grpc/grpc-js';
+import type { ActionOutcome, ActionTimingBreakdown } from '../events/event-bus';
+import { GrpcError } from '../grpc/status';
+import { reapi, rpc, timestampFromMs } from '../proto';
+import type { ExecutionOutcome } from '../worker/executor';
+
+export interface RunVerdict {
+  response: reapi.ExecuteResponse;
+  outcome: ActionOutcome;
+  exitCode?: number;
+  /** OK, exit 0: the only results the action cache may hold (do_not_cache is the caller's to check). */
+  cacheable: boolean;
+  message?: string;
+}
+
+export function verdictFromOutcome(run: ExecutionOutcome, queuedAt: number, timeoutMs: number): RunVerdict {
+  const result = reapi.ActionResult.create(run.result);
+  result.executionMetadata = reapi.ExecutedActionMetadata.create({
+    ...result.executionMetadata,
+    queuedTimestamp: timestampFromMs(queuedAt),
+  });
+  const exitCode = result.exitCode;
+  const respond = (code: Status, message: string) =>
+    reapi.ExecuteResponse.create({ result, status: rpc.Status.create({ code, message }), message });
+
+  switch (run.status) {
+    case 'timeout': {
+      const message = `action timed out after ${timeoutMs} ms; raise the action's timeout (--remote_timeout / exec_properties) if it needs longer`;
+      return { response: respond(Status.DEADLINE_EXCEEDED, message), outcome: 'timeout', exitCode, cacheable: false, message };
+    }
+    case 'cancelled': {
+      const message = 'action was cancelled before it finished';
+      return { response: respond(Status.CANCELLED, message), outcome: 'cancelled', exitCode, cacheable: false, message };
+    }
+    case 'ok': {
+      const message = exitCode === 0 ? '' : `action exited with code ${exitCode}`;
+      return {
+        response: respond(Status.OK, message),
+        outcome: exitCode === 0 ? 'success' : 'failure',
+        exitCode,
+        cacheable: exitCode === 0,
+        message: message || undefined,
+      };
+    }
+  }
+}
+
+/** The executor refused or failed: its GrpcError (details kept), anything else INTERNAL. */
+export function verdictFromError(err: unknown): RunVerdict {
+  const st =
+    err instanceof GrpcError
+      ? err.toStatus()
+      : rpc.Status.create({ code: Status.INTERNAL, message: `internal error running the action: ${(err as Error)?.message ?? err}` });
+  return { response: reapi.ExecuteResponse.create({ status: st, message: st.message }), outcome: 'error', cacheable: false, message: st.message };
+}
+
+/** A queued action that never ran because it was cancelled or the engine stopped. */
+export function cancelledVerdict(why: string): RunVerdict {
+  return {
+    response: reapi.ExecuteResponse.create({ status: rpc.Status.create({ code: Status.CANCELLED, message: why }), message: why }),
+    outcome: 'cancelled',
+    cacheable: false,
+    message: why,
+  };
+}
+
+export function timingBreakdown(queuedAt: number, startedAt: number | undefined, finishedAt: number, run?: ExecutionOutcome): ActionTimingBreakdown {
+  const t = run?.timings;
+  const span = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.max(0, b - a) : 0);
+  return {
+    queuedMs: span(queuedAt, startedAt ?? finishedAt),
+    inputFetchMs: span(t?.inputFetchStart, t?.inputFetchCompleted),
+    executionMs: span(t?.executionStart, t?.executionCompleted),
+    outputUploadMs: span(t?.outputUploadStart, t?.outputUploadCompleted),
+    totalMs: span(queuedAt, finishedAt),
+  };
+}

@@ -1,0 +1,539 @@
+// The scheduler: a bounded priority queue in front of `concurrency` worker slots.
+// It deduplicates identical cacheable actions (one run, many callers), keeps
+// actions running when their callers go away, writes successful results to the
+// action cache, and remembers finished operations for a retention window so
+// clients can re-attach. Callers watch operations; nothing polls.
+//
+// Vocabulary: a *job* is one run of an action on a slot; an *operation* is one
+// caller's view of a job. Deduplicated callers get their own operations on a
+// shared job; the job is cancelled only when every operation on it is.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
+import { digestKey, formatDigest, type BlobDigest } from '../digest';
+import { nullSink, type EventSink } from '../events/event-bus';
+import { resourceExhausted, unavailable } from '../grpc/status';
+import { reapi } from '../proto';
+import type { ActionCacheStore } from '../store/action-cache-store';
+import type { BlobStore } from '../store/blob-store';
+import type { ExecutionOutcome, Executor, PreparedAction } from '../worker/executor';
+import { actionDetails } from './action-details';
+import { OPERATION_PREFIX, type OperationSnapshot, type OperationStage, type StreamNames } from './operation';
+import { cancelledVerdict, timingBreakdown, verdictFromError, verdictFromOutcome, type RunVerdict } from './outcome';
+import { PriorityQueue } from './priority-queue';
+
+export const EXECUTION_PAUSED_MESSAGE =
+  'execution is paused on this Kiln; turn it on in the tray or dashboard, or POST /api/execution (the cache keeps serving meanwhile)';
+
+/** stdout/stderr and inlined outputs beyond this are left for the client to download. */
+const MAX_INLINE_BYTES = 1024 * 1024;
+
+export interface ExecutionRequest {
+  instance: string;
+  actionDigest: BlobDigest;
+  action: reapi.Action;
+  /** With Action.platform already applied. */
+  command: reapi.Command;
+  /** Already clamped to the configured default/maximum. */
+  timeoutMs: number;
+  /** ExecutionPolicy.priority: lower runs sooner. */
+  priority?: number;
+  inlineStdout?: boolean;
+  inlineStderr?: boolean;
+  requestMetadata?: reapi.RequestMetadata.$Properties;
+}
+
+export interface LogPaths {
+  stdout: string;
+  stderr: string;
+}
+
+export interface SchedulerOptions {
+  executor: Executor;
+  actionCache: Pick<ActionCacheStore, 'put'>;
+  /** Read for inlining stdout/stderr into responses. */
+  store: Pick<BlobStore, 'readAll'>;
+  concurrency: number;
+  queueSize: number;
+  operationRetentionMs: number;
+  enabled?: boolean;
+  /** Where an action's stdout/stderr files go; see `logPathsIn`. */
+  logPathsFor: (id: string) => LogPaths;
+  /** ByteStream names under which live logs can be read, if something serves them. */
+  streamNamesFor?: (id: string, instance: string) => StreamNames | undefined;
+  events?: EventSink;
+  clock?: Clock;
+  ids?: IdSource;
+  log?: (line: string) => void;
+}
+
+/** The default log layout: `{dataDir}/logs/{id}.stdout|.stderr`, creating the folder once. */
+export function logPathsIn(dataDir: string): (id: string) => LogPaths {
+  const dir = join(dataDir, 'logs');
+  let made = false;
+  return (id) => {
+    if (!made) mkdirSync(dir, { recursive: true });
+    made = true;
+    const safe = encodeURIComponent(id);
+    return { stdout: join(dir, `${safe}.stdout`), stderr: join(dir, `${safe}.stderr`) };
+  };
+}
+
+export type OperationListener = (op: OperationSnapshot) => void;
+
+/** What the dashboard shows of the scheduler. */
+export interface SchedulerView {
+  enabled: boolean;
+  concurrency: number;
+  queueDepth: number;
+  running: number;
+  slots: { slot: number; actionId?: string; since?: number }[];
+  /** Queued action ids in the order they will run. */
+  queued: string[];
+}
+
+interface Job {
+  id: string;
+  /** Deduplication key; undefined for do_not_cache actions. */
+  key?: string;
+  request: ExecutionRequest;
+  priority: number;
+  queuedAt: number;
+  state: 'queued' | 'running' | 'finishing' | 'finished';
+  slot?: number;
+  startedAt?: number;
+  streamNames?: StreamNames;
+  abort: AbortController;
+  ops: Set<Operation>;
+  finished?: Promise<void>;
+}
+
+interface Operation {
+  seq: number;
+  id: string;
+  name: string;
+  job?: Job;
+  jobId: string;
+  instance: string;
+  actionDigest: BlobDigest;
+  queuedAt: number;
+  stage: OperationStage;
+  done: boolean;
+  streamNames?: StreamNames;
+  response?: reapi.ExecuteResponse;
+  inlineStdout: boolean;
+  inlineStderr: boolean;
+  watchers: Set<OperationListener>;
+  expiry?: { cancel(): void };
+}
+
+export class Scheduler {
+  private readonly queue = new PriorityQueue<Job>();
+  private readonly slots: (Job | undefined)[];
+  private readonly inFlight = new Map<string, Job>();
+  private readonly operations = new Map<string, Operation>();
+  private readonly events: EventSink;
+  private readonly clock: Clock;
+  private readonly ids: IdSource;
+  private readonly log: (line: string) => void;
+  private enabledFlag: boolean;
+  private stopping = false;
+  private seq = 0;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new Error(`concurrency must be ≥ 1, got ${opts.concurrency}`);
+    this.slots = new Array(opts.concurrency).fill(undefined);
+    this.events = opts.events ?? nullSink;
+    this.clock = opts.clock ?? systemClock;
+    this.ids = opts.ids ?? uuidIds;
+    this.log = opts.log ?? (() => {});
+    this.enabledFlag = opts.enabled ?? true;
+  }
+
+  get enabled(): boolean {
+    return this.enabledFlag;
+  }
+
+  /** Off: new submissions are refused; queued and running actions still finish. */
+  setEnabled(enabled: boolean): void {
+    this.enabledFlag = enabled;
+  }
+
+  /**
+   * Queues an action, or joins the identical one already queued or running, and
+   * returns the operation as accepted (QUEUED, or EXECUTING when joining a running one).
+   * Throws UNAVAILABLE when execution is off and RESOURCE_EXHAUSTED when the queue is full.
+   */
+  submit(request: ExecutionRequest): OperationSnapshot {
+    if (this.stopping) throw unavailable('Kiln is shutting down; retry against a running server');
+    if (!this.enabledFlag) throw unavailable(EXECUTION_PAUSED_MESSAGE);
+    const priority = request.priority ?? 0;
+    const key = request.action.doNotCache ? undefined : dedupKey(request.instance, request.actionDigest);
+    const existing = key ? this.inFlight.get(key) : undefined;
+    if (existing) {
+      if (existing.state === 'queued') {
+        this.queue.raise(existing, priority);
+        existing.priority = Math.min(existing.priority, priority);
+      }
+      return this.snapshot(this.attach(existing, request, this.ids.next()));
+    }
+    if (this.queue.size >= this.opts.queueSize) {
+      throw resourceExhausted(
+        `the execution queue is full: ${this.queue.size} actions are waiting for ${this.slots.length} worker slot(s); ` +
+          `retry later, or raise queue-size (or concurrency) in the Kiln configuration`,
+      );
+    }
+    const id = this.ids.next();
+    const job: Job = { id, key, request, priority, queuedAt: this.clock.now(), state: 'queued', abort: new AbortController(), ops: new Set() };
+    const op = this.attach(job, request, id);
+    if (key) this.inFlight.set(key, job);
+    this.queue.push(job, priority);
+    const meta = request.requestMetadata;
+    this.events.emit({
+      type: 'action.queued',
+      id,
+      at: job.queuedAt,
+      actionDigest: formatDigest(request.actionDigest),
+      instance: request.instance,
+      mnemonic: meta?.actionMnemonic || undefined,
+      target: meta?.targetId || undefined,
+      toolInvocationId: meta?.toolInvocationId || undefined,
+      details: actionDetails(request.action, request.command, request.timeoutMs),
+    });
+    // The caller learns it was queued even when a free slot starts it right away.
+    const accepted = this.snapshot(op);
+    this.pump();
+    return accepted;
+  }
+
+  /** Records an answer that needed no run (an action cache hit), so it can be looked up like any other. */
+  recordCompleted(
+    instance: string,
+    actionDigest: BlobDigest,
+    response: reapi.ExecuteResponse,
+    requestMetadata?: reapi.RequestMetadata.$Properties,
+  ): OperationSnapshot {
+    const id = this.ids.next();
+    const at = this.clock.now();
+    const op = this.newOperation(id, id, instance, actionDigest, at, false, false);
+    this.events.emit({
+      type: 'action.queued',
+      id,
+      at,
+      actionDigest: formatDigest(actionDigest),
+      instance,
+      mnemonic: requestMetadata?.actionMnemonic || undefined,
+      target: requestMetadata?.targetId || undefined,
+      toolInvocationId: requestMetadata?.toolInvocationId || undefined,
+    });
+    const result = response.result;
+    this.events.emit({
+      type: 'action.finished',
+      id,
+      at,
+      outcome: 'cached',
+      exitCode: result?.exitCode ?? 0,
+      timing: timingBreakdown(at, at, at),
+      stdoutDigest: result?.stdoutDigest ? `${result.stdoutDigest.hash}/${result.stdoutDigest.sizeBytes}` : undefined,
+      stderrDigest: result?.stderrDigest ? `${result.stderrDigest.hash}/${result.stderrDigest.sizeBytes}` : undefined,
+    });
+    this.complete(op, response);
+    return this.snapshot(op);
+  }
+
+  get(name: string): OperationSnapshot | undefined {
+    const op = this.operations.get(name);
+    return op && this.snapshot(op);
+  }
+
+  /**
+   * Calls `listener` now with the current state, then on every change until the
+   * operation is done. Returns an unsubscribe function, or undefined for an unknown name.
+   */
+  watch(name: string, listener: OperationListener): (() => void) | undefined {
+    const op = this.operations.get(name);
+    if (!op) return undefined;
+    safeNotify(listener, this.snapshot(op));
+    if (op.done) return () => {};
+    op.watchers.add(listener);
+    return () => op.watchers.delete(listener);
+  }
+
+  /** Operations still remembered, newest first. */
+  list(): OperationSnapshot[] {
+    return [...this.operations.values()].sort((a, b) => b.seq - a.seq).map((op) => this.snapshot(op));
+  }
+
+  /**
+   * Cancels one caller's operation: it completes CANCELLED at once. The run itself
+   * stops (queued: removed; running: aborted) once no other caller shares it.
+   * Returns false for an unknown operation; a finished one is left as it is.
+   */
+  cancel(name: string, why = 'the operation was cancelled (CancelOperation)'): boolean {
+    const op = this.operations.get(name);
+    if (!op) return false;
+    if (op.done) return true;
+    const job = op.job;
+    this.complete(op, cancelledVerdict(why).response);
+    if (job && job.ops.size === 0) this.cancelJob(job, why);
+    return true;
+  }
+
+  /** Forgets an operation, cancelling it first if it has not finished. */
+  delete(name: string): boolean {
+    const op = this.operations.get(name);
+    if (!op) return false;
+    this.cancel(name, 'the operation was deleted (DeleteOperation)');
+    op.expiry?.cancel();
+    this.operations.delete(name);
+    return true;
+  }
+
+  view(): SchedulerView {
+    return {
+      enabled: this.enabledFlag,
+      concurrency: this.slots.length,
+      queueDepth: this.queue.size,
+      running: this.slots.filter(Boolean).length,
+      slots: this.slots.map((job, slot) => (job ? { slot, actionId: job.id, since: job.startedAt } : { slot })),
+      queued: this.queue.items().map((j) => j.id),
+    };
+  }
+
+  /**
+   * Refuses new work, cancels what is queued, lets running actions finish for up
+   * to `drainMs`, then cancels them and waits for their executors to let go.
+   */
+  async stop(drainMs: number): Promise<void> {
+    this.stopping = true;
+    for (const job of this.queue.items()) this.cancelJob(job, 'Kiln is shutting down; the action never started', true);
+    const running = () => this.slots.filter((j): j is Job => j !== undefined).map((j) => j.finished!);
+    // Real timers: an injected test clock must not stall shutdown.
+    await waitAtMost(Promise.all(running()), drainMs);
+    for (const job of this.slots) if (job) this.abortJob(job);
+    await waitAtMost(Promise.all(running()), 10_000);
+    for (const op of this.operations.values()) op.expiry?.cancel();
+  }
+
+  // --- internals ------------------------------------------------------------
+
+  private attach(job: Job, request: ExecutionRequest, id: string): Operation {
+    const op = this.newOperation(id, job.id, request.instance, request.actionDigest, this.clock.now(), !!request.inlineStdout, !!request.inlineStderr);
+    op.job = job;
+    if (job.state === 'running') {
+      op.stage = 'EXECUTING';
+      op.streamNames = job.streamNames;
+    }
+    job.ops.add(op);
+    return op;
+  }
+
+  private newOperation(id: string, jobId: string, instance: string, actionDigest: BlobDigest, queuedAt: number, inlineStdout: boolean, inlineStderr: boolean): Operation {
+    const op: Operation = {
+      seq: ++this.seq,
+      id,
+      name: `${OPERATION_PREFIX}${id}`,
+      jobId,
+      instance,
+      actionDigest,
+      queuedAt,
+      stage: 'QUEUED',
+      done: false,
+      inlineStdout,
+      inlineStderr,
+      watchers: new Set(),
+    };
+    this.operations.set(op.name, op);
+    return op;
+  }
+
+  private pump(): void {
+    for (let slot = 0; slot < this.slots.length && this.queue.size > 0; slot++) {
+      if (this.slots[slot]) continue;
+      this.start(this.queue.shift()!, slot);
+    }
+  }
+
+  private start(job: Job, slot: number): void {
+    const { request } = job;
+    const now = this.clock.now();
+    job.state = 'running';
+    job.startedAt = now;
+    let paths: LogPaths;
+    try {
+      paths = this.opts.logPathsFor(job.id);
+      job.streamNames = this.opts.streamNamesFor?.(job.id, request.instance);
+    } catch (err) {
+      // No log folder: the action cannot run, but the slot stays free for the next one.
+      job.finished = this.finish(job, verdictFromError(err));
+      return;
+    }
+    job.slot = slot;
+    this.slots[slot] = job;
+    this.events.emit({ type: 'worker.slot', at: now, slot, busy: true, actionId: job.id });
+    this.events.emit({ type: 'action.started', id: job.id, at: now, slot, stdoutPath: paths.stdout, stderrPath: paths.stderr });
+    for (const op of job.ops) {
+      op.stage = 'EXECUTING';
+      op.streamNames = job.streamNames;
+      this.notify(op);
+    }
+    const prepared: PreparedAction = {
+      id: job.id,
+      instance: request.instance,
+      actionDigest: request.actionDigest,
+      action: request.action,
+      command: request.command,
+      timeoutMs: request.timeoutMs,
+      stdoutPath: paths.stdout,
+      stderrPath: paths.stderr,
+    };
+    const hooks = {
+      onStage: (stage: 'fetching-inputs' | 'running' | 'uploading-outputs', at: number) =>
+        this.events.emit({ type: 'action.stage', id: job.id, at, stage }),
+    };
+    job.finished = Promise.resolve()
+      .then(() => this.opts.executor.run(prepared, job.abort.signal, hooks))
+      .then(
+        (run) => this.finish(job, verdictFromOutcome(run, job.queuedAt, request.timeoutMs), run),
+        (err) => this.finish(job, verdictFromError(err)),
+      );
+  }
+
+  private async finish(job: Job, verdict: RunVerdict, run?: ExecutionOutcome): Promise<void> {
+    const { request } = job;
+    const at = this.clock.now();
+    job.state = 'finishing';
+    if (job.slot !== undefined && this.slots[job.slot] === job) {
+      this.slots[job.slot] = undefined;
+      this.events.emit({ type: 'worker.slot', at, slot: job.slot, busy: false });
+    }
+    this.pump();
+    if (verdict.cacheable && !request.action.doNotCache && verdict.response.result) {
+      try {
+        await this.opts.actionCache.put(request.instance, request.actionDigest, verdict.response.result);
+      } catch (err) {
+        // The caller still gets its result; only the next build misses the cache.
+        this.log(`kiln: could not write action ${formatDigest(request.actionDigest)} to the action cache: ${(err as Error).message}`);
+      }
+    }
+    const result = verdict.response.result;
+    this.events.emit({
+      type: 'action.finished',
+      id: job.id,
+      at: this.clock.now(),
+      outcome: verdict.outcome,
+      exitCode: verdict.exitCode,
+      timing: timingBreakdown(job.queuedAt, job.startedAt, at, run),
+      inputFiles: run?.inputFiles,
+      inputBytes: run?.inputBytes,
+      outputs: run?.outputs,
+      stdoutDigest: result?.stdoutDigest ? `${result.stdoutDigest.hash}/${result.stdoutDigest.sizeBytes}` : undefined,
+      stderrDigest: result?.stderrDigest ? `${result.stderrDigest.hash}/${result.stderrDigest.sizeBytes}` : undefined,
+      message: verdict.message,
+    });
+    const ops = [...job.ops];
+    const responses = await Promise.all(ops.map((op) => this.inlined(op, verdict.response)));
+    job.state = 'finished';
+    if (job.key && this.inFlight.get(job.key) === job) this.inFlight.delete(job.key);
+    ops.forEach((op, i) => this.complete(op, responses[i]));
+    // Callers that joined while outputs were being inlined.
+    for (const op of job.ops) this.complete(op, verdict.response);
+  }
+
+  /** Stops a job nobody waits for any more. */
+  private cancelJob(job: Job, why: string, completeWatchers = false): void {
+    if (job.key && this.inFlight.get(job.key) === job) this.inFlight.delete(job.key);
+    if (job.state === 'queued') {
+      this.queue.remove(job);
+      job.state = 'finished';
+      const at = this.clock.now();
+      if (completeWatchers) for (const op of [...job.ops]) this.complete(op, cancelledVerdict(why).response);
+      this.events.emit({ type: 'action.finished', id: job.id, at, outcome: 'cancelled', timing: timingBreakdown(job.queuedAt, undefined, at), message: why });
+    } else if (job.state === 'running') {
+      this.abortJob(job);
+    }
+  }
+
+  private abortJob(job: Job): void {
+    if (job.key && this.inFlight.get(job.key) === job) this.inFlight.delete(job.key);
+    job.abort.abort();
+  }
+
+  private complete(op: Operation, response: reapi.ExecuteResponse): void {
+    if (op.done) return;
+    op.job?.ops.delete(op);
+    op.job = undefined;
+    op.stage = 'COMPLETED';
+    op.done = true;
+    op.response = response;
+    this.notify(op);
+    op.watchers.clear();
+    op.expiry = this.clock.setTimeout(() => {
+      if (this.operations.get(op.name) === op) this.operations.delete(op.name);
+    }, this.opts.operationRetentionMs);
+  }
+
+  private notify(op: Operation): void {
+    if (op.watchers.size === 0) return;
+    const snap = this.snapshot(op);
+    for (const w of [...op.watchers]) safeNotify(w, snap);
+  }
+
+  /** The response with stdout/stderr inlined where this caller asked and they are small. */
+  private async inlined(op: Operation, response: reapi.ExecuteResponse): Promise<reapi.ExecuteResponse> {
+    const result = response.result;
+    if (!result || (!op.inlineStdout && !op.inlineStderr)) return response;
+    const copy = reapi.ExecuteResponse.create({ ...response, result: reapi.ActionResult.create({ ...result }) });
+    const read = async (d: reapi.Digest.$Properties | null | undefined): Promise<Uint8Array | undefined> => {
+      const size = Number(d?.sizeBytes ?? 0);
+      if (!d?.hash || size > MAX_INLINE_BYTES) return undefined;
+      try {
+        return await this.opts.store.readAll({ fn: op.actionDigest.fn, hash: d.hash, size });
+      } catch {
+        return undefined; // The digest is still there; the client downloads it.
+      }
+    };
+    if (op.inlineStdout) copy.result!.stdoutRaw = (await read(result.stdoutDigest)) ?? new Uint8Array();
+    if (op.inlineStderr) copy.result!.stderrRaw = (await read(result.stderrDigest)) ?? new Uint8Array();
+    return copy;
+  }
+
+  private snapshot(op: Operation): OperationSnapshot {
+    return {
+      name: op.name,
+      id: op.id,
+      seq: op.seq,
+      jobId: op.jobId,
+      instance: op.instance,
+      actionDigest: op.actionDigest,
+      stage: op.stage,
+      done: op.done,
+      queuedAt: op.queuedAt,
+      streamNames: op.streamNames,
+      response: op.response,
+    };
+  }
+}
+
+function dedupKey(instance: string, d: BlobDigest): string {
+  return `${instance}\u0000${digestKey(d)}`;
+}
+
+function safeNotify(listener: OperationListener, op: OperationSnapshot): void {
+  try {
+    listener(op);
+  } catch (err) {
+    // One broken watcher (a closed stream) must not stop the others or the run.
+    console.error(`kiln: operation watcher failed on ${op.name}:`, err);
+  }
+}
+
+function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void p.finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,325 @@
+// The scheduler alone: a fake Executor, a ManualClock, in-memory stores.
+import { status as Status } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../engine/clock';
+import type { BlobDigest } from '../../engine/digest';
+import { EventBus, type KilnEvent } from '../../engine/events/event-bus';
+import { GrpcError, missingBlobs } from '../../engine/grpc/status';
+import { reapi, rpc } from '../../engine/proto';
+import type { OperationSnapshot } from '../../engine/scheduler/operation';
+import { Scheduler, logPathsIn, type ExecutionRequest } from '../../engine/scheduler/scheduler';
+import { MemoryActionCacheStore } from '../../engine/store/action-cache-store';
+import { MemoryBlobStore } from '../../engine/store/memory-store';
+import { FakeExecutor, flush } from './fake-executor';
+
+let dir: string;
+let clock: ManualClock;
+let events: KilnEvent[];
+let bus: EventBus;
+let executor: FakeExecutor;
+let actionCache: MemoryActionCacheStore;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kiln-sched-'));
+  clock = new ManualClock();
+  bus = new EventBus();
+  events = [];
+  bus.subscribe((e) => events.push(e));
+  executor = new FakeExecutor();
+  actionCache = new MemoryActionCacheStore();
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function scheduler(over: Partial<ConstructorParameters<typeof Scheduler>[0]> = {}): Scheduler {
+  let n = 0;
+  return new Scheduler({
+    executor,
+    actionCache,
+    store: new MemoryBlobStore(),
+    concurrency: 1,
+    queueSize: 100,
+    operationRetentionMs: 10 * 60_000,
+    logPathsFor: logPathsIn(dir),
+    events: bus,
+    clock,
+    ids: { next: () => `op-${++n}` },
+    ...over,
+  });
+}
+
+function digest(): BlobDigest {
+  return { fn: 'sha256', hash: randomBytes(32).toString('hex'), size: 42 };
+}
+
+function request(over: Partial<ExecutionRequest> & { doNotCache?: boolean } = {}): ExecutionRequest {
+  const { doNotCache, ...rest } = over;
+  return {
+    instance: '',
+    actionDigest: digest(),
+    action: reapi.Action.create({ doNotCache: !!doNotCache }),
+    command: reapi.Command.create({ arguments: ['/bin/true'] }),
+    timeoutMs: 60_000,
+    ...rest,
+  };
+}
+
+/** Every state a watcher sees until the operation is done. */
+function record(s: Scheduler, name: string): { states: OperationSnapshot[]; done: Promise<OperationSnapshot> } {
+  const states: OperationSnapshot[] = [];
+  let resolve!: (op: OperationSnapshot) => void;
+  const done = new Promise<OperationSnapshot>((r) => (resolve = r));
+  s.watch(name, (op) => {
+    states.push(op);
+    if (op.done) resolve(op);
+  });
+  return { states, done };
+}
+
+describe('Scheduler', () => {
+  it('moves an operation QUEUED → EXECUTING → COMPLETED, emitting events and caching a success', async () => {
+    const s = scheduler({ streamNamesFor: (id) => ({ stdout: `logs/${id}/stdout`, stderr: `logs/${id}/stderr` }) });
+    const req = request({ requestMetadata: { actionMnemonic: 'CppCompile', targetId: '//a:b', toolInvocationId: 'inv-1' } });
+    const op = s.submit(req);
+    expect(op.name).toBe('operations/op-1');
+    const { states, done } = record(s, op.name);
+    const [run] = await executor.started(1);
+    expect(run.action.stdoutPath).toBe(join(dir, 'logs', 'op-1.stdout'));
+    run.finish({ exitCode: 0 });
+    const final = await done;
+
+    expect(states.map((o) => o.stage)).toEqual(['EXECUTING', 'COMPLETED']);
+    expect(states[0].streamNames).toEqual({ stdout: 'logs/op-1/stdout', stderr: 'logs/op-1/stderr' });
+    expect(final.response?.status?.code).toBe(Status.OK);
+    expect(final.response?.result?.executionMetadata?.queuedTimestamp).toBeTruthy();
+    expect(await actionCache.get('', req.actionDigest)).toBeDefined();
+
+    const types = events.map((e) => e.type);
+    expect(types).toEqual(['action.queued', 'worker.slot', 'action.started', 'action.stage', 'action.stage', 'worker.slot', 'action.finished']);
+    const queued = events[0] as Extract<KilnEvent, { type: 'action.queued' }>;
+    expect(queued).toMatchObject({ id: 'op-1', mnemonic: 'CppCompile', target: '//a:b', toolInvocationId: 'inv-1' });
+    expect(queued.details?.argv).toEqual(['/bin/true']);
+    expect(events[1]).toMatchObject({ busy: true, slot: 0, actionId: 'op-1' });
+    expect(events.at(-1)).toMatchObject({ type: 'action.finished', outcome: 'success', exitCode: 0 });
+  });
+
+  it('runs identical cacheable actions once and completes every caller', async () => {
+    const s = scheduler();
+    const req = request();
+    const a = s.submit(req);
+    const b = s.submit({ ...req });
+    expect(a.name).not.toBe(b.name);
+    expect(b.jobId).toBe(a.jobId);
+    const da = record(s, a.name).done;
+    const db = record(s, b.name).done;
+    (await executor.started(1))[0].finish({ exitCode: 0 });
+    const [ra, rb] = await Promise.all([da, db]);
+    expect(ra.response?.status?.code).toBe(Status.OK);
+    expect(rb.response?.status?.code).toBe(Status.OK);
+    expect(executor.runs).toHaveLength(1);
+  });
+
+  it('never merges do_not_cache actions', async () => {
+    const s = scheduler({ concurrency: 2 });
+    const req = request({ doNotCache: true });
+    s.submit(req);
+    s.submit({ ...req });
+    const runs = await executor.started(2);
+    runs.forEach((r) => r.finish({ exitCode: 0 }));
+    await flush();
+    expect(executor.runs).toHaveLength(2);
+    expect(await actionCache.get('', req.actionDigest)).toBeUndefined();
+  });
+
+  it('refuses work beyond the queue with RESOURCE_EXHAUSTED saying how many wait and what to raise', async () => {
+    const s = scheduler({ queueSize: 1 });
+    s.submit(request()); // runs
+    s.submit(request()); // waits
+    let err: unknown;
+    try {
+      s.submit(request());
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GrpcError);
+    expect((err as GrpcError).code).toBe(Status.RESOURCE_EXHAUSTED);
+    expect((err as GrpcError).message).toMatch(/1 actions are waiting/);
+    expect((err as GrpcError).message).toMatch(/queue-size/);
+  });
+
+  it('runs lower priority values first, first-come first-served within a priority', async () => {
+    const s = scheduler();
+    s.submit(request()); // occupies the only slot
+    const names = new Map<string, string>();
+    for (const [label, priority] of [['a5', 5], ['b1', 1], ['c5', 5], ['d1', 1], ['e-2', -2]] as const) {
+      names.set(s.submit(request({ priority })).jobId, label);
+    }
+    expect(s.view().queued.map((id) => names.get(id))).toEqual(['e-2', 'b1', 'd1', 'a5', 'c5']);
+    const order: string[] = [];
+    await executor.started(1);
+    for (let i = 0; i < 5; i++) {
+      executor.runs[i].finish({ exitCode: 0 });
+      const runs = await executor.started(i + 2);
+      order.push(names.get(runs[i + 1].action.id)!);
+    }
+    expect(order).toEqual(['e-2', 'b1', 'd1', 'a5', 'c5']);
+  });
+
+  it('cancels a queued action: it completes CANCELLED and never runs', async () => {
+    const s = scheduler();
+    s.submit(request());
+    const queued = s.submit(request());
+    const done = record(s, queued.name).done;
+    expect(s.cancel(queued.name)).toBe(true);
+    expect((await done).response?.status?.code).toBe(Status.CANCELLED);
+    expect(s.view().queueDepth).toBe(0);
+    executor.runs[0].finish({ exitCode: 0 });
+    await flush();
+    expect(executor.runs).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'action.finished' && e.outcome === 'cancelled')).toHaveLength(1);
+  });
+
+  it('cancels a running action by aborting its executor', async () => {
+    const s = scheduler();
+    const op = s.submit(request());
+    const [run] = await executor.started(1);
+    const done = record(s, op.name).done;
+    s.cancel(op.name);
+    expect(run.signal.aborted).toBe(true);
+    expect((await done).response?.status?.code).toBe(Status.CANCELLED);
+    await run.done;
+    await flush();
+    expect(s.view().running).toBe(0);
+  });
+
+  it('keeps a shared run going while another caller still waits for it', async () => {
+    const s = scheduler();
+    const req = request();
+    const a = s.submit(req);
+    const b = s.submit({ ...req });
+    const [run] = await executor.started(1);
+    s.cancel(a.name);
+    expect(run.signal.aborted).toBe(false);
+    const done = record(s, b.name).done;
+    run.finish({ exitCode: 0 });
+    expect((await done).response?.status?.code).toBe(Status.OK);
+  });
+
+  it('does not merge with a run that is being cancelled', async () => {
+    const s = scheduler({ concurrency: 2 });
+    const req = request();
+    const a = s.submit(req);
+    await executor.started(1);
+    s.cancel(a.name);
+    const b = s.submit({ ...req });
+    expect(b.jobId).not.toBe(a.jobId);
+  });
+
+  it('forgets finished operations after the retention window, and late watchers get the final state at once', async () => {
+    const s = scheduler({ operationRetentionMs: 60_000 });
+    const op = s.submit(request());
+    (await executor.started(1))[0].finish({ exitCode: 0 });
+    await record(s, op.name).done;
+    clock.advance(59_000);
+    const late: OperationSnapshot[] = [];
+    s.watch(op.name, (o) => late.push(o));
+    expect(late).toHaveLength(1);
+    expect(late[0].done).toBe(true);
+    clock.advance(2_000);
+    expect(s.get(op.name)).toBeUndefined();
+    expect(s.watch(op.name, () => {})).toBeUndefined();
+  });
+
+  it('when switched off refuses new work with UNAVAILABLE but finishes what was queued', async () => {
+    const s = scheduler();
+    s.submit(request());
+    const queued = s.submit(request());
+    const done = record(s, queued.name).done;
+    s.setEnabled(false);
+    expect(() => s.submit(request())).toThrow(/execution is paused/);
+    try {
+      s.submit(request());
+    } catch (e) {
+      expect((e as GrpcError).code).toBe(Status.UNAVAILABLE);
+    }
+    (await executor.started(1))[0].finish({ exitCode: 0 });
+    (await executor.started(2))[1].finish({ exitCode: 0 });
+    expect((await done).response?.status?.code).toBe(Status.OK);
+  });
+
+  it('reports a non-zero exit as OK with the exit code, and does not cache it', async () => {
+    const s = scheduler();
+    const req = request();
+    const op = s.submit(req);
+    (await executor.started(1))[0].finish({ exitCode: 3 });
+    const final = await record(s, op.name).done;
+    expect(final.response?.status?.code).toBe(Status.OK);
+    expect(final.response?.result?.exitCode).toBe(3);
+    expect(await actionCache.get('', req.actionDigest)).toBeUndefined();
+    expect(events.at(-1)).toMatchObject({ type: 'action.finished', outcome: 'failure', exitCode: 3 });
+  });
+
+  it('reports a timeout as DEADLINE_EXCEEDED with the partial result, uncached', async () => {
+    const s = scheduler();
+    const req = request();
+    const op = s.submit(req);
+    (await executor.started(1))[0].finish({ status: 'timeout', exitCode: 0 });
+    const final = await record(s, op.name).done;
+    expect(final.response?.status?.code).toBe(Status.DEADLINE_EXCEEDED);
+    expect(final.response?.result).toBeTruthy();
+    expect(await actionCache.get('', req.actionDigest)).toBeUndefined();
+  });
+
+  it('passes an executor GrpcError through with its details, and turns anything else into INTERNAL', async () => {
+    const s = scheduler({ concurrency: 2 });
+    const a = s.submit(request());
+    const b = s.submit(request());
+    const [ra, rb] = await executor.started(2);
+    ra.fail(missingBlobs([digest()], 'input'));
+    rb.fail(new Error('disk on fire'));
+    const fa = await record(s, a.name).done;
+    const fb = await record(s, b.name).done;
+    expect(fa.response?.status?.code).toBe(Status.FAILED_PRECONDITION);
+    const detail = fa.response?.status?.details?.[0];
+    const pf = rpc.PreconditionFailure.decode(detail!.value!);
+    expect(pf.violations[0].type).toBe('MISSING');
+    expect(fb.response?.status?.code).toBe(Status.INTERNAL);
+    expect(fb.response?.status?.message).toMatch(/disk on fire/);
+  });
+
+  it('inlines small stdout when the caller asked for it', async () => {
+    const store = new MemoryBlobStore();
+    const data = Buffer.from('hello\n');
+    const { digestOf } = await import('../../engine/digest');
+    const d = await digestOf(data);
+    await store.writeAll(d, data);
+    const s = scheduler({ store });
+    const op = s.submit(request({ inlineStdout: true }));
+    (await executor.started(1))[0].finish({
+      result: reapi.ActionResult.create({ exitCode: 0, stdoutDigest: { hash: d.hash, sizeBytes: d.size } }),
+    });
+    const final = await record(s, op.name).done;
+    expect(Buffer.from(final.response!.result!.stdoutRaw!).toString()).toBe('hello\n');
+  });
+
+  it('on stop cancels queued work, drains running actions, then aborts what is left', async () => {
+    const s = scheduler();
+    const running = s.submit(request());
+    const queued = s.submit(request());
+    const [run] = await executor.started(1);
+    const dq = record(s, queued.name).done;
+    const dr = record(s, running.name).done;
+    await s.stop(50);
+    expect((await dq).response?.status?.code).toBe(Status.CANCELLED);
+    expect(run.signal.aborted).toBe(true);
+    expect((await dr).response?.status?.code).toBe(Status.CANCELLED);
+    expect(executor.runs).toHaveLength(1);
+    expect(() => s.submit(request())).toThrow(/shutting down/);
+  });
+});
