@@ -1,0 +1,139 @@
+// The tray icon: status at a glance, and the execution switch without opening a window.
+// It follows engine events rather than its own clicks, so a toggle made in the dashboard
+// shows here exactly like one made here.
+import { join } from 'node:path';
+import { bazelFlags } from './bazel-flags';
+import type { KilnEvent } from '../engine/events/event-bus';
+import type { EngineHandle } from './engine-handle';
+import type { ElectronLike, MenuItemConstructorOptions, TrayLike } from './electron-like';
+import { coalesce, realTimers, type Coalesced, type Timers } from './throttle';
+import { statusLine, trayStatus, trayTooltip, type TrayState, type TrayStatus } from './tray-view';
+
+/** Passed to the app when it is started at login, so it starts in the tray. */
+export const HIDDEN_FLAG = '--hidden';
+
+export interface KilnTrayOptions {
+  electron: Pick<ElectronLike, 'app' | 'Tray' | 'Menu' | 'nativeImage' | 'clipboard'>;
+  /** Folder holding {status}-{size}.png (+ @2x) icons. */
+  iconDir: string;
+  platform: NodeJS.Platform;
+  openDashboard(): void;
+  quit(): void;
+  /** Repaints driven by engine activity happen at most this often. */
+  throttleMs?: number;
+  timers?: Timers;
+}
+
+export class KilnTray {
+  private readonly tray: TrayLike;
+  private engine: EngineHandle | undefined;
+  private state: TrayState = { executionEnabled: false, starting: true };
+  private quitting = false;
+  private shown: { status?: TrayStatus; tooltip?: string; menuKey?: string } = {};
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly refreshSoon: Coalesced;
+
+  constructor(private readonly options: KilnTrayOptions) {
+    this.refreshSoon = coalesce(() => this.refresh(), options.throttleMs ?? 500, options.timers ?? realTimers);
+    this.tray = new options.electron.Tray(this.image('idle'));
+    // macOS opens the menu on click; elsewhere a click means "show me Kiln".
+    if (options.platform !== 'darwin') this.tray.on('click', () => options.openDashboard());
+    this.render();
+  }
+
+  attach(engine: EngineHandle): void {
+    this.engine = engine;
+    this.state = { executionEnabled: engine.executionEnabled, metrics: engine.metrics.snapshot() };
+    this.unsubscribe.push(engine.events.subscribe((e) => this.onEvent(e)));
+    this.refresh();
+  }
+
+  private onEvent(e: KilnEvent): void {
+    if (e.type === 'execution.toggled') {
+      // The switch is user-facing: show it at once, not at the next throttled tick.
+      this.state.executionEnabled = e.enabled;
+      this.refresh();
+      return;
+    }
+    if (e.type === 'action.finished') {
+      // 'error' is Kiln failing to run an action (not the build failing): worth a red icon
+      // until an action completes normally again.
+      if (e.outcome === 'error') this.state.problem = `an action failed to run: ${e.message ?? 'internal error'}`;
+      else if (e.outcome !== 'cancelled') this.state.problem = undefined;
+    }
+    this.refreshSoon();
+  }
+
+  /** The engine could not start: the tray stays, red, to say why and to offer Quit. */
+  showStartupError(message: string): void {
+    this.state = { executionEnabled: false, problem: `could not start: ${message}` };
+    this.refresh();
+  }
+
+  setQuitting(): void {
+    this.quitting = true;
+    this.refresh();
+  }
+
+  destroy(): void {
+    this.refreshSoon.cancel();
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.tray.destroy();
+  }
+
+  private refresh(): void {
+    if (this.engine) this.state.metrics = this.engine.metrics.snapshot();
+    this.render();
+  }
+
+  private render(): void {
+    const status = trayStatus(this.state);
+    if (status !== this.shown.status) this.tray.setImage(this.image(status));
+    const tooltip = trayTooltip(this.state);
+    if (tooltip !== this.shown.tooltip) this.tray.setToolTip(tooltip);
+    // Rebuilding an open menu closes it on some platforms: only when its content changes.
+    const template = this.menuTemplate();
+    const menuKey = JSON.stringify(template.map((i) => [i.label, i.checked, i.enabled]));
+    if (menuKey !== this.shown.menuKey) {
+      this.tray.setContextMenu(this.options.electron.Menu.buildFromTemplate(template));
+    }
+    this.shown = { status, tooltip, menuKey };
+  }
+
+  private menuTemplate(): MenuItemConstructorOptions[] {
+    const { app, clipboard } = this.options.electron;
+    const engine = this.engine;
+    const items: MenuItemConstructorOptions[] = [
+      { label: this.quitting ? 'Kiln — finishing running actions…' : statusLine(this.state), enabled: false },
+      { type: 'separator' },
+    ];
+    if (engine && !this.quitting) {
+      items.push(
+        {
+          label: this.state.executionEnabled ? 'Disable execution' : 'Enable execution',
+          click: () => engine.setExecutionEnabled(!engine.executionEnabled),
+        },
+        { label: 'Open dashboard', click: () => this.options.openDashboard() },
+        { label: 'Copy Bazel flags', click: () => clipboard.writeText(bazelFlags(engine.grpcUrl)) },
+        { type: 'separator' },
+      );
+    }
+    // Electron implements login items on macOS and Windows only.
+    if (this.options.platform === 'darwin' || this.options.platform === 'win32') {
+      items.push({
+        label: 'Start at login',
+        type: 'checkbox',
+        checked: app.getLoginItemSettings().openAtLogin,
+        click: (item) => app.setLoginItemSettings({ openAtLogin: item.checked, args: [HIDDEN_FLAG] }),
+      });
+    }
+    items.push({ label: 'Quit Kiln', enabled: !this.quitting, click: () => this.options.quit() });
+    return items;
+  }
+
+  private image(status: TrayStatus) {
+    // 16 px suits macOS and Windows trays; Linux panels are larger. Electron picks @2x itself.
+    const size = this.options.platform === 'linux' ? 32 : 16;
+    return this.options.electron.nativeImage.createFromPath(join(this.options.iconDir, `${status}-${size}.png`));
+  }
+}

@@ -1,0 +1,150 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { KilnTray } from '../../electron/tray';
+import { fakeElectron, FakeEngine, FakeTray, type FakeElectron } from './fakes';
+
+describe('KilnTray', () => {
+  let electron: FakeElectron;
+  let engine: FakeEngine;
+  let tray: FakeTray;
+  let kiln: KilnTray;
+  const opened: string[] = [];
+
+  function makeTray(platform: NodeJS.Platform = 'linux') {
+    kiln = new KilnTray({
+      electron,
+      iconDir: '/icons',
+      platform,
+      openDashboard: () => opened.push('dashboard'),
+      quit: () => opened.push('quit'),
+      throttleMs: 500,
+    });
+    tray = FakeTray.created.at(-1)!;
+    kiln.attach(engine);
+  }
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    electron = fakeElectron();
+    engine = new FakeEngine(true);
+    opened.length = 0;
+  });
+  afterEach(() => {
+    kiln.destroy();
+    vi.useRealTimers();
+  });
+
+  it('flips the engine switch from the menu, and follows the event the dashboard also sees', () => {
+    makeTray();
+    const seenByDashboard: boolean[] = [];
+    engine.events.on('execution.toggled', (e) => seenByDashboard.push(e.enabled));
+
+    tray.click('Disable execution');
+
+    expect(engine.calls).toEqual(['setExecutionEnabled(false)']);
+    expect(seenByDashboard).toEqual([false]);
+    // At once, without waiting for the throttled repaint.
+    expect(tray.item('Enable execution')).toBeDefined();
+    expect(tray.icon).toBe('/icons/paused-32.png');
+
+    tray.click('Enable execution');
+    expect(engine.executionEnabled).toBe(true);
+    expect(seenByDashboard).toEqual([false, true]);
+    expect(tray.item('Disable execution')).toBeDefined();
+    expect(tray.icon).toBe('/icons/idle-32.png');
+  });
+
+  it('shows a toggle made in the dashboard in its menu, icon and tooltip', () => {
+    makeTray();
+    // The dashboard's POST /api/execution goes through the same engine switch.
+    engine.setExecutionEnabled(false);
+
+    expect(tray.item('Enable execution')).toBeDefined();
+    expect(tray.item(/^Kiln — execution paused/)?.enabled).toBe(false);
+    expect(tray.icon).toBe('/icons/paused-32.png');
+    expect(tray.tooltip).toMatch(/paused/);
+  });
+
+  it('repaints icon and tooltip from engine activity, once per burst and with the latest figures', () => {
+    makeTray();
+    const before = tray.images.length;
+    engine.metricsNow = { queueDepth: 3, running: 2, actionCache: { hits: 3, misses: 1, rate: 0.75 } };
+    for (let i = 0; i < 100; i++) engine.events.emit({ type: 'worker.slot', at: i, slot: i % 2, busy: true });
+
+    expect(tray.images.length).toBe(before); // nothing yet: throttled
+    vi.advanceTimersByTime(500);
+    expect(tray.images.slice(before)).toEqual(['/icons/executing-32.png']);
+    expect(tray.tooltip).toContain('2 running · 3 queued · cache hits 75%');
+
+    engine.metricsNow = { queueDepth: 0, running: 0, actionCache: { hits: 4, misses: 1, rate: 0.8 } };
+    engine.events.emit({ type: 'worker.slot', at: 200, slot: 0, busy: false });
+    vi.advanceTimersByTime(500);
+    expect(tray.icon).toBe('/icons/idle-32.png');
+    expect(tray.tooltip).toContain('0 running · 0 queued · cache hits 80%');
+  });
+
+  it('turns red when Kiln fails to run an action, and recovers on the next normal finish', () => {
+    makeTray();
+    const finished = (outcome: 'error' | 'failure') =>
+      engine.events.emit({
+        type: 'action.finished',
+        id: 'a',
+        at: 1,
+        outcome,
+        message: 'cannot stage inputs',
+        timing: { queuedMs: 0, inputFetchMs: 0, executionMs: 0, outputUploadMs: 0, totalMs: 0 },
+      });
+    finished('error');
+    vi.advanceTimersByTime(500);
+    expect(tray.icon).toBe('/icons/error-32.png');
+    expect(tray.tooltip).toContain('cannot stage inputs');
+
+    finished('failure'); // a failing build step is not Kiln's problem
+    vi.advanceTimersByTime(500);
+    expect(tray.icon).toBe('/icons/idle-32.png');
+  });
+
+  it('copies Bazel flags for this engine', () => {
+    makeTray();
+    tray.click('Copy Bazel flags');
+    expect(electron.clipboard.text).toContain('build --remote_executor=grpc://127.0.0.1:8980\n');
+  });
+
+  it('offers Start at login where Electron supports it, and passes the start-hidden flag', () => {
+    makeTray('darwin');
+    expect(tray.icon).toBe('/icons/idle-16.png');
+    expect(tray.item('Start at login')?.checked).toBe(false);
+    tray.click('Start at login');
+    expect(electron.app.loginItemCalls).toEqual([{ openAtLogin: true, args: ['--hidden'] }]);
+    kiln.destroy();
+
+    makeTray('linux');
+    expect(tray.item('Start at login')).toBeUndefined();
+  });
+
+  it('opens the dashboard and quits from the menu', () => {
+    makeTray();
+    tray.click('Open dashboard');
+    tray.emit('click'); // left click, outside macOS
+    tray.click('Quit Kiln');
+    expect(opened).toEqual(['dashboard', 'dashboard', 'quit']);
+  });
+
+  it('stays, red, when the engine did not start, offering only Quit', () => {
+    kiln = new KilnTray({ electron, iconDir: '/icons', platform: 'linux', openDashboard: () => {}, quit: () => {} });
+    tray = FakeTray.created.at(-1)!;
+    kiln.showStartupError('cannot listen on 127.0.0.1:8980');
+    expect(tray.icon).toBe('/icons/error-32.png');
+    expect(tray.item(/could not start: cannot listen/)).toBeDefined();
+    expect(tray.item('Disable execution')).toBeUndefined();
+    expect(tray.item('Quit Kiln')).toBeDefined();
+  });
+
+  it('stops listening to the engine once destroyed', () => {
+    makeTray();
+    kiln.destroy();
+    engine.setExecutionEnabled(false);
+    vi.advanceTimersByTime(1000);
+    expect(tray.item('Disable execution')).toBeDefined();
+    expect(tray.destroyed).toBe(true);
+  });
+});
