@@ -33,6 +33,8 @@ import { createExecutionService } from './reapi/execution';
 import { createOperationsService } from './reapi/operations';
 import { Scheduler } from './scheduler/scheduler';
 import type { Executor } from './worker/executor';
+import { LocalExecutor } from './worker/local-executor';
+import { validateCommand } from './worker/outputs';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -44,7 +46,7 @@ export interface EngineOptions {
   ids?: IdSource;
   /** Human-readable progress lines (the CLI sends them to stderr). */
   log?: (line: string) => void;
-  /** Runs actions (tests inject a fake). Without one the engine serves the cache only. Closed on stop. */
+  /** Runs actions; defaults to a LocalExecutor under {dataDir}/build (tests inject a fake). Closed on stop. */
   executor?: Executor;
 }
 
@@ -116,7 +118,9 @@ export class Engine {
       // --- Scheduler, workers, live logs: create here, before services that use them.
       engine.observability = new Observability({ config, events, storeStats: () => store.stats(), clock });
       engine.liveReaders.push(engine.observability.logStreams);
-      if (opts.executor) engine.startScheduler(opts.executor);
+      engine.startScheduler(
+        opts.executor ?? (await LocalExecutor.create({ store, buildRoot: join(config.dataDir, 'build'), clock, log })),
+      );
       engine.registerServices();
       await engine.listen();
       // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
@@ -213,6 +217,7 @@ export class Engine {
         actionCache,
         defaultActionTimeoutMs: config.defaultActionTimeoutMs,
         maxActionTimeoutMs: config.maxActionTimeoutMs,
+        validateCommand,
         events,
         clock,
       }));

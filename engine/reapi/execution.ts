@@ -4,6 +4,7 @@
 // is queued are gRPC errors; problems of the run arrive in ExecuteResponse.status.
 // WaitExecution re-attaches to an operation by name.
 import type * as grpc from '@grpc/grpc-js';
+import { validateCommand as validateWorkerCommand } from '../worker/outputs';
 import { systemClock, type Clock } from '../clock';
 import { formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
@@ -34,7 +35,7 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
   const { scheduler } = opts;
   const events = opts.events ?? nullSink;
   const clock = opts.clock ?? systemClock;
-  const validateCommand = opts.validateCommand ?? validateOutputPaths;
+  const validateCommand = opts.validateCommand ?? validateWorkerCommand;
 
   return {
     async execute(call: grpc.ServerWritableStream<reapi.ExecuteRequest, longrunning.Operation>) {
@@ -174,19 +175,3 @@ export function timeoutOf(action: reapi.Action, limits: { defaultActionTimeoutMs
   return ms;
 }
 
-/**
- * Stand-in until the worker's own validateCommand is wired: output paths must be
- * relative, normalized and stay inside the working directory.
- */
-export function validateOutputPaths(command: reapi.Command): void {
-  for (const p of [command.workingDirectory, ...outputPathsOf(command)]) {
-    if (p === '' && p === command.workingDirectory) continue;
-    const segs = p.split('/');
-    if (p.startsWith('/') || segs.some((s) => s === '' || s === '.' || s === '..')) {
-      throw invalidArgument(
-        `path "${p}" in the Command must be relative to the input root, without empty, "." or ".." segments`,
-        p === command.workingDirectory ? 'command.working_directory' : 'command.output_paths',
-      );
-    }
-  }
-}

@@ -36,12 +36,15 @@ export function verdictFromOutcome(run: ExecutionOutcome, queuedAt: number, time
       return { response: respond(Status.CANCELLED, message), outcome: 'cancelled', exitCode, cacheable: false, message };
     }
     case 'ok': {
-      const message = exitCode === 0 ? '' : `action exited with code ${exitCode}`;
+      const tampered = run.tamperedInputs?.length
+        ? `; not cached: the action modified its input(s) ${run.tamperedInputs.slice(0, 3).join(', ')}`
+        : '';
+      const message = (exitCode === 0 ? '' : `action exited with code ${exitCode}`) + tampered;
       return {
         response: respond(Status.OK, message),
         outcome: exitCode === 0 ? 'success' : 'failure',
         exitCode,
-        cacheable: exitCode === 0,
+        cacheable: exitCode === 0 && !tampered,
         message: message || undefined,
       };
     }

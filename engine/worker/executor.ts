@@ -45,6 +45,8 @@ export interface ExecutionOutcome {
   inputFiles: number;
   inputBytes: number;
   outputs: { path: string; bytes: number; kind: 'file' | 'directory' | 'symlink' }[];
+  /** Hard-linked inputs the action modified (their blobs were dropped from the store); never cache such a result. */
+  tamperedInputs?: string[];
 }
 
 export interface Executor {

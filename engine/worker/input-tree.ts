@@ -1,0 +1,141 @@
+// Reads an action's input root from the CAS and checks it before anything
+// touches the disk: every name a single safe path segment, children sorted
+// and unique, symlinks relative and inside the root, every blob present. The
+// result is a flat plan that staging can materialise without further checks.
+import { posix } from 'node:path';
+import { digestKey, isEmptyBlob, toBlobDigest, DIGEST_FUNCTIONS, type BlobDigest } from '../digest';
+import { invalidArgument, missingBlobs, resourceExhausted } from '../grpc/status';
+import { reapi } from '../proto';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
+
+export interface InputPlan {
+  /** Every directory, parents before children, relative to the input root ('' is the root). */
+  directories: string[];
+  files: { path: string; digest: BlobDigest; executable: boolean }[];
+  symlinks: { path: string; target: string }[];
+  /** Every blob the tree references (files and Directory messages), for pinning. */
+  blobs: BlobDigest[];
+  totalBytes: number;
+}
+
+/** A tree this large is refused rather than staged. */
+export const MAX_INPUT_NODES = 1_000_000;
+
+export async function planInputTree(store: BlobStore, root: BlobDigest): Promise<InputPlan> {
+  const fn = DIGEST_FUNCTIONS[root.fn];
+  const directories = new Map<string, reapi.Directory>();
+  const missing = new Map<string, BlobDigest>();
+
+  // Fetch every distinct Directory message, level by level.
+  let frontier = [root];
+  while (frontier.length > 0) {
+    const next: BlobDigest[] = [];
+    await Promise.all(
+      frontier.map(async (d) => {
+        const key = digestKey(d);
+        if (directories.has(key) || missing.has(key)) return;
+        let dir: reapi.Directory;
+        try {
+          dir = reapi.Directory.decode(await store.readAll(d));
+        } catch (err) {
+          if (err instanceof BlobNotFoundError) {
+            missing.set(key, d);
+            return;
+          }
+          throw invalidArgument(`input directory ${d.hash}/${d.size} is not a valid Directory message`);
+        }
+        directories.set(key, dir);
+        for (const child of dir.directories) next.push(toBlobDigest(child.digest, fn, `directory "${child.name}" digest`));
+      }),
+    );
+    if (directories.size > MAX_INPUT_NODES) throw resourceExhausted(`the input tree has more than ${MAX_INPUT_NODES} directories`);
+    frontier = next;
+  }
+
+  const plan: InputPlan = { directories: [], files: [], symlinks: [], blobs: [], totalBytes: 0 };
+  const fileDigests = new Map<string, BlobDigest>();
+  let nodes = 0;
+
+  const walk = (digest: BlobDigest, path: string) => {
+    const dir = directories.get(digestKey(digest));
+    if (!dir) return; // reported as missing
+    plan.directories.push(path);
+    validateDirectory(dir, path);
+    for (const f of dir.files) {
+      const name = f.name ?? '';
+      const d = toBlobDigest(f.digest, fn, `file "${join(path, name)}" digest`);
+      plan.files.push({ path: join(path, name), digest: d, executable: !!f.isExecutable });
+      plan.totalBytes += d.size;
+      if (!isEmptyBlob(d)) fileDigests.set(digestKey(d), d);
+    }
+    for (const s of dir.symlinks) {
+      const linkPath = join(path, s.name ?? '');
+      const target = s.target ?? '';
+      validateSymlinkTarget(linkPath, target);
+      plan.symlinks.push({ path: linkPath, target });
+    }
+    for (const c of dir.directories) walk(toBlobDigest(c.digest, fn), join(path, c.name ?? ''));
+    nodes += dir.files.length + dir.directories.length + dir.symlinks.length;
+    if (nodes > MAX_INPUT_NODES) throw resourceExhausted(`the input tree has more than ${MAX_INPUT_NODES} entries`);
+  };
+  walk(root, '');
+
+  for (const d of await store.findMissing([...fileDigests.values()])) missing.set(digestKey(d), d);
+  if (missing.size > 0) throw missingBlobs([...missing.values()], 'input');
+
+  plan.blobs = [...fileDigests.values(), ...[...directories.keys()].map((k) => parseKey(k))];
+  return plan;
+}
+
+function join(dir: string, name: string): string {
+  return dir ? `${dir}/${name}` : name;
+}
+
+function parseKey(key: string): BlobDigest {
+  const [fn, hash, size] = key.split('/');
+  return { fn: fn as BlobDigest['fn'], hash, size: Number(size) };
+}
+
+/** Byte-wise (UTF-8) order, as the spec sorts names. */
+export function compareNames(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+export function validateName(name: string, where: string): void {
+  if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || name.includes('\\')) {
+    throw invalidArgument(`input tree: ${where}: "${name}" is not a valid file name (a single path segment, not "." or "..")`);
+  }
+}
+
+function validateDirectory(dir: reapi.Directory, path: string): void {
+  const where = path ? `directory "${path}"` : 'the input root';
+  const seen = new Set<string>();
+  for (const [kind, list] of [
+    ['files', dir.files],
+    ['directories', dir.directories],
+    ['symlinks', dir.symlinks],
+  ] as const) {
+    let previous: string | undefined;
+    for (const node of list as { name: string }[]) {
+      validateName(node.name, where);
+      if (previous !== undefined && compareNames(previous, node.name) >= 0) {
+        throw invalidArgument(`input tree: ${where}: ${kind} are not sorted by name or repeat a name ("${previous}", "${node.name}")`);
+      }
+      if (seen.has(node.name)) throw invalidArgument(`input tree: ${where}: the name "${node.name}" appears twice`);
+      seen.add(node.name);
+      previous = node.name;
+    }
+  }
+}
+
+/** Symlinks must be relative and resolve inside the input root (we advertise DISALLOWED for absolute ones). */
+export function validateSymlinkTarget(linkPath: string, target: string): void {
+  if (!target || target.includes('\0')) throw invalidArgument(`input tree: symlink "${linkPath}" has an empty or invalid target`);
+  if (target.startsWith('/')) {
+    throw invalidArgument(`input tree: symlink "${linkPath}" points to the absolute path "${target}"; only relative targets inside the input root are allowed`);
+  }
+  const resolved = posix.normalize(posix.join(posix.dirname(linkPath), target));
+  if (resolved === '..' || resolved.startsWith('../')) {
+    throw invalidArgument(`input tree: symlink "${linkPath}" -> "${target}" points outside the input root`);
+  }
+}

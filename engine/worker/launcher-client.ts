@@ -1,0 +1,115 @@
+// The engine's side of the launcher: starts it lazily, sends spawn/kill
+// requests, and restarts it if it dies (failing the actions it was running).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ExitedMessage, LauncherMessage, LauncherRequest, SpawnRequest } from './launcher-protocol';
+
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  killed: boolean;
+  spawnError?: string;
+}
+
+export class LauncherDiedError extends Error {}
+
+interface Pending {
+  resolve(exit: ProcessExit): void;
+  reject(err: Error): void;
+  onStarted?(pid: number): void;
+}
+
+/** How to start the launcher: compiled JS normally, through tsx from TypeScript sources (tests). */
+export function launcherCommand(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Inside Electron, process.execPath is the Electron binary: make it behave as node.
+  if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1';
+  const js = join(__dirname, 'launcher.js');
+  if (__filename.endsWith('.ts') || !existsSync(js)) {
+    return { command: process.execPath, args: ['--import', 'tsx', join(__dirname, 'launcher.ts')], env };
+  }
+  return { command: process.execPath, args: [js], env };
+}
+
+export class LauncherClient {
+  private child?: ChildProcess;
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+
+  /** Runs argv through the launcher; resolves when the process (group leader) exits. */
+  run(req: Omit<SpawnRequest, 'type'>, onStarted?: (pid: number) => void): Promise<ProcessExit> {
+    if (this.closed) return Promise.reject(new LauncherDiedError('the launcher is closed'));
+    if (this.pending.has(req.id)) return Promise.reject(new Error(`action ${req.id} is already running`));
+    return new Promise<ProcessExit>((resolve, reject) => {
+      this.pending.set(req.id, { resolve, reject, onStarted });
+      this.send({ type: 'spawn', ...req });
+    });
+  }
+
+  /** Kills the action's whole process group (SIGTERM, then SIGKILL). */
+  kill(id: string): void {
+    if (this.pending.has(id)) this.send({ type: 'kill', id });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const child = this.child;
+    this.child = undefined;
+    if (!child) return;
+    // Closing stdin tells the launcher to kill what it runs and exit.
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.stdin?.end();
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    });
+  }
+
+  private send(msg: LauncherRequest): void {
+    const child = this.ensureStarted();
+    child.stdin!.write(JSON.stringify(msg) + '\n');
+  }
+
+  private ensureStarted(): ChildProcess {
+    if (this.child) return this.child;
+    const { command, args, env } = launcherCommand();
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = child;
+    child.stdin!.on('error', () => {
+      /* reported through 'exit' */
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => this.onMessage(line));
+    child.once('exit', (code, signal) => {
+      if (this.child === child) this.child = undefined;
+      const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(err);
+      }
+    });
+    return child;
+  }
+
+  private onMessage(line: string): void {
+    let msg: LauncherMessage;
+    try {
+      msg = JSON.parse(line) as LauncherMessage;
+    } catch {
+      return;
+    }
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'started') p.onStarted?.(msg.pid);
+    else {
+      this.pending.delete(msg.id);
+      const { code, signal, timedOut, killed, spawnError } = msg as ExitedMessage;
+      p.resolve({ code, signal, timedOut, killed, spawnError });
+    }
+  }
+}

@@ -1,0 +1,43 @@
+// Messages between the engine and its launcher process: one JSON object per line.
+
+export interface SpawnRequest {
+  type: 'spawn';
+  id: string;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  stdoutPath: string;
+  stderrPath: string;
+  /** 0 means no limit. */
+  timeoutMs: number;
+}
+
+export interface KillRequest {
+  type: 'kill';
+  id: string;
+}
+
+export type LauncherRequest = SpawnRequest | KillRequest;
+
+export interface StartedMessage {
+  type: 'started';
+  id: string;
+  pid: number;
+}
+
+export interface ExitedMessage {
+  type: 'exited';
+  id: string;
+  /** Exit code, or null when killed by a signal. */
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  killed: boolean;
+  /** The process could not be started (ENOENT, EACCES…). */
+  spawnError?: string;
+}
+
+export type LauncherMessage = StartedMessage | ExitedMessage;
+
+/** Milliseconds between SIGTERM and SIGKILL when a group is stopped. */
+export const KILL_GRACE_MS = 2000;

@@ -1,0 +1,107 @@
+// The launcher: a small, long-lived process that starts actions for the engine.
+// Spawning from the engine itself would fork a large process (Electron's main
+// process) and block its event loop for milliseconds per action; this process
+// stays small, so each spawn stays cheap. Each action leads its own process
+// group so a timeout or cancel can kill everything it started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SpawnRequest } from './launcher-protocol';
+
+interface Running {
+  child: ChildProcess;
+  timedOut: boolean;
+  killed: boolean;
+  timer?: NodeJS.Timeout;
+  done: boolean;
+}
+
+const running = new Map<string, Running>();
+
+function send(msg: LauncherMessage): void {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+function stop(r: Running): void {
+  killGroup(r.child.pid, 'SIGTERM');
+  setTimeout(() => killGroup(r.child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+}
+
+function start(req: SpawnRequest): void {
+  let out: number | undefined;
+  let err: number | undefined;
+  const finish = (msg: Omit<ExitedMessage, 'type' | 'id'>) => {
+    const r = running.get(req.id);
+    if (r?.done) return;
+    if (r) {
+      r.done = true;
+      clearTimeout(r.timer);
+      // Whatever the action left behind in its group (background jobs) goes with it.
+      killGroup(r.child.pid, 'SIGKILL');
+    }
+    running.delete(req.id);
+    send({ type: 'exited', id: req.id, ...msg });
+  };
+  try {
+    out = openSync(req.stdoutPath, 'a');
+    err = openSync(req.stderrPath, 'a');
+    const child = spawn(req.argv[0], req.argv.slice(1), {
+      cwd: req.cwd,
+      env: req.env,
+      stdio: ['ignore', out, err],
+      detached: true,
+    });
+    const r: Running = { child, timedOut: false, killed: false, done: false };
+    running.set(req.id, r);
+    child.once('error', (e) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: e.message }));
+    child.once('exit', (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }));
+    if (child.pid) send({ type: 'started', id: req.id, pid: child.pid });
+    if (req.timeoutMs > 0) {
+      r.timer = setTimeout(() => {
+        r.timedOut = true;
+        stop(r);
+      }, req.timeoutMs);
+    }
+  } catch (e) {
+    finish({ code: null, signal: null, timedOut: false, killed: false, spawnError: (e as Error).message });
+  } finally {
+    // The child holds its own copies of the descriptors.
+    if (out !== undefined) closeSync(out);
+    if (err !== undefined) closeSync(err);
+  }
+}
+
+function handle(req: LauncherRequest): void {
+  if (req.type === 'spawn') start(req);
+  else if (req.type === 'kill') {
+    const r = running.get(req.id);
+    if (r && !r.done) {
+      r.killed = true;
+      stop(r);
+    }
+  }
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (!line.trim()) return;
+  try {
+    handle(JSON.parse(line) as LauncherRequest);
+  } catch (e) {
+    process.stderr.write(`kiln launcher: bad request: ${(e as Error).message}\n`);
+  }
+});
+
+// The engine went away: take every running action with us.
+process.stdin.on('end', () => {
+  for (const r of running.values()) killGroup(r.child.pid, 'SIGKILL');
+  process.exit(0);
+});

@@ -1,0 +1,201 @@
+// What an action promises to produce: checking the requested output paths,
+// creating their parent folders before the run, and collecting what exists
+// afterwards into the CAS (files, directories as Trees, symlinks as symlinks).
+// Reading never follows a symlink, so an output cannot leak files from outside
+// the exec root.
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, readdir, readlink } from 'node:fs/promises';
+import { posix, join } from 'node:path';
+import { DIGEST_FUNCTIONS, toWireDigest, type BlobDigest, type DigestFunctionName } from '../digest';
+import { GrpcError, invalidArgument, Status } from '../grpc/status';
+import { encode, reapi } from '../proto';
+import type { BlobStore } from '../store/blob-store';
+import { compareNames } from './input-tree';
+
+export type OutputKind = 'file' | 'directory' | 'symlink';
+
+export interface RequestedOutput {
+  /** Relative to the working directory. */
+  path: string;
+  /** v2.1 output_paths: decided after the run; v2.0: what the client declared. */
+  declared: 'any' | 'file' | 'directory';
+}
+
+/** The outputs a Command asks for: output_paths when set, else the v2.0 fields. */
+export function requestedOutputs(command: reapi.Command): RequestedOutput[] {
+  if (command.outputPaths.length > 0) return command.outputPaths.map((path) => ({ path, declared: 'any' as const }));
+  return [
+    ...command.outputFiles.map((path) => ({ path, declared: 'file' as const })),
+    ...command.outputDirectories.map((path) => ({ path, declared: 'directory' as const })),
+  ];
+}
+
+/** Rejects a Command whose paths could escape the exec root. Throws INVALID_ARGUMENT. */
+export function validateCommand(command: reapi.Command): void {
+  if (command.arguments.length === 0 || !command.arguments[0]) {
+    throw invalidArgument('command has no arguments: arguments[0] must name the program to run', 'arguments');
+  }
+  if (command.arguments.some((a) => a.includes('\0'))) throw invalidArgument('command arguments may not contain NUL bytes', 'arguments');
+  for (const e of command.environmentVariables) {
+    if (!e.name || e.name.includes('=') || e.name.includes('\0') || (e.value ?? '').includes('\0')) {
+      throw invalidArgument(`environment variable "${e.name}" is not valid (empty, or contains '=' or NUL)`, 'environment_variables');
+    }
+  }
+  checkRelative(command.workingDirectory, 'working_directory', true);
+  for (const o of requestedOutputs(command)) {
+    const field = o.declared === 'any' ? 'output_paths' : o.declared === 'file' ? 'output_files' : 'output_directories';
+    checkRelative(o.path, field, o.declared === 'directory');
+  }
+}
+
+function checkRelative(path: string, field: string, emptyAllowed: boolean): void {
+  if (path === '' && emptyAllowed) return;
+  const bad =
+    path === '' ||
+    path.startsWith('/') ||
+    path.endsWith('/') ||
+    path.includes('\0') ||
+    path.split('/').some((seg) => seg === '..' || seg === '' || seg === '.');
+  if (bad) {
+    throw invalidArgument(`${field}: "${path}" must be a relative path without "." or ".." segments, leading or trailing slashes`, field);
+  }
+}
+
+/** Creates the parent folders of every output (and, for v2.0, not the output directories themselves). */
+export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[]): Promise<void> {
+  for (const o of outputs) {
+    const parent = posix.dirname(o.path);
+    if (parent !== '.' && o.path !== '') await mkdir(join(workDir, parent), { recursive: true });
+  }
+}
+
+export interface CollectedOutputs {
+  files: reapi.OutputFile[];
+  directories: reapi.OutputDirectory[];
+  symlinks: reapi.OutputSymlink[];
+  /** For the dashboard: every top-level output with its size. */
+  summary: { path: string; bytes: number; kind: OutputKind }[];
+}
+
+/** Hashes a file by streaming it, then streams it into the store. */
+export async function uploadFile(store: BlobStore, path: string, fn: DigestFunctionName, size: number): Promise<BlobDigest> {
+  const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  let seen = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hasher.update(chunk as Buffer);
+    seen += (chunk as Buffer).length;
+  }
+  const digest: BlobDigest = { fn, hash: hasher.digest(), size: seen };
+  if (seen !== size) throw new GrpcError(Status.FAILED_PRECONDITION, `output ${path} changed size while it was being read`);
+  if (!(await store.has(digest))) await store.write(digest, createReadStream(path, { highWaterMark: 1 << 20 }));
+  return digest;
+}
+
+async function uploadMessage<T>(store: BlobStore, type: { encode(m: T): { finish(): Uint8Array } }, msg: T, fn: DigestFunctionName) {
+  const bytes = encode(type as never, msg);
+  const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  hasher.update(bytes);
+  const digest: BlobDigest = { fn, hash: hasher.digest(), size: bytes.length };
+  if (!(await store.has(digest))) await store.writeAll(digest, bytes);
+  return { digest, bytes };
+}
+
+export async function collectOutputs(
+  store: BlobStore,
+  workDir: string,
+  outputs: RequestedOutput[],
+  fn: DigestFunctionName,
+): Promise<CollectedOutputs> {
+  const result: CollectedOutputs = { files: [], directories: [], symlinks: [], summary: [] };
+  for (const o of outputs) {
+    const abs = o.path === '' ? workDir : join(workDir, o.path);
+    let st;
+    try {
+      st = await lstat(abs);
+    } catch {
+      continue; // not produced: simply absent from the result
+    }
+    if (st.isSymbolicLink()) {
+      const target = await readlink(abs);
+      result.symlinks.push(reapi.OutputSymlink.create({ path: o.path, target }));
+      result.summary.push({ path: o.path, bytes: 0, kind: 'symlink' });
+    } else if (st.isFile()) {
+      if (o.declared === 'directory') {
+        throw new GrpcError(Status.FAILED_PRECONDITION, `output directory "${o.path}" is a regular file`);
+      }
+      const digest = await uploadFile(store, abs, fn, st.size);
+      result.files.push(reapi.OutputFile.create({ path: o.path, digest: toWireDigest(digest), isExecutable: (st.mode & 0o111) !== 0 }));
+      result.summary.push({ path: o.path, bytes: st.size, kind: 'file' });
+    } else if (st.isDirectory()) {
+      if (o.declared === 'file') throw new GrpcError(Status.FAILED_PRECONDITION, `output file "${o.path}" is a directory`);
+      const tree = await buildTree(store, abs, fn);
+      const { digest: treeDigest } = await uploadMessage(store, reapi.Tree, tree.tree, fn);
+      result.directories.push(
+        reapi.OutputDirectory.create({
+          path: o.path,
+          treeDigest: toWireDigest(treeDigest),
+          rootDirectoryDigest: toWireDigest(tree.rootDigest),
+          isTopologicallySorted: true,
+        }),
+      );
+      result.summary.push({ path: o.path, bytes: tree.bytes, kind: 'directory' });
+    }
+  }
+  return result;
+}
+
+interface BuiltTree {
+  tree: reapi.Tree;
+  rootDigest: BlobDigest;
+  bytes: number;
+}
+
+/**
+ * A Tree for an output directory: the root plus every distinct descendant, in
+ * parent-before-child order. Each Directory is also stored on its own, so the
+ * tree can be fetched with GetTree through root_directory_digest.
+ */
+export async function buildTree(store: BlobStore, dir: string, fn: DigestFunctionName): Promise<BuiltTree> {
+  const byHash = new Map<string, reapi.Directory>();
+  let bytes = 0;
+
+  const visit = async (path: string): Promise<{ message: reapi.Directory; digest: BlobDigest }> => {
+    const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => compareNames(a.name, b.name));
+    const message = reapi.Directory.create();
+    for (const e of entries) {
+      const abs = join(path, e.name);
+      const st = await lstat(abs);
+      if (st.isSymbolicLink()) {
+        message.symlinks.push(reapi.SymlinkNode.create({ name: e.name, target: await readlink(abs) }));
+      } else if (st.isFile()) {
+        const digest = await uploadFile(store, abs, fn, st.size);
+        bytes += st.size;
+        message.files.push(reapi.FileNode.create({ name: e.name, digest: toWireDigest(digest), isExecutable: (st.mode & 0o111) !== 0 }));
+      } else if (st.isDirectory()) {
+        const child = await visit(abs);
+        message.directories.push(reapi.DirectoryNode.create({ name: e.name, digest: toWireDigest(child.digest) }));
+      }
+      // Sockets, devices and fifos are not outputs.
+    }
+    const { digest } = await uploadMessage(store, reapi.Directory, message, fn);
+    byHash.set(digest.hash, message);
+    return { message, digest };
+  };
+
+  const root = await visit(dir);
+  // Children in parent-before-child order, each distinct Directory once.
+  const children: reapi.Directory[] = [];
+  const seen = new Set<string>([root.digest.hash]);
+  const queue = [root.message];
+  while (queue.length > 0) {
+    for (const node of queue.shift()!.directories) {
+      const hash = node.digest?.hash ?? '';
+      if (seen.has(hash)) continue;
+      seen.add(hash);
+      const child = byHash.get(hash)!;
+      children.push(child);
+      queue.push(child);
+    }
+  }
+  return { tree: reapi.Tree.create({ root: root.message, children }), rootDigest: root.digest, bytes };
+}
