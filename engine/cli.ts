@@ -3,7 +3,9 @@
 // Usage errors print one line on stderr and exit 2; stdout carries only
 // machine-readable lines (the ready line), so scripts can wait on it.
 import { parseArgs } from 'node:util';
-import { CONFIG_KEYS, ConfigError, loadConfig, type RawSettings } from './config-load';
+import { TokenError } from './auth/tokens';
+import { LAN_COMMANDS, UsageError } from './cli-lan';
+import { BOOLEAN_KEYS, CONFIG_KEYS, ConfigError, loadConfig, type RawSettings } from './config-load';
 import { Engine } from './engine';
 
 const EXIT_USAGE = 2;
@@ -26,14 +28,26 @@ Flags:
   --cache-size SIZE    cache budget, e.g. 20GiB, 500MB, 1.5TiB or bytes (default 20GiB)
   --concurrency N      actions run at once (default: CPU count)
   --queue-size N       actions waiting for a slot (default 10000)
+  --tls MODE           auto (default: on in LAN mode), on, or off
+  --tls-cert FILE      your own server certificate (PEM) instead of one from Kiln's CA
+  --tls-key FILE       its private key (PEM); goes with --tls-cert
+  --tls-client-ca FILE another CA whose client certificates are accepted (Kiln's always are)
+  --require-token      demand a token from loopback clients too
+  --mdns BOOL          advertise on the LAN with mDNS in LAN mode (default true)
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 
-When ready, prints "kiln listening grpc://HOST:PORT" on stdout.
-Point Bazel at it with --remote_cache=grpc://HOST:PORT.`;
+Any --host but loopback is LAN mode: every call from another machine needs a
+token (kiln token add NAME) or a client certificate from Kiln's CA, and gRPC and
+the dashboard use TLS. The dashboard's LAN switch is saved in DIR/settings.json
+and applies at the next start unless --host or the config file sets the host.
+
+When ready, prints "kiln listening grpc://HOST:PORT" (grpcs:// with TLS) on stdout.
+Point Bazel at it with --remote_cache=grpc://HOST:PORT; kiln connect prints the lines.`;
 
 const COMMANDS: Record<string, Command> = {
   serve: { summary: 'run the engine (remote cache)', usage: SERVE_USAGE, run: serve },
+  ...LAN_COMMANDS,
 };
 
 function mainUsage(): string {
@@ -58,7 +72,15 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${command.usage}\n`);
     return 0;
   }
-  return command.run(rest);
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    // Commands throw for usage problems and failures alike; each becomes one line.
+    const usage = err instanceof UsageError || err instanceof ConfigError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`kiln ${name}: ${err instanceof TokenError ? err.message : usageMessage(err, name)}
+`);
+    return usage ? EXIT_USAGE : 1;
+  }
 }
 
 async function serve(args: string[]): Promise<number> {
@@ -69,7 +91,7 @@ async function serve(args: string[]): Promise<number> {
       strict: true,
       allowPositionals: true,
       options: {
-        ...Object.fromEntries(CONFIG_KEYS.map((k) => [k, { type: 'string' as const }])),
+        ...Object.fromEntries(CONFIG_KEYS.map((k) => [k, { type: BOOLEAN_KEYS.includes(k) ? ('boolean' as const) : ('string' as const) }])),
         config: { type: 'string' },
       },
     });
@@ -115,11 +137,12 @@ async function serve(args: string[]): Promise<number> {
 }
 
 /** One line for a flag or config problem. */
-function usageMessage(err: unknown): string {
+function usageMessage(err: unknown, command = 'serve'): string {
   if (err instanceof ConfigError) return err.message;
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
     const flag = /'([^']+)'/.exec(e.message)?.[1] ?? 'flag';
+    if (command !== 'serve') return `unknown flag ${flag}; see kiln ${command} --help`;
     return `unknown flag ${flag}; allowed are ${[...CONFIG_KEYS, 'config'].map((k) => `--${k}`).join(', ')}`;
   }
   if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {

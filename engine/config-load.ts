@@ -5,12 +5,30 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { defaultConfig, type KilnConfig } from './config';
+import { isLanHost } from './auth/peer';
+import { defaultConfig, type KilnConfig, type TlsMode } from './config';
+import { readSettings, SettingsError } from './settings';
 
 export class ConfigError extends Error {}
 
 /** The settings a user can give, by flag or config-file key. */
-export const CONFIG_KEYS = ['host', 'port', 'http-port', 'data-dir', 'cache-size', 'concurrency', 'queue-size'] as const;
+export const CONFIG_KEYS = [
+  'host',
+  'port',
+  'http-port',
+  'data-dir',
+  'cache-size',
+  'concurrency',
+  'queue-size',
+  'tls',
+  'tls-cert',
+  'tls-key',
+  'tls-client-ca',
+  'require-token',
+  'mdns',
+] as const;
+/** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
+export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 /** Raw values: strings from flags, anything JSON/YAML can hold from a file. */
@@ -25,18 +43,47 @@ export interface LoadConfigOptions {
   base?: KilnConfig;
   /** Relative data-dir flags resolve against this. */
   cwd?: string;
+  /** Apply {dataDir}/settings.json (saved from the dashboard) under the file and flags; default true. */
+  savedSettings?: boolean;
 }
 
 export function loadConfig(opts: LoadConfigOptions = {}): KilnConfig {
   const config = { ...(opts.base ?? defaultConfig()) };
   const cwd = opts.cwd ?? process.cwd();
+  let hostGiven = opts.flags?.host !== undefined;
   if (opts.configFile) {
     const path = resolve(cwd, opts.configFile);
     // Paths in a file are relative to the file, so it works from any directory.
-    apply(config, readConfigFile(path), dirname(path), `config file ${path}: `);
+    const file = readConfigFile(path);
+    apply(config, file, dirname(path), `config file ${path}: `);
+    hostGiven ||= file.host !== undefined;
   }
   apply(config, opts.flags ?? {}, cwd, '');
+  if (opts.savedSettings !== false && !hostGiven && !isLanHost(config.host)) applySavedSettings(config);
+  validateTls(config);
   return config;
+}
+
+/** The dashboard's LAN switch, when neither the flags nor the config file chose a host. */
+export function applySavedSettings(config: KilnConfig): void {
+  let saved;
+  try {
+    saved = readSettings(config.dataDir);
+  } catch (err) {
+    if (err instanceof SettingsError) throw new ConfigError(err.message);
+    throw err;
+  }
+  if (saved.lan) config.host = '0.0.0.0';
+}
+
+/** Cross-key rules, one line each. */
+function validateTls(config: KilnConfig): void {
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    throw new ConfigError('tls-cert and tls-key go together: give both (the certificate and its private key) or neither');
+  }
+  if (config.tls === 'off' && (config.tlsCertFile || config.tlsClientCaFile)) {
+    throw new ConfigError('tls is off, so tls-cert, tls-key and tls-client-ca would be ignored; drop them or use tls: on');
+  }
 }
 
 export function readConfigFile(path: string): RawSettings {
@@ -89,6 +136,24 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
           break;
         case 'queue-size':
           config.queueSize = parseCount(value, 1, 10_000_000);
+          break;
+        case 'tls':
+          config.tls = parseTlsMode(value);
+          break;
+        case 'tls-cert':
+          config.tlsCertFile = resolve(baseDir, parseNonEmpty(value));
+          break;
+        case 'tls-key':
+          config.tlsKeyFile = resolve(baseDir, parseNonEmpty(value));
+          break;
+        case 'tls-client-ca':
+          config.tlsClientCaFile = resolve(baseDir, parseNonEmpty(value));
+          break;
+        case 'require-token':
+          config.requireTokenOnLoopback = parseBoolean(value);
+          break;
+        case 'mdns':
+          config.mdns = parseBoolean(value);
           break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
@@ -145,6 +210,22 @@ function parseHost(value: unknown): string {
   const host = parseNonEmpty(value);
   if (/\s|\//.test(host)) throw new ConfigError(`${show(value)} is not a host; use an address like 127.0.0.1, ::1 or 0.0.0.0`);
   return host;
+}
+
+function parseTlsMode(value: unknown): TlsMode {
+  if (value === true) return 'on';
+  if (value === false) return 'off';
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
+  if (text === 'auto' || text === 'on' || text === 'off') return text;
+  throw new ConfigError(`${show(value)} is not a TLS mode; use auto (on in LAN mode), on or off`);
+}
+
+function parseBoolean(value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
+  if (['true', 'on', 'yes', '1'].includes(text)) return true;
+  if (['false', 'off', 'no', '0'].includes(text)) return false;
+  throw new ConfigError(`${show(value)} is not a switch; use true or false`);
 }
 
 function parseNonEmpty(value: unknown): string {

@@ -2,6 +2,7 @@
 // Parsing and validation of flags and config files lives in config-load.ts.
 import { homedir, cpus, platform } from 'node:os';
 import { join } from 'node:path';
+import { isLanHost } from './auth/peer';
 
 export interface KilnConfig {
   /** Interface to listen on; 127.0.0.1 unless the user opts into the LAN. */
@@ -27,6 +28,27 @@ export interface KilnConfig {
   maxBatchTotalSizeBytes: number;
   /** Require a token from loopback clients too (LAN mode always requires one). */
   requireTokenOnLoopback: boolean;
+  /** TLS for gRPC and the dashboard: `auto` is on in LAN mode (or with tlsCertFile), off on loopback. */
+  tls: TlsMode;
+  /** A certificate and key of the user's own instead of the one Kiln's CA issues. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Another CA whose client certificates are accepted (Kiln's own CA always is). */
+  tlsClientCaFile?: string;
+  /** Advertise on the LAN with mDNS; only ever done in LAN mode. */
+  mdns: boolean;
+}
+
+export type TlsMode = 'auto' | 'on' | 'off';
+
+/** LAN mode: listening beyond loopback, so every remote call needs a token. */
+export function isLanMode(config: Pick<KilnConfig, 'host'>): boolean {
+  return isLanHost(config.host);
+}
+
+export function tlsEnabled(config: Pick<KilnConfig, 'host' | 'tls' | 'tlsCertFile'>): boolean {
+  if (config.tls !== 'auto') return config.tls === 'on';
+  return isLanMode(config) || config.tlsCertFile !== undefined;
 }
 
 export function defaultDataDir(): string {
@@ -54,5 +76,7 @@ export function defaultConfig(): KilnConfig {
     operationRetentionMs: 10 * 60_000,
     maxBatchTotalSizeBytes: 4 * MiB,
     requireTokenOnLoopback: false,
+    tls: 'auto',
+    mdns: true,
   };
 }

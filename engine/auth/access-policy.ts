@@ -22,8 +22,8 @@ export interface AccessPolicyOptions {
   tokens: TokenStore;
   /** Demand a token (or certificate) from loopback callers too. */
   requireTokenOnLoopback?: boolean;
-  /** Trust client certificates issued by this CA (mTLS instead of tokens). */
-  clientCa?: X509Certificate;
+  /** Trust client certificates issued by this CA, or any of these (mTLS instead of tokens). */
+  clientCa?: X509Certificate | X509Certificate[];
   /** Extra token accepted everywhere (the dashboard's own token). */
   extraToken?: () => string | undefined;
 }
@@ -56,13 +56,13 @@ export class AccessPolicy {
   }
 
   private certificatePrincipal(der: Buffer): string | undefined {
-    const ca = this.opts.clientCa;
-    if (!ca) return undefined;
+    const cas = this.opts.clientCa === undefined ? [] : ([] as X509Certificate[]).concat(this.opts.clientCa);
+    if (cas.length === 0) return undefined;
     try {
       const cert = new X509Certificate(der);
       const now = Date.now();
       if (Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) < now) return undefined;
-      if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return undefined;
+      if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) return undefined;
       return `cert:${cert.subject.replace(/\n/g, ',')}`;
     } catch {
       return undefined;

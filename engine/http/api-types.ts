@@ -25,6 +25,10 @@ export interface ApiStatus {
   host: string;
   /** Present when exposed beyond loopback. */
   lan?: { addresses: string[]; tokenRequired: boolean };
+  /** gRPC and the dashboard are served over TLS (grpcs://, https://). */
+  tls?: boolean;
+  /** Loopback callers need a token too (--require-token). */
+  tokenRequiredOnLoopback?: boolean;
   /** Instance names seen so far (empty string is the default instance). */
   instanceNames?: string[];
   /** Worker slots. */
@@ -270,3 +274,71 @@ export type SseEvent =
   | SseLogEndEvent
   | SseExecutionEvent;
 export type SseEventName = SseEvent['event'];
+
+// ---- LAN mode: tokens, the CA, connect lines, saved settings ----
+
+/** GET /api/tls/ca.pem serves Kiln's CA certificate (PEM, no token needed; 404 when TLS is off). */
+
+/** One access token; its value is never shown again after creation. */
+export interface TokenInfo {
+  name: string;
+  /** ISO 8601 */
+  createdAt: string;
+}
+
+/** GET /api/tokens */
+export interface TokenList {
+  tokens: TokenInfo[];
+}
+
+/** POST /api/tokens body. Names: 1-64 of letters, digits, '.', '_', '@', '-'. */
+export interface TokenCreateRequest {
+  name: string;
+}
+
+/** POST /api/tokens response (201): the only time the token's value is shown. */
+export interface TokenCreated extends TokenInfo {
+  token: string;
+  /** The Bazel flag that sends it: --remote_header=authorization=Bearer … */
+  bazelFlag: string;
+}
+
+/** DELETE /api/tokens/{name} response. */
+export interface TokenRevoked {
+  revoked: string;
+}
+
+/**
+ * GET /api/connect: the .bazelrc lines for this Kiln, with the placeholder TOKEN;
+ * POST /api/connect makes a fresh token (named connect-YYYYMMDD-HHMMSS) and puts it in.
+ */
+export interface ConnectInfo {
+  /** e.g. "grpcs://192.168.1.20:8980" */
+  endpoint: string;
+  tls: boolean;
+  /** Where to download Kiln's CA ("/api/tls/ca.pem"); absent when TLS is off or the certificate is the user's own. */
+  caUrl?: string;
+  /** The CA's path on the Kiln machine (what --tls_certificate names when Bazel runs there). */
+  caPath?: string;
+  /** Lines for .bazelrc, in order. */
+  bazelrc: string[];
+  /** POST only: the token made for these lines (shown once). */
+  token?: TokenCreated;
+}
+
+/** PUT /api/settings body (any subset). */
+export interface SettingsRequest {
+  /** Serve the office LAN (listen on 0.0.0.0) from the next start. */
+  lan?: boolean;
+}
+
+/** GET and PUT /api/settings. Saved in {dataDir}/settings.json; flags and the config file still win. */
+export interface SettingsResponse {
+  /** The saved switch. */
+  lan: boolean;
+  /** Whether this running Kiln is in LAN mode now. */
+  lanActive: boolean;
+  /** True when the saved settings differ from what is running: they apply when Kiln restarts. */
+  restartRequired: boolean;
+  message: string;
+}

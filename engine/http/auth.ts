@@ -6,6 +6,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { AccessPolicy } from '../auth/access-policy';
 
 export const TOKEN_FILE = 'http-token';
 
@@ -43,6 +45,29 @@ export type AuthResult = { ok: true } | { ok: false; reason: string };
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+/**
+ * The same decision gRPC gets from the AccessPolicy (any stored token, the
+ * dashboard token, a client certificate), plus: loopback writes need a token.
+ */
+export function checkAccess(req: IncomingMessage, policy: AccessPolicy, treatLoopbackAsRemote = false): AuthResult {
+  const header = req.headers.authorization;
+  const socket = req.socket as Partial<TLSSocket>;
+  const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  const decision = policy.check(
+    {
+      // TEST-NET-1: a label, never contacted.
+      peer: treatLoopbackAsRemote ? '192.0.2.1' : (req.socket.remoteAddress ?? ''),
+      authorization: header,
+      clientCertificate: cert?.raw,
+      write: req.method !== 'GET' && req.method !== 'HEAD',
+    },
+    true,
+  );
+  if (decision.allowed) return { ok: true };
+  if (!header) return { ok: false, reason: 'missing Authorization header (expected "Bearer <token>")' };
+  return { ok: false, reason: decision.reason };
 }
 
 export function checkAuth(req: IncomingMessage, policy: AuthPolicy): AuthResult {

@@ -15,7 +15,9 @@ import { LogStreams } from '../reapi/logstream';
 import type { StoreStats } from '../store/blob-store';
 import type { ApiStatus } from './api-types';
 import { isLoopback, loadOrCreateToken } from './auth';
-import { HttpApi } from './server';
+import type { AccessPolicy } from '../auth/access-policy';
+import type { LanRoutes } from './lan-routes';
+import { HttpApi, type HttpApiOptions } from './server';
 import { packageRoot } from './static-files';
 
 export interface ObservabilityOptions {
@@ -31,6 +33,11 @@ export interface HttpStartOptions {
   setExecution: (enabled: boolean) => void | Promise<void>;
   /** Tests: exercise the off-loopback rule from 127.0.0.1. */
   treatLoopbackAsRemote?: boolean;
+  /** The engine's AccessPolicy, so HTTP accepts what gRPC accepts. */
+  access?: AccessPolicy;
+  /** HTTPS identity (LAN mode, or TLS asked for). */
+  tls?: HttpApiOptions['tls'];
+  lanRoutes?: LanRoutes;
 }
 
 const MAX_INSTANCE_NAMES = 64;
@@ -80,6 +87,9 @@ export class Observability {
       token: this.token,
       requireTokenOnLoopback: config.requireTokenOnLoopback,
       treatLoopbackAsRemote: s.treatLoopbackAsRemote,
+      access: s.access,
+      tls: s.tls,
+      lanRoutes: s.lanRoutes,
       bus: events,
       metrics: this.metrics,
       history: this.history,
@@ -95,6 +105,8 @@ export class Observability {
         host: config.host,
         lan: isLoopback(config.host) || config.host === 'localhost' ? undefined : { addresses: lanAddresses(config.host), tokenRequired: true },
         instanceNames: [...this.instances],
+        tls: s.tls !== undefined,
+        tokenRequiredOnLoopback: config.requireTokenOnLoopback,
         concurrency: config.concurrency,
         cacheBudgetBytes: config.cacheSizeBytes,
       }),

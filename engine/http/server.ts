@@ -1,13 +1,17 @@
 // The dashboard HTTP API (node:http). JSON unless said otherwise; every error is
 // a JSON ApiError with an actionable message, and no request can crash the process.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AccessPolicy } from '../auth/access-policy';
 import type { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
 import type { LogHub, LogStreamKind } from '../logs/log-hub';
 import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, ExecutionResponse, MetricsSnapshot } from './api-types';
-import { checkAuth, type AuthPolicy } from './auth';
+import { checkAccess, checkAuth, type AuthPolicy } from './auth';
+import { CA_PATH, type LanRoutes } from './lan-routes';
+import { HttpError, readBody } from './request';
 import { DEFAULT_FOLLOW_LIMITS, followLog, type FollowLimits } from './log-follower';
 import { DEFAULT_SSE_LIMITS, SseConnection, type SseLimits } from './sse';
 import { defaultRendererDir, securityHeaders, serveStatic } from './static-files';
@@ -33,22 +37,17 @@ export interface HttpApiOptions extends AuthPolicy {
   metricsIntervalMs?: number;
   sse?: Partial<SseLimits>;
   follow?: Partial<FollowLimits>;
+  /** When set, decides access instead of `token` alone (any stored token, mTLS), as gRPC does. */
+  access?: AccessPolicy;
+  /** Serve HTTPS with this identity; client certificates from `clientCas` are requested, not required. */
+  tls?: { certPem: string; keyPem: string; clientCas: string[] };
+  /** Tokens, CA download, connect lines, settings. */
+  lanRoutes?: LanRoutes;
 }
 
 const STATES: ActionState[] = ['queued', 'running', 'finished'];
 const OUTCOMES: ActionOutcomeName[] = ['success', 'failure', 'timeout', 'cancelled', 'error', 'cached'];
-const MAX_BODY_BYTES = 4 * 1024;
 const MAX_FOLLOW = 16;
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
 
 export class HttpApi {
   private readonly server: Server;
@@ -63,9 +62,13 @@ export class HttpApi {
     this.sseLimits = { ...DEFAULT_SSE_LIMITS, ...opts.sse };
     this.followLimits = { ...DEFAULT_FOLLOW_LIMITS, ...opts.follow };
     this.rendererDir = opts.rendererDir ?? defaultRendererDir();
-    this.server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((err) => this.fail(res, err));
-    });
+    };
+    const { tls } = opts;
+    this.server = tls
+      ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem, ca: tls.clientCas, requestCert: true, rejectUnauthorized: false }, handler)
+      : createServer(handler);
     this.server.on('clientError', (_err, socket) => socket.destroy());
   }
 
@@ -89,7 +92,7 @@ export class HttpApi {
 
   get url(): string {
     const h = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
-    return `http://${h}:${this.port}/`;
+    return `${this.opts.tls ? 'https' : 'http'}://${h}:${this.port}/`;
   }
 
   async close(): Promise<void> {
@@ -122,12 +125,15 @@ export class HttpApi {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://kiln.invalid');
-    const auth = checkAuth(req, this.opts);
+    // The CA certificate is public: a new client needs it before it can trust anything else.
+    const isPublic = this.opts.lanRoutes !== undefined && url.pathname === CA_PATH;
+    const auth = isPublic ? { ok: true as const } : this.opts.access ? checkAccess(req, this.opts.access, this.opts.treatLoopbackAsRemote) : checkAuth(req, this.opts);
     if (!auth.ok) {
       this.opts.bus.emit({ type: 'auth.rejected', at: Date.now(), transport: 'http', reason: auth.reason });
-      throw new HttpError(401, `${auth.reason}; the token is in the file http-token in Kiln's data directory (also printed by the CLI)`, {
-        'WWW-Authenticate': 'Bearer realm="kiln"',
-      });
+      const where = this.opts.access
+        ? "use the dashboard token (file http-token in Kiln's data directory) or an access token from `kiln token add NAME`"
+        : "the token is in the file http-token in Kiln's data directory (also printed by the CLI)";
+      throw new HttpError(401, `${auth.reason}; ${where}`, { 'WWW-Authenticate': 'Bearer realm="kiln"' });
     }
     let segments: string[];
     try {
@@ -148,6 +154,10 @@ export class HttpApi {
       get();
       if (await serveStatic(req, res, this.rendererDir, url.pathname)) return;
       throw new HttpError(404, `nothing at ${url.pathname}`);
+    }
+    const lan = await this.opts.lanRoutes?.handle(req, segments);
+    if (lan) {
+      return 'json' in lan ? this.sendJson(res, lan.status, lan.json) : this.sendText(res, lan.status, lan.text, lan.type, lan.headers);
     }
     const [, resource, id, sub] = segments;
     switch (resource) {
@@ -303,17 +313,7 @@ const STATUS_NAMES: Record<number, string> = {
   401: 'UNAUTHENTICATED',
   404: 'NOT_FOUND',
   405: 'METHOD_NOT_ALLOWED',
+  409: 'ALREADY_EXISTS',
   413: 'PAYLOAD_TOO_LARGE',
   500: 'INTERNAL',
 };
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 export interface TlsFiles {
   certFile: string;
   keyFile: string;
-  /** CA whose client certificates are accepted instead of tokens. */
-  clientCaFile?: string;
+  /** CA (or CAs) whose client certificates are accepted instead of tokens. */
+  clientCaFile?: string | string[];
 }
 
 type Provider = grpc.experimental.CertificateProvider;
@@ -27,7 +27,10 @@ function staticProvider(update: { caCertificate: Buffer } | { certificate: Buffe
 
 export function tlsServerCredentials(files: TlsFiles): grpc.ServerCredentials {
   const identity = staticProvider({ certificate: readFileSync(files.certFile), privateKey: readFileSync(files.keyFile) });
-  const clientCa = files.clientCaFile ? staticProvider({ caCertificate: readFileSync(files.clientCaFile) }) : null;
+  const caFiles = files.clientCaFile === undefined ? [] : ([] as string[]).concat(files.clientCaFile);
+  // One PEM bundle: OpenSSL trusts every certificate in it.
+  const bundle = caFiles.map((f) => readFileSync(f, 'utf8').trim()).join('\n');
+  const clientCa = caFiles.length ? staticProvider({ caCertificate: Buffer.from(bundle + '\n') }) : null;
   // `false`: a client certificate is optional (tokens are the other way in).
   // grpc-js 1.14 names the first parameter caCertificateProvider but passes it
   // to the constructor as the identity provider: identity goes first.

@@ -38,3 +38,44 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ flags: { host: 'a b' } })).toThrow(/host:/);
   });
 });
+
+describe('LAN settings', () => {
+  const withDir = async (fn: (dir: string) => Promise<void> | void) => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiln-config-lan-'));
+    try {
+      await fn(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('parses tls, its files, require-token and mdns', () =>
+    withDir((dir) => {
+      const c = loadConfig({
+        flags: { 'data-dir': dir, tls: 'on', 'tls-cert': 'c.pem', 'tls-key': 'k.pem', 'tls-client-ca': 'ca.pem', 'require-token': true, mdns: 'false' },
+        cwd: '/etc/kiln',
+      });
+      expect(c).toMatchObject({ tls: 'on', tlsCertFile: '/etc/kiln/c.pem', tlsKeyFile: '/etc/kiln/k.pem', tlsClientCaFile: '/etc/kiln/ca.pem', requireTokenOnLoopback: true, mdns: false });
+      expect(loadConfig({ flags: { 'data-dir': dir } })).toMatchObject({ tls: 'auto', mdns: true, requireTokenOnLoopback: false });
+    }));
+
+  it('rejects bad values and combinations with one line each', () =>
+    withDir((dir) => {
+      expect(() => loadConfig({ flags: { 'data-dir': dir, tls: 'maybe' } })).toThrow(/^tls: "maybe" is not a TLS mode; use auto/);
+      expect(() => loadConfig({ flags: { 'data-dir': dir, mdns: 'perhaps' } })).toThrow(/^mdns: "perhaps" is not a switch/);
+      expect(() => loadConfig({ flags: { 'data-dir': dir, 'tls-cert': 'c.pem' } })).toThrow(/tls-cert and tls-key go together/);
+      expect(() => loadConfig({ flags: { 'data-dir': dir, tls: 'off', 'tls-client-ca': 'ca.pem' } })).toThrow(/tls is off/);
+    }));
+
+  it('turns LAN mode on from the saved dashboard switch unless a flag or the config file sets the host', () =>
+    withDir(async (dir) => {
+      await writeFile(join(dir, 'settings.json'), '{"lan": true}\n');
+      expect(loadConfig({ flags: { 'data-dir': dir } }).host).toBe('0.0.0.0');
+      expect(loadConfig({ flags: { 'data-dir': dir, host: '127.0.0.1' } }).host).toBe('127.0.0.1');
+      const file = join(dir, 'k.yaml');
+      await writeFile(file, 'host: 127.0.0.1\n');
+      expect(loadConfig({ flags: { 'data-dir': dir }, configFile: file }).host).toBe('127.0.0.1');
+      await writeFile(join(dir, 'settings.json'), '{"lan": "yes"}');
+      expect(() => loadConfig({ flags: { 'data-dir': dir } })).toThrow(/"lan" must be true or false/);
+    }));
+});

@@ -1,0 +1,50 @@
+// Settings changed from the dashboard, kept in {dataDir}/settings.json. They
+// sit under the config file and flags (which always win) and take effect when
+// Kiln next starts, so a switch flipped in the UI survives restarts.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './util/atomic-write';
+
+export const SETTINGS_FILE = 'settings.json';
+
+export interface SavedSettings {
+  /** Serve the LAN (listen on 0.0.0.0) unless a host is given by flag or config file. */
+  lan?: boolean;
+}
+
+export class SettingsError extends Error {}
+
+export function settingsPath(dataDir: string): string {
+  return join(dataDir, SETTINGS_FILE);
+}
+
+/** The saved settings; {} when none were saved. A damaged file is an error, not silently dropped. */
+export function readSettings(dataDir: string): SavedSettings {
+  const path = settingsPath(dataDir);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new SettingsError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new SettingsError(`${path} is not valid JSON; fix or delete it (it holds settings saved from the dashboard)`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new SettingsError(`${path} must be a JSON object like {"lan": true}`);
+  }
+  const lan = (data as Record<string, unknown>).lan;
+  if (lan !== undefined && typeof lan !== 'boolean') throw new SettingsError(`${path}: "lan" must be true or false`);
+  return lan === undefined ? {} : { lan };
+}
+
+/** Merges `patch` into the saved settings, written atomically. */
+export function saveSettings(dataDir: string, patch: SavedSettings): SavedSettings {
+  const next = { ...readSettings(dataDir), ...patch };
+  writeFileAtomic(settingsPath(dataDir), JSON.stringify(next, null, 2) + '\n', 0o600);
+  return next;
+}
