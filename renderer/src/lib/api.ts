@@ -1,0 +1,88 @@
+// The engine's HTTP API, same origin. Reads are plain GETs; writes carry the
+// bearer token. Errors come back as ApiFailure with the server's message.
+import type {
+  ActionDetail,
+  ActionPage,
+  ApiError,
+  ApiStatus,
+  ExecutionResponse,
+  LogStreamName,
+  MetricsSnapshot,
+} from '../../../engine/http/api-types';
+import { filterQuery, type ActionFilter } from './filters';
+
+export class ApiFailure extends Error {
+  constructor(
+    readonly httpStatus: number,
+    message: string,
+    /** The request never got an answer (engine down, network). */
+    readonly unreachable = false,
+  ) {
+    super(message);
+  }
+}
+
+type Fetch = typeof fetch;
+
+export class KilnApi {
+  constructor(
+    private readonly base = '',
+    private readonly fetchImpl: Fetch = (...args) => fetch(...args),
+    private readonly token: () => string | undefined = () => undefined,
+  ) {}
+
+  status(): Promise<ApiStatus> {
+    return this.json('/api/status');
+  }
+  metrics(): Promise<MetricsSnapshot> {
+    return this.json('/api/metrics');
+  }
+  actions(filter: ActionFilter, page: { cursor?: string; limit?: number } = {}): Promise<ActionPage> {
+    return this.json(`/api/actions${filterQuery(filter, page)}`);
+  }
+  action(id: string): Promise<ActionDetail> {
+    return this.json(`/api/actions/${encodeURIComponent(id)}`);
+  }
+  async log(id: string, stream: LogStreamName): Promise<Uint8Array> {
+    const res = await this.request(`/api/actions/${encodeURIComponent(id)}/${stream}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  setExecution(enabled: boolean): Promise<ExecutionResponse> {
+    return this.json('/api/execution', { method: 'POST', body: JSON.stringify({ enabled }), headers: { 'content-type': 'application/json' } });
+  }
+
+  eventsUrl(follow: readonly string[]): string {
+    const q = follow.length ? `?follow=${follow.map(encodeURIComponent).join(',')}` : '';
+    return `${this.base}/api/events${q}`;
+  }
+
+  private async json<T>(path: string, init?: RequestInit): Promise<T> {
+    const res = await this.request(path, init);
+    return (await res.json()) as T;
+  }
+
+  private async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    const token = this.token();
+    if (token) headers.set('authorization', `Bearer ${token}`);
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.base}${path}`, { ...init, headers, cache: 'no-store' });
+    } catch (e) {
+      throw new ApiFailure(0, 'The engine is not reachable.', true);
+    }
+    if (!res.ok) throw new ApiFailure(res.status, await errorMessage(res));
+    return res;
+  }
+}
+
+async function errorMessage(res: Response): Promise<string> {
+  try {
+    const body = (await res.json()) as Partial<ApiError>;
+    if (body.error?.message) return body.error.message;
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 401 || res.status === 403) return 'The engine refused the token.';
+  return `The engine answered ${res.status} ${res.statusText}`.trim();
+}

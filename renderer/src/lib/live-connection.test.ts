@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import type { SseEvent } from '../../../engine/http/api-types';
+import { LiveConnection, type EventSourceLike } from './live-connection';
+
+class FakeSource implements EventSourceLike {
+  onopen: ((ev: Event) => unknown) | null = null;
+  onerror: ((ev: Event) => unknown) | null = null;
+  closed = false;
+  listeners = new Map<string, (ev: MessageEvent) => void>();
+  constructor(readonly url: string) {}
+  addEventListener(type: string, l: (ev: MessageEvent) => void) {
+    this.listeners.set(type, l);
+  }
+  close() {
+    this.closed = true;
+  }
+  emit(type: string, data: string) {
+    this.listeners.get(type)?.({ data } as MessageEvent);
+  }
+}
+
+function setup() {
+  const sources: FakeSource[] = [];
+  const events: SseEvent[] = [];
+  const log: string[] = [];
+  const timers: { fn: () => void; ms: number }[] = [];
+  const conn = new LiveConnection({
+    url: (f) => `/api/events${f.length ? `?follow=${f.join(',')}` : ''}`,
+    open: (url) => {
+      const s = new FakeSource(url);
+      sources.push(s);
+      return s;
+    },
+    onEvent: (e) => events.push(e),
+    onUp: () => log.push('up'),
+    onDown: (ms) => log.push(`down:${ms}`),
+    random: () => 0,
+    setTimer: (fn, ms) => timers.push({ fn, ms }),
+    clearTimer: () => {},
+  });
+  return { conn, sources, events, log, timers };
+}
+
+describe('LiveConnection', () => {
+  it('parses named events into typed SSE events', () => {
+    const { conn, sources, events } = setup();
+    conn.start();
+    sources[0].emit('execution', '{"executing":false,"at":5}');
+    sources[0].emit('metrics', 'not json');
+    expect(events).toEqual([{ event: 'execution', data: { executing: false, at: 5 } }]);
+  });
+
+  it('reconnects with growing backoff, resetting once connected', () => {
+    const { conn, sources, log, timers } = setup();
+    conn.start();
+    sources[0].onerror!(new Event('error'));
+    expect(sources[0].closed).toBe(true);
+    timers.shift()!.fn();
+    sources[1].onerror!(new Event('error'));
+    timers.shift()!.fn();
+    sources[2].onopen!(new Event('open'));
+    sources[2].onerror!(new Event('error'));
+    expect(log).toEqual(['down:250', 'down:500', 'up', 'down:250']);
+    expect(sources).toHaveLength(3);
+  });
+
+  it('reconnects with the new follow list only when it changes', () => {
+    const { conn, sources } = setup();
+    conn.start();
+    conn.setFollow(['b', 'a']);
+    conn.setFollow(['a', 'b']);
+    expect(sources.map((s) => s.url)).toEqual(['/api/events', '/api/events?follow=a,b']);
+    expect(sources[0].closed).toBe(true);
+  });
+
+  it('ignores events from a replaced connection and stops cleanly', () => {
+    const { conn, sources, events, timers } = setup();
+    conn.start();
+    conn.setFollow(['x']);
+    sources[0].emit('execution', '{"executing":true,"at":1}');
+    expect(events).toHaveLength(0);
+    conn.stop();
+    expect(sources[1].closed).toBe(true);
+    sources[1].onerror!(new Event('error'));
+    expect(timers).toHaveLength(0);
+  });
+});

@@ -1,0 +1,162 @@
+// The dashboard against a fake API (test/e2e-ui/fake-api.ts): the views, the
+// 10,000-action list, live logs with ANSI colours, the execution switch with and
+// without a token, the disconnected state, and screenshots in both themes.
+// dashboard.test.ts covers the same ground against a real engine.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { chromiumMissing, launchBrowser, SCREENSHOTS, type TestBrowser } from './browser';
+import { startFakeApi, type FakeApi } from './fake-api';
+import { ensureRendererBuilt } from './renderer-build';
+
+const TIMEOUT = 60_000;
+
+describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
+  let api: FakeApi;
+  let browser: TestBrowser;
+  let page: Page;
+
+  beforeAll(async () => {
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await ensureRendererBuilt();
+    api = await startFakeApi({ history: 10_000, concurrency: 4 });
+    browser = await launchBrowser('light');
+    page = await browser.context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+  }, TIMEOUT);
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+  });
+
+  const nav = (view: string) => page.click(`nav [data-view="${view}"]`);
+  const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `fake-${name}.png`) });
+
+  it('shows the overview with the address and live figures', async () => {
+    await page.goto(api.url);
+    await expect.poll(() => page.textContent('[data-testid="grpc-url"]'), { timeout: TIMEOUT }).toContain('grpc://127.0.0.1:8980');
+    await expect.poll(() => page.textContent('[data-testid="engine-status"]'), { timeout: TIMEOUT }).toContain('Serving');
+    api.startAction(6);
+    api.startAction(6);
+    await expect.poll(() => page.textContent('[data-testid="stat-util"]'), { timeout: TIMEOUT }).toMatch(/[1-4] of 4 slots busy/);
+    await page.waitForTimeout(2500); // a few chart points
+    await shot('overview-light');
+  }, TIMEOUT * 2);
+
+  it('shows worker slots with what they run', async () => {
+    await nav('workers');
+    await expect.poll(() => page.locator('[data-testid="slot"][data-busy="true"]').count(), { timeout: TIMEOUT }).toBeGreaterThan(0);
+    expect(await page.locator('[data-testid="slot"]').count()).toBe(4);
+    expect(await page.textContent('[data-testid="slot"][data-busy="true"]')).toMatch(/\/\/app\/feature\d+:build/);
+    await shot('workers-light');
+  }, TIMEOUT);
+
+  it('lists 10,000 actions while rendering only a window of rows', async () => {
+    await nav('actions');
+    await page.waitForSelector('[data-testid="action-row"]');
+    const rendered = await page.locator('[data-testid="action-row"]').count();
+    expect(rendered).toBeGreaterThan(5);
+    expect(rendered).toBeLessThan(60);
+    // Page through the whole history, 500 at a time, until all 10,000 are in the list.
+    const older = page.locator('text=Load older actions');
+    for (let i = 0; i < 25 && (await older.count()); i++) {
+      await older.click();
+      // Wait until that page has landed (the button re-enables, or goes at the end).
+      await page.waitForFunction(() => !document.querySelector('.more button:disabled'));
+    }
+    await expect.poll(() => page.textContent('header p'), { timeout: TIMEOUT }).toMatch(/10,0\d\d finished/);
+    expect(await page.locator('[data-testid="action-row"]').count()).toBeLessThan(60);
+    // Keyboard: End jumps to the last row, which gets rendered.
+    await page.focus('[role="listbox"]');
+    await page.keyboard.press('End');
+    await expect.poll(() => page.locator('[data-testid="action-row"]').last().getAttribute('data-id')).toMatch(/^h\d+$/);
+    await page.keyboard.press('Home');
+    await shot('actions-light');
+  }, TIMEOUT);
+
+  it('filters by search', async () => {
+    await page.fill('[data-testid="search"]', 'feature');
+    await expect
+      .poll(async () => (await page.locator('[data-testid="action-row"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).every((id) => id?.startsWith('live-')), { timeout: TIMEOUT })
+      .toBe(true);
+    await page.fill('[data-testid="search"]', '');
+  }, TIMEOUT);
+
+  it('opens a running action and streams its log, escaped and coloured', async () => {
+    const id = api.startAction(6);
+    await page.fill('[data-testid="search"]', id);
+    const row = page.locator(`[data-testid="action-row"][data-id="${id}"]`);
+    await row.click();
+    await page.waitForSelector('[data-testid="detail"]');
+    await expect.poll(() => page.textContent('[data-testid="log"]').catch(() => ''), { timeout: TIMEOUT }).toContain('[2/6]');
+    // Still running when the lines arrive.
+    expect(await page.textContent('[data-testid="detail"]')).toContain('live');
+    expect(await page.locator('[data-testid="log"] .ansi-fg-2').count()).toBeGreaterThan(0);
+    await page.click('[data-testid="tab-stderr"]');
+    await expect.poll(() => page.textContent('[data-testid="log"]').catch(() => ''), { timeout: TIMEOUT }).toContain('<in module_2.cc>');
+    expect(await page.locator('[data-testid="log"] in').count()).toBe(0); // text, not markup
+    await page.click('[data-testid="tab-stdout"]');
+    await shot('detail-running-light');
+    await expect.poll(() => page.locator('[data-testid="timing"]').count(), { timeout: TIMEOUT }).toBe(1);
+    expect(await page.textContent('[data-testid="log"]')).toContain('[6/6]');
+    await shot('detail-finished-light');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('[data-testid="detail"]').count()).toBe(0);
+    await page.fill('[data-testid="search"]', '');
+  }, TIMEOUT * 2);
+
+  it('shows cache and connect views', async () => {
+    await nav('cache');
+    await expect.poll(() => page.textContent('[data-testid="cache-usage"]')).toContain('of 20 GiB budget');
+    await shot('cache-light');
+    await nav('connect');
+    expect(await page.textContent('[data-testid="bazelrc"]')).toBe('build --remote_executor=grpc://127.0.0.1:8980\nbuild --jobs=8\n');
+    await shot('connect-light');
+  }, TIMEOUT);
+
+  it('refuses the execution switch without a token, and flips it with one', async () => {
+    await nav('settings');
+    const sw = page.locator('[data-testid="execution-switch"]');
+    await sw.click();
+    await expect.poll(() => page.textContent('[data-testid="settings-error"]').catch(() => '')).toContain('token');
+    expect(await sw.getAttribute('aria-checked')).toBe('true');
+    // Electron hands the token over in the fragment; it is stored and removed from the URL.
+    await page.goto(`${api.url}#token=${api.token}`);
+    await expect.poll(() => new URL(page.url()).hash).toBe('');
+    await nav('settings');
+    await expect.poll(() => sw.isEnabled()).toBe(true);
+    await sw.click();
+    await expect.poll(() => sw.getAttribute('aria-checked')).toBe('false');
+    await expect.poll(() => page.textContent('[data-testid="engine-status"]')).toContain('Execution off');
+    await shot('settings-light');
+    await sw.click();
+    await expect.poll(() => sw.getAttribute('aria-checked')).toBe('true');
+  }, TIMEOUT);
+
+  it('renders the dark theme', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await nav('overview');
+    await page.waitForTimeout(1500);
+    await shot('overview-dark');
+    await nav('actions');
+    await page.waitForSelector('[data-testid="action-row"]');
+    await shot('actions-dark');
+    await page.locator('[data-testid="action-row"]').first().click();
+    await page.waitForSelector('[data-testid="log"]');
+    await shot('detail-dark');
+    await page.keyboard.press('Escape');
+    await page.emulateMedia({ colorScheme: 'light' });
+  }, TIMEOUT);
+
+  it('says so when the engine goes away', async () => {
+    await nav('overview');
+    await api.close();
+    await expect.poll(() => page.locator('[data-testid="disconnected"]').count(), { timeout: TIMEOUT }).toBe(1);
+    expect(await page.textContent('[data-testid="engine-status"]')).toContain('unreachable');
+    // Stale figures stay visible, but the engine is no longer claimed to be serving.
+    expect(await page.textContent('[data-testid="hero"]')).toContain('Engine status unknown');
+    await shot('disconnected-light');
+  }, TIMEOUT);
+});

@@ -1,0 +1,285 @@
+// A small stand-in for the engine's HTTP API: serves renderer/dist and the
+// /api endpoints with simulated actions (including 10,000 of history), so the
+// dashboard can be exercised and photographed without a build running.
+// Also handy for `vite dev`: `npx tsx test/e2e-ui/fake-api.ts` then KILN_API=http://127.0.0.1:8999.
+import { createReadStream, existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, resolve } from 'node:path';
+import type {
+  ActionDetail,
+  ActionOutcomeName,
+  ActionSummary,
+  ApiStatus,
+  MetricsSnapshot,
+  SseEvent,
+} from '../../engine/http/api-types';
+
+const DIST = resolve(__dirname, '../../renderer/dist');
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
+const MNEMONICS = ['CppCompile', 'CppLink', 'Javac', 'GoCompile', 'Genrule', 'TestRunner'];
+
+export interface FakeApi {
+  url: string;
+  token: string;
+  /** Starts one live action that prints numbered, coloured lines once a second. */
+  startAction(lines: number): string;
+  close(): Promise<void>;
+}
+
+export async function startFakeApi(opts: { history?: number; concurrency?: number; port?: number } = {}): Promise<FakeApi> {
+  const token = 'fake-token';
+  const concurrency = opts.concurrency ?? 4;
+  const t0 = Date.now();
+  let executing = true;
+  let seq = 0;
+  const actions = new Map<string, ActionSummary>();
+  const logs = new Map<string, { stdout: string; stderr: string }>();
+  const clients = new Set<{ res: ServerResponse; follow: Set<string> }>();
+  const slots: (string | undefined)[] = Array(concurrency).fill(undefined);
+  let ac = { hits: 0, misses: 0 };
+  let finishedTotal = 0;
+  let storeBytes = 6.2 * 1024 ** 3;
+  let evictions = 0;
+  const byOutcome: Record<ActionOutcomeName, number> = { success: 0, failure: 0, timeout: 0, cancelled: 0, error: 0, cached: 0 };
+  const finishTimes: number[] = [];
+
+  // History: finished actions spread over the last few hours.
+  const historyCount = opts.history ?? 10_000;
+  for (let i = 0; i < historyCount; i++) {
+    const queuedAt = t0 - (historyCount - i) * 1500;
+    const cached = i % 3 === 0;
+    const failed = !cached && i % 41 === 0;
+    const duration = cached ? 3 + (i % 20) : 200 + ((i * 7919) % 9000);
+    const a: ActionSummary = {
+      id: `h${i}`,
+      state: 'finished',
+      outcome: cached ? 'cached' : failed ? 'failure' : 'success',
+      cached,
+      mnemonic: MNEMONICS[i % MNEMONICS.length],
+      target: `//services/${['api', 'web', 'core', 'auth'][i % 4]}/pkg${i % 97}:lib${i % 13}`,
+      exitCode: cached ? undefined : failed ? 1 : 0,
+      stage: 'finished',
+      queuedAt,
+      startedAt: queuedAt + 10,
+      finishedAt: queuedAt + duration,
+      durationMs: duration,
+      instance: '',
+      actionDigest: `${(i * 2654435761).toString(16).padStart(8, '0')}${'ab'.repeat(28)}/${140 + (i % 60)}`,
+    };
+    actions.set(a.id, a);
+    if (cached) ac.hits++;
+    else ac.misses++;
+  }
+
+  function send(e: SseEvent, onlyFollowing?: string) {
+    const frame = `event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
+    for (const c of clients) if (!onlyFollowing || c.follow.has(onlyFollowing)) c.res.write(frame);
+  }
+
+  function update(a: ActionSummary, kind: 'queued' | 'started' | 'stage' | 'finished') {
+    actions.set(a.id, a);
+    send({ event: 'action', data: { kind, action: a } });
+  }
+
+  function appendLog(id: string, stream: 'stdout' | 'stderr', data: string) {
+    const l = logs.get(id)!;
+    const offset = Buffer.byteLength(l[stream]);
+    l[stream] += data;
+    send({ event: 'log', data: { id, stream, offset, data } }, id);
+  }
+
+  function startAction(lines: number): string {
+    const id = `live-${++seq}`;
+    const queuedAt = Date.now();
+    const a: ActionSummary = {
+      id,
+      state: 'queued',
+      cached: false,
+      mnemonic: MNEMONICS[seq % MNEMONICS.length],
+      target: `//app/feature${seq}:build`,
+      argv0: '/bin/sh',
+      stage: 'queued',
+      queuedAt,
+      instance: '',
+      actionDigest: `${seq.toString(16).padStart(64, 'c')}/180`,
+    };
+    logs.set(id, { stdout: '', stderr: '' });
+    update(a, 'queued');
+    const tryStart = () => {
+      const slot = slots.findIndex((s) => s === undefined);
+      if (slot < 0) return void setTimeout(tryStart, 200);
+      slots[slot] = id;
+      let cur: ActionSummary = { ...a, state: 'running', stage: 'running', startedAt: Date.now(), slot };
+      update(cur, 'started');
+      let i = 0;
+      const timer = setInterval(() => {
+        i++;
+        if (i <= lines) {
+          appendLog(id, 'stdout', `\x1b[2m[${i}/${lines}]\x1b[0m compiling \x1b[1mmodule_${i}.cc\x1b[0m … \x1b[32mok\x1b[0m\n`);
+          if (i === 2) appendLog(id, 'stderr', `\x1b[33mwarning:\x1b[0m unused variable 'x' <in module_2.cc>\n`);
+          return;
+        }
+        clearInterval(timer);
+        slots[slot] = undefined;
+        const now = Date.now();
+        cur = { ...cur, state: 'finished', stage: 'finished', outcome: 'success', exitCode: 0, finishedAt: now, durationMs: now - queuedAt };
+        ac.misses++;
+        finishedTotal++;
+        byOutcome.success++;
+        finishTimes.push(now);
+        storeBytes += 180_000;
+        update(cur, 'finished');
+        for (const s of ['stdout', 'stderr'] as const) send({ event: 'log-end', data: { id, stream: s, bytes: Buffer.byteLength(logs.get(id)![s]) } }, id);
+      }, 1000);
+    };
+    setTimeout(tryStart, 150);
+    return id;
+  }
+
+  function metrics(): MetricsSnapshot {
+    const now = Date.now();
+    while (finishTimes.length && finishTimes[0] < now - 60_000) finishTimes.shift();
+    const phase = (now - t0) / 1000;
+    return {
+      at: now,
+      queueDepth: [...actions.values()].filter((a) => a.state === 'queued').length,
+      running: slots.filter(Boolean).length,
+      slots: slots.map((id, slot) => {
+        const a = id ? actions.get(id) : undefined;
+        return {
+          slot,
+          busy: !!id,
+          current: a ? { id: a.id, mnemonic: a.mnemonic, target: a.target, argv0: a.argv0, since: a.startedAt ?? now } : undefined,
+          utilization1m: id ? 0.6 + 0.1 * slot : 0.1 * slot,
+          utilization1h: 0.35,
+        };
+      }),
+      utilization1m: slots.filter(Boolean).length / concurrency,
+      utilization1h: 0.35,
+      actionCache: { ...ac, rate: ac.hits / Math.max(1, ac.hits + ac.misses) },
+      cas: { hits: 8200, misses: 1900, rate: 8200 / 10100 },
+      bytes: { inTotal: 3.1e9, outTotal: 7.4e9, inRate: 2e6 + 1.5e6 * Math.sin(phase / 3), outRate: 4e6 + 3e6 * Math.cos(phase / 4) },
+      store: { bytes: storeBytes, budgetBytes: 20 * 1024 ** 3, blobs: 48_213, evictions },
+      actions: { perSecond: finishTimes.length / 60, finishedTotal: finishedTotal + historyCount, byOutcome },
+      histograms: { durationMs: { unit: 'ms', buckets: [], sum: 0, count: 0 }, queueTimeMs: { unit: 'ms', buckets: [], sum: 0, count: 0 } },
+      host: null,
+      authRejections: 0,
+      executionEnabled: executing,
+    };
+  }
+
+  function status(): ApiStatus {
+    return {
+      serving: true,
+      executing,
+      grpcUrl: 'grpc://127.0.0.1:8980',
+      httpUrl: 'http://127.0.0.1:8981/',
+      version: '0.1.0',
+      uptimeMs: Date.now() - t0 + 3 * 3600_000,
+      host: '127.0.0.1',
+      concurrency,
+      cacheBudgetBytes: 20 * 1024 ** 3,
+      instanceNames: [''],
+    };
+  }
+
+  function detail(a: ActionSummary): ActionDetail {
+    const done = a.state === 'finished';
+    const total = a.durationMs ?? 0;
+    return {
+      ...a,
+      argv: ['/bin/sh', '-c', 'for i in 1 2 3 4 5; do echo "line $i"; sleep 1; done'],
+      env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+      platform: { OSFamily: 'linux', 'container-image': 'none' },
+      workingDirectory: '',
+      outputPaths: ['out/module.o'],
+      inputFiles: 214,
+      inputBytes: 3_481_002,
+      outputs: done ? [{ path: 'out/module.o', bytes: 184_320, kind: 'file' }] : [],
+      timing: done ? { queuedMs: total * 0.05, inputFetchMs: total * 0.1, executionMs: total * 0.78, outputUploadMs: total * 0.07, totalMs: total } : undefined,
+      logs: { stdout: true, stderr: true },
+    };
+  }
+
+  const json = (res: ServerResponse, code: number, body: unknown) => {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const p = url.pathname;
+    if (p === '/api/status') return json(res, 200, status());
+    if (p === '/api/metrics') return json(res, 200, metrics());
+    if (p === '/api/execution' && req.method === 'POST') {
+      if (req.headers.authorization !== `Bearer ${token}`)
+        return json(res, 401, { error: { code: 16, status: 'UNAUTHENTICATED', message: 'A valid API token is required.' } });
+      let body = '';
+      for await (const c of req) body += c;
+      executing = !!JSON.parse(body).enabled;
+      send({ event: 'execution', data: { executing, at: Date.now() } });
+      return json(res, 200, { executing });
+    }
+    if (p === '/api/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      res.write(': hi\n\n');
+      const c = { res, follow: new Set((url.searchParams.get('follow') ?? '').split(',').filter(Boolean)) };
+      clients.add(c);
+      req.on('close', () => clients.delete(c));
+      return;
+    }
+    const m = /^\/api\/actions\/([^/]+)(?:\/(stdout|stderr))?$/.exec(p);
+    if (m) {
+      const a = actions.get(decodeURIComponent(m[1]));
+      if (!a) return json(res, 404, { error: { code: 5, status: 'NOT_FOUND', message: 'No such action.' } });
+      if (m[2]) {
+        const text = logs.get(a.id)?.[m[2] as 'stdout' | 'stderr'] ?? (m[2] === 'stdout' ? `\x1b[1mBuilding\x1b[0m ${a.target}\n\x1b[32mdone\x1b[0m\n` : '');
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        return res.end(text);
+      }
+      return json(res, 200, detail(a));
+    }
+    if (p === '/api/actions') {
+      const state = url.searchParams.get('state');
+      const outcome = url.searchParams.get('outcome');
+      const q = (url.searchParams.get('q') ?? '').toLowerCase();
+      const limit = Number(url.searchParams.get('limit') ?? 100);
+      const cursor = Number(url.searchParams.get('cursor') ?? 0);
+      const all = [...actions.values()]
+        .filter((a) => (!state || a.state === state) && (!outcome || a.outcome === outcome) && (!q || `${a.mnemonic} ${a.target} ${a.id}`.toLowerCase().includes(q)))
+        .sort((x, y) => y.queuedAt - x.queuedAt);
+      const items = all.slice(cursor, cursor + limit);
+      return json(res, 200, { items, total: all.length, nextCursor: cursor + limit < all.length ? String(cursor + limit) : undefined });
+    }
+    // Static files.
+    const file = join(DIST, p === '/' ? 'index.html' : p);
+    if (!file.startsWith(DIST) || !existsSync(file)) return json(res, 404, { error: { code: 5, status: 'NOT_FOUND', message: p } });
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-security-policy': CSP });
+    createReadStream(file).pipe(res);
+  }
+
+  const server: Server = createServer((req, res) => void handle(req, res));
+  const tick = setInterval(() => send({ event: 'metrics', data: metrics() }), 1000);
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    token,
+    startAction,
+    close: async () => {
+      clearInterval(tick);
+      for (const c of clients) c.res.end();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+if (require.main === module) {
+  void startFakeApi({ port: Number(process.env.PORT ?? 8999) }).then((f) => {
+    console.log(`fake Kiln API on ${f.url} (token ${f.token})`);
+    setInterval(() => f.startAction(3 + Math.floor(Math.random() * 5)), 2500);
+  });
+}
