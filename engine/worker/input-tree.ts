@@ -3,7 +3,7 @@
 // and unique, symlinks relative and inside the root, every blob present. The
 // result is a flat plan that staging can materialise without further checks.
 import { posix } from 'node:path';
-import { digestKey, isEmptyBlob, toBlobDigest, DIGEST_FUNCTIONS, type BlobDigest } from '../digest';
+import { digestKey, isEmptyBlob, toBlobDigest, DigestError, DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionInfo } from '../digest';
 import { invalidArgument, missingBlobs, resourceExhausted } from '../grpc/status';
 import { reapi } from '../proto';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
@@ -21,6 +21,12 @@ export interface InputPlan {
 /** A tree this large is refused rather than staged. */
 export const MAX_INPUT_NODES = 1_000_000;
 
+/**
+ * Longest path (in bytes) an input may have below the input root. Linux refuses
+ * paths over 4096 bytes, and the exec root's own path comes in front.
+ */
+export const MAX_INPUT_PATH_BYTES = 3072;
+
 export async function planInputTree(store: BlobStore, root: BlobDigest): Promise<InputPlan> {
   const fn = DIGEST_FUNCTIONS[root.fn];
   const directories = new Map<string, reapi.Directory>();
@@ -34,22 +40,27 @@ export async function planInputTree(store: BlobStore, root: BlobDigest): Promise
       frontier.map(async (d) => {
         const key = digestKey(d);
         if (directories.has(key) || missing.has(key)) return;
+        let bytes: Buffer;
+        try {
+          bytes = await store.readAll(d);
+        } catch (err) {
+          if (!(err instanceof BlobNotFoundError)) throw err; // a store failure is not the client's fault
+          missing.set(key, d);
+          return;
+        }
         let dir: reapi.Directory;
         try {
-          dir = reapi.Directory.decode(await store.readAll(d));
-        } catch (err) {
-          if (err instanceof BlobNotFoundError) {
-            missing.set(key, d);
-            return;
-          }
-          throw invalidArgument(`input directory ${d.hash}/${d.size} is not a valid Directory message`);
+          dir = reapi.Directory.decode(bytes);
+        } catch {
+          throw invalidArgument(`input tree: blob ${d.hash}/${d.size} is not a valid Directory message`);
         }
         directories.set(key, dir);
-        for (const child of dir.directories) next.push(toBlobDigest(child.digest, fn, `directory "${child.name}" digest`));
+        for (const child of dir.directories) next.push(inputDigest(child.digest, fn, `directory "${child.name}" digest`));
       }),
     );
     if (directories.size > MAX_INPUT_NODES) throw resourceExhausted(`the input tree has more than ${MAX_INPUT_NODES} directories`);
-    frontier = next;
+    // A directory shared by several parents is fetched once.
+    frontier = [...new Map(next.map((d) => [digestKey(d), d])).values()];
   }
 
   const plan: InputPlan = { directories: [], files: [], symlinks: [], blobs: [], totalBytes: 0 };
@@ -59,32 +70,93 @@ export async function planInputTree(store: BlobStore, root: BlobDigest): Promise
   const walk = (digest: BlobDigest, path: string) => {
     const dir = directories.get(digestKey(digest));
     if (!dir) return; // reported as missing
+    checkPathLength(path);
     plan.directories.push(path);
     validateDirectory(dir, path);
     for (const f of dir.files) {
       const name = f.name ?? '';
-      const d = toBlobDigest(f.digest, fn, `file "${join(path, name)}" digest`);
-      plan.files.push({ path: join(path, name), digest: d, executable: !!f.isExecutable });
+      const d = inputDigest(f.digest, fn, `file "${join(path, name)}" digest`);
+      plan.files.push({ path: checkPathLength(join(path, name)), digest: d, executable: !!f.isExecutable });
       plan.totalBytes += d.size;
       if (!isEmptyBlob(d)) fileDigests.set(digestKey(d), d);
     }
     for (const s of dir.symlinks) {
-      const linkPath = join(path, s.name ?? '');
+      const linkPath = checkPathLength(join(path, s.name ?? ''));
       const target = s.target ?? '';
       validateSymlinkTarget(linkPath, target);
       plan.symlinks.push({ path: linkPath, target });
     }
-    for (const c of dir.directories) walk(toBlobDigest(c.digest, fn), join(path, c.name ?? ''));
+    for (const c of dir.directories) walk(inputDigest(c.digest, fn, `directory "${c.name}" digest`), join(path, c.name ?? ''));
     nodes += dir.files.length + dir.directories.length + dir.symlinks.length;
     if (nodes > MAX_INPUT_NODES) throw resourceExhausted(`the input tree has more than ${MAX_INPUT_NODES} entries`);
   };
   walk(root, '');
+  checkSymlinksResolveInside(plan);
 
   for (const d of await store.findMissing([...fileDigests.values()])) missing.set(digestKey(d), d);
   if (missing.size > 0) throw missingBlobs([...missing.values()], 'input');
 
   plan.blobs = [...fileDigests.values(), ...[...directories.keys()].map((k) => parseKey(k))];
   return plan;
+}
+
+/** A digest from the input tree; a malformed one is the client's error (INVALID_ARGUMENT), not ours. */
+export function inputDigest(d: reapi.Digest.$Properties | null | undefined, fn: DigestFunctionInfo, field: string): BlobDigest {
+  try {
+    return toBlobDigest(d, fn, field);
+  } catch (err) {
+    if (err instanceof DigestError) throw invalidArgument(`input tree: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Linux gives up (ELOOP) after this many symlinks in one path resolution; so do we. */
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * The lexical check in validateSymlinkTarget is not enough on its own: a
+ * target can pass through other symlinks of the tree ("s" -> ".", then
+ * "q" -> "s/s/x/../../..") and end up above the root although it looks
+ * inside. Resolve every target through the tree the way the kernel would and
+ * refuse any that climbs above the root.
+ */
+export function checkSymlinksResolveInside(plan: Pick<InputPlan, 'directories' | 'symlinks'>): void {
+  const dirs = new Set(plan.directories);
+  const links = new Map(plan.symlinks.map((l) => [l.path, l.target]));
+  const segments = (p: string) => p.split('/').filter((s) => s !== '' && s !== '.');
+  for (const { path, target } of plan.symlinks) {
+    const cwd = segments(posix.dirname(path));
+    const pending = segments(target);
+    let hops = 0;
+    while (pending.length > 0) {
+      const seg = pending.shift()!;
+      if (seg === '..') {
+        if (cwd.length === 0) {
+          throw invalidArgument(`input tree: symlink "${path}" -> "${target}" resolves outside the input root (through other symlinks)`);
+        }
+        cwd.pop();
+        continue;
+      }
+      const here = [...cwd, seg].join('/');
+      const next = links.get(here);
+      if (next !== undefined) {
+        if (++hops > MAX_SYMLINK_HOPS) break; // the kernel answers ELOOP: it cannot escape either
+        pending.unshift(...segments(next));
+        continue;
+      }
+      // A file or nothing: resolving further fails (ENOTDIR/ENOENT) without leaving the root.
+      if (!dirs.has(here)) break;
+      cwd.push(seg);
+    }
+  }
+}
+
+/** Bounds nesting too, so a hostile chain of directories cannot exhaust the stack. */
+function checkPathLength(path: string): string {
+  if (Buffer.byteLength(path) > MAX_INPUT_PATH_BYTES) {
+    throw invalidArgument(`input tree: "${path.slice(0, 60)}…" is too long or nested too deeply (paths may be at most ${MAX_INPUT_PATH_BYTES} bytes)`);
+  }
+  return path;
 }
 
 function join(dir: string, name: string): string {

@@ -20,6 +20,8 @@ interface Pending {
   resolve(exit: ProcessExit): void;
   reject(err: Error): void;
   onStarted?(pid: number): void;
+  /** The action's process group (its leader's pid), once the launcher reported it. */
+  pid?: number;
 }
 
 /** How to start the launcher: compiled JS normally, through tsx from TypeScript sources (tests). */
@@ -90,6 +92,8 @@ export class LauncherClient {
       const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
       for (const [id, p] of this.pending) {
         this.pending.delete(id);
+        // The groups are detached, so they outlive the launcher: stop them before their exec roots are removed.
+        if (p.pid) killGroup(p.pid);
         p.reject(err);
       }
     });
@@ -105,11 +109,21 @@ export class LauncherClient {
     }
     const p = this.pending.get(msg.id);
     if (!p) return;
-    if (msg.type === 'started') p.onStarted?.(msg.pid);
-    else {
+    if (msg.type === 'started') {
+      p.pid = msg.pid;
+      p.onStarted?.(msg.pid);
+    } else {
       this.pending.delete(msg.id);
       const { code, signal, timedOut, killed, spawnError } = msg as ExitedMessage;
       p.resolve({ code, signal, timedOut, killed, spawnError });
     }
+  }
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: already gone.
   }
 }

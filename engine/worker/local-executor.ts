@@ -5,15 +5,16 @@ import { appendFile, mkdir, readdir, rm, stat, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
-import { DIGEST_FUNCTIONS, toBlobDigest, toWireDigest } from '../digest';
+import { DIGEST_FUNCTIONS, toWireDigest } from '../digest';
 import { internal, invalidArgument } from '../grpc/status';
 import { reapi, timestampFromMs } from '../proto';
 import type { BlobStore } from '../store/blob-store';
 import type { ExecutionHooks, ExecutionOutcome, ExecutionTimings, Executor, PreparedAction } from './executor';
-import { planInputTree } from './input-tree';
+import { inputDigest, planInputTree } from './input-tree';
 import { LauncherClient, LauncherDiedError } from './launcher-client';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
-import { findTamperedInputs, stageInputs } from './stage-inputs';
+import { LinkLedger } from './link-ledger';
+import { findTamperedInputs, releaseLinks, stageInputs, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
   store: BlobStore;
@@ -32,6 +33,8 @@ export class LocalExecutor implements Executor {
   private readonly clock: Clock;
   private readonly launcher: LauncherClient;
   private readonly workerName: string;
+  /** Store inodes hard-linked into running actions: later holders compare against the first one's stats. */
+  private readonly links = new LinkLedger();
 
   private constructor(private readonly opts: LocalExecutorOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -53,19 +56,22 @@ export class LocalExecutor implements Executor {
     const command = action.command;
     validateCommand(command);
     const fn = action.actionDigest.fn;
-    const inputRoot = toBlobDigest(action.action.inputRootDigest, DIGEST_FUNCTIONS[fn], 'input_root_digest');
+    const inputRoot = inputDigest(action.action.inputRootDigest, DIGEST_FUNCTIONS[fn], 'input_root_digest');
     const execRoot = join(this.opts.buildRoot, safeFolderName(action.id));
     let release = () => {};
+    let staged: StagingResult | undefined;
+    let checked = false;
     try {
       hooks.onStage?.('fetching-inputs', (t.inputFetchStart = now()));
       const plan = await planInputTree(store, inputRoot);
-      release = store.pin(plan.blobs);
-      await mkdir(execRoot, { recursive: true });
-      const staged = await stageInputs(store, plan, execRoot);
-      const workDir = join(execRoot, command.workingDirectory);
+      // Checked before anything is written: a bad request costs no staging.
       if (command.workingDirectory && !plan.directories.includes(command.workingDirectory)) {
         throw invalidArgument(`working_directory "${command.workingDirectory}" is not a directory in the input root`, 'working_directory');
       }
+      release = store.pin(plan.blobs);
+      await mkdir(execRoot, { recursive: true });
+      staged = await stageInputs(store, plan, execRoot, this.links);
+      const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
       await prepareOutputDirs(workDir, outputs);
       t.inputFetchCompleted = now();
@@ -75,11 +81,8 @@ export class LocalExecutor implements Executor {
       t.executionCompleted = now();
 
       hooks.onStage?.('uploading-outputs', (t.outputUploadStart = now()));
-      const tampered = await findTamperedInputs(execRoot, staged.linked);
-      for (const l of tampered) {
-        await store.delete(l.digest);
-        this.opts.log?.(`kiln: action ${action.id} modified its hard-linked input ${l.path}; dropped ${l.digest.hash} from the CAS`);
-      }
+      const tampered = await this.dropTampered(action.id, execRoot, staged.linked);
+      checked = true;
       const collected = await collectOutputs(store, workDir, outputs, fn);
       const stdoutDigest = await uploadFile(store, action.stdoutPath, fn, (await stat(action.stdoutPath)).size);
       const stderrDigest = await uploadFile(store, action.stderrPath, fn, (await stat(action.stderrPath)).size);
@@ -119,9 +122,24 @@ export class LocalExecutor implements Executor {
         tamperedInputs: tampered.map((l) => l.path),
       };
     } finally {
+      if (staged) {
+        // Failed after staging (launcher died, upload error): the links still get checked.
+        if (!checked) await this.dropTampered(action.id, execRoot, staged.linked).catch(() => []);
+        releaseLinks(this.links, staged.linked);
+      }
       release();
       await removeTree(execRoot).catch((err) => this.opts.log?.(`kiln: could not remove ${execRoot}: ${(err as Error).message}`));
     }
+  }
+
+  /** Drops from the store every blob whose inode this action changed; returns those inputs. */
+  private async dropTampered(id: string, execRoot: string, linked: LinkedInput[]): Promise<LinkedInput[]> {
+    const tampered = await findTamperedInputs(execRoot, linked);
+    for (const l of tampered) {
+      await this.opts.store.delete(l.digest);
+      this.opts.log?.(`kiln: action ${id} ran with a modified hard-linked input ${l.path}; dropped ${l.digest.hash} from the CAS`);
+    }
+    return tampered;
   }
 
   private async runProcess(action: PreparedAction, workDir: string, signal: AbortSignal) {

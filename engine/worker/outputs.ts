@@ -3,14 +3,14 @@
 // afterwards into the CAS (files, directories as Trees, symlinks as symlinks).
 // Reading never follows a symlink, so an output cannot leak files from outside
 // the exec root.
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import { posix, join } from 'node:path';
 import { DIGEST_FUNCTIONS, toWireDigest, type BlobDigest, type DigestFunctionName } from '../digest';
 import { GrpcError, invalidArgument, Status } from '../grpc/status';
 import { encode, reapi } from '../proto';
 import type { BlobStore } from '../store/blob-store';
 import { compareNames } from './input-tree';
+import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow } from './no-follow';
 
 export type OutputKind = 'file' | 'directory' | 'symlink';
 
@@ -65,7 +65,17 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
 export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[]): Promise<void> {
   for (const o of outputs) {
     const parent = posix.dirname(o.path);
-    if (parent !== '.' && o.path !== '') await mkdir(join(workDir, parent), { recursive: true });
+    if (parent === '.' || o.path === '') continue;
+    try {
+      // Never through a symlink: input symlinks could otherwise steer mkdir outside the exec root.
+      await mkdirsNoFollow(workDir, parent);
+    } catch (err) {
+      if (!(err instanceof NotADirectoryOnPath)) throw err;
+      throw invalidArgument(
+        `output "${o.path}": its parent "${err.segmentPath}" is a ${err.kind} in the input tree; the parents of an output must be directories`,
+        'output_paths',
+      );
+    }
   }
 }
 
@@ -81,13 +91,20 @@ export interface CollectedOutputs {
 export async function uploadFile(store: BlobStore, path: string, fn: DigestFunctionName, size: number): Promise<BlobDigest> {
   const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
   let seen = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of await readStreamNoFollow(path)) {
     hasher.update(chunk as Buffer);
     seen += (chunk as Buffer).length;
   }
   const digest: BlobDigest = { fn, hash: hasher.digest(), size: seen };
   if (seen !== size) throw new GrpcError(Status.FAILED_PRECONDITION, `output ${path} changed size while it was being read`);
-  if (!(await store.has(digest))) await store.write(digest, createReadStream(path, { highWaterMark: 1 << 20 }));
+  if (!(await store.has(digest))) {
+    const source = await readStreamNoFollow(path);
+    try {
+      await store.write(digest, source);
+    } finally {
+      source.destroy(); // closes the file even if the store gave up early
+    }
+  }
   return digest;
 }
 
@@ -109,12 +126,9 @@ export async function collectOutputs(
   const result: CollectedOutputs = { files: [], directories: [], symlinks: [], summary: [] };
   for (const o of outputs) {
     const abs = o.path === '' ? workDir : join(workDir, o.path);
-    let st;
-    try {
-      st = await lstat(abs);
-    } catch {
-      continue; // not produced: simply absent from the result
-    }
+    // Parents are walked without following symlinks, so an action cannot point an output outside the exec root.
+    const st = await lstatNoFollow(workDir, o.path);
+    if (!st) continue; // not produced (or behind a symlink): simply absent from the result
     if (st.isSymbolicLink()) {
       const target = await readlink(abs);
       result.symlinks.push(reapi.OutputSymlink.create({ path: o.path, target }));

@@ -4,21 +4,31 @@
 // link shares its inode with the store, and permissions do not stop root, so
 // the inodes handed out are recorded and checked after the run: an action that
 // changed one has corrupted that blob, which is then dropped from the store.
+// A LinkLedger shared by the executor's actions makes later holders of an
+// inode compare against its first holder's stats (see link-ledger.ts).
 import { chmod, copyFile, link, lstat, mkdir, symlink } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { BlobDigest } from '../digest';
-import type { BlobStore } from '../store/blob-store';
+import { DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionName } from '../digest';
+import { missingBlobs } from '../grpc/status';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
+import { LinkLedger } from './link-ledger';
 
 export interface LinkedInput {
   path: string;
   digest: BlobDigest;
+  /** The store's file the link shares its inode with. */
+  storePath: string;
+  dev: bigint;
   ino: bigint;
+  /** Size, mtime and mode the inode must still have: the ledger's baseline. */
   size: bigint;
   mtimeNs: bigint;
   mode: number;
+  /** This action's own view right after linking (ctime moves with every link, so it is not shared). */
+  ctimeNs: bigint;
 }
 
 export interface StagingResult {
@@ -28,11 +38,29 @@ export interface StagingResult {
 
 const CONCURRENCY = 32;
 
-export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: string): Promise<StagingResult> {
+/**
+ * Stages `plan` under `execRoot`. Hard links are registered in `ledger`; the
+ * caller releases them (releaseLinks) once the action's check is done. On
+ * failure the links made so far are released here.
+ */
+export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: string, ledger = new LinkLedger()): Promise<StagingResult> {
+  const linked: LinkedInput[] = [];
+  try {
+    return await stage(store, plan, execRoot, ledger, linked);
+  } catch (err) {
+    releaseLinks(ledger, linked);
+    throw err;
+  }
+}
+
+export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
+  for (const l of linked) ledger.release(l);
+}
+
+async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
   // Parents come before children in the plan, so creating in order never races.
   for (const dir of plan.directories) await mkdir(join(execRoot, dir), { recursive: true, mode: 0o755 });
 
-  const linked: LinkedInput[] = [];
   let copied = 0;
   let linkingWorks = true;
   await forEachLimited(plan.files, CONCURRENCY, async (file) => {
@@ -42,16 +70,26 @@ export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: s
       try {
         await link(source, dest);
         const st = await lstat(dest, { bigint: true });
-        linked.push({ path: file.path, digest: file.digest, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, mode: Number(st.mode) });
+        const baseline = ledger.hold({ dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, mode: Number(st.mode) });
+        linked.push({ path: file.path, digest: file.digest, storePath: source, ...baseline, ctimeNs: st.ctimeNs });
         return;
       } catch (err) {
-        // Another file system (EXDEV) or no link support: copy from now on.
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') linkingWorks = false;
-        else throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        // Evicted or dropped since the tree was checked: the client uploads it again.
+        if (code === 'ENOENT') throw missingBlobs([file.digest], 'input');
+        if (code === 'EEXIST') throw err;
+        // Another file system (EXDEV), too many links, no link support: copy from now on.
+        linkingWorks = false;
       }
     }
-    if (source) await copyFile(source, dest);
-    else await pipeline(await store.read(file.digest), createWriteStream(dest, { mode: 0o644 }));
+    try {
+      if (source) await copyFile(source, dest);
+      else await pipeline(await store.read(file.digest), createWriteStream(dest, { mode: 0o644 }));
+    } catch (err) {
+      const gone = err instanceof BlobNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT';
+      if (gone) throw missingBlobs([file.digest], 'input');
+      throw err;
+    }
     await chmod(dest, file.executable ? 0o555 : 0o444);
     copied++;
   });
@@ -59,20 +97,39 @@ export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: s
   return { linked, copied };
 }
 
-/** The hard-linked inputs whose inode changed during the run (content, size or mode). */
+/**
+ * The hard-linked inputs whose shared inode was changed. The inode is looked
+ * up through the exec root and through the store's own path, so an action
+ * cannot hide a write by then deleting or replacing its link. Size, mtime or
+ * mode differing from the ledger's baseline is conclusive (and catches a
+ * change made before this action linked the inode). A moved ctime alone is
+ * ambiguous: it also moves when another action links or unlinks the blob, or
+ * when an action writes and then puts the mtime back; then the content is
+ * re-hashed.
+ */
 export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]): Promise<LinkedInput[]> {
   const tampered: LinkedInput[] = [];
   await forEachLimited(linked, CONCURRENCY, async (l) => {
-    try {
-      // Stat by inode identity: the action may have replaced the path, which is harmless.
-      const st = await lstat(join(execRoot, l.path), { bigint: true });
-      if (st.ino !== l.ino) return;
-      if (st.size !== l.size || st.mtimeNs !== l.mtimeNs || Number(st.mode) !== l.mode) tampered.push(l);
-    } catch {
-      // Removed by the action: the store's link is untouched.
+    for (const path of [join(execRoot, l.path), l.storePath]) {
+      const st = await lstat(path, { bigint: true }).catch(() => undefined);
+      // Gone, or another inode now: the store's copy is not reachable through this path.
+      if (!st || st.ino !== l.ino || st.dev !== l.dev) continue;
+      const changed =
+        st.size !== l.size ||
+        st.mtimeNs !== l.mtimeNs ||
+        Number(st.mode) !== l.mode ||
+        (st.ctimeNs !== l.ctimeNs && (await hashFile(path, l.digest.fn)) !== l.digest.hash);
+      if (changed) tampered.push(l);
+      return; // same inode either way: one look is enough
     }
   });
   return tampered;
+}
+
+async function hashFile(path: string, fn: DigestFunctionName): Promise<string> {
+  const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
+  return hasher.digest();
 }
 
 export async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

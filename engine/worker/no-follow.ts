@@ -1,0 +1,73 @@
+// Path walking that never goes through a symlink. The engine runs as root and
+// the exec root is full of symlinks it did not choose (from the input tree, or
+// made by the action), so every path the engine itself creates or reads under
+// it is walked one segment at a time with lstat: a symlink or a file where a
+// directory is expected stops the walk instead of being followed.
+import { constants, type ReadStream, type Stats } from 'node:fs';
+import { lstat, mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * Streams a file, refusing (ELOOP) a symlink swapped in at the last moment.
+ * The stream closes the file when it ends or is destroyed.
+ */
+export async function readStreamNoFollow(path: string): Promise<ReadStream> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  return handle.createReadStream({ highWaterMark: 1 << 20 });
+}
+
+export class NotADirectoryOnPath extends Error {
+  constructor(readonly segmentPath: string, readonly kind: 'symlink' | 'file') {
+    super(`"${segmentPath}" is a ${kind}, not a directory`);
+  }
+}
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Creates base/rel and its missing parents (like mkdir -p) without following
+ * symlinks. `rel` is a '/'-separated relative path already checked to have no
+ * '.', '..' or empty segments. Throws NotADirectoryOnPath when a segment exists
+ * and is not a real directory.
+ */
+export async function mkdirsNoFollow(base: string, rel: string): Promise<void> {
+  let path = base;
+  let relSoFar = '';
+  for (const seg of rel.split('/')) {
+    path = join(path, seg);
+    relSoFar = relSoFar ? `${relSoFar}/${seg}` : seg;
+    const st = await lstatOrUndefined(path);
+    if (st?.isDirectory()) continue;
+    if (st) throw new NotADirectoryOnPath(relSoFar, st.isSymbolicLink() ? 'symlink' : 'file');
+    try {
+      await mkdir(path, { mode: 0o755 });
+    } catch (err) {
+      // Lost a race with a sibling output creating the same folder: fine if it is a directory.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await lstat(path)).isDirectory()) throw err;
+    }
+  }
+}
+
+/**
+ * lstat of base/rel, but only if every parent segment is a real directory:
+ * undefined when the path does not exist or a parent is a symlink or a file.
+ * The last segment itself is not followed either (it may be a symlink).
+ */
+export async function lstatNoFollow(base: string, rel: string): Promise<Stats | undefined> {
+  if (rel === '') return lstatOrUndefined(base);
+  const segs = rel.split('/');
+  let path = base;
+  for (const seg of segs.slice(0, -1)) {
+    path = join(path, seg);
+    const st = await lstatOrUndefined(path);
+    if (!st?.isDirectory()) return undefined;
+  }
+  return lstatOrUndefined(join(path, segs[segs.length - 1]));
+}
