@@ -10,6 +10,12 @@ import { parseReadResourceName, parseWriteResourceName, type UploadResource } fr
 /** Largest data chunk in one ReadResponse. */
 export const MAX_READ_CHUNK_BYTES = 1024 * 1024;
 
+/**
+ * Bytes of one Write stream handed to the store but not yet written. Below this the
+ * stream keeps reading the next messages while the disk catches up; above it, it waits.
+ */
+export const WRITE_WINDOW_BYTES = 8 * 1024 * 1024;
+
 /** A ByteStream resource that is not a CAS blob, e.g. a log stream still being written. */
 export interface LiveResourceReader {
   /** True when this reader serves `resourceName` (checked before blob names are parsed). */
@@ -64,6 +70,7 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
       callback: grpc.sendUnaryData<bytestream.WriteResponse>,
     ) {
       let release: (() => void) | undefined;
+      const window = new AppendWindow(WRITE_WINDOW_BYTES);
       try {
         let upload: UploadResource | undefined;
         let session: UploadSession | undefined;
@@ -90,6 +97,7 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
                 'resource_name',
               );
             }
+            window.throwIfFailed(); // A failed write says more than the offset mismatch it causes.
             if (int64(req.writeOffset) !== session.committedSize) {
               throw invalidArgument(
                 `write_offset ${int64(req.writeOffset)} does not continue the upload: ${session.committedSize} bytes are committed`,
@@ -104,19 +112,23 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
               `upload of ${upload.digest.hash} sent more than its declared ${size} bytes; the partial upload was discarded`,
             );
           }
-          if (req.data.byteLength > 0) await session.append(req.data);
+          if (req.data.byteLength > 0) await window.add(session.append(req.data), req.data.byteLength);
           if (req.finishWrite) {
+            await window.drain();
             await commit(session, upload);
             return callback(null, bytestream.WriteResponse.create({ committedSize: size }));
           }
         }
         if (!upload || !session) throw invalidArgument('the write stream carried no requests', 'resource_name');
         // Ended without finish_write: keep the bytes so a later stream can resume.
+        await window.drain();
         callback(null, bytestream.WriteResponse.create({ committedSize: session.committedSize }));
       } catch (err) {
         if (call.cancelled) return; // The client went away; its partial upload stays resumable.
         callback(toServiceError(err));
       } finally {
+        // A stream resuming this upload must find every byte accepted here already in place.
+        await window.settled();
         release?.();
       }
     },
@@ -225,6 +237,60 @@ export function writeWithBackpressure<T>(
     call.once('drain', done);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * Appends in flight for one Write stream: lets the stream read ahead of the disk by up
+ * to `limit` bytes, and remembers the first failure so it is reported, not swallowed.
+ */
+class AppendWindow {
+  private inFlight: { done: Promise<void>; settled: boolean }[] = [];
+  private bytes = 0;
+  private failed = false;
+  private failure: unknown;
+
+  constructor(private readonly limit: number) {}
+
+  /** Tracks one append; resolves when the stream may read on. */
+  async add(append: Promise<void>, size: number): Promise<void> {
+    this.throwIfFailed();
+    this.bytes += size;
+    const entry = { done: Promise.resolve(), settled: false };
+    entry.done = append.then(
+      () => this.settle(entry, size),
+      (err: unknown) => {
+        this.settle(entry, size);
+        if (!this.failed) {
+          this.failed = true;
+          this.failure = err;
+        }
+      },
+    );
+    this.inFlight.push(entry);
+    while (this.bytes > this.limit && !this.failed) await this.inFlight[0]!.done;
+    this.throwIfFailed();
+  }
+
+  /** Waits for every append; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.settled();
+    this.throwIfFailed();
+  }
+
+  /** Waits for every append, failed or not. */
+  async settled(): Promise<void> {
+    await Promise.all(this.inFlight.map((e) => e.done));
+  }
+
+  throwIfFailed(): void {
+    if (this.failed) throw this.failure;
+  }
+
+  private settle(entry: { settled: boolean }, size: number): void {
+    entry.settled = true;
+    this.bytes -= size;
+    while (this.inFlight[0]?.settled) this.inFlight.shift();
+  }
 }
 
 /** Serialises work per key; acquire resolves with a release function. */

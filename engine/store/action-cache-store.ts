@@ -83,6 +83,50 @@ export interface DiskActionCacheOptions {
   clock?: Clock;
   /** Delay between a recency change and saving the order. Default 5 s. */
   indexSaveDelayMs?: number;
+  /** Encoded results kept in memory as well, most recently used first. Default 32 MiB; 0 turns it off. */
+  memoryCacheBytes?: number;
+}
+
+export const DEFAULT_AC_MEMORY_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Recently used encoded results, so a hit costs no file system round trips. Entries are
+ * copies of what is on disk: added by put and by reads, dropped whenever the disk entry
+ * is deleted, evicted or found damaged.
+ */
+class EncodedResultCache {
+  private entries = new Map<string, Uint8Array>();
+  private bytes = 0;
+
+  constructor(private readonly budget: number) {}
+
+  get(key: string): Uint8Array | undefined {
+    const bytes = this.entries.get(key);
+    if (bytes) {
+      this.entries.delete(key);
+      this.entries.set(key, bytes);
+    }
+    return bytes;
+  }
+
+  set(key: string, bytes: Uint8Array): void {
+    this.delete(key);
+    if (bytes.byteLength > this.budget / 8) return; // A few huge results must not flush all the others.
+    this.entries.set(key, bytes);
+    this.bytes += bytes.byteLength;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.budget) break;
+      this.entries.delete(k);
+      this.bytes -= v.byteLength;
+    }
+  }
+
+  delete(key: string): void {
+    const old = this.entries.get(key);
+    if (!old) return;
+    this.entries.delete(key);
+    this.bytes -= old.byteLength;
+  }
 }
 
 /** Layout: {dir}/instances/{instanceFolder}/{fn}/{hash[0..2]}/{hash}-{size}. */
@@ -92,8 +136,14 @@ export class DiskActionCacheStore implements ActionCacheStore {
   private readonly tmpDir: string;
   private readonly instancesDir: string;
   private readonly maxEntries: number;
+  private readonly memory: EncodedResultCache;
+  /** Bumped by every put, delete and eviction. */
+  private changes = 0;
+  /** instance name → folder name: hashing the name on every lookup is measurable. */
+  private readonly folders = new Map<string, string>();
 
   private constructor(private readonly options: DiskActionCacheOptions) {
+    this.memory = new EncodedResultCache(options.memoryCacheBytes ?? DEFAULT_AC_MEMORY_CACHE_BYTES);
     this.tmpDir = join(options.dir, 'tmp');
     this.instancesDir = join(options.dir, 'instances');
     this.maxEntries = options.maxEntries ?? DEFAULT_AC_MAX_ENTRIES;
@@ -131,9 +181,14 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
-    const { key, path } = this.locate(instance, actionDigest);
+    const key = this.keyOf(instance, actionDigest);
     if (!this.index.touch(key)) return undefined;
     this.journal.changed();
+    const remembered = this.memory.get(key);
+    // Decoded afresh each time, so a caller mutating its result never changes the cache.
+    if (remembered) return reapi.ActionResult.decode(remembered);
+    const { path } = this.locate(instance, actionDigest);
+    const changesBefore = this.changes;
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
@@ -143,7 +198,10 @@ export class DiskActionCacheStore implements ActionCacheStore {
       return undefined;
     }
     try {
-      return reapi.ActionResult.decode(bytes);
+      const result = reapi.ActionResult.decode(bytes);
+      // Remember it unless a put, delete or eviction ran while the file was read (it may be stale).
+      if (this.changes === changesBefore) this.memory.set(key, bytes);
+      return result;
     } catch {
       // A damaged entry is a miss: the action simply runs again and replaces it.
       this.forget(key);
@@ -154,9 +212,13 @@ export class DiskActionCacheStore implements ActionCacheStore {
 
   async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
     const { key, path } = this.locate(instance, actionDigest);
-    await mkdir(shardDir(join(this.instancesDir, instanceFolder(instance)), actionDigest), { recursive: true });
-    await writeFileAtomic(path, encodeResult(result), { tempDir: this.tmpDir });
+    await mkdir(shardDir(join(this.instancesDir, this.folderOf(instance)), actionDigest), { recursive: true });
+    const bytes = encodeResult(result);
+    this.changes++;
+    await writeFileAtomic(path, bytes, { tempDir: this.tmpDir });
+    this.changes++; // Before and after: a read overlapping the write in any way is not remembered.
     this.index.add(key, 1);
+    this.memory.set(key, bytes);
     this.journal.changed();
     this.evict(new Set([key]));
   }
@@ -164,6 +226,8 @@ export class DiskActionCacheStore implements ActionCacheStore {
   async delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
     const { key, path } = this.locate(instance, actionDigest);
     const existed = this.index.remove(key) !== undefined;
+    this.changes++;
+    this.memory.delete(key);
     this.journal.changed();
     await removeQuietly(path);
     return existed;
@@ -183,12 +247,27 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   private locate(instance: string, d: BlobDigest): { key: string; path: string } {
-    const folder = instanceFolder(instance);
+    const folder = this.folderOf(instance);
     return { key: `${folder}/${digestKey(d)}`, path: entryPath(join(this.instancesDir, folder), d) };
+  }
+
+  private keyOf(instance: string, d: BlobDigest): string {
+    return `${this.folderOf(instance)}/${digestKey(d)}`;
+  }
+
+  private folderOf(instance: string): string {
+    let folder = this.folders.get(instance);
+    if (folder === undefined) {
+      if (this.folders.size >= 1024) this.folders.clear(); // Bazel uses a handful; never grow without bound.
+      folder = instanceFolder(instance);
+      this.folders.set(instance, folder);
+    }
+    return folder;
   }
 
   private forget(key: string): void {
     this.index.remove(key);
+    this.memory.delete(key);
     this.journal.changed();
   }
 
@@ -196,7 +275,11 @@ export class DiskActionCacheStore implements ActionCacheStore {
     const victims = this.index.evictOver(this.maxEntries, keep);
     if (victims.length === 0) return;
     this.journal.changed();
-    for (const { key } of victims) void removeQuietly(this.pathOfKey(key));
+    this.changes++;
+    for (const { key } of victims) {
+      this.memory.delete(key);
+      void removeQuietly(this.pathOfKey(key));
+    }
   }
 
   private pathOfKey(key: string): string {

@@ -90,3 +90,22 @@ export async function writeFully(fh: FileHandle, chunk: Uint8Array, position?: n
     written += r.bytesWritten;
   }
 }
+
+/** Most buffers one writev takes (IOV_MAX on Linux and macOS). */
+const MAX_IOVECS = 1024;
+
+/** Writes `chunks` back to back starting at `position`, in as few system calls as it can. */
+export async function writevFully(fh: FileHandle, chunks: readonly Uint8Array[], position: number): Promise<void> {
+  let at = position;
+  let rest = chunks.filter((c) => c.byteLength > 0);
+  while (rest.length > 0) {
+    const group = rest.slice(0, MAX_IOVECS);
+    let { bytesWritten } = await fh.writev(group, at);
+    at += bytesWritten;
+    // A short write leaves the tail of the group (and everything after it) for the next round.
+    let i = 0;
+    while (i < group.length && bytesWritten >= group[i]!.byteLength) bytesWritten -= group[i++]!.byteLength;
+    const partial = i < group.length && bytesWritten > 0 ? [group[i]!.subarray(bytesWritten)] : [];
+    rest = [...partial, ...rest.slice(i + partial.length)];
+  }
+}

@@ -96,7 +96,7 @@ export class DiskBlobStore implements BlobStore {
     for (const fn of SUPPORTED_DIGEST_FUNCTIONS) await this.ensureEmptyBlob(emptyDigest(fn));
     rebuildIndex(this.index, await scanEntries(this.dir), await loadRecency(join(this.dir, 'recency')));
     await this.uploads.sweep();
-    this.evictOverBudget(new Set());
+    await this.evictOverBudget(new Set());
     this.scheduleSweep();
   }
 
@@ -192,7 +192,7 @@ export class DiskBlobStore implements BlobStore {
     return () => {
       release();
       // Pinned blobs may have held the store over budget; now they can go.
-      if (!this.closed) this.evictOverBudget(new Set());
+      if (!this.closed) void this.evictOverBudget(new Set());
     };
   }
 
@@ -293,21 +293,25 @@ export class DiskBlobStore implements BlobStore {
       this.index.add(key, digest.size);
     });
     this.journal.changed();
-    this.evictOverBudget(new Set([key]));
+    // The space a new blob pushed out is freed before its write reports done.
+    await this.evictOverBudget(new Set([key]));
   }
 
-  private evictOverBudget(keep: ReadonlySet<string>): void {
+  /** Unindexes least recently used blobs beyond the budget at once; resolves when their files are gone. */
+  private evictOverBudget(keep: ReadonlySet<string>): Promise<void> {
     const victims = this.index.evictOver(this.budgetBytes, keep);
-    if (victims.length === 0) return;
+    if (victims.length === 0) return Promise.resolve();
     this.journal.changed();
+    const removals: Promise<void>[] = [];
     for (const { key, weight } of victims) {
       const digest = parseDigestKey(key);
       if (!digest) continue;
       this.evictions++;
       this.evictedBytes += weight;
       this.events.emit({ type: 'blob.evicted', at: this.clock.now(), digest });
-      void this.withKeyLock(key, () => removeQuietly(this.pathOf(digest)));
+      removals.push(this.withKeyLock(key, () => removeQuietly(this.pathOf(digest))));
     }
+    return Promise.all(removals).then(() => undefined);
   }
 
   private async openBlob(digest: BlobDigest) {

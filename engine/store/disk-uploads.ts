@@ -2,28 +2,66 @@
 // named by a sanitized upload id + the digest. A live session keeps its file handle
 // and running hasher in memory, so resuming within a process costs nothing; after a
 // restart the partial file is rehashed once. Sessions idle past `staleMs` are dropped.
+//
+// Appends need not wait for each other: chunks that arrive while a write is under way
+// are gathered and written with one writev when it finishes, so a stream of small
+// messages costs a few large system calls rather than one round trip to the thread
+// pool per message. The hasher sees a chunk only once it is in the file, so file and
+// hasher always agree, and a failed write cuts the file back to what was hashed.
+// SHA-256 uploads are hashed on a worker thread that reads the file back (file-hasher.ts),
+// partial files left by a restart included; other functions hash on this thread.
 import { createHash } from 'node:crypto';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock';
 import { DIGEST_FUNCTIONS, type BlobDigest, type Hasher } from '../digest';
-import { removeQuietly, writeFully } from './atomic-file';
+import { removeQuietly, writevFully } from './atomic-file';
 import { DigestMismatchError, type UploadSession } from './blob-store';
+import { FileHashWorker, type FileHashJob } from './file-hasher';
 
 const PART_SUFFIX = '.part';
 
+/**
+ * Written bytes after which a datasync starts in the background, alongside further
+ * writes. The fsync before the rename then only has the tail left to flush, rather than
+ * every byte of a large blob while the client waits for its answer.
+ */
+const BACKGROUND_SYNC_BYTES = 32 * 1024 * 1024;
+
 /** Moves a verified, read-only file into the store. Provided by the store. */
 export type InstallFile = (digest: BlobDigest, path: string) => Promise<void>;
+
+/** Chunks written together by one writev; settles when they are in the file (or failed to get there). */
+interface Batch {
+  chunks: Uint8Array[];
+  bytes: number;
+  promise: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
 
 interface LiveUpload {
   key: string;
   digest: BlobDigest;
   path: string;
   fh: FileHandle;
-  hasher: Hasher;
+  /** Exactly one of these: the worker reading the file back, or a hasher fed the written chunks. */
+  fileHash: FileHashJob | undefined;
+  hasher: Hasher | undefined;
+  /** Bytes in the file and through the hasher. */
   size: number;
+  /** Bytes accepted by append: `size` plus those being written or waiting to be. */
+  received: number;
+  /** The write under way, if any. */
+  writing: Promise<void> | undefined;
+  /** Chunks waiting for `writing` to finish. */
+  next: Batch | undefined;
+  /** Bytes written since the last background datasync started. */
+  unsynced: number;
+  /** The background datasync under way, if any; its failure is left for the final fsync to report. */
+  syncing: Promise<void> | undefined;
   lastActivity: number;
-  /** Serializes appends/commit/abort of one upload: interleaved writes would corrupt it. */
+  /** Serializes commit/abort of one upload behind each other. */
   queue: Promise<unknown>;
   done: boolean;
 }
@@ -37,6 +75,7 @@ export interface UploadManagerOptions {
 
 export class UploadManager {
   private live = new Map<string, Promise<LiveUpload>>();
+  private readonly hashWorker = new FileHashWorker();
 
   constructor(private readonly o: UploadManagerOptions) {}
 
@@ -63,7 +102,14 @@ export class UploadManager {
   async status(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
     const key = this.partName(digest, uploadId);
     const pending = this.live.get(key);
-    if (pending) return (await pending).size;
+    if (pending) {
+      const upload = await pending;
+      // What is accepted now will be in the file in a moment: report it once it is (not
+      // whatever a still-running stream adds meanwhile; a failed write ends the wait too).
+      const accepted = upload.received;
+      while (upload.size < accepted && upload.writing) await upload.writing;
+      return upload.size;
+    }
     try {
       return (await stat(join(this.o.dir, key))).size;
     } catch {
@@ -107,10 +153,12 @@ export class UploadManager {
       if (upload && !upload.done) {
         await upload.queue.catch(() => {});
         upload.done = true;
+        await settle(upload); // Accepted bytes still go to the file: the upload stays resumable.
         await upload.fh.close().catch(() => {});
       }
     }
     this.live.clear();
+    await this.hashWorker.close();
   }
 
   private async start(key: string, digest: BlobDigest): Promise<LiveUpload> {
@@ -118,16 +166,45 @@ export class UploadManager {
     // 'a' would ignore write positions on Linux; 'r+' on a file known to exist honours them.
     await (await open(path, 'a')).close();
     const fh = await open(path, 'r+');
+    let fileHash: FileHashJob | undefined;
     try {
-      let { hasher, size } = await rehash(fh, digest);
-      if (size > digest.size) {
-        // More bytes than the blob can have: unusable, start over.
-        await fh.truncate(0);
-        hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
-        size = 0;
+      let hasher: Hasher | undefined;
+      let size: number;
+      if (digest.fn === 'sha256') {
+        size = (await fh.stat()).size;
+        if (size > digest.size) {
+          await fh.truncate(0); // More bytes than the blob can have: unusable, start over.
+          size = 0;
+        }
+        fileHash = this.hashWorker.open(path);
+        fileHash.advance(size); // A partial file from before a restart is hashed on the worker too.
+      } else {
+        ({ hasher, size } = await rehash(fh, digest));
+        if (size > digest.size) {
+          await fh.truncate(0);
+          hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
+          size = 0;
+        }
       }
-      return { key, digest, path, fh, hasher, size, lastActivity: this.o.clock.now(), queue: Promise.resolve(), done: false };
+      return {
+        key,
+        digest,
+        path,
+        fh,
+        fileHash,
+        hasher,
+        size,
+        received: size,
+        writing: undefined,
+        next: undefined,
+        unsynced: 0,
+        syncing: undefined,
+        lastActivity: this.o.clock.now(),
+        queue: Promise.resolve(),
+        done: false,
+      };
     } catch (err) {
+      fileHash?.close();
       await fh.close().catch(() => {});
       throw err;
     }
@@ -145,39 +222,91 @@ export class UploadManager {
     };
     return {
       get committedSize() {
-        return upload.size;
+        return upload.received;
       },
-      append: (chunk) => run(() => this.append(upload, chunk)),
+      append: (chunk) => this.append(upload, chunk, run),
       commit: () => run(() => this.commit(upload)),
       abort: () => (upload.done ? Promise.resolve() : run(() => this.finish(upload, true))),
     };
   }
 
-  private async append(upload: LiveUpload, chunk: Uint8Array): Promise<void> {
-    if (upload.size + chunk.byteLength > upload.digest.size) {
-      await this.finish(upload, true);
-      throw new DigestMismatchError(
-        `upload exceeds the declared size: ${upload.size + chunk.byteLength} bytes for a blob of ${upload.digest.size} bytes (${upload.digest.hash})`,
-      );
+  /** Queues `chunk` behind those already accepted; resolves once it is written. */
+  private append(upload: LiveUpload, chunk: Uint8Array, run: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
+    if (upload.done) return Promise.reject(new Error(`upload ${upload.key} is already committed or aborted`));
+    if (upload.received + chunk.byteLength > upload.digest.size) {
+      const message = `upload exceeds the declared size: ${upload.received + chunk.byteLength} bytes for a blob of ${upload.digest.size} bytes (${upload.digest.hash})`;
+      return run(() => this.finish(upload, true)).then(() => {
+        throw new DigestMismatchError(message);
+      });
     }
+    upload.lastActivity = this.o.clock.now();
+    if (chunk.byteLength === 0) return upload.next?.promise ?? upload.writing ?? Promise.resolve();
+    const batch = (upload.next ??= newBatch());
+    batch.chunks.push(chunk);
+    batch.bytes += chunk.byteLength;
+    upload.received += chunk.byteLength;
+    this.pump(upload);
+    return batch.promise;
+  }
+
+  /** Starts writing the waiting batch unless a write is already under way (it starts the next one when it ends). */
+  private pump(upload: LiveUpload): void {
+    if (upload.writing || !upload.next) return;
+    const batch = upload.next;
+    upload.next = undefined;
+    upload.writing = this.writeBatch(upload, batch).finally(() => {
+      upload.writing = undefined;
+      this.pump(upload);
+    });
+  }
+
+  private async writeBatch(upload: LiveUpload, batch: Batch): Promise<void> {
     try {
-      await writeFully(upload.fh, chunk, upload.size);
+      await writevFully(upload.fh, batch.chunks, upload.size);
     } catch (err) {
-      // Cut off whatever part of the chunk landed, so file and hasher agree.
+      // Cut off whatever part of the batch landed, so file and hasher agree; chunks queued
+      // behind it cannot land past the gap, so they fail too and the upload resumes from `size`.
       await upload.fh.truncate(upload.size).catch(() => {});
-      throw err;
+      const later = upload.next;
+      upload.next = undefined;
+      upload.received = upload.size;
+      batch.reject(err);
+      later?.reject(err);
+      return;
     }
-    upload.hasher.update(chunk);
-    upload.size += chunk.byteLength;
+    if (upload.hasher) for (const chunk of batch.chunks) upload.hasher.update(chunk);
+    upload.size += batch.bytes;
+    upload.fileHash?.advance(upload.size);
+    upload.unsynced += batch.bytes;
+    if (upload.unsynced >= BACKGROUND_SYNC_BYTES && !upload.syncing) {
+      upload.unsynced = 0;
+      const sync: Promise<void> = upload.fh.datasync().then(
+        () => {
+          if (upload.syncing === sync) upload.syncing = undefined;
+        },
+        () => {
+          if (upload.syncing === sync) upload.syncing = undefined;
+        },
+      );
+      upload.syncing = sync;
+    }
+    batch.resolve();
   }
 
   private async commit(upload: LiveUpload): Promise<void> {
+    await settle(upload);
     const { digest } = upload;
     if (upload.size !== digest.size) {
       await this.finish(upload, true);
       throw new DigestMismatchError(`received ${upload.size} bytes for a blob declared as ${digest.size} bytes (${digest.hash})`);
     }
-    const actual = upload.hasher.digest();
+    let actual: string;
+    try {
+      actual = upload.fileHash ? await upload.fileHash.digest(upload.size) : upload.hasher!.digest();
+    } catch (err) {
+      await this.finish(upload, false); // Not verified, not lost: the next open hashes the file afresh.
+      throw err;
+    }
     if (actual !== digest.hash) {
       await this.finish(upload, true);
       throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
@@ -196,9 +325,33 @@ export class UploadManager {
     if (upload.done) return;
     upload.done = true;
     this.live.delete(upload.key);
+    if (deleteFile) {
+      // Nothing waiting is worth writing any more; the write under way must end before the close.
+      const dropped = upload.next;
+      upload.next = undefined;
+      dropped?.reject(new Error(`upload ${upload.key} was aborted`));
+    }
+    await settle(upload);
+    upload.fileHash?.close();
     await upload.fh.close().catch(() => {});
     if (deleteFile) await removeQuietly(upload.path);
   }
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // Whoever appended sees the failure; nobody listening is not a crash.
+  return { chunks: [], bytes: 0, promise, resolve, reject };
+}
+
+/** Resolves when nothing of `upload` is being written, waiting to be, or being synced in the background. */
+async function settle(upload: LiveUpload): Promise<void> {
+  while (upload.writing || upload.syncing) await (upload.writing ?? upload.syncing);
 }
 
 /** Feeds a partial file left by an earlier process through a fresh hasher (its state is gone). */

@@ -133,6 +133,16 @@ describe('ByteStream.Write', () => {
     expect(Number(st.committedSize)).toBe(data.length);
   });
 
+  it('uploads a blob many times the write window in small messages, byte for byte', async () => {
+    const data = randomBlob(20 * MiB + 4321); // WRITE_WINDOW_BYTES is 8 MiB: the stream has to wait for the disk
+    const d = await digestOf(data);
+    const name = uploadResourceName('', randomUUID(), d);
+    const reqs = chunks(data, 0, data.length, 64 * 1024).map((c, i, all) => ({ ...c, resourceName: i === 0 ? name : '', finishWrite: i === all.length - 1 }));
+    expect(Number((await t.clients.byteStream.write(reqs)).committedSize)).toBe(data.length);
+    const back = await t.clients.byteStream.read({ resourceName: blobResourceName('', d) });
+    expect(back.data.equals(data)).toBe(true);
+  });
+
   it('resumes an interrupted upload from the committed size', async () => {
     const data = randomBlob(3 * MiB);
     const d = await digestOf(data);

@@ -90,6 +90,38 @@ describe('DiskActionCacheStore', () => {
     await ac.close();
   });
 
+  it('serves repeated hits from memory yet forgets them on delete, eviction and replacement', async () => {
+    const ac = await DiskActionCacheStore.open({ dir, maxEntries: 2 });
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async (s) => (await blob(s)).digest));
+    await ac.put('i', a!, result(1));
+    const path = join(dir, 'instances', instanceFolder('i'), 'sha256', a!.hash.slice(0, 2), `${a!.hash}-${a!.size}`);
+    await writeFile(path, Buffer.from([0xff, 0xff, 0xff])); // only a read from disk would notice
+    expect((await ac.get('i', a!))?.exitCode).toBe(1);
+    await ac.put('i', a!, result(4));
+    expect((await ac.get('i', a!))?.exitCode).toBe(4);
+    expect(await ac.delete('i', a!)).toBe(true);
+    expect(await ac.get('i', a!)).toBeUndefined();
+
+    await ac.put('i', a!, result(1));
+    await ac.put('i', b!, result(2));
+    await ac.put('i', c!, result(3)); // a is evicted
+    expect(await ac.get('i', a!)).toBeUndefined();
+    await ac.close();
+  });
+
+  it('a read from disk racing a put never leaves the older result remembered', async () => {
+    let ac = await DiskActionCacheStore.open({ dir });
+    const { digest } = await blob('raced');
+    await ac.put('', digest, result(1));
+    await ac.close();
+    ac = await DiskActionCacheStore.open({ dir }); // nothing in memory: the next get reads the file
+    const reading = ac.get('', digest);
+    await ac.put('', digest, result(2));
+    expect([1, 2]).toContain((await reading)?.exitCode);
+    expect((await ac.get('', digest))?.exitCode).toBe(2);
+    await ac.close();
+  });
+
   it('stores each instance under a safe folder name and keeps the tmp folder clean', async () => {
     const ac = await DiskActionCacheStore.open({ dir });
     const { digest } = await blob('action');

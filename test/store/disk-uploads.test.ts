@@ -80,9 +80,9 @@ describe('DiskBlobStore resumable uploads', () => {
     expect(await store.readAll(digest)).toEqual(data);
   });
 
-  it('a session dropped by a crash resumes after restart by rehashing the partial file', async () => {
+  it.each(['sha256', 'blake3'] as const)('a %s session dropped by a crash resumes after restart by rehashing the partial file', async (fn) => {
     const crashed = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock });
-    const { data, digest } = await blob('survives a restart of the engine', 'blake3');
+    const { data, digest } = await blob('survives a restart of the engine', fn);
     const s = await crashed.openUpload(digest, 'bazel-upload');
     await s.append(data.subarray(0, 12));
     // No commit, no abort, no close: the process dies here.
@@ -119,6 +119,40 @@ describe('DiskBlobStore resumable uploads', () => {
     await expect(short.commit()).rejects.toThrow(/received 4 bytes/);
     expect(await store.has(digest)).toBe(false);
     expect(await uploadsDir()).toEqual([]);
+  });
+
+  it('takes appends without waiting for each other: they land in order, and status counts them all', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob(Array.from({ length: 3000 }, (_, i) => `line ${i}\n`).join(''));
+    const s = await store.openUpload(digest, 'pipelined');
+    const appends: Promise<void>[] = [];
+    for (let at = 0; at < 2 * 1024; at += 97) appends.push(s.append(data.subarray(at, Math.min(at + 97, 2 * 1024))));
+    expect(s.committedSize).toBe(2 * 1024); // accepted at once, written in the background
+    expect(await store.uploadStatus(digest, 'pipelined')).toBe(2 * 1024); // reported once written
+    await Promise.all(appends);
+
+    const again = await store.openUpload(digest, 'pipelined');
+    expect(again.committedSize).toBe(2 * 1024);
+    const rest: Promise<void>[] = [];
+    for (let at = 2 * 1024; at < data.length; at += 4096) rest.push(again.append(data.subarray(at, at + 4096)));
+    await again.commit(); // waits for the appends still being written
+    await Promise.all(rest);
+    expect(await store.readAll(digest)).toEqual(data);
+    expect(await uploadsDir()).toEqual([]);
+  });
+
+  it('an abort while appends are still being written drops them all', async () => {
+    const store = await openStore();
+    const { data, digest } = await blob('x'.repeat(1 << 20));
+    const s = await store.openUpload(digest, 'dropped');
+    const appends = [0, 1, 2, 3].map((i) => s.append(data.subarray(i * 1024, (i + 1) * 1024)));
+    await s.abort();
+    const outcomes = await Promise.allSettled(appends);
+    expect(outcomes.some((o) => o.status === 'rejected')).toBe(true); // at least those still waiting
+    expect(await store.uploadStatus(digest, 'dropped')).toBeUndefined();
+    expect(await uploadsDir()).toEqual([]);
+    const retry = await store.openUpload(digest, 'dropped');
+    expect(retry.committedSize).toBe(0);
   });
 
   it('removes stale partial uploads, idle live sessions and old files alike', async () => {
