@@ -3,7 +3,7 @@
 // its process summary, and running Kiln in-process on a free port.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, stat, chmod } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultConfig, type KilnConfig } from '../../engine/config';
@@ -49,6 +49,26 @@ export function findBazel4(): BazelInstall | undefined {
 export function findBazel2(): BazelInstall | undefined {
   const path = process.env.KILN_TEST_BAZEL2 || '/tmp/bazel2/node_modules/.bin/bazel';
   return executable(path) ? { label: 'Bazel 2.1.0', path } : undefined;
+}
+
+/** Where Debian's libnetty-tcnative-jni puts netty-tcnative (OpenSSL for Netty). */
+const DEBIAN_TCNATIVE = '/usr/lib/x86_64-linux-gnu/jni/libnetty-tcnative.so';
+
+/**
+ * Whether this Bazel can talk grpcs://. Debian's Bazel 4.2.3 is built with
+ * Debian's Netty, which is patched without JDK ALPN support, so any
+ * --tls_certificate build crashes it (exit 37, "Failed to init TLS
+ * infrastructure: JDK provider does not support ALPN protocol" in the server's
+ * java.log) unless Netty finds netty-tcnative; Debian ships that as
+ * libnetty-tcnative-jni. BazelWorkspace.create({ tls: true }) puts it where
+ * Netty looks. Bazel 2.1.0 bundles its own and always can.
+ */
+export function bazelTlsSupport(bazel: BazelInstall): { ok: true } | { ok: false; reason: string } {
+  if (!bazel.debianInstallBase || existsSync(DEBIAN_TCNATIVE)) return { ok: true };
+  return {
+    ok: false,
+    reason: `Debian's Bazel needs netty-tcnative for TLS and ${DEBIAN_TCNATIVE} is missing: apt-get install libnetty-tcnative-jni`,
+  };
 }
 
 export interface BazelRun {
@@ -99,7 +119,8 @@ export class BazelWorkspace {
     private readonly startup: string[],
   ) {}
 
-  static async create(bazel: BazelInstall, workspace: string): Promise<BazelWorkspace> {
+  /** `tls`: the client will talk grpcs:// (see bazelTlsSupport; call that first to skip where it can't). */
+  static async create(bazel: BazelInstall, workspace: string, opts: { tls?: boolean } = {}): Promise<BazelWorkspace> {
     const root = await mkdtemp(join(tmpdir(), 'kiln-e2e-bazel-'));
     const dir = join(root, 'ws');
     await cp(join(WORKSPACES, workspace), dir, { recursive: true });
@@ -112,6 +133,14 @@ export class BazelWorkspace {
       '--max_idle_secs=120',
     ];
     if (bazel.debianInstallBase) startup.push(`--install_base=${bazel.debianInstallBase}`, '--trust_install_base');
+    if (opts.tls && bazel.debianInstallBase) {
+      // See bazelTlsSupport: Netty only loads libnetty_tcnative.so, and the library refuses to run
+      // under another file name (so a symlink won't do): a private copy under that name.
+      const libDir = join(root, 'tcnative');
+      await mkdir(libDir);
+      await copyFile(DEBIAN_TCNATIVE, join(libDir, 'libnetty_tcnative.so'));
+      startup.push(`--host_jvm_args=-Djava.library.path=${bazel.debianInstallBase}:${libDir}`);
+    }
     return new BazelWorkspace(bazel, root, dir, startup);
   }
 
