@@ -1,12 +1,16 @@
 // The desktop app's lifecycle: one instance, the engine in-process, a tray that keeps Kiln
 // running when the window is closed, and a quit that lets running actions finish.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { kilnCaPath } from '../engine/lan/access';
+import { bazelFlags } from './bazel-flags';
+import { trustKilnCa } from './certificate-trust';
 import { desktopEngineConfig, type ConfigFileLoader } from './desktop-config';
 import type { EngineFactory, EngineHandle } from './engine-handle';
 import type { ElectronLike } from './electron-like';
 import { fileSettingsStore, type SettingsStore } from './settings';
 import { HIDDEN_FLAG, KilnTray } from './tray';
-import { DashboardWindow } from './window';
+import { DashboardWindow, localDashboardUrl } from './window';
 
 export interface DesktopAppOptions {
   electron: ElectronLike;
@@ -16,8 +20,10 @@ export interface DesktopAppOptions {
   resourceDir: string;
   platform: NodeJS.Platform;
   argv: readonly string[];
-  /** Defaults to settings.json in userData. */
+  /** Defaults to desktop-settings.json in userData. */
   settingsStore?: (userData: string) => SettingsStore;
+  /** The engine's data folder; defaults to `kiln serve`'s (engine/config.ts defaultDataDir()). */
+  dataDir?: string;
   /** How long running actions may finish on quit before they are cancelled. */
   drainMs?: number;
   /** Beyond drainMs: if the engine still has not stopped, quit anyway. */
@@ -65,7 +71,9 @@ export function createDesktopApp(options: DesktopAppOptions): DesktopApp {
   // Without a listener Electron quits when the last window goes; Kiln lives on in the tray.
   app.on('window-all-closed', () => {});
 
-  const settings = (options.settingsStore ?? ((dir) => fileSettingsStore(join(dir, 'settings.json'))))(userData);
+  const settings = (
+    options.settingsStore ?? ((dir) => fileSettingsStore(join(dir, 'desktop-settings.json'), join(dir, 'settings.json')))
+  )(userData);
 
   const engineReady: Promise<EngineHandle | undefined> = app.whenReady().then(async () => {
     tray = new KilnTray({
@@ -76,7 +84,7 @@ export function createDesktopApp(options: DesktopAppOptions): DesktopApp {
       quit: () => app.quit(),
     });
     try {
-      const config = await desktopEngineConfig(userData, await settings.load(), options.loadConfigFile);
+      const config = await desktopEngineConfig(userData, await settings.load(), options.loadConfigFile, options.dataDir);
       const engine = await options.startEngine(config);
       // Remember the switch whichever side flipped it, tray or dashboard.
       engine.events.on('execution.toggled', (e) => {
@@ -84,10 +92,19 @@ export function createDesktopApp(options: DesktopAppOptions): DesktopApp {
           log(`kiln: could not save settings: ${String(err)}`);
         });
       });
-      tray.attach(engine);
+      tray.attach(engine, () => bazelFlags(engine.grpcUrl, config));
+      const httpUrl = localDashboardUrl(engine.httpUrl);
+      if (httpUrl.startsWith('https:')) {
+        // LAN mode: the dashboard's certificate comes from Kiln's own CA; trust it for this origin only.
+        try {
+          trustKilnCa(app, new URL(httpUrl).origin, readFileSync(kilnCaPath(config.dataDir), 'utf8'));
+        } catch (err) {
+          log(`kiln: cannot read Kiln's CA, so the window will not trust the dashboard's certificate: ${String(err)}`);
+        }
+      }
       window = new DashboardWindow({
         electron,
-        httpUrl: engine.httpUrl,
+        httpUrl,
         token: engine.httpToken,
         iconPath: join(options.resourceDir, 'build', 'icons', '512x512.png'),
       });

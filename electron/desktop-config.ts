@@ -1,8 +1,11 @@
 // The engine configuration the desktop app starts with: the user's config.yaml in the
-// app's data folder if there is one, the engine's defaults otherwise, with the data
-// directory under userData and the remembered execution switch on top.
+// app's settings folder if there is one, the engine's defaults otherwise, the
+// dashboard's saved LAN switch, and the remembered execution switch on top. The data
+// folder is `kiln serve`'s (defaultDataDir()), so the app and the CLI share one cache,
+// one token store and one CA.
 import { join } from 'node:path';
-import { defaultConfig, type KilnConfig } from '../engine/config';
+import { defaultConfig, defaultDataDir, type KilnConfig } from '../engine/config';
+import { applySavedSettings } from '../engine/config-load';
 import type { DesktopSettings } from './settings';
 
 /**
@@ -19,8 +22,15 @@ export async function desktopEngineConfig(
   userData: string,
   settings: DesktopSettings,
   loadConfigFile: ConfigFileLoader,
+  dataDir: string = defaultDataDir(),
 ): Promise<KilnConfig> {
-  const base: KilnConfig = { ...defaultConfig(), dataDir: join(userData, 'data') };
-  const config = (await loadConfigFile(desktopConfigPath(userData), base)) ?? base;
+  const base: KilnConfig = { ...defaultConfig(), dataDir };
+  let config = await loadConfigFile(desktopConfigPath(userData), base);
+  if (!config) {
+    // No config file, so no host was chosen: the dashboard's LAN switch decides, as for
+    // `kiln serve`. (With a file, the engine's loader has applied it already unless the file names a host.)
+    config = { ...base };
+    applySavedSettings(config);
+  }
   return settings.executionEnabled === undefined ? config : { ...config, executionEnabled: settings.executionEnabled };
 }

@@ -30,6 +30,18 @@ export interface AppLike {
   on(event: 'before-quit', listener: (event: PreventableEvent) => void): unknown;
   on(event: 'window-all-closed', listener: () => void): unknown;
   on(event: 'activate', listener: () => void): unknown;
+  /** Chromium refused a server certificate; `callback(true)` (after preventDefault) accepts it. */
+  on(
+    event: 'certificate-error',
+    listener: (
+      event: PreventableEvent,
+      webContents: unknown,
+      url: string,
+      error: string,
+      certificate: { data: string },
+      callback: (isTrusted: boolean) => void,
+    ) => void,
+  ): unknown;
 }
 
 export interface WebContentsLike {

@@ -15,12 +15,19 @@ export interface SettingsStore {
   update(patch: DesktopSettings): Promise<void>;
 }
 
-export function fileSettingsStore(path: string): SettingsStore {
+/**
+ * `legacyPath`: where earlier versions kept the file, read while `path` does not exist yet.
+ * (The desktop settings moved out of settings.json, which on macOS is the engine's own
+ * {dataDir}/settings.json now that both live in the same folder.)
+ */
+export function fileSettingsStore(path: string, legacyPath?: string): SettingsStore {
   let current: DesktopSettings | undefined;
   let writing: Promise<void> = Promise.resolve();
 
   async function load(): Promise<DesktopSettings> {
-    current ??= parse(await readFile(path, 'utf8').catch(() => ''));
+    current ??= parse(
+      await readFile(path, 'utf8').catch(async () => (legacyPath ? readFile(legacyPath, 'utf8').catch(() => '') : '')),
+    );
     return { ...current };
   }
 

@@ -27,6 +27,7 @@ export interface KilnTrayOptions {
 export class KilnTray {
   private readonly tray: TrayLike;
   private engine: EngineHandle | undefined;
+  private flags: () => string = () => '';
   private state: TrayState = { executionEnabled: false, starting: true };
   private quitting = false;
   private shown: { status?: TrayStatus; tooltip?: string; menuKey?: string } = {};
@@ -41,8 +42,10 @@ export class KilnTray {
     this.render();
   }
 
-  attach(engine: EngineHandle): void {
+  /** `flags` makes the "Copy Bazel flags" text (LAN mode: the same lines as GET /api/connect). */
+  attach(engine: EngineHandle, flags: () => string = () => bazelFlags(engine.grpcUrl)): void {
     this.engine = engine;
+    this.flags = flags;
     this.state = { executionEnabled: engine.executionEnabled, metrics: engine.metrics.snapshot() };
     this.unsubscribe.push(engine.events.subscribe((e) => this.onEvent(e)));
     this.refresh();
@@ -114,7 +117,7 @@ export class KilnTray {
           click: () => engine.setExecutionEnabled(!engine.executionEnabled),
         },
         { label: 'Open dashboard', click: () => this.options.openDashboard() },
-        { label: 'Copy Bazel flags', click: () => clipboard.writeText(bazelFlags(engine.grpcUrl)) },
+        { label: 'Copy Bazel flags', click: () => clipboard.writeText(this.flags()) },
         { type: 'separator' },
       );
     }

@@ -103,6 +103,17 @@ export class DashboardWindow {
   }
 }
 
+/**
+ * The address this machine's window should use: a wildcard listener (0.0.0.0, ::) is
+ * reached over loopback, which Kiln's certificate names (it never names 0.0.0.0).
+ */
+export function localDashboardUrl(httpUrl: string): string {
+  const u = new URL(httpUrl);
+  if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1';
+  else if (u.hostname === '[::]') u.hostname = '[::1]';
+  return u.toString();
+}
+
 export function isSameOrigin(url: string, origin: string): boolean {
   try {
     return new URL(url).origin === origin;

@@ -205,6 +205,16 @@ export interface ApiError {
   error: { code: number; status: string; message: string };
 }
 
+/**
+ * POST /api/session (with the bearer token) → 201: a ticket for one GET /api/events?ticket=…
+ * EventSource cannot send headers, so this is how a browser that needs a token opens the
+ * live stream. Random, single-use, short-lived, and accepted nowhere else.
+ */
+export interface EventTicket {
+  ticket: string;
+  expiresInMs: number;
+}
+
 /** POST /api/execution body and response. */
 export interface ExecutionRequest {
   enabled: boolean;

@@ -2,7 +2,7 @@
 // {dataDir}/http-token (0600) so the CLI can print it and Electron can hand it
 // to its window. Off-loopback requests always need it; loopback needs it for
 // writes (and for everything when requireTokenOnLoopback is set).
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
@@ -82,4 +82,52 @@ export function checkAuth(req: IncomingMessage, policy: AuthPolicy): AuthResult 
   const want = Buffer.from(policy.token);
   if (given.length !== want.length || !timingSafeEqual(given, want)) return { ok: false, reason: 'wrong token' };
   return { ok: true };
+}
+
+/**
+ * Short-lived, single-use tickets for GET /api/events. EventSource cannot send an
+ * Authorization header, so a browser that needs a token first POSTs /api/session
+ * with it and opens the stream with ?ticket=… instead. A ticket is random (never
+ * derived from the token), kept only as its SHA-256, good for one stream and
+ * `ttlMs`, and useless on any other endpoint.
+ */
+export class EventTickets {
+  private readonly live = new Map<string, number>();
+
+  constructor(
+    private readonly ttlMs = 30_000,
+    private readonly max = 1_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  issue(): { ticket: string; expiresInMs: number } {
+    this.prune();
+    // Bounded: a client looping on POST /api/session drops the oldest tickets, never grows memory.
+    while (this.live.size >= this.max) this.live.delete(this.live.keys().next().value as string);
+    const ticket = `kev_${randomBytes(32).toString('base64url')}`;
+    this.live.set(digestOf(ticket), this.now() + this.ttlMs);
+    return { ticket, expiresInMs: this.ttlMs };
+  }
+
+  /** True once for a ticket that was issued and has not expired; it is spent either way. */
+  redeem(ticket: string): boolean {
+    const key = digestOf(ticket);
+    const expires = this.live.get(key);
+    this.live.delete(key);
+    return expires !== undefined && expires > this.now();
+  }
+
+  get size(): number {
+    this.prune();
+    return this.live.size;
+  }
+
+  private prune(): void {
+    const t = this.now();
+    for (const [k, exp] of this.live) if (exp <= t) this.live.delete(k);
+  }
+}
+
+function digestOf(ticket: string): string {
+  return createHash('sha256').update(ticket).digest('base64url');
 }

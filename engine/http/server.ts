@@ -8,8 +8,8 @@ import { Readable, pipeline } from 'node:stream';
 import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
 import type { LogHub, LogStreamKind } from '../logs/log-hub';
-import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, ExecutionResponse, MetricsSnapshot } from './api-types';
-import { checkAccess, checkAuth, type AuthPolicy } from './auth';
+import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, EventTicket, ExecutionResponse, MetricsSnapshot } from './api-types';
+import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
 import { HttpError, readBody } from './request';
 import { DEFAULT_FOLLOW_LIMITS, followLog, type FollowLimits } from './log-follower';
@@ -43,6 +43,8 @@ export interface HttpApiOptions extends AuthPolicy {
   tls?: { certPem: string; keyPem: string; clientCas: string[] };
   /** Tokens, CA download, connect lines, settings. */
   lanRoutes?: LanRoutes;
+  /** How long an unused /api/events ticket from POST /api/session stays good; default 30 s. */
+  eventTicketTtlMs?: number;
 }
 
 const STATES: ActionState[] = ['queued', 'running', 'finished'];
@@ -56,12 +58,14 @@ export class HttpApi {
   private readonly followLimits: FollowLimits;
   private readonly rendererDir: string;
   private readonly unsubscribe: (() => void)[] = [];
+  private readonly tickets: EventTickets;
   private ticker?: NodeJS.Timeout;
 
   constructor(private readonly opts: HttpApiOptions) {
     this.sseLimits = { ...DEFAULT_SSE_LIMITS, ...opts.sse };
     this.followLimits = { ...DEFAULT_FOLLOW_LIMITS, ...opts.follow };
     this.rendererDir = opts.rendererDir ?? defaultRendererDir();
+    this.tickets = new EventTickets(opts.eventTicketTtlMs);
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((err) => this.fail(res, err));
     };
@@ -127,7 +131,15 @@ export class HttpApi {
     const url = new URL(req.url ?? '/', 'http://kiln.invalid');
     // The CA certificate is public: a new client needs it before it can trust anything else.
     const isPublic = this.opts.lanRoutes !== undefined && url.pathname === CA_PATH;
-    const auth = isPublic ? { ok: true as const } : this.opts.access ? checkAccess(req, this.opts.access, this.opts.treatLoopbackAsRemote) : checkAuth(req, this.opts);
+    // A ticket from POST /api/session stands in for the token on the event stream only.
+    const ticket = url.pathname === '/api/events' ? url.searchParams.get('ticket') : null;
+    const auth: AuthResult = isPublic
+      ? { ok: true }
+      : ticket !== null
+        ? this.redeemTicket(req, ticket)
+        : this.opts.access
+          ? checkAccess(req, this.opts.access, this.opts.treatLoopbackAsRemote)
+          : checkAuth(req, this.opts);
     if (!auth.ok) {
       this.opts.bus.emit({ type: 'auth.rejected', at: Date.now(), transport: 'http', reason: auth.reason });
       const where = this.opts.access
@@ -173,6 +185,10 @@ export class HttpApi {
         if (segments.length !== 2) break;
         get(['GET']);
         return this.events(res, url);
+      case 'session':
+        if (segments.length !== 2) break;
+        get(['POST']);
+        return this.sendJson(res, 201, this.tickets.issue() satisfies EventTicket);
       case 'execution':
         if (segments.length !== 2) break;
         get(['POST']);
@@ -185,6 +201,11 @@ export class HttpApi {
         break;
     }
     throw new HttpError(404, `no API endpoint at ${url.pathname}`);
+  }
+
+  private redeemTicket(req: IncomingMessage, ticket: string): AuthResult {
+    if (req.method === 'GET' && this.tickets.redeem(ticket)) return { ok: true };
+    return { ok: false, reason: 'the event ticket is unknown, used or expired (POST /api/session with the token for a new one)' };
   }
 
   private listActions(res: ServerResponse, url: URL): void {

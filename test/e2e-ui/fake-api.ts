@@ -11,8 +11,12 @@ import type {
   ActionOutcomeName,
   ActionSummary,
   ApiStatus,
+  ConnectInfo,
   MetricsSnapshot,
+  SettingsResponse,
   SseEvent,
+  TokenCreated,
+  TokenInfo,
 } from '../../engine/http/api-types';
 
 const DIST = resolve(__dirname, '../../renderer/dist');
@@ -25,11 +29,34 @@ export interface FakeApi {
   token: string;
   /** Starts one live action that prints numbered, coloured lines once a second. */
   startAction(lines: number): string;
+  /** Every /api/events request line, to check how the stream authenticated (LAN mode). */
+  eventRequests: string[];
+  /** Requests that carried the token in their URL (must stay empty). */
+  tokenInUrl: string[];
   close(): Promise<void>;
 }
 
-export async function startFakeApi(opts: { history?: number; concurrency?: number; port?: number } = {}): Promise<FakeApi> {
+export async function startFakeApi(
+  opts: {
+    history?: number;
+    concurrency?: number;
+    port?: number;
+    /**
+     * LAN mode as a browser on another machine sees it: TLS on, a token on every request
+     * (the event stream takes a ticket from POST /api/session), and the LAN endpoints
+     * (settings, tokens, connect, CA). Without it the engine predates them (404).
+     */
+    lan?: boolean;
+  } = {},
+): Promise<FakeApi> {
   const token = 'fake-token';
+  const lan = opts.lan ?? false;
+  const eventRequests: string[] = [];
+  const tokenInUrl: string[] = [];
+  const tickets = new Set<string>();
+  let savedLan = lan;
+  const tokens: TokenInfo[] = [{ name: 'alice', createdAt: new Date(Date.now() - 86_400_000).toISOString() }];
+  let tokenSeq = 0;
   const concurrency = opts.concurrency ?? 4;
   const t0 = Date.now();
   let executing = true;
@@ -65,7 +92,7 @@ export async function startFakeApi(opts: { history?: number; concurrency?: numbe
       startedAt: queuedAt + 10,
       finishedAt: queuedAt + duration,
       durationMs: duration,
-      instance: '',
+      instance: lan && i % 5 === 0 ? 'ci' : '',
       actionDigest: `${(i * 2654435761).toString(16).padStart(8, '0')}${'ab'.repeat(28)}/${140 + (i % 60)}`,
     };
     actions.set(a.id, a);
@@ -174,14 +201,50 @@ export async function startFakeApi(opts: { history?: number; concurrency?: numbe
     return {
       serving: true,
       executing,
-      grpcUrl: 'grpc://127.0.0.1:8980',
-      httpUrl: 'http://127.0.0.1:8981/',
+      grpcUrl: lan ? 'grpcs://0.0.0.0:8980' : 'grpc://127.0.0.1:8980',
+      httpUrl: lan ? 'https://0.0.0.0:8981/' : 'http://127.0.0.1:8981/',
       version: '0.1.0',
       uptimeMs: Date.now() - t0 + 3 * 3600_000,
-      host: '127.0.0.1',
+      host: lan ? '0.0.0.0' : '127.0.0.1',
+      lan: lan ? { addresses: ['192.168.1.20'], tokenRequired: true } : undefined,
+      tls: lan,
+      tokenRequiredOnLoopback: false,
       concurrency,
       cacheBudgetBytes: 20 * 1024 ** 3,
-      instanceNames: [''],
+      instanceNames: lan ? ['', 'ci'] : [''],
+    };
+  }
+
+  function settings(): SettingsResponse {
+    const restartRequired = savedLan !== lan;
+    return {
+      lan: savedLan,
+      lanActive: lan,
+      restartRequired,
+      message: restartRequired ? `LAN mode turns ${savedLan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)` : `LAN mode is ${savedLan ? 'on' : 'off'}`,
+    };
+  }
+
+  function addToken(name: string): TokenCreated {
+    const value = `kiln_fake${++tokenSeq}${'x'.repeat(20)}`;
+    const info = { name, createdAt: new Date().toISOString() };
+    tokens.push(info);
+    return { ...info, token: value, bazelFlag: `--remote_header=authorization=Bearer ${value}` };
+  }
+
+  function connect(withToken: boolean): ConnectInfo {
+    const created = withToken ? addToken(`connect-${tokenSeq + 1}`) : undefined;
+    return {
+      endpoint: 'grpcs://192.168.1.20:8980',
+      tls: true,
+      caUrl: '/api/tls/ca.pem',
+      caPath: '/home/kiln/.local/share/kiln/tls/ca.pem',
+      bazelrc: [
+        'build --remote_executor=grpcs://192.168.1.20:8980',
+        'build --tls_certificate=/home/kiln/.local/share/kiln/tls/ca.pem',
+        `build --remote_header=authorization=Bearer ${created?.token ?? 'TOKEN'}`,
+      ],
+      token: created,
     };
   }
 
@@ -208,9 +271,61 @@ export async function startFakeApi(opts: { history?: number; concurrency?: numbe
     res.end(JSON.stringify(body));
   };
 
+  const readJson = async (req: IncomingMessage): Promise<Record<string, unknown>> => {
+    let body = '';
+    for await (const c of req) body += c;
+    return JSON.parse(body || '{}');
+  };
+  const unauthenticated = (res: ServerResponse) =>
+    json(res, 401, { error: { code: 401, status: 'UNAUTHENTICATED', message: 'missing Authorization header (expected "Bearer <token>")' } });
+
+  async function handleLan(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const p = url.pathname;
+    const m = req.method ?? 'GET';
+    if (p === '/api/tls/ca.pem') {
+      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'content-disposition': 'attachment; filename="kiln-ca.pem"' });
+      res.end('-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n');
+      return true;
+    }
+    if (p === '/api/events') {
+      const ticket = url.searchParams.get('ticket');
+      if (ticket === null || !tickets.delete(ticket)) return unauthenticated(res), true;
+      return false; // served below
+    }
+    if (req.headers.authorization !== `Bearer ${token}`) return unauthenticated(res), true;
+    if (p === '/api/session' && m === 'POST') {
+      const ticket = `kev_${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+      tickets.add(ticket);
+      return json(res, 201, { ticket, expiresInMs: 30_000 }), true;
+    }
+    if (p === '/api/settings') {
+      if (m === 'PUT') savedLan = !!(await readJson(req)).lan;
+      return json(res, 200, settings()), true;
+    }
+    if (p === '/api/tokens' && m === 'POST') {
+      const name = String((await readJson(req)).name ?? '');
+      if (tokens.some((t) => t.name === name)) return json(res, 409, { error: { code: 409, status: 'ALREADY_EXISTS', message: `a token named "${name}" exists already` } }), true;
+      return json(res, 201, addToken(name)), true;
+    }
+    if (p === '/api/tokens') return json(res, 200, { tokens }), true;
+    const revoke = /^\/api\/tokens\/([^/]+)$/.exec(p);
+    if (revoke && m === 'DELETE') {
+      const name = decodeURIComponent(revoke[1]);
+      const i = tokens.findIndex((t) => t.name === name);
+      if (i < 0) return json(res, 404, { error: { code: 404, status: 'NOT_FOUND', message: `no token named "${name}"` } }), true;
+      tokens.splice(i, 1);
+      return json(res, 200, { revoked: name }), true;
+    }
+    if (p === '/api/connect') return json(res, m === 'POST' ? 201 : 200, connect(m === 'POST')), true;
+    return false;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://x');
     const p = url.pathname;
+    if (req.url?.includes(token)) tokenInUrl.push(req.url);
+    if (p === '/api/events') eventRequests.push(req.url ?? '');
+    if (lan && p.startsWith('/api/') && (await handleLan(req, res, url))) return;
     if (p === '/api/status') return json(res, 200, status());
     if (p === '/api/metrics') return json(res, 200, metrics());
     if (p === '/api/execution' && req.method === 'POST') {
@@ -268,6 +383,8 @@ export async function startFakeApi(opts: { history?: number; concurrency?: numbe
     url: `http://127.0.0.1:${port}/`,
     token,
     startAction,
+    eventRequests,
+    tokenInUrl,
     close: async () => {
       clearInterval(tick);
       for (const c of clients) c.res.end();
@@ -278,7 +395,7 @@ export async function startFakeApi(opts: { history?: number; concurrency?: numbe
 }
 
 if (require.main === module) {
-  void startFakeApi({ port: Number(process.env.PORT ?? 8999) }).then((f) => {
+  void startFakeApi({ port: Number(process.env.PORT ?? 8999), lan: process.env.KILN_FAKE_LAN === '1' }).then((f) => {
     console.log(`fake Kiln API on ${f.url} (token ${f.token})`);
     setInterval(() => f.startAction(3 + Math.floor(Math.random() * 5)), 2500);
   });

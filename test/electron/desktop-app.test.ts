@@ -2,10 +2,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { KilnConfig } from '../../engine/config';
+import { defaultDataDir, type KilnConfig } from '../../engine/config';
+import { saveSettings } from '../../engine/settings';
+import { bazelrcLines } from '../../engine/lan/connect';
+import { kilnCaPath } from '../../engine/lan/access';
+import { ensureTlsMaterial } from '../../engine/tls/certificates';
 import { createDesktopApp, type DesktopAppOptions } from '../../electron/desktop-app';
 import { loadConfigFile } from '../../electron/engine-adapter';
-import { fakeElectron, FakeEngine, FakeTray, FakeWindow, type FakeElectron } from './fakes';
+import { fakeElectron, FakeEngine, FakeTray, FakeWindow, preventable, type FakeElectron } from './fakes';
 
 describe('createDesktopApp', () => {
   let appData: string;
@@ -37,6 +41,7 @@ describe('createDesktopApp', () => {
       platform: 'linux',
       argv: ['electron', '.'],
       log: (m) => logs.push(m),
+      dataDir: join(appData, 'data'),
       ...overrides,
     });
     electron.app.fireReady();
@@ -46,11 +51,19 @@ describe('createDesktopApp', () => {
   const tray = () => FakeTray.created.at(-1)!;
   const window = () => FakeWindow.created.at(-1)!;
 
-  it('starts the engine with data under userData and opens the dashboard', async () => {
-    const desktop = start();
-    expect(await desktop.started).toBe(true);
+  it("starts the engine in kiln serve's data folder and opens the dashboard", async () => {
+    const xdg = process.env.XDG_DATA_HOME;
+    process.env.XDG_DATA_HOME = join(appData, 'xdg'); // keeps defaultDataDir() inside the test's folder on Linux
+    let desktop;
+    try {
+      desktop = start({ dataDir: undefined });
+      expect(await desktop.started).toBe(true);
+      expect(configs[0]!.dataDir).toBe(defaultDataDir());
+    } finally {
+      if (xdg === undefined) delete process.env.XDG_DATA_HOME;
+      else process.env.XDG_DATA_HOME = xdg;
+    }
     expect(electron.app.getPath('userData')).toBe(join(appData, 'Kiln'));
-    expect(configs[0]!.dataDir).toBe(join(appData, 'Kiln', 'data'));
     expect(configs[0]!.port).toBe(8980);
     expect(window().url).toBe('http://127.0.0.1:8981/#token=s3cret%2F%2Btoken');
     expect(tray().icon).toBe('/app/build/icons/tray/idle-32.png');
@@ -60,7 +73,7 @@ describe('createDesktopApp', () => {
     await mkdir(join(appData, 'Kiln'), { recursive: true });
     await writeFile(join(appData, 'Kiln', 'config.yaml'), 'port: 9999\nconcurrency: 3\n');
     await start().started;
-    expect(configs[0]).toMatchObject({ port: 9999, concurrency: 3, dataDir: join(appData, 'Kiln', 'data') });
+    expect(configs[0]).toMatchObject({ port: 9999, concurrency: 3, dataDir: join(appData, 'data') });
   });
 
   it('reports a broken config.yaml in the tray instead of silently using defaults', async () => {
@@ -166,6 +179,86 @@ describe('createDesktopApp', () => {
     await waitFor(async () => (await readSettings()).executionEnabled === true);
   });
 
+  it("applies the dashboard's saved LAN switch when no config file names a host", async () => {
+    saveSettings(join(appData, 'data'), { lan: true });
+    await start().started;
+    expect(configs[0]!.host).toBe('0.0.0.0');
+  });
+
+  it('lets a host in config.yaml win over the saved LAN switch', async () => {
+    saveSettings(join(appData, 'data'), { lan: true });
+    await mkdir(join(appData, 'Kiln'), { recursive: true });
+    await writeFile(join(appData, 'Kiln', 'config.yaml'), 'host: 127.0.0.1\n');
+    await start().started;
+    expect(configs[0]!.host).toBe('127.0.0.1');
+  });
+
+  it('still reads the execution switch from the settings.json of earlier versions', async () => {
+    await mkdir(join(appData, 'Kiln'), { recursive: true });
+    await writeFile(join(appData, 'Kiln', 'settings.json'), '{"executionEnabled": false}');
+    await start().started;
+    expect(configs[0]!.executionEnabled).toBe(false);
+  });
+
+  describe('in LAN mode', () => {
+    function startLan() {
+      return start({
+        startEngine: async (config) => {
+          configs.push(config);
+          engine = new FakeEngine(true);
+          Object.assign(engine, { grpcUrl: 'grpcs://0.0.0.0:8980', httpUrl: 'https://0.0.0.0:8981/' });
+          return engine;
+        },
+      });
+    }
+
+    it("opens the dashboard over loopback and trusts Kiln's CA for exactly that origin", async () => {
+      const dataDir = join(appData, 'data');
+      const own = ensureTlsMaterial(join(dataDir, 'tls'), ['127.0.0.1', 'localhost']);
+      const stranger = ensureTlsMaterial(join(appData, 'other-ca'), ['127.0.0.1', 'localhost']);
+      saveSettings(dataDir, { lan: true });
+      expect(await startLan().started).toBe(true);
+      expect(window().url).toBe('https://127.0.0.1:8981/#token=s3cret%2F%2Btoken');
+
+      const decide = (url: string, pem: string) => {
+        const event = preventable();
+        let trusted: boolean | undefined;
+        electron.app.emit('certificate-error', event, {}, url, 'net::ERR_CERT_AUTHORITY_INVALID', { data: pem }, (ok: boolean) => (trusted = ok));
+        return { trusted, prevented: event.defaultPrevented };
+      };
+      expect(electron.app.listenerCount('certificate-error')).toBe(1);
+      expect(decide('https://127.0.0.1:8981/api/status', own.certPem)).toEqual({ trusted: true, prevented: true });
+      // Another port or host, another CA, or the CA itself as the server's certificate: refused.
+      expect(decide('https://127.0.0.1:8982/', own.certPem)).toEqual({ trusted: false, prevented: false });
+      expect(decide('https://example.com:8981/', own.certPem)).toEqual({ trusted: false, prevented: false });
+      expect(decide('https://127.0.0.1:8981/', stranger.certPem)).toEqual({ trusted: false, prevented: false });
+      expect(decide('https://127.0.0.1:8981/', own.caCertPem)).toEqual({ trusted: false, prevented: false });
+      expect(decide('https://127.0.0.1:8981/', 'not a certificate')).toEqual({ trusted: false, prevented: false });
+      expect(kilnCaPath(dataDir)).toBe(own.caPath);
+    }, 60_000);
+
+    it('copies the same Bazel lines as GET /api/connect', async () => {
+      const dataDir = join(appData, 'data');
+      saveSettings(dataDir, { lan: true });
+      ensureTlsMaterial(join(dataDir, 'tls'), ['127.0.0.1']);
+      await startLan().started;
+      tray().click('Copy Bazel flags');
+      const lines = electron.clipboard.text.trimEnd().split('\n');
+      const connect = bazelrcLines({ host: lines[0]!.replace(/^.*grpcs:\/\/(.*):8980$/, '$1'), grpcPort: 8980, tls: true, caPath: kilnCaPath(dataDir) });
+      expect(lines.slice(0, 3)).toEqual(connect);
+      expect(lines[0]).not.toContain('0.0.0.0');
+      expect(lines[1]).toBe(`build --tls_certificate=${kilnCaPath(dataDir)}`);
+      expect(lines[2]).toBe('build --remote_header=authorization=Bearer TOKEN');
+      expect(lines.slice(3)).toEqual(['build --remote_timeout=3600']);
+    }, 60_000);
+
+    it('copies just the executor line on plain loopback', async () => {
+      await start().started;
+      tray().click('Copy Bazel flags');
+      expect(electron.clipboard.text).toBe('build --remote_executor=grpc://127.0.0.1:8980\nbuild --remote_timeout=3600\n');
+    });
+  });
+
   it('keeps the tray, red, when the engine cannot start', async () => {
     const desktop = start({
       startEngine: async () => {
@@ -182,7 +275,7 @@ describe('createDesktopApp', () => {
 
   async function readSettings(): Promise<{ executionEnabled?: boolean }> {
     try {
-      return JSON.parse(await readFile(join(appData, 'Kiln', 'settings.json'), 'utf8'));
+      return JSON.parse(await readFile(join(appData, 'Kiln', 'desktop-settings.json'), 'utf8'));
     } catch {
       return {};
     }

@@ -50,5 +50,28 @@ describe('KilnApi', () => {
     const api = new KilnApi('http://h');
     expect(api.eventsUrl([])).toBe('http://h/api/events');
     expect(api.eventsUrl(['a/b', 'c'])).toBe('http://h/api/events?follow=a%2Fb,c');
+    expect(api.eventsUrl(['a'], 'kev_x+y')).toBe('http://h/api/events?follow=a&ticket=kev_x%2By');
+    expect(api.eventsUrl([], 'kev_1')).toBe('http://h/api/events?ticket=kev_1');
+    expect(api.caUrl).toBe('http://h/api/tls/ca.pem');
+  });
+
+  it('talks to the LAN endpoints with the token', async () => {
+    const { f, calls } = recorder(() => Response.json({}));
+    const api = new KilnApi('', f, () => 'tok');
+    await api.setLan(true);
+    await api.createToken('alice');
+    await api.revokeToken('a b');
+    await api.connect(true);
+    await api.connect();
+    await api.eventTicket();
+    expect(calls.map((c) => `${c.init.method ?? 'GET'} ${c.url} ${c.init.body ?? ''}`.trim())).toEqual([
+      'PUT /api/settings {"lan":true}',
+      'POST /api/tokens {"name":"alice"}',
+      'DELETE /api/tokens/a%20b',
+      'POST /api/connect',
+      'GET /api/connect',
+      'POST /api/session',
+    ]);
+    for (const c of calls) expect(new Headers(c.init.headers).get('authorization')).toBe('Bearer tok');
   });
 });

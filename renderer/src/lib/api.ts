@@ -5,9 +5,15 @@ import type {
   ActionPage,
   ApiError,
   ApiStatus,
+  ConnectInfo,
+  EventTicket,
   ExecutionResponse,
   LogStreamName,
   MetricsSnapshot,
+  SettingsResponse,
+  TokenCreated,
+  TokenList,
+  TokenRevoked,
 } from '../../../engine/http/api-types';
 import { filterQuery, type ActionFilter } from './filters';
 
@@ -51,9 +57,40 @@ export class KilnApi {
     return this.json('/api/execution', { method: 'POST', body: JSON.stringify({ enabled }), headers: { 'content-type': 'application/json' } });
   }
 
-  eventsUrl(follow: readonly string[]): string {
-    const q = follow.length ? `?follow=${follow.map(encodeURIComponent).join(',')}` : '';
-    return `${this.base}/api/events${q}`;
+  settings(): Promise<SettingsResponse> {
+    return this.json('/api/settings');
+  }
+  setLan(lan: boolean): Promise<SettingsResponse> {
+    return this.json('/api/settings', { method: 'PUT', body: JSON.stringify({ lan }), headers: { 'content-type': 'application/json' } });
+  }
+  tokens(): Promise<TokenList> {
+    return this.json('/api/tokens');
+  }
+  createToken(name: string): Promise<TokenCreated> {
+    return this.json('/api/tokens', { method: 'POST', body: JSON.stringify({ name }), headers: { 'content-type': 'application/json' } });
+  }
+  revokeToken(name: string): Promise<TokenRevoked> {
+    return this.json(`/api/tokens/${encodeURIComponent(name)}`, { method: 'DELETE' });
+  }
+  /** The .bazelrc lines for this Kiln; `withToken` makes a fresh token and puts it in. */
+  connect(withToken = false): Promise<ConnectInfo> {
+    return this.json('/api/connect', withToken ? { method: 'POST' } : undefined);
+  }
+  /** A single-use ticket for the event stream (EventSource cannot send the token itself). */
+  eventTicket(): Promise<EventTicket> {
+    return this.json('/api/session', { method: 'POST' });
+  }
+
+  /** Where Kiln's CA certificate is served (public: a new machine needs it first). */
+  get caUrl(): string {
+    return `${this.base}/api/tls/ca.pem`;
+  }
+
+  eventsUrl(follow: readonly string[], ticket?: string): string {
+    const params: string[] = [];
+    if (follow.length) params.push(`follow=${follow.map(encodeURIComponent).join(',')}`);
+    if (ticket) params.push(`ticket=${encodeURIComponent(ticket)}`);
+    return `${this.base}/api/events${params.length ? `?${params.join('&')}` : ''}`;
   }
 
   private async json<T>(path: string, init?: RequestInit): Promise<T> {

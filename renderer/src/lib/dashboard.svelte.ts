@@ -47,7 +47,9 @@ export class Dashboard {
     this.adoptFragmentToken();
     this.api = new KilnApi('', undefined, () => this.token);
     this.conn = new LiveConnection({
-      url: (follow) => this.api.eventsUrl(follow),
+      url: (follow, ticket) => this.api.eventsUrl(follow, ticket),
+      // EventSource can't send the token: trade it for a single-use ticket first.
+      ticket: () => this.eventTicket(),
       open: (url) => new EventSource(url),
       onEvent: (e) => {
         this.model.handle(e);
@@ -110,6 +112,18 @@ export class Dashboard {
       this.actionsError = e instanceof ApiFailure ? e.message : String(e);
     } finally {
       this.loadingActions = false;
+    }
+  }
+
+  private async eventTicket(): Promise<string | undefined> {
+    if (!this.token) return undefined;
+    try {
+      return (await this.api.eventTicket()).ticket;
+    } catch (e) {
+      // An engine without tickets (404/405), or a token it refuses (401): try without;
+      // loopback needs none, and elsewhere the stream's own failure drives the backoff.
+      if (e instanceof ApiFailure && !e.unreachable) return undefined;
+      throw e;
     }
   }
 

@@ -19,13 +19,14 @@ class FakeSource implements EventSourceLike {
   }
 }
 
-function setup() {
+function setup(ticket?: () => Promise<string | undefined>) {
   const sources: FakeSource[] = [];
   const events: SseEvent[] = [];
   const log: string[] = [];
   const timers: { fn: () => void; ms: number }[] = [];
   const conn = new LiveConnection({
-    url: (f) => `/api/events${f.length ? `?follow=${f.join(',')}` : ''}`,
+    url: (f, t) => `/api/events${f.length ? `?follow=${f.join(',')}` : ''}${t ? `${f.length ? '&' : '?'}ticket=${t}` : ''}`,
+    ticket,
     open: (url) => {
       const s = new FakeSource(url);
       sources.push(s);
@@ -84,4 +85,55 @@ describe('LiveConnection', () => {
     sources[1].onerror!(new Event('error'));
     expect(timers).toHaveLength(0);
   });
+
+  it('fetches a fresh ticket for every attempt when one is needed', async () => {
+    let n = 0;
+    const { conn, sources, timers } = setup(async () => `t${++n}`);
+    conn.start();
+    expect(sources).toHaveLength(0); // not before the ticket is there
+    await flush();
+    expect(sources.map((s) => s.url)).toEqual(['/api/events?ticket=t1']);
+    sources[0].onerror!(new Event('error'));
+    timers.shift()!.fn();
+    await flush();
+    conn.setFollow(['a']);
+    await flush();
+    expect(sources.map((s) => s.url)).toEqual(['/api/events?ticket=t1', '/api/events?ticket=t2', '/api/events?follow=a&ticket=t3']);
+  });
+
+  it('backs off when no ticket can be had, and drops a ticket that arrives too late', async () => {
+    let fail = true;
+    const pending: ((t: string) => void)[] = [];
+    const { conn, sources, log, timers } = setup(() =>
+      fail ? Promise.reject(new Error('401')) : new Promise<string>((resolve) => pending.push(resolve)),
+    );
+    conn.start();
+    await flush();
+    expect(log).toEqual(['down:250']);
+    expect(sources).toHaveLength(0);
+    fail = false;
+    timers.shift()!.fn();
+    conn.setFollow(['x']); // supersedes the attempt whose ticket is still on its way
+    pending[0]('old');
+    pending[1]('new');
+    await flush();
+    expect(sources.map((s) => s.url)).toEqual(['/api/events?follow=x&ticket=new']);
+    conn.stop();
+    conn.start();
+    conn.stop();
+    pending[2]('after-stop');
+    await flush();
+    expect(sources).toHaveLength(1);
+  });
+
+  it('connects without a ticket when the provider has none (no token set)', async () => {
+    const { conn, sources } = setup(async () => undefined);
+    conn.start();
+    await flush();
+    expect(sources.map((s) => s.url)).toEqual(['/api/events']);
+  });
 });
+
+function flush(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}

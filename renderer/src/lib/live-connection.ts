@@ -2,6 +2,9 @@
 // its own at a fixed pace; we take over instead: close on error, reconnect with
 // jittered exponential backoff, and reconnect deliberately when the set of
 // followed action logs changes (it is part of the URL).
+// With a token, EventSource can't send it (no headers), so each attempt first
+// fetches a single-use ticket (POST /api/session) and puts that in the URL; the
+// token itself never appears in a URL.
 import type { SseEvent, SseEventName } from '../../../engine/http/api-types';
 import { backoffDelay } from './backoff';
 
@@ -14,7 +17,12 @@ export interface EventSourceLike {
 }
 
 export interface LiveConnectionOptions {
-  url: (follow: readonly string[]) => string;
+  url: (follow: readonly string[], ticket?: string) => string;
+  /**
+   * A fresh event ticket for each attempt, or undefined to connect without one
+   * (no token, or an engine without tickets). A rejection counts as a failed attempt.
+   */
+  ticket?: () => Promise<string | undefined>;
   open: (url: string) => EventSourceLike;
   onEvent: (e: SseEvent) => void;
   /** Connected (again): a good moment to re-sync state that events may have missed. */
@@ -34,6 +42,8 @@ export class LiveConnection {
   private attempt = 0;
   private timer: unknown;
   private stopped = true;
+  /** Bumped by every connect/stop, so a ticket that arrives late is not used for a stale attempt. */
+  private generation = 0;
 
   constructor(private readonly o: LiveConnectionOptions) {}
 
@@ -44,6 +54,7 @@ export class LiveConnection {
 
   stop(): void {
     this.stopped = true;
+    this.generation++;
     this.cancelTimer();
     this.source?.close();
     this.source = undefined;
@@ -62,7 +73,21 @@ export class LiveConnection {
 
   private connect(): void {
     this.source?.close();
-    const src = this.o.open(this.o.url(this.follow));
+    this.source = undefined;
+    const gen = ++this.generation;
+    if (!this.o.ticket) return this.openWith(undefined);
+    this.o.ticket().then(
+      (ticket) => {
+        if (gen === this.generation && !this.stopped) this.openWith(ticket);
+      },
+      () => {
+        if (gen === this.generation && !this.stopped) this.retryLater();
+      },
+    );
+  }
+
+  private openWith(ticket: string | undefined): void {
+    const src = this.o.open(this.o.url(this.follow, ticket));
     this.source = src;
     src.onopen = () => {
       if (this.source !== src) return;
@@ -73,12 +98,7 @@ export class LiveConnection {
       if (this.source !== src) return;
       src.close();
       this.source = undefined;
-      const delay = backoffDelay(this.attempt++, { random: this.o.random });
-      this.o.onDown(delay);
-      this.timer = (this.o.setTimer ?? setTimeout)(() => {
-        this.timer = undefined;
-        if (!this.stopped) this.connect();
-      }, delay);
+      this.retryLater();
     };
     for (const name of EVENT_NAMES) {
       src.addEventListener(name, (ev) => {
@@ -92,6 +112,15 @@ export class LiveConnection {
         this.o.onEvent({ event: name, data } as SseEvent);
       });
     }
+  }
+
+  private retryLater(): void {
+    const delay = backoffDelay(this.attempt++, { random: this.o.random });
+    this.o.onDown(delay);
+    this.timer = (this.o.setTimer ?? setTimeout)(() => {
+      this.timer = undefined;
+      if (!this.stopped) this.connect();
+    }, delay);
   }
 
   private cancelTimer(): void {
