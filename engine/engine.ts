@@ -17,7 +17,7 @@ import {
   OperationsService,
 } from './grpc/services';
 import { createActionCacheService } from './reapi/action-cache';
-import { createByteStreamService, type LiveResourceReader } from './reapi/bytestream';
+import { createByteStreamService, type LiveResourceReader, type LiveResourceWriter } from './reapi/bytestream';
 import { createCapabilitiesService } from './reapi/capabilities';
 import { createCasService } from './reapi/cas';
 import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
@@ -32,6 +32,7 @@ import { advertiseInLanMode, grpcCredentials, grpcInterceptor, httpAccessOptions
 import { createExecutionService } from './reapi/execution';
 import { createOperationsService } from './reapi/operations';
 import { Scheduler } from './scheduler/scheduler';
+import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './worker/executor';
 import { LocalExecutor } from './worker/local-executor';
 import { validateCommand } from './worker/outputs';
@@ -57,6 +58,8 @@ const DEFAULT_DRAIN_MS = 5_000;
 export class Engine {
   /** ByteStream asks these before parsing blob names; components add theirs (live logs) at start. */
   readonly liveReaders: LiveResourceReader[] = [];
+  /** ByteStream asks these before parsing upload names (log streams written by clients). */
+  readonly liveWriters: LiveResourceWriter[] = [];
   /** Live logs, metrics, history and the dashboard HTTP API (engine/http/observability.ts). */
   observability!: Observability;
   /** Queue, worker slots and operations; undefined when the engine has no executor. */
@@ -68,6 +71,7 @@ export class Engine {
   private inFlight = new InFlight();
   private stopping: Promise<void> | undefined;
   private advertisement?: Advertisement;
+  private dataDirLock?: DataDirLock;
 
   private constructor(
     readonly config: KilnConfig,
@@ -92,9 +96,21 @@ export class Engine {
 
   static async start(opts: EngineOptions): Promise<Engine> {
     const { config } = opts;
+    await mkdir(config.dataDir, { recursive: true });
+    // One engine per data folder: a second would clear the first one's build/ and race on the index.
+    const lock = lockDataDir(config.dataDir);
+    try {
+      return await Engine.open(opts, lock);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  private static async open(opts: EngineOptions, lock: DataDirLock): Promise<Engine> {
+    const { config } = opts;
     const clock = opts.clock ?? systemClock;
     const log = opts.log ?? (() => {});
-    await mkdir(config.dataDir, { recursive: true });
     // --- Access: tokens, policy, TLS. First, so a bad certificate fails before anything opens.
     const access = prepareAccess(config, loadOrCreateToken(config.dataDir));
     if (isLanMode(config) && !access.tls) log('kiln: warning: LAN mode with tls off: tokens and build data cross the network unencrypted');
@@ -113,11 +129,13 @@ export class Engine {
     }
     const store = new ObservedBlobStore(rawStore, events, clock);
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
+    engine.dataDirLock = lock;
 
     try {
       // --- Scheduler, workers, live logs: create here, before services that use them.
       engine.observability = new Observability({ config, events, storeStats: () => store.stats(), clock });
       engine.liveReaders.push(engine.observability.logStreams);
+      engine.liveWriters.push(engine.observability.logStreams);
       engine.startScheduler(
         opts.executor ?? (await LocalExecutor.create({ store, buildRoot: join(config.dataDir, 'build'), clock, log })),
       );
@@ -206,7 +224,7 @@ export class Engine {
       executionEnabled: () => this.executionOn,
     }));
     add(ContentAddressableStorageService, createCasService({ store, maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes }));
-    add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders }));
+    add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
     add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock }));
     add(LogStreamService, this.observability.logStreams.service());
     if (this.scheduler) {
@@ -278,6 +296,7 @@ export class Engine {
     await this.inFlight.idle(DEFAULT_DRAIN_MS);
     await this.observability?.stop();
     await Promise.allSettled([this.store.close(), this.actionCache.close()]);
+    this.dataDirLock?.release();
     this.log('kiln: stopped');
   }
 }
