@@ -60,7 +60,7 @@ export class Observability {
     this.startedAt = clock.now();
     this.token = loadOrCreateToken(config.dataDir);
     this.logs = new LogHub({ dir: join(config.dataDir, 'logs'), clock });
-    this.logStreams = new LogStreams(this.logs);
+    this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
     this.metrics = new MetricsCollector(events, {
       concurrency: config.concurrency,

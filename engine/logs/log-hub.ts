@@ -159,6 +159,15 @@ export class LogHub {
     return this.account(entry).catch((err) => console.error(`kiln: log retention failed for ${id}:`, err));
   }
 
+  /**
+   * Bytes were just appended by a writer in this process (a LogStream's external
+   * writer): wake the log's readers now rather than at the next watch event or poll.
+   */
+  notify(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry) this.wake(entry);
+  }
+
   has(id: string): boolean {
     return this.entries.has(id);
   }

@@ -30,14 +30,40 @@ export interface LiveResourceReader {
   ): Promise<void>;
 }
 
+/** One Write call's hold on a live resource (see LiveResourceWriter.openWrite). */
+export interface LiveWriteSession {
+  /** Bytes of the resource committed so far (by this call or earlier ones). */
+  readonly committedSize: number;
+  /** Appends `data` at `offset`, which must equal committedSize; throws GrpcError. */
+  append(offset: number, data: Buffer): Promise<void>;
+  /** finish_write: the resource is complete and takes no more bytes. */
+  finish(): Promise<void>;
+  /** The call ended (with or without finish_write, or failed); the resource stays as it is. */
+  close(): void;
+}
+
+/**
+ * A ByteStream resource that is written by clients but is not a CAS upload, e.g. a
+ * log stream made with CreateLogStream. Checked before upload names are parsed.
+ */
+export interface LiveResourceWriter {
+  /** True when this writer answers Write and QueryWriteStatus for `resourceName` (it may refuse it). */
+  owns(resourceName: string): boolean;
+  /** Checks the name (and any secret in it) and starts one Write call; throws GrpcError. */
+  openWrite(resourceName: string): Promise<LiveWriteSession>;
+  queryWriteStatus(resourceName: string): Promise<{ committedSize: number; complete: boolean }>;
+}
+
 export interface ByteStreamOptions {
   store: BlobStore;
   liveReaders?: LiveResourceReader[];
+  liveWriters?: LiveResourceWriter[];
 }
 
 export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedServiceImplementation {
   const { store } = opts;
   const liveReaders = opts.liveReaders ?? [];
+  const liveWriters = opts.liveWriters ?? [];
   const uploadLocks = new KeyedLock();
 
   return {
@@ -71,14 +97,21 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
     ) {
       let release: (() => void) | undefined;
       const window = new AppendWindow(WRITE_WINDOW_BYTES);
+      // One iterator, so a live resource's handler can take over the rest of the stream.
+      const messages = (call as AsyncIterable<bytestream.WriteRequest>)[Symbol.asyncIterator]();
       try {
         let upload: UploadResource | undefined;
         let session: UploadSession | undefined;
         let firstName = '';
-        for await (const req of call as AsyncIterable<bytestream.WriteRequest>) {
+        for await (const req of { [Symbol.asyncIterator]: () => messages }) {
           if (!upload || !session) {
             firstName = req.resourceName;
             if (!firstName) throw invalidArgument('the first WriteRequest must set resource_name', 'resource_name');
+            const live = liveWriters.find((w) => w.owns(firstName));
+            if (live) {
+              const committedSize = await writeLive(live, req, messages);
+              return callback(null, bytestream.WriteResponse.create({ committedSize }));
+            }
             upload = parseWriteResourceName(firstName);
             if (await store.has(upload.digest)) {
               // Someone already uploaded it: end early, the client stops sending.
@@ -138,6 +171,10 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
       callback: grpc.sendUnaryData<bytestream.QueryWriteStatusResponse>,
     ) {
       try {
+        const live = liveWriters.find((w) => w.owns(call.request.resourceName));
+        if (live) {
+          return callback(null, bytestream.QueryWriteStatusResponse.create(await live.queryWriteStatus(call.request.resourceName)));
+        }
         const { digest, uploadId } = parseWriteResourceName(call.request.resourceName);
         if (await store.has(digest)) {
           return callback(null, bytestream.QueryWriteStatusResponse.create({ committedSize: digest.size, complete: true }));
@@ -149,6 +186,37 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
       }
     },
   };
+}
+
+/**
+ * Feeds one Write call to a live resource: `first` and then the rest of `messages`,
+ * each appended in order. Returns the committed size to answer with.
+ */
+async function writeLive(
+  writer: LiveResourceWriter,
+  first: bytestream.WriteRequest,
+  messages: AsyncIterator<bytestream.WriteRequest>,
+): Promise<number> {
+  const name = first.resourceName;
+  const session = await writer.openWrite(name);
+  try {
+    for (let req: bytestream.WriteRequest | undefined = first; req; ) {
+      if (req.resourceName && req.resourceName !== name) {
+        throw invalidArgument(`resource_name changed within one write stream ("${name}" → "${req.resourceName}")`, 'resource_name');
+      }
+      await session.append(int64(req.writeOffset), Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength));
+      if (req.finishWrite) {
+        await session.finish();
+        return session.committedSize;
+      }
+      const next: IteratorResult<bytestream.WriteRequest> = await messages.next();
+      req = next.done ? undefined : next.value;
+    }
+    // Ended without finish_write: what was appended stays, and a later call continues it.
+    return session.committedSize;
+  } finally {
+    session.close();
+  }
 }
 
 async function readBlob(
