@@ -50,22 +50,40 @@ export interface LoadConfigOptions {
 export function loadConfig(opts: LoadConfigOptions = {}): KilnConfig {
   const config = { ...(opts.base ?? defaultConfig()) };
   const cwd = opts.cwd ?? process.cwd();
-  let hostGiven = opts.flags?.host !== undefined;
+  const given = new Set<string>(opts.base?.explicitKeys);
+  const note = (raw: RawSettings) => Object.entries(raw).forEach(([k, v]) => v !== undefined && given.add(k));
   if (opts.configFile) {
     const path = resolve(cwd, opts.configFile);
     // Paths in a file are relative to the file, so it works from any directory.
     const file = readConfigFile(path);
     apply(config, file, dirname(path), `config file ${path}: `);
-    hostGiven ||= file.host !== undefined;
+    note(file);
   }
   apply(config, opts.flags ?? {}, cwd, '');
-  if (opts.savedSettings !== false && !hostGiven && !isLanHost(config.host)) applySavedSettings(config);
+  note(opts.flags ?? {});
+  config.explicitKeys = [...given];
+  if (opts.savedSettings !== false) applySavedSettings(config);
   validateTls(config);
   return config;
 }
 
-/** The dashboard's LAN switch, when neither the flags nor the config file chose a host. */
+/** The keys saved from the dashboard stand in for; a flag or config-file key of that name wins. */
+const SAVED_KEYS = { lan: 'host', concurrency: 'concurrency', cacheSizeBytes: 'cache-size' } as const;
+
+/** Whether a flag or the config file set what the saved dashboard setting `key` would. */
+export function savedSettingOverridden(config: Pick<KilnConfig, 'explicitKeys'>, key: keyof typeof SAVED_KEYS): boolean {
+  return config.explicitKeys?.includes(SAVED_KEYS[key]) ?? false;
+}
+
+/**
+ * The dashboard's saved settings (LAN switch, concurrency, cache budget) for those
+ * the flags and the config file left alone (config.explicitKeys). The saved files are
+ * read only when something could come from them.
+ */
 export function applySavedSettings(config: KilnConfig): void {
+  const lanOpen = !savedSettingOverridden(config, 'lan') && !isLanHost(config.host);
+  const open = lanOpen || !savedSettingOverridden(config, 'concurrency') || !savedSettingOverridden(config, 'cacheSizeBytes');
+  if (!open) return;
   let saved;
   try {
     saved = readSettings(config.dataDir);
@@ -73,7 +91,9 @@ export function applySavedSettings(config: KilnConfig): void {
     if (err instanceof SettingsError) throw new ConfigError(err.message);
     throw err;
   }
-  if (saved.lan) config.host = '0.0.0.0';
+  if (saved.lan && lanOpen) config.host = '0.0.0.0';
+  if (saved.concurrency !== undefined && !savedSettingOverridden(config, 'concurrency')) config.concurrency = saved.concurrency;
+  if (saved.cacheSizeBytes !== undefined && !savedSettingOverridden(config, 'cacheSizeBytes')) config.cacheSizeBytes = saved.cacheSizeBytes;
 }
 
 /** Cross-key rules, one line each. */

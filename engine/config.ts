@@ -37,6 +37,11 @@ export interface KilnConfig {
   tlsClientCaFile?: string;
   /** Advertise on the LAN with mDNS; only ever done in LAN mode. */
   mdns: boolean;
+  /**
+   * Keys a flag or the config file set (config-load.ts fills it in, e.g. "concurrency",
+   * "cache-size", "host"). Settings saved from the dashboard never override these at start.
+   */
+  explicitKeys?: string[];
 }
 
 export type TlsMode = 'auto' | 'on' | 'off';

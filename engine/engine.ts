@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { systemClock, uuidIds, type Clock, type IdSource } from './clock';
 import { isLanMode, type KilnConfig } from './config';
+import { savedSettingOverridden } from './config-load';
 import { EventBus } from './events/event-bus';
 import {
   ActionCacheService,
@@ -24,6 +25,7 @@ import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cach
 import type { BlobStore } from './store/blob-store';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
+import type { SettingName } from './http/api-types';
 import { Observability } from './http/observability';
 import { loadOrCreateToken } from './http/auth';
 import { prepareAccess, type Access } from './lan/access';
@@ -32,6 +34,7 @@ import { advertiseInLanMode, grpcCredentials, grpcInterceptor, httpAccessOptions
 import { createExecutionService } from './reapi/execution';
 import { createOperationsService } from './reapi/operations';
 import { Scheduler } from './scheduler/scheduler';
+import { checkCacheBudget, checkConcurrency, saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './worker/executor';
 import { LocalExecutor } from './worker/local-executor';
@@ -49,6 +52,19 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** Runs actions; defaults to a LocalExecutor under {dataDir}/build (tests inject a fake). Closed on stop. */
   executor?: Executor;
+}
+
+/** Settings the dashboard can change while Kiln runs. */
+export interface LiveSettings {
+  concurrency: number;
+  cacheSizeBytes: number;
+}
+
+export interface SettingsUpdate {
+  /** Took effect at once (and were saved). */
+  appliedNow: ('concurrency' | 'cacheSize')[];
+  /** Saved, but this Kiln cannot change them live (a store without a budget to change). */
+  appliedAtRestart: ('concurrency' | 'cacheSize')[];
 }
 
 /** Room above max_batch_total_size_bytes so our own check, not the transport, answers oversized batches. */
@@ -100,7 +116,8 @@ export class Engine {
     // One engine per data folder: a second would clear the first one's build/ and race on the index.
     const lock = lockDataDir(config.dataDir);
     try {
-      return await Engine.open(opts, lock);
+      // Our own copy: live settings changes update it (and with it /api/status), not the caller's object.
+      return await Engine.open({ ...opts, config: { ...config } }, lock);
     } catch (err) {
       lock.release();
       throw err;
@@ -133,7 +150,13 @@ export class Engine {
 
     try {
       // --- Scheduler, workers, live logs: create here, before services that use them.
-      engine.observability = new Observability({ config, events, storeStats: () => store.stats(), clock });
+      engine.observability = new Observability({
+        config,
+        events,
+        storeStats: () => store.stats(),
+        largestBlobs: store.largest ? (limit) => store.largest!(limit) : undefined,
+        clock,
+      });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
       engine.startScheduler(
@@ -146,7 +169,14 @@ export class Engine {
         grpcUrl: () => engine.grpcUrl,
         executing: () => engine.executionEnabled,
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
-        ...httpAccessOptions(config, access, () => engine.grpcPort),
+        ...httpAccessOptions(config, access, () => engine.grpcPort, {
+          current: () => engine.liveSettings,
+          update: (patch) => engine.updateSettings(patch),
+          fixedAtStart: () =>
+            (Object.entries({ lan: 'lan', concurrency: 'concurrency', cacheSizeBytes: 'cacheSize' }) as [keyof SavedSettings, SettingName][])
+              .filter(([key]) => savedSettingOverridden(config, key))
+              .map(([, name]) => name),
+        }),
       });
       // --- LAN discovery (mDNS): LAN mode only, once both ports are known.
       engine.advertisement = advertiseInLanMode(config, { grpcPort: engine.grpcPort, httpPort: engine.httpPort, tls: !!access.tls });
@@ -206,6 +236,45 @@ export class Engine {
     this.scheduler?.setEnabled(enabled);
     this.events.emit({ type: 'execution.toggled', at: this.clock.now(), enabled });
     this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
+  }
+
+  /** Worker slots and the cache budget as they are now. */
+  get liveSettings(): LiveSettings {
+    return { concurrency: this.scheduler?.concurrency ?? this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+  }
+
+  /**
+   * Changes worker slots and/or the cache budget without a restart, and saves them in
+   * {dataDir}/settings.json for the next start (where flags and the config file still
+   * win). Validates everything before changing anything; throws InvalidSettingError
+   * (a bad value) or SettingsError (settings.json unreadable).
+   */
+  async updateSettings(patch: Partial<LiveSettings>): Promise<SettingsUpdate> {
+    const save: SavedSettings = {};
+    if (patch.concurrency !== undefined) save.concurrency = checkConcurrency(patch.concurrency);
+    if (patch.cacheSizeBytes !== undefined) save.cacheSizeBytes = checkCacheBudget(patch.cacheSizeBytes);
+    const result: SettingsUpdate = { appliedNow: [], appliedAtRestart: [] };
+    if (Object.keys(save).length === 0) return result;
+    saveSettings(this.config.dataDir, save);
+    if (save.concurrency !== undefined) {
+      this.scheduler?.setConcurrency(save.concurrency);
+      this.config.concurrency = save.concurrency;
+      result.appliedNow.push('concurrency');
+    }
+    if (save.cacheSizeBytes !== undefined) {
+      if (this.store.setBudget) {
+        await this.store.setBudget(save.cacheSizeBytes);
+        this.config.cacheSizeBytes = save.cacheSizeBytes;
+        result.appliedNow.push('cacheSize');
+      } else {
+        result.appliedAtRestart.push('cacheSize');
+      }
+    }
+    if (result.appliedNow.length) {
+      this.events.emit({ type: 'settings.changed', at: this.clock.now(), ...this.liveSettings });
+      this.log(`kiln: now ${this.liveSettings.concurrency} worker slot(s), cache budget ${this.liveSettings.cacheSizeBytes} bytes`);
+    }
+    return result;
   }
 
   /** Stops accepting calls, lets running ones finish for up to drainMs, then closes the stores. */

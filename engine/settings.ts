@@ -1,6 +1,7 @@
 // Settings changed from the dashboard, kept in {dataDir}/settings.json. They
-// sit under the config file and flags (which always win) and take effect when
-// Kiln next starts, so a switch flipped in the UI survives restarts.
+// sit under the config file and flags (which always win) and are used when
+// Kiln next starts, so a change made in the UI survives restarts. (Concurrency
+// and the cache budget also apply at once: Engine.updateSettings.)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './util/atomic-write';
@@ -10,9 +11,34 @@ export const SETTINGS_FILE = 'settings.json';
 export interface SavedSettings {
   /** Serve the LAN (listen on 0.0.0.0) unless a host is given by flag or config file. */
   lan?: boolean;
+  /** Worker slots, unless a flag or the config file sets concurrency. */
+  concurrency?: number;
+  /** CAS budget in bytes, unless a flag or the config file sets cache-size. */
+  cacheSizeBytes?: number;
 }
 
 export class SettingsError extends Error {}
+
+/** A value the dashboard (or settings.json) asked for that Kiln does not accept. */
+export class InvalidSettingError extends Error {}
+
+export const MAX_CONCURRENCY = 1024;
+/** The smallest cache budget the dashboard may set: below this Bazel's inputs thrash. */
+export const MIN_CACHE_BUDGET_BYTES = 64 * 1024 ** 2;
+
+export function checkConcurrency(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_CONCURRENCY) {
+    throw new InvalidSettingError(`concurrency must be a whole number of worker slots from 1 to ${MAX_CONCURRENCY}, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+export function checkCacheBudget(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < MIN_CACHE_BUDGET_BYTES) {
+    throw new InvalidSettingError(`the cache budget must be at least 64 MiB (${MIN_CACHE_BUDGET_BYTES} bytes), not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 export function settingsPath(dataDir: string): string {
   return join(dataDir, SETTINGS_FILE);
@@ -37,9 +63,17 @@ export function readSettings(dataDir: string): SavedSettings {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new SettingsError(`${path} must be a JSON object like {"lan": true}`);
   }
-  const lan = (data as Record<string, unknown>).lan;
+  const { lan, concurrency, cacheSizeBytes } = data as Record<string, unknown>;
   if (lan !== undefined && typeof lan !== 'boolean') throw new SettingsError(`${path}: "lan" must be true or false`);
-  return lan === undefined ? {} : { lan };
+  const settings: SavedSettings = {};
+  if (lan !== undefined) settings.lan = lan;
+  try {
+    if (concurrency !== undefined) settings.concurrency = checkConcurrency(concurrency);
+    if (cacheSizeBytes !== undefined) settings.cacheSizeBytes = checkCacheBudget(cacheSizeBytes);
+  } catch (err) {
+    throw new SettingsError(`${path}: ${(err as Error).message}`);
+  }
+  return settings;
 }
 
 /** Merges `patch` into the saved settings, written atomically. */

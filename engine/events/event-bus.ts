@@ -56,6 +56,8 @@ export type KilnEvent =
   | { type: 'blob.read'; at: number; digest: BlobDigest; bytes: number }
   | { type: 'blob.evicted'; at: number; digest: BlobDigest }
   | { type: 'execution.toggled'; at: number; enabled: boolean }
+  /** Worker slots or the cache budget changed at run time (Engine.updateSettings); both are the values now. */
+  | { type: 'settings.changed'; at: number; concurrency: number; cacheSizeBytes: number }
   | { type: 'worker.slot'; at: number; slot: number; busy: boolean; actionId?: string }
   | { type: 'auth.rejected'; at: number; transport: 'grpc' | 'http'; reason: string };
 

@@ -76,6 +76,23 @@ export interface HitRate {
   rate: number | null;
 }
 
+/** One entry of GET /api/cache/largest. */
+export interface LargestBlobItem {
+  hash: string;
+  size: number;
+  /** Digest function, "sha256" or "blake3". */
+  fn: string;
+}
+
+/** GET /api/cache/largest?limit=N (1 to 200, default 20): the largest CAS blobs, largest first. */
+export interface LargestBlobs {
+  items: LargestBlobItem[];
+  /** Bytes in the CAS when the list was made, for each blob's share. */
+  storeBytes: number;
+  /** When the list was made (epoch ms); it is reused for a couple of seconds. */
+  at: number;
+}
+
 /** GET /api/metrics, and the `metrics` SSE event. */
 export interface MetricsSnapshot {
   at: number;
@@ -336,10 +353,17 @@ export interface ConnectInfo {
   token?: TokenCreated;
 }
 
+/** A setting PUT /api/settings can change. */
+export type SettingName = 'lan' | 'concurrency' | 'cacheSize';
+
 /** PUT /api/settings body (any subset). */
 export interface SettingsRequest {
   /** Serve the office LAN (listen on 0.0.0.0) from the next start. */
   lan?: boolean;
+  /** Worker slots, 1 to 1024. Applies at once (running actions finish) and is saved. */
+  concurrency?: number;
+  /** CAS budget: bytes, or a size like "20GiB"; at least 64 MiB. Applies at once (evicting down to it) and is saved. */
+  cacheSize?: number | string;
 }
 
 /** GET and PUT /api/settings. Saved in {dataDir}/settings.json; flags and the config file still win. */
@@ -351,4 +375,16 @@ export interface SettingsResponse {
   /** True when the saved settings differ from what is running: they apply when Kiln restarts. */
   restartRequired: boolean;
   message: string;
+  /** Worker slots of the running Kiln. */
+  concurrency?: number;
+  /** Cache budget of the running Kiln, bytes. */
+  cacheSizeBytes?: number;
+  /** What settings.json holds: used at the next start for settings no flag or config-file key sets. */
+  saved?: { lan?: boolean; concurrency?: number; cacheSizeBytes?: number };
+  /** PUT only: the settings of the request that took effect at once. */
+  appliedNow?: SettingName[];
+  /** PUT only: the settings of the request that take effect when Kiln restarts. */
+  appliedAtRestart?: SettingName[];
+  /** Settings a flag or the config file sets at start, so their saved values are not used then. */
+  fixedAtStart?: SettingName[];
 }

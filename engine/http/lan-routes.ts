@@ -1,12 +1,14 @@
 // The LAN endpoints of the HTTP API: Kiln's CA, access tokens, the .bazelrc
-// lines for this machine, and the saved LAN switch. The server authenticates
+// lines for this machine, and the settings (the saved LAN switch; worker slots
+// and the cache budget, which apply at once). The server authenticates
 // before calling in (only the CA is public); this module only answers.
 import type { IncomingMessage } from 'node:http';
 import { TokenError, type TokenStore } from '../auth/tokens';
 import { isLoopbackAddress } from '../auth/peer';
 import { advertisedHost, bazelrcLines, connectEndpoint, connectTokenName } from '../lan/connect';
-import { readSettings, saveSettings, SettingsError } from '../settings';
-import type { ConnectInfo, SettingsResponse, TokenCreated, TokenList, TokenRevoked } from './api-types';
+import { ConfigError, parseSize } from '../config-load';
+import { checkCacheBudget, checkConcurrency, InvalidSettingError, readSettings, saveSettings, SettingsError } from '../settings';
+import type { ConnectInfo, SettingName, SettingsResponse, TokenCreated, TokenList, TokenRevoked } from './api-types';
 import { HttpError, readJsonObject } from './request';
 
 export interface LanRoutesOptions {
@@ -18,6 +20,17 @@ export interface LanRoutesOptions {
   lanActive: boolean;
   /** Present when TLS is on; caPem/caPath absent when the server certificate is the user's own. */
   tls?: { caPem?: string; caPath?: string };
+  /** The running engine's live settings; without it only `lan` can be set. */
+  engineSettings?: EngineSettingsHooks;
+}
+
+/** What the engine offers for settings that apply without a restart (Engine.updateSettings). */
+export interface EngineSettingsHooks {
+  current(): { concurrency: number; cacheSizeBytes: number };
+  /** Validates, saves and applies; throws InvalidSettingError for a bad value. */
+  update(patch: { concurrency?: number; cacheSizeBytes?: number }): Promise<{ appliedNow: SettingName[]; appliedAtRestart: SettingName[] }>;
+  /** Settings a flag or the config file sets at start. */
+  fixedAtStart(): SettingName[];
 }
 
 export type RouteReply = { status: number; json: unknown } | { status: number; text: string; type: string; headers?: Record<string, string> };
@@ -116,31 +129,57 @@ export class LanRoutes {
     return reached && !isLoopbackAddress(reached) ? reached : advertisedHost(host);
   }
 
-  private settings(): SettingsResponse {
-    const lan = this.saved().lan ?? false;
-    const restartRequired = lan !== this.opts.lanActive;
-    return {
-      lan,
-      lanActive: this.opts.lanActive,
-      restartRequired,
-      message: restartRequired
-        ? `LAN mode turns ${lan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)`
-        : `LAN mode is ${lan ? 'on' : 'off'}`,
-    };
+  private settings(update?: { appliedNow: SettingName[]; appliedAtRestart: SettingName[]; lanChanged: boolean }): SettingsResponse {
+    const saved = this.saved();
+    const lan = saved.lan ?? false;
+    const live = this.opts.engineSettings?.current();
+    const fixed = this.opts.engineSettings?.fixedAtStart() ?? [];
+    const lanPending = lan !== this.opts.lanActive;
+    // A saved value that is not running yet (and no flag will override) waits for a restart.
+    const pending = (name: SettingName, savedValue: number | undefined, running: number | undefined) =>
+      savedValue !== undefined && running !== undefined && savedValue !== running && !fixed.includes(name);
+    const restartRequired =
+      lanPending || pending('concurrency', saved.concurrency, live?.concurrency) || pending('cacheSize', saved.cacheSizeBytes, live?.cacheSizeBytes);
+    const lanMessage = lanPending
+      ? `LAN mode turns ${lan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)`
+      : `LAN mode is ${lan ? 'on' : 'off'}`;
+    const response: SettingsResponse = { lan, lanActive: this.opts.lanActive, restartRequired, message: lanMessage };
+    if (live) Object.assign(response, { concurrency: live.concurrency, cacheSizeBytes: live.cacheSizeBytes, saved, fixedAtStart: fixed });
+    if (update) {
+      response.appliedNow = update.appliedNow;
+      response.appliedAtRestart = [...update.appliedAtRestart, ...(update.lanChanged && lanPending ? (['lan'] as const) : [])];
+      response.message = updateMessage(update, live, saved.cacheSizeBytes, fixed, update.lanChanged ? lanMessage : undefined);
+    }
+    return response;
   }
 
   private async putSettings(req: IncomingMessage): Promise<SettingsResponse> {
-    const body = await readJsonObject(req, '{"lan": true}');
-    const unknown = Object.keys(body).filter((k) => k !== 'lan');
-    if (unknown.length) throw new HttpError(400, `unknown setting "${unknown[0]}"; the settings are: lan`);
-    if (typeof body.lan !== 'boolean') throw new HttpError(400, 'body must have a boolean "lan", like {"lan": true}');
+    const live = this.opts.engineSettings;
+    const names = live ? ['lan', 'concurrency', 'cacheSize'] : ['lan'];
+    const body = await readJsonObject(req, live ? '{"concurrency": 8, "cacheSize": "20GiB"}' : '{"lan": true}');
+    const unknown = Object.keys(body).filter((k) => !names.includes(k));
+    if (unknown.length) throw new HttpError(400, `unknown setting "${unknown[0]}"; the settings are: ${names.join(', ')}`);
+    if (Object.keys(body).length === 0) throw new HttpError(400, `the body sets nothing; give any of: ${names.join(', ')}`);
+    if (body.lan !== undefined && typeof body.lan !== 'boolean') throw new HttpError(400, 'body must have a boolean "lan", like {"lan": true}');
+    // Every value is checked before anything is saved or applied.
+    const patch: { concurrency?: number; cacheSizeBytes?: number } = {};
     try {
-      saveSettings(this.opts.dataDir, { lan: body.lan });
+      if (body.concurrency !== undefined) patch.concurrency = checkConcurrency(body.concurrency);
+      if (body.cacheSize !== undefined) patch.cacheSizeBytes = checkCacheBudget(parseCacheSize(body.cacheSize));
     } catch (err) {
+      if (err instanceof InvalidSettingError) throw new HttpError(400, err.message);
+      throw err;
+    }
+    let update = { appliedNow: [] as SettingName[], appliedAtRestart: [] as SettingName[] };
+    try {
+      if (live && Object.keys(patch).length) update = await live.update(patch);
+      if (typeof body.lan === 'boolean') saveSettings(this.opts.dataDir, { lan: body.lan });
+    } catch (err) {
+      if (err instanceof InvalidSettingError) throw new HttpError(400, err.message);
       if (err instanceof SettingsError) throw new HttpError(500, err.message);
       throw err;
     }
-    return this.settings();
+    return this.settings({ ...update, lanChanged: typeof body.lan === 'boolean' });
   }
 
   private saved() {
@@ -151,6 +190,48 @@ export class LanRoutes {
       throw err;
     }
   }
+}
+
+/** A byte count or a size like "20GiB" (engine/config-load.ts parseSize). */
+function parseCacheSize(value: unknown): number {
+  if (typeof value !== 'number' && typeof value !== 'string') {
+    throw new InvalidSettingError(`"cacheSize" must be bytes or a size like "20GiB", not ${JSON.stringify(value)}`);
+  }
+  try {
+    return parseSize(value);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new InvalidSettingError(`cacheSize: ${err.message}`);
+    throw err;
+  }
+}
+
+/** One sentence per change: what runs now, what waits for a restart, what a flag will override. */
+function updateMessage(
+  update: { appliedNow: SettingName[]; appliedAtRestart: SettingName[] },
+  live: { concurrency: number; cacheSizeBytes: number } | undefined,
+  savedBudget: number | undefined,
+  fixed: SettingName[],
+  lanMessage: string | undefined,
+): string {
+  const parts: string[] = [];
+  const what = (name: SettingName) =>
+    name === 'concurrency' ? `${live?.concurrency} worker slot${live?.concurrency === 1 ? '' : 's'}` : `a cache budget of ${sizeText(name === 'cacheSize' && update.appliedNow.includes(name) ? live?.cacheSizeBytes : savedBudget)}`;
+  if (update.appliedNow.length) parts.push(`Applied now and saved: ${update.appliedNow.map(what).join(', ')}.`);
+  if (update.appliedAtRestart.length) parts.push(`Saved for the next start: ${update.appliedAtRestart.map(what).join(', ')}.`);
+  const overridden = [...update.appliedNow, ...update.appliedAtRestart].filter((n) => fixed.includes(n));
+  if (overridden.length) {
+    parts.push(`A flag or the config file sets ${overridden.map((n) => (n === 'cacheSize' ? 'cache-size' : n)).join(' and ')} when Kiln starts, and wins over the saved value.`);
+  }
+  if (lanMessage) parts.push(`${lanMessage}.`);
+  return parts.join(' ');
+}
+
+function sizeText(bytes: number | undefined): string {
+  if (bytes === undefined) return 'unknown size';
+  for (const [unit, size] of [['TiB', 1024 ** 4], ['GiB', 1024 ** 3], ['MiB', 1024 ** 2]] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(2))} ${unit}`;
+  }
+  return `${bytes} bytes`;
 }
 
 function allow(method: string, allowed: string[]): void {

@@ -12,8 +12,8 @@ import { LogHub } from '../logs/log-hub';
 import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
-import type { StoreStats } from '../store/blob-store';
-import type { ApiStatus } from './api-types';
+import type { LargestBlob, StoreStats } from '../store/blob-store';
+import type { ApiStatus, LargestBlobs } from './api-types';
 import { isLoopback, loadOrCreateToken } from './auth';
 import type { AccessPolicy } from '../auth/access-policy';
 import type { LanRoutes } from './lan-routes';
@@ -24,6 +24,8 @@ export interface ObservabilityOptions {
   config: KilnConfig;
   events: EventBus;
   storeStats: () => StoreStats;
+  /** The store's largest blobs (BlobStore.largest), for GET /api/cache/largest; absent when it cannot list them. */
+  largestBlobs?: (limit: number) => LargestBlob[];
   clock?: Clock;
 }
 
@@ -95,6 +97,7 @@ export class Observability {
       history: this.history,
       logs: this.logs,
       setExecution: s.setExecution,
+      largestBlobs: this.opts.largestBlobs ? (limit) => this.largestBlobs(limit) : undefined,
       status: (): ApiStatus => ({
         serving: true,
         executing: s.executing(),
@@ -112,6 +115,12 @@ export class Observability {
       }),
     });
     await this.http.listen();
+  }
+
+  /** The store's answer as the API's JSON, with the store size it is a share of. */
+  largestBlobs(limit: number): LargestBlobs {
+    const items = (this.opts.largestBlobs?.(limit) ?? []).map(({ digest, size }) => ({ hash: digest.hash, size, fn: digest.fn }));
+    return { items, storeBytes: this.opts.storeStats().bytes, at: (this.opts.clock ?? systemClock).now() };
   }
 
   get httpPort(): number {

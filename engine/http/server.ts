@@ -8,7 +8,7 @@ import { Readable, pipeline } from 'node:stream';
 import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
 import type { LogHub, LogStreamKind } from '../logs/log-hub';
-import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, EventTicket, ExecutionResponse, MetricsSnapshot } from './api-types';
+import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from './api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
 import { HttpError, readBody } from './request';
@@ -45,11 +45,17 @@ export interface HttpApiOptions extends AuthPolicy {
   lanRoutes?: LanRoutes;
   /** How long an unused /api/events ticket from POST /api/session stays good; default 30 s. */
   eventTicketTtlMs?: number;
+  /** The `limit` largest CAS blobs (GET /api/cache/largest); absent when the store cannot list them. */
+  largestBlobs?: (limit: number) => LargestBlobs;
+  /** How long one listing of the largest blobs is reused; default 2 s. */
+  largestCacheMs?: number;
 }
 
 const STATES: ActionState[] = ['queued', 'running', 'finished'];
 const OUTCOMES: ActionOutcomeName[] = ['success', 'failure', 'timeout', 'cancelled', 'error', 'cached'];
 const MAX_FOLLOW = 16;
+const DEFAULT_LARGEST = 20;
+const MAX_LARGEST = 200;
 
 export class HttpApi {
   private readonly server: Server;
@@ -60,6 +66,8 @@ export class HttpApi {
   private readonly unsubscribe: (() => void)[] = [];
   private readonly tickets: EventTickets;
   private ticker?: NodeJS.Timeout;
+  /** The top MAX_LARGEST, shared by every limit so pollers cannot make the store scan its index often. */
+  private largestCache?: { list: LargestBlobs; until: number };
 
   constructor(private readonly opts: HttpApiOptions) {
     this.sseLimits = { ...DEFAULT_SSE_LIMITS, ...opts.sse };
@@ -193,6 +201,10 @@ export class HttpApi {
         if (segments.length !== 2) break;
         get(['POST']);
         return this.execution(req, res);
+      case 'cache':
+        if (segments.length !== 3 || id !== 'largest') break;
+        get();
+        return this.largest(res, url);
       case 'actions':
         get();
         if (segments.length === 2) return this.listActions(res, url);
@@ -236,6 +248,22 @@ export class HttpApi {
       if (err instanceof InvalidCursorError) throw new HttpError(400, `${err.message}; use nextCursor from a previous page`);
       throw err;
     }
+  }
+
+  private largest(res: ServerResponse, url: URL): void {
+    const limitText = url.searchParams.get('limit');
+    const limit = limitText === null ? DEFAULT_LARGEST : Number(limitText);
+    if (limitText === '' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LARGEST) {
+      throw new HttpError(400, `limit must be an integer from 1 to ${MAX_LARGEST}, not "${limitText}"`);
+    }
+    const source = this.opts.largestBlobs;
+    if (!source) throw new HttpError(404, "this Kiln's blob store cannot list its largest blobs");
+    const now = Date.now();
+    if (!this.largestCache || now >= this.largestCache.until) {
+      this.largestCache = { list: source(MAX_LARGEST), until: now + (this.opts.largestCacheMs ?? 2_000) };
+    }
+    const { list } = this.largestCache;
+    this.sendJson(res, 200, { ...list, items: list.items.slice(0, limit) } satisfies LargestBlobs);
   }
 
   private action(res: ServerResponse, id: string): void {

@@ -5,7 +5,7 @@ import { grpcAuthInterceptor } from '../auth/grpc-auth';
 import { isLanMode, type KilnConfig } from '../config';
 import type { EventBus } from '../events/event-bus';
 import type { HttpStartOptions } from '../http/observability';
-import { LanRoutes } from '../http/lan-routes';
+import { LanRoutes, type EngineSettingsHooks } from '../http/lan-routes';
 import { tlsServerCredentials } from '../tls/server-credentials';
 import type { Access } from './access';
 import { advertise, type Advertisement } from './discovery';
@@ -20,7 +20,12 @@ export function grpcCredentials(access: Access): grpc.ServerCredentials {
   return tlsServerCredentials({ certFile: tls.certPath, keyFile: tls.keyPath, clientCaFile: tls.clientCaFiles });
 }
 
-export function httpAccessOptions(config: KilnConfig, access: Access, grpcPort: () => number): Pick<HttpStartOptions, 'access' | 'tls' | 'lanRoutes'> {
+export function httpAccessOptions(
+  config: KilnConfig,
+  access: Access,
+  grpcPort: () => number,
+  engineSettings?: EngineSettingsHooks,
+): Pick<HttpStartOptions, 'access' | 'tls' | 'lanRoutes'> {
   const { tls } = access;
   const kilnCa = tls && !tls.userCertificate ? { caPem: tls.kilnCaPem, caPath: tls.kilnCaPath } : {};
   return {
@@ -33,6 +38,7 @@ export function httpAccessOptions(config: KilnConfig, access: Access, grpcPort: 
       grpcPort,
       lanActive: isLanMode(config),
       tls: tls && kilnCa,
+      engineSettings,
     }),
   };
 }

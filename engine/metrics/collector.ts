@@ -12,7 +12,10 @@ import { TimeBuckets } from './time-buckets';
 import { SlotUtilization } from './utilization';
 
 export interface MetricsOptions {
-  /** Worker slots known up front (more appear as worker.slot events name them). */
+  /**
+   * Worker slots known up front (more appear as worker.slot events name them). Follows
+   * settings.changed events afterwards, or setConcurrency.
+   */
   concurrency: number;
   /** The store's live numbers (size, blobs, budget). */
   storeStats: () => Pick<StoreStats, 'bytes' | 'blobs' | 'budgetBytes'>;
@@ -69,6 +72,7 @@ export class MetricsCollector {
   private evictions = 0;
   private readonly authRejections = { grpc: 0, http: 0 };
   private executionEnabled: boolean;
+  private concurrency: number;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -77,6 +81,7 @@ export class MetricsCollector {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.executionEnabled = opts.executionEnabled ?? true;
+    this.concurrency = opts.concurrency;
     for (let i = 0; i < opts.concurrency; i++) this.slot(i);
     const offs = [
       bus.on('action.queued', (e) => this.onQueued(e)),
@@ -99,6 +104,7 @@ export class MetricsCollector {
       bus.on('blob.evicted', () => void this.evictions++),
       bus.on('auth.rejected', (e) => void this.authRejections[e.transport]++),
       bus.on('execution.toggled', (e) => void (this.executionEnabled = e.enabled)),
+      bus.on('settings.changed', (e) => this.setConcurrency(e.concurrency)),
     ];
     this.unsubscribe = () => offs.forEach((off) => off());
   }
@@ -195,6 +201,17 @@ export class MetricsCollector {
     return p.toString();
   }
 
+  /**
+   * The scheduler's slot count changed: new slots appear idle at once; removed ones go
+   * when idle (a busy one stays until its worker.slot idle event), so slot numbers and
+   * per-slot utilization stay those of the scheduler.
+   */
+  setConcurrency(n: number): void {
+    this.concurrency = n;
+    for (let i = 0; i < n; i++) this.slot(i);
+    for (const [i, s] of this.slots) if (i >= n && !s.busy) this.slots.delete(i);
+  }
+
   stop(): void {
     this.unsubscribe();
     this.opts.host?.stop();
@@ -241,5 +258,6 @@ export class MetricsCollector {
     if (s.busy !== e.busy) s.since = e.at;
     s.busy = e.busy;
     s.actionId = e.busy ? e.actionId : undefined;
+    if (!e.busy && e.slot >= this.concurrency) this.slots.delete(e.slot);
   }
 }

@@ -129,7 +129,10 @@ interface Operation {
 
 export class Scheduler {
   private readonly queue = new PriorityQueue<Job>();
+  /** Indexed by slot number; may run past `limit` while removed slots finish their actions. */
   private readonly slots: (Job | undefined)[];
+  /** Slots that take new work: 0 … limit-1. */
+  private limit: number;
   private readonly inFlight = new Map<string, Job>();
   private readonly operations = new Map<string, Operation>();
   private readonly events: EventSink;
@@ -143,6 +146,7 @@ export class Scheduler {
   constructor(private readonly opts: SchedulerOptions) {
     if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new Error(`concurrency must be ≥ 1, got ${opts.concurrency}`);
     this.slots = new Array(opts.concurrency).fill(undefined);
+    this.limit = opts.concurrency;
     this.events = opts.events ?? nullSink;
     this.clock = opts.clock ?? systemClock;
     this.ids = opts.ids ?? uuidIds;
@@ -157,6 +161,23 @@ export class Scheduler {
   /** Off: new submissions are refused; queued and running actions still finish. */
   setEnabled(enabled: boolean): void {
     this.enabledFlag = enabled;
+  }
+
+  get concurrency(): number {
+    return this.limit;
+  }
+
+  /**
+   * Changes the number of worker slots at run time. Growing starts queued work on
+   * the new slots at once; shrinking lets actions running on the removed slots
+   * finish and then leaves those slots empty. Slot numbers never move.
+   */
+  setConcurrency(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`concurrency must be ≥ 1, got ${n}`);
+    this.limit = n;
+    while (this.slots.length < n) this.slots.push(undefined);
+    this.trimSlots();
+    if (!this.stopping) this.pump();
   }
 
   /**
@@ -179,7 +200,7 @@ export class Scheduler {
     }
     if (this.queue.size >= this.opts.queueSize) {
       throw resourceExhausted(
-        `the execution queue is full: ${this.queue.size} actions are waiting for ${this.slots.length} worker slot(s); ` +
+        `the execution queue is full: ${this.queue.size} actions are waiting for ${this.limit} worker slot(s); ` +
           `retry later, or raise queue-size (or concurrency) in the Kiln configuration`,
       );
     }
@@ -292,10 +313,13 @@ export class Scheduler {
   view(): SchedulerView {
     return {
       enabled: this.enabledFlag,
-      concurrency: this.slots.length,
+      concurrency: this.limit,
       queueDepth: this.queue.size,
       running: this.slots.filter(Boolean).length,
-      slots: this.slots.map((job, slot) => (job ? { slot, actionId: job.id, since: job.startedAt } : { slot })),
+      // Removed slots still show while they finish their action.
+      slots: this.slots
+        .map((job, slot) => (job ? { slot, actionId: job.id, since: job.startedAt } : { slot }))
+        .filter((s) => s.slot < this.limit || s.actionId !== undefined),
       queued: this.queue.items().map((j) => j.id),
     };
   }
@@ -348,10 +372,15 @@ export class Scheduler {
   }
 
   private pump(): void {
-    for (let slot = 0; slot < this.slots.length && this.queue.size > 0; slot++) {
+    for (let slot = 0; slot < this.limit && this.queue.size > 0; slot++) {
       if (this.slots[slot]) continue;
       this.start(this.queue.shift()!, slot);
     }
+  }
+
+  /** Drops removed slots (at or past the limit) once nothing runs on them. */
+  private trimSlots(): void {
+    while (this.slots.length > this.limit && this.slots[this.slots.length - 1] === undefined) this.slots.pop();
   }
 
   private start(job: Job, slot: number): void {
@@ -406,6 +435,7 @@ export class Scheduler {
     if (job.slot !== undefined && this.slots[job.slot] === job) {
       this.slots[job.slot] = undefined;
       this.events.emit({ type: 'worker.slot', at, slot: job.slot, busy: false });
+      this.trimSlots();
     }
     this.pump();
     if (verdict.cacheable && !request.action.doNotCache && verdict.response.result) {

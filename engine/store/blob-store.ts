@@ -40,6 +40,14 @@ export interface StoreStats {
   evictedBytes: number;
 }
 
+/** One of the largest stored blobs (BlobStore.largest). */
+export interface LargestBlob {
+  digest: BlobDigest;
+  size: number;
+  /** Recency: 0 is the most recently used blob; the highest rank is evicted next. */
+  lastUsedRank?: number;
+}
+
 export interface BlobStore {
   /** The digests in `digests` that are not stored (the empty blob is always stored). Touches the others. */
   findMissing(digests: BlobDigest[]): Promise<BlobDigest[]>;
@@ -61,5 +69,9 @@ export interface BlobStore {
   /** A path on the local file system holding the blob, for hard-linking; undefined if the store has none. */
   localPath?(digest: BlobDigest): Promise<string | undefined>;
   stats(): StoreStats;
+  /** The `limit` largest stored blobs, largest first, without touching them; one pass over the index. Optional: callers test for it. */
+  largest?(limit: number): LargestBlob[];
+  /** Changes the size budget at run time, evicting down to a lower one before resolving; absent when the store has no budget to change. */
+  setBudget?(bytes: number): Promise<void>;
   close(): Promise<void>;
 }

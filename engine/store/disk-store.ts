@@ -16,6 +16,7 @@ import {
   DigestMismatchError,
   StoreFullError,
   type BlobStore,
+  type LargestBlob,
   type ReadRange,
   type StoreStats,
   type UploadSession,
@@ -58,7 +59,7 @@ export class DiskBlobStore implements BlobStore {
 
   private constructor(
     private readonly dir: string,
-    private readonly budgetBytes: number,
+    private budgetBytes: number,
     private readonly options: DiskBlobStoreOptions,
   ) {
     this.tmpDir = join(dir, 'tmp');
@@ -196,6 +197,17 @@ export class DiskBlobStore implements BlobStore {
     };
   }
 
+  /**
+   * Changes the budget at run time. A lower one evicts least recently used blobs
+   * down to it before resolving (pinned blobs stay until released); stats() reports it at once.
+   */
+  async setBudget(bytes: number): Promise<void> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`cache budget must be a positive number of bytes, got ${bytes}`);
+    this.budgetBytes = bytes;
+    await this.evictOverBudget(new Set());
+  }
+
   isPinned(digest: BlobDigest): boolean {
     return this.index.isPinned(digestKey(digest));
   }
@@ -223,6 +235,16 @@ export class DiskBlobStore implements BlobStore {
       evictions: this.evictions,
       evictedBytes: this.evictedBytes,
     };
+  }
+
+  /** From the in-memory index: no file is opened and nothing is touched. */
+  largest(limit: number): LargestBlob[] {
+    const out: LargestBlob[] = [];
+    for (const e of this.index.heaviest(limit)) {
+      const digest = parseDigestKey(e.key);
+      if (digest) out.push({ digest, size: e.weight, lastUsedRank: e.rank });
+    }
+    return out;
   }
 
   /** Removes stale partial uploads now (also runs at start and periodically). */

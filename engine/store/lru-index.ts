@@ -7,6 +7,13 @@ export interface Evicted {
   weight: number;
 }
 
+export interface HeavyEntry {
+  key: string;
+  weight: number;
+  /** 0 = most recently used. */
+  rank: number;
+}
+
 export class LruIndex {
   private entries = new Map<string, number>();
   private pins = new Map<string, number>();
@@ -67,6 +74,32 @@ export class LruIndex {
     return this.entries.keys();
   }
 
+  /**
+   * The `limit` heaviest entries, heaviest first (equal weights: more recently used first).
+   * `rank` counts from the most recently used entry (0) towards the next to be evicted
+   * (count - 1). One pass with a bounded min-heap: O(n log limit), no sort of the index.
+   */
+  heaviest(limit: number): HeavyEntry[] {
+    const k = Math.max(0, Math.floor(limit));
+    if (k === 0) return [];
+    // heap[0] is the lightest kept entry; "lighter" ties go to the less recently used.
+    const heap: HeavyEntry[] = [];
+    const lighter = (a: HeavyEntry, b: HeavyEntry) => a.weight < b.weight || (a.weight === b.weight && a.rank > b.rank);
+    const last = this.entries.size - 1;
+    let i = 0;
+    for (const [key, weight] of this.entries) {
+      const e = { key, weight, rank: last - i++ };
+      if (heap.length < k) {
+        heap.push(e);
+        siftUp(heap, heap.length - 1, lighter);
+      } else if (lighter(heap[0]!, e)) {
+        heap[0] = e;
+        siftDown(heap, 0, lighter);
+      }
+    }
+    return heap.sort((a, b) => (lighter(a, b) ? 1 : lighter(b, a) ? -1 : 0));
+  }
+
   /** Pins are counted: each call needs its own release. Keys need not be indexed yet. */
   pin(keys: Iterable<string>): () => void {
     const held = [...keys];
@@ -104,5 +137,29 @@ export class LruIndex {
     }
     for (const v of victims) this.remove(v.key);
     return victims;
+  }
+}
+
+type Lighter<T> = (a: T, b: T) => boolean;
+
+function siftUp<T>(heap: T[], i: number, lighter: Lighter<T>): void {
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!lighter(heap[i]!, heap[parent]!)) return;
+    [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+    i = parent;
+  }
+}
+
+function siftDown<T>(heap: T[], i: number, lighter: Lighter<T>): void {
+  for (;;) {
+    const l = 2 * i + 1;
+    const r = l + 1;
+    let least = i;
+    if (l < heap.length && lighter(heap[l]!, heap[least]!)) least = l;
+    if (r < heap.length && lighter(heap[r]!, heap[least]!)) least = r;
+    if (least === i) return;
+    [heap[i], heap[least]] = [heap[least]!, heap[i]!];
+    i = least;
   }
 }

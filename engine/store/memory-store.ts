@@ -5,6 +5,7 @@ import {
   BlobNotFoundError,
   DigestMismatchError,
   type BlobStore,
+  type LargestBlob,
   type ReadRange,
   type StoreStats,
   type UploadSession,
@@ -102,6 +103,17 @@ export class MemoryBlobStore implements BlobStore {
     let bytes = 0;
     for (const b of this.blobs.values()) bytes += b.length;
     return { bytes, blobs: this.blobs.size, budgetBytes: this.budgetBytes, evictions: 0, evictedBytes: 0 };
+  }
+
+  /** Reference behaviour: a full sort is fine for a test store. No recency is kept here. */
+  largest(limit: number): LargestBlob[] {
+    const out: LargestBlob[] = [];
+    for (const [key, data] of this.blobs) {
+      const [fn, hash] = key.split('/') as [BlobDigest['fn'], string];
+      out.push({ digest: { fn, hash, size: data.length }, size: data.length });
+    }
+    out.sort((a, b) => b.size - a.size || (a.digest.hash < b.digest.hash ? -1 : a.digest.hash > b.digest.hash ? 1 : 0));
+    return out.slice(0, Math.max(0, Math.floor(limit)));
   }
 
   async close(): Promise<void> {}

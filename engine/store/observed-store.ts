@@ -7,10 +7,12 @@ import type { Clock } from '../clock';
 import { systemClock } from '../clock';
 import { digestKey, type BlobDigest } from '../digest';
 import type { EventSink } from '../events/event-bus';
-import type { BlobStore, ReadRange, StoreStats, UploadSession } from './blob-store';
+import type { BlobStore, LargestBlob, ReadRange, StoreStats, UploadSession } from './blob-store';
 
 export class ObservedBlobStore implements BlobStore {
   readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
+  readonly setBudget?: (bytes: number) => Promise<void>;
+  readonly largest?: (limit: number) => LargestBlob[];
 
   constructor(
     private readonly inner: BlobStore,
@@ -19,6 +21,8 @@ export class ObservedBlobStore implements BlobStore {
   ) {
     // Only offer hard-linking when the wrapped store can: callers test for the method.
     if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
+    if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
+    if (inner.largest) this.largest = (limit) => inner.largest!(limit);
   }
 
   async findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {

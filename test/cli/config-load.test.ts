@@ -78,4 +78,17 @@ describe('LAN settings', () => {
       await writeFile(join(dir, 'settings.json'), '{"lan": "yes"}');
       expect(() => loadConfig({ flags: { 'data-dir': dir } })).toThrow(/"lan" must be true or false/);
     }));
+
+  it('uses saved concurrency and cache budget unless a flag or the config file sets that key', () =>
+    withDir(async (dir) => {
+      await writeFile(join(dir, 'settings.json'), '{"concurrency": 3, "cacheSizeBytes": 134217728}\n');
+      expect(loadConfig({ flags: { 'data-dir': dir } })).toMatchObject({ concurrency: 3, cacheSizeBytes: 134217728 });
+      expect(loadConfig({ flags: { 'data-dir': dir, concurrency: '5' } })).toMatchObject({ concurrency: 5, cacheSizeBytes: 134217728 });
+      const file = join(dir, 'k.yaml');
+      await writeFile(file, 'cache-size: 1GiB\n');
+      expect(loadConfig({ flags: { 'data-dir': dir }, configFile: file })).toMatchObject({ concurrency: 3, cacheSizeBytes: 1024 ** 3 });
+      expect(loadConfig({ flags: { 'data-dir': dir }, savedSettings: false }).cacheSizeBytes).toBe(20 * 1024 ** 3);
+      await writeFile(join(dir, 'settings.json'), '{"concurrency": 0}');
+      expect(() => loadConfig({ flags: { 'data-dir': dir } })).toThrow(/settings\.json: concurrency must be a whole number/);
+    }));
 });

@@ -2,6 +2,7 @@
 // 10,000-action list, live logs with ANSI colours, the execution switch with and
 // without a token, the disconnected state, and screenshots in both themes.
 // dashboard.test.ts covers the same ground against a real engine.
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,7 +111,20 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
   it('shows cache and connect views', async () => {
     await nav('cache');
     await expect.poll(() => page.textContent('[data-testid="cache-usage"]')).toContain('of 20 GiB budget');
+    // Largest blobs: 20 rows from the API, largest first, with size and share of the cache.
+    await expect.poll(() => page.locator('[data-testid="largest-row"]').count(), { timeout: TIMEOUT }).toBe(20);
+    expect(api.largestRequests[0]).toBe('/api/cache/largest?limit=20');
+    const hash0 = createHash('sha256').update('blob-0').digest('hex');
+    const first = page.locator('[data-testid="largest-row"]').first();
+    expect(await first.textContent()).toMatch(new RegExp(`${hash0.slice(0, 12)}….*1\\.3 GiB.*\\b(19|2\\d)%`, 's'));
+    expect(await page.textContent('main')).not.toContain("doesn't report");
+    // A click copies the whole digest, hash/size.
+    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(api.url).origin });
+    await first.locator('[data-testid="largest-copy"]').click();
+    await expect.poll(() => first.textContent()).toContain('Copied');
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(new RegExp(`^${hash0}/\\d+$`));
     await shot('cache-light');
+    await page.locator('[data-testid="largest-blobs"]').screenshot({ path: join(SCREENSHOTS, 'fake-cache-largest-light.png') });
     await nav('connect');
     expect(await page.textContent('[data-testid="bazelrc"]')).toBe('build --remote_executor=grpc://127.0.0.1:8980\nbuild --jobs=8\n');
     await shot('connect-light');
@@ -135,6 +149,52 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await expect.poll(() => sw.getAttribute('aria-checked')).toBe('true');
   }, TIMEOUT);
 
+  it('changes worker slots and the cache budget from Settings, showing the engine’s answer and errors inline', async () => {
+    await nav('settings');
+    const card = page.locator('[data-testid="engine-settings"]');
+    const slots = page.locator('[data-testid="concurrency-input"]');
+    const budget = page.locator('[data-testid="budget-input"]');
+    const save = page.locator('[data-testid="engine-settings-save"]');
+    await expect.poll(() => slots.inputValue()).toBe('4');
+    expect(await budget.inputValue()).toBe('20');
+    expect(await page.locator('[data-testid="budget-unit"]').inputValue()).toBe('GiB');
+    expect(await save.isDisabled()).toBe(true); // nothing changed yet
+
+    // A value the engine would refuse is caught inline before anything is sent.
+    await budget.fill('10');
+    await page.selectOption('[data-testid="budget-unit"]', 'MiB');
+    await expect.poll(() => page.textContent('[data-testid="engine-settings-problem"]').catch(() => '')).toContain('at least 64 MiB');
+    expect(await save.isDisabled()).toBe(true);
+    await page.selectOption('[data-testid="budget-unit"]', 'GiB');
+
+    await page.click('[data-testid="concurrency-plus"]');
+    await page.click('[data-testid="concurrency-plus"]');
+    await page.click('[data-testid="concurrency-minus"]');
+    expect(await slots.inputValue()).toBe('5');
+    expect(await page.locator('[data-testid="engine-settings-problem"]').count()).toBe(0);
+    await save.click();
+    await expect.poll(() => card.locator('[data-testid="engine-settings-answer"]').textContent().catch(() => '')).toContain('Applied now');
+    expect(await card.locator('[data-testid="engine-settings-answer"]').textContent()).toContain('5 worker slots, a cache budget of 10 GiB');
+    expect(api.settingsPuts.at(-1)).toEqual({ concurrency: 5, cacheSize: '10GiB' });
+    expect(await save.isDisabled()).toBe(true); // the form now shows what runs
+    await shot('settings-engine-light');
+
+    // The engine's refusal (here: no token) shows inline, and nothing changes.
+    await page.click('text=Forget');
+    await page.click('[data-testid="concurrency-minus"]');
+    await save.click();
+    await expect.poll(() => page.textContent('[data-testid="engine-settings-error"]').catch(() => '')).toContain('token');
+    expect(api.settingsPuts).toHaveLength(1);
+    await page.fill('[data-testid="token-input"]', api.token);
+    await page.click('form.token button[type="submit"]');
+
+    // The rest of the dashboard follows: five worker slots, a 10 GiB budget.
+    await nav('workers');
+    await expect.poll(() => page.locator('[data-testid="slot"]').count(), { timeout: TIMEOUT }).toBe(5);
+    await nav('cache');
+    await expect.poll(() => page.textContent('[data-testid="cache-usage"]'), { timeout: TIMEOUT }).toContain('of 10 GiB budget');
+  }, TIMEOUT * 2);
+
   it('renders the dark theme', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await nav('overview');
@@ -147,6 +207,9 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await page.waitForSelector('[data-testid="log"]');
     await shot('detail-dark');
     await page.keyboard.press('Escape');
+    await nav('cache');
+    await page.waitForSelector('[data-testid="largest-row"]');
+    await page.locator('[data-testid="largest-blobs"]').screenshot({ path: join(SCREENSHOTS, 'fake-cache-largest-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
   }, TIMEOUT);
 

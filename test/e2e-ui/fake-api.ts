@@ -2,6 +2,7 @@
 // /api endpoints with simulated actions (including 10,000 of history), so the
 // dashboard can be exercised and photographed without a build running.
 // Also handy for `vite dev`: `npx tsx test/e2e-ui/fake-api.ts` then KILN_API=http://127.0.0.1:8999.
+import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import type {
   ActionSummary,
   ApiStatus,
   ConnectInfo,
+  LargestBlobs,
   MetricsSnapshot,
   SettingsResponse,
   SseEvent,
@@ -33,6 +35,10 @@ export interface FakeApi {
   eventRequests: string[];
   /** Requests that carried the token in their URL (must stay empty). */
   tokenInUrl: string[];
+  /** PUT /api/settings bodies, in order. */
+  settingsPuts: Record<string, unknown>[];
+  /** Every /api/cache/largest request line. */
+  largestRequests: string[];
   close(): Promise<void>;
 }
 
@@ -44,7 +50,8 @@ export async function startFakeApi(
     /**
      * LAN mode as a browser on another machine sees it: TLS on, a token on every request
      * (the event stream takes a ticket from POST /api/session), and the LAN endpoints
-     * (settings, tokens, connect, CA). Without it the engine predates them (404).
+     * (settings, tokens, connect, CA). Without it the engine predates them (404), except
+     * /api/settings (worker slots and cache budget), served either way as a loopback engine does.
      */
     lan?: boolean;
   } = {},
@@ -53,11 +60,15 @@ export async function startFakeApi(
   const lan = opts.lan ?? false;
   const eventRequests: string[] = [];
   const tokenInUrl: string[] = [];
+  const largestRequests: string[] = [];
   const tickets = new Set<string>();
   let savedLan = lan;
   const tokens: TokenInfo[] = [{ name: 'alice', createdAt: new Date(Date.now() - 86_400_000).toISOString() }];
   let tokenSeq = 0;
-  const concurrency = opts.concurrency ?? 4;
+  let concurrency = opts.concurrency ?? 4;
+  let budgetBytes = 20 * 1024 ** 3;
+  /** PUT /api/settings bodies, to check what the dashboard sent. */
+  const settingsPuts: Record<string, unknown>[] = [];
   const t0 = Date.now();
   let executing = true;
   let seq = 0;
@@ -188,13 +199,23 @@ export async function startFakeApi(
       actionCache: { ...ac, rate: ac.hits / Math.max(1, ac.hits + ac.misses) },
       cas: { hits: 8200, misses: 1900, rate: 8200 / 10100 },
       bytes: { inTotal: 3.1e9, outTotal: 7.4e9, inRate: 2e6 + 1.5e6 * Math.sin(phase / 3), outRate: 4e6 + 3e6 * Math.cos(phase / 4) },
-      store: { bytes: storeBytes, budgetBytes: 20 * 1024 ** 3, blobs: 48_213, evictions },
+      store: { bytes: storeBytes, budgetBytes, blobs: 48_213, evictions },
       actions: { perSecond: finishTimes.length / 60, finishedTotal: finishedTotal + historyCount, byOutcome },
       histograms: { durationMs: { unit: 'ms', buckets: [], sum: 0, count: 0 }, queueTimeMs: { unit: 'ms', buckets: [], sum: 0, count: 0 } },
       host: null,
       authRejections: 0,
       executionEnabled: executing,
     };
+  }
+
+  // The largest blobs: a linked binary, a few archives and jars, tailing off. Stable hashes.
+  const LARGEST = Array.from({ length: 200 }, (_, i) => ({
+    hash: createHash('sha256').update(`blob-${i}`).digest('hex'),
+    size: Math.round((1.3 * 1024 ** 3) / (i + 1) ** 1.4) + 4096,
+    fn: i === 3 ? 'blake3' : 'sha256',
+  }));
+  function largest(limit: number): LargestBlobs {
+    return { items: LARGEST.slice(0, limit), storeBytes, at: Date.now() };
   }
 
   function status(): ApiStatus {
@@ -210,7 +231,7 @@ export async function startFakeApi(
       tls: lan,
       tokenRequiredOnLoopback: false,
       concurrency,
-      cacheBudgetBytes: 20 * 1024 ** 3,
+      cacheBudgetBytes: budgetBytes,
       instanceNames: lan ? ['', 'ci'] : [''],
     };
   }
@@ -222,7 +243,48 @@ export async function startFakeApi(
       lanActive: lan,
       restartRequired,
       message: restartRequired ? `LAN mode turns ${savedLan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)` : `LAN mode is ${savedLan ? 'on' : 'off'}`,
+      concurrency,
+      cacheSizeBytes: budgetBytes,
+      fixedAtStart: [],
     };
+  }
+
+  const SIZE_UNITS: Record<string, number> = { '': 1, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+  /** PUT /api/settings as the engine answers it (engine/http/lan-routes.ts), with its checks and messages. */
+  async function putSettings(req: IncomingMessage, res: ServerResponse) {
+    const body = await readJson(req);
+    settingsPuts.push(body);
+    const bad = (message: string) => json(res, 400, { error: { code: 400, status: 'INVALID_ARGUMENT', message } });
+    const c = body.concurrency;
+    if (c !== undefined && (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > 1024)) {
+      return bad(`concurrency must be a whole number of worker slots from 1 to 1024, not ${JSON.stringify(c)}`);
+    }
+    let bytes: number | undefined;
+    if (body.cacheSize !== undefined) {
+      const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(String(body.cacheSize).trim());
+      const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+      if (!m || unit === undefined) return bad(`cacheSize: "${body.cacheSize}" is not a size`);
+      bytes = Math.floor(Number(m[1]) * unit);
+      if (bytes < 64 * 1024 ** 2) return bad(`the cache budget must be at least 64 MiB (67108864 bytes), not ${bytes}`);
+    }
+    const appliedNow: ('concurrency' | 'cacheSize')[] = [];
+    const parts: string[] = [];
+    if (typeof c === 'number') {
+      concurrency = c;
+      while (slots.length < c) slots.push(undefined);
+      while (slots.length > c && slots[slots.length - 1] === undefined) slots.pop();
+      appliedNow.push('concurrency');
+      parts.push(`${c} worker slot${c === 1 ? '' : 's'}`);
+    }
+    if (bytes !== undefined) {
+      budgetBytes = bytes;
+      storeBytes = Math.min(storeBytes, bytes);
+      appliedNow.push('cacheSize');
+      parts.push(`a cache budget of ${Number((bytes / 1024 ** 3).toFixed(2))} GiB`);
+    }
+    if (typeof body.lan === 'boolean') savedLan = body.lan;
+    const answer = settings();
+    return json(res, 200, { ...answer, appliedNow, appliedAtRestart: [], message: parts.length ? `Applied now and saved: ${parts.join(', ')}.` : answer.message });
   }
 
   function addToken(name: string): TokenCreated {
@@ -299,7 +361,7 @@ export async function startFakeApi(
       return json(res, 201, { ticket, expiresInMs: 30_000 }), true;
     }
     if (p === '/api/settings') {
-      if (m === 'PUT') savedLan = !!(await readJson(req)).lan;
+      if (m === 'PUT') return await putSettings(req, res), true;
       return json(res, 200, settings()), true;
     }
     if (p === '/api/tokens' && m === 'POST') {
@@ -326,8 +388,22 @@ export async function startFakeApi(
     if (req.url?.includes(token)) tokenInUrl.push(req.url);
     if (p === '/api/events') eventRequests.push(req.url ?? '');
     if (lan && p.startsWith('/api/') && (await handleLan(req, res, url))) return;
+    if (p === '/api/settings') {
+      if (req.method !== 'PUT') return json(res, 200, settings());
+      if (req.headers.authorization !== `Bearer ${token}`)
+        return json(res, 401, { error: { code: 16, status: 'UNAUTHENTICATED', message: 'A valid API token is required.' } });
+      return putSettings(req, res);
+    }
     if (p === '/api/status') return json(res, 200, status());
     if (p === '/api/metrics') return json(res, 200, metrics());
+    if (p === '/api/cache/largest') {
+      largestRequests.push(req.url ?? '');
+      const text = url.searchParams.get('limit');
+      const limit = text === null ? 20 : Number(text);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 200)
+        return json(res, 400, { error: { code: 400, status: 'BAD_REQUEST', message: `limit must be an integer from 1 to 200, not "${text}"` } });
+      return json(res, 200, largest(limit));
+    }
     if (p === '/api/execution' && req.method === 'POST') {
       if (req.headers.authorization !== `Bearer ${token}`)
         return json(res, 401, { error: { code: 16, status: 'UNAUTHENTICATED', message: 'A valid API token is required.' } });
@@ -385,6 +461,8 @@ export async function startFakeApi(
     startAction,
     eventRequests,
     tokenInUrl,
+    settingsPuts,
+    largestRequests,
     close: async () => {
       clearInterval(tick);
       for (const c of clients) c.res.end();

@@ -323,3 +323,45 @@ describe('Scheduler', () => {
     expect(() => s.submit(request())).toThrow(/shutting down/);
   });
 });
+
+describe('Scheduler.setConcurrency', () => {
+  const slotEvents = () => events.filter((e): e is Extract<KilnEvent, { type: 'worker.slot' }> => e.type === 'worker.slot');
+
+  it('growing starts queued work on the new slots at once', async () => {
+    const s = scheduler({ concurrency: 1 });
+    for (let i = 0; i < 3; i++) s.submit(request());
+    await executor.started(1);
+    await flush();
+    expect(executor.runs).toHaveLength(1);
+    expect(s.view()).toMatchObject({ concurrency: 1, running: 1, queueDepth: 2 });
+    s.setConcurrency(3);
+    await executor.started(3);
+    expect(s.view()).toMatchObject({ concurrency: 3, running: 3, queueDepth: 0 });
+    expect(slotEvents().filter((e) => e.busy).map((e) => e.slot)).toEqual([0, 1, 2]);
+    expect(s.view().slots.map((x) => x.slot)).toEqual([0, 1, 2]);
+  });
+
+  it('shrinking lets running actions finish and does not refill the removed slots', async () => {
+    const s = scheduler({ concurrency: 2 });
+    for (let i = 0; i < 3; i++) s.submit(request());
+    const [first, second] = await executor.started(2);
+    s.setConcurrency(1);
+    // Both still run; the removed slot 1 shows until its action is done.
+    expect(second.signal.aborted).toBe(false);
+    expect(s.view()).toMatchObject({ concurrency: 1, running: 2, queueDepth: 1 });
+    expect(s.view().slots.map((x) => x.slot)).toEqual([0, 1]);
+
+    second.finish({ exitCode: 0 });
+    await second.done;
+    await flush();
+    expect(executor.runs).toHaveLength(2); // slot 1 is gone, slot 0 is busy: the queued one waits
+    expect(s.view()).toMatchObject({ concurrency: 1, running: 1, queueDepth: 1 });
+    expect(s.view().slots.map((x) => x.slot)).toEqual([0]);
+    expect(slotEvents().at(-1)).toMatchObject({ slot: 1, busy: false });
+
+    first.finish({ exitCode: 0 });
+    const [, , third] = await executor.started(3);
+    expect(slotEvents().at(-1)).toMatchObject({ slot: 0, busy: true, actionId: third.action.id });
+    expect(() => s.setConcurrency(0)).toThrow(/concurrency must be ≥ 1/);
+  });
+});

@@ -213,6 +213,35 @@ describe('DiskBlobStore: budget and eviction', () => {
     await expect(store.writeAll(digest, data)).rejects.toBeInstanceOf(StoreFullError);
     await expect(store.openUpload(digest, 'u')).rejects.toThrow(/larger than the whole cache budget/);
   });
+
+  it('setBudget: a lower budget evicts down to it at once (never pinned blobs), a higher one keeps everything', async () => {
+    const events = new EventBus();
+    const evicted: BlobDigest[] = [];
+    events.on('blob.evicted', (e) => evicted.push(e.digest));
+    const store = await openStore({ budgetBytes: 1000, events });
+    const d = await fill(store, ['a', 'b', 'c', 'd']); // 120 bytes, oldest first
+    const release = store.pin([d.a!]);
+    await store.setBudget(60);
+    // a is the least recently used but pinned: b and c go; the store stays at 60 with a and d.
+    expect(evicted).toEqual([d.b, d.c]);
+    expect(await store.has(d.a!)).toBe(true);
+    expect(await store.has(d.d!)).toBe(true);
+    await expect(stat(store.pathOf(d.b!))).rejects.toThrow(/ENOENT/);
+    expect(store.stats()).toMatchObject({ bytes: 60, blobs: 2, budgetBytes: 60, evictions: 2 });
+
+    await store.setBudget(30); // only d can go
+    expect(evicted).toEqual([d.b, d.c, d.d]);
+    expect(store.stats()).toMatchObject({ bytes: 30, budgetBytes: 30 });
+    const big = await blob('x'.repeat(31));
+    await expect(store.writeAll(big.digest, big.data)).rejects.toThrow(/larger than the whole cache budget \(30 bytes\)/);
+
+    await store.setBudget(1000);
+    await fill(store, ['e', 'f']);
+    expect(store.stats()).toMatchObject({ bytes: 90, blobs: 3, budgetBytes: 1000, evictions: 3 });
+    release();
+    await expect(store.setBudget(0)).rejects.toThrow(/positive number of bytes/);
+    expect(store.stats().budgetBytes).toBe(1000);
+  });
 });
 
 describe('DiskBlobStore: restart', () => {

@@ -17,6 +17,15 @@ describe('KilnApi', () => {
     expect(calls[0].url).toBe('/api/actions?state=running&q=gcc&limit=50');
   });
 
+  it('asks for the largest blobs with a limit', async () => {
+    const body = { items: [{ hash: 'ab', size: 3, fn: 'sha256' }], storeBytes: 10, at: 1 };
+    const { f, calls } = recorder(() => Response.json(body));
+    const api = new KilnApi('http://h', f);
+    expect(await api.largestBlobs()).toEqual(body);
+    await api.largestBlobs(5);
+    expect(calls.map((c) => c.url)).toEqual(['http://h/api/cache/largest?limit=20', 'http://h/api/cache/largest?limit=5']);
+  });
+
   it('sends the bearer token on writes', async () => {
     const { f, calls } = recorder(() => Response.json({ executing: false }));
     const res = await new KilnApi('', f, () => 'tok').setExecution(false);

@@ -8,8 +8,10 @@ import type {
   ConnectInfo,
   EventTicket,
   ExecutionResponse,
+  LargestBlobs,
   LogStreamName,
   MetricsSnapshot,
+  SettingsRequest,
   SettingsResponse,
   TokenCreated,
   TokenList,
@@ -53,6 +55,10 @@ export class KilnApi {
     const res = await this.request(`/api/actions/${encodeURIComponent(id)}/${stream}`);
     return new Uint8Array(await res.arrayBuffer());
   }
+  /** The largest CAS blobs, largest first (the engine reuses one listing for a couple of seconds). */
+  largestBlobs(limit = 20): Promise<LargestBlobs> {
+    return this.json(`/api/cache/largest?limit=${encodeURIComponent(String(limit))}`);
+  }
   setExecution(enabled: boolean): Promise<ExecutionResponse> {
     return this.json('/api/execution', { method: 'POST', body: JSON.stringify({ enabled }), headers: { 'content-type': 'application/json' } });
   }
@@ -61,7 +67,11 @@ export class KilnApi {
     return this.json('/api/settings');
   }
   setLan(lan: boolean): Promise<SettingsResponse> {
-    return this.json('/api/settings', { method: 'PUT', body: JSON.stringify({ lan }), headers: { 'content-type': 'application/json' } });
+    return this.updateSettings({ lan });
+  }
+  /** Worker slots and the cache budget apply at once; the answer says what applied now and what waits for a restart. */
+  updateSettings(body: SettingsRequest): Promise<SettingsResponse> {
+    return this.json('/api/settings', { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
   }
   tokens(): Promise<TokenList> {
     return this.json('/api/tokens');
