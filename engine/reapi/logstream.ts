@@ -23,33 +23,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { GrpcError, Status, internal, invalidArgument, notFound, resourceExhausted, toServiceError } from '../grpc/status';
 import { logstream } from '../proto';
+import type { LiveResourceReader, LiveResourceWriter, LiveWriteSession } from './bytestream';
 import { LogNotFoundError, type LogHub, type LogStreamKind } from '../logs/log-hub';
-
-/** Same shape as the one engine/reapi/bytestream.ts accepts (structural, so no import cycle). */
-export interface LiveResourceReader {
-  owns(resourceName: string): boolean;
-  read(
-    resourceName: string,
-    offset: number,
-    limit: number,
-    sink: (chunk: Buffer) => Promise<void>,
-    signal: AbortSignal,
-  ): Promise<void>;
-}
-
-/** Same shape as LiveResourceWriter / LiveWriteSession in engine/reapi/bytestream.ts. */
-export interface LiveWriteSession {
-  readonly committedSize: number;
-  append(offset: number, data: Buffer): Promise<void>;
-  finish(): Promise<void>;
-  close(): void;
-}
-
-export interface LiveResourceWriter {
-  owns(resourceName: string): boolean;
-  openWrite(resourceName: string): Promise<LiveWriteSession>;
-  queryWriteStatus(resourceName: string): Promise<{ committedSize: number; complete: boolean }>;
-}
 
 export interface LogStreamLimits {
   /** A created stream with no write for this long is finalized. */
