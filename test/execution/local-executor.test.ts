@@ -1,16 +1,11 @@
 // Execute end to end with the real LocalExecutor: real /bin/sh processes.
-// Skipped until engine/worker/local-executor.ts exists (it is written in parallel).
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../engine/digest';
-import type { Executor } from '../../engine/worker/executor';
-import type { BlobStore } from '../../engine/store/blob-store';
+import { LocalExecutor } from '../../engine/worker/local-executor';
 import { grpcError, Status } from '../helpers/clients';
 import { toWireDigest } from '../helpers/blobs';
 import { executeRequest, responseOf, startExecutionServer, uploadAction, type ExecutionServer } from './harness';
-
-const available = existsSync(join(__dirname, '../../engine/worker/local-executor.ts'));
 
 let server: ExecutionServer | undefined;
 afterEach(async () => {
@@ -19,9 +14,6 @@ afterEach(async () => {
 });
 
 async function start(): Promise<ExecutionServer> {
-  const { LocalExecutor } = (await import('../../engine/worker/local-executor' as string)) as {
-    LocalExecutor: { create(o: { store: BlobStore; buildRoot: string }): Executor | Promise<Executor> };
-  };
   server = await startExecutionServer({
     concurrency: 2,
     executor: (store, dataDir) => LocalExecutor.create({ store, buildRoot: join(dataDir, 'build') }),
@@ -29,7 +21,7 @@ async function start(): Promise<ExecutionServer> {
   return server;
 }
 
-describe.skipIf(!available)('Execute with the LocalExecutor', () => {
+describe('Execute with the LocalExecutor', () => {
   it('runs a shell command, uploads its outputs and caches the result', async () => {
     const s = await start();
     const c = s.clients;
