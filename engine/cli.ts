@@ -18,7 +18,7 @@ interface Command {
 
 const SERVE_USAGE = `Usage: kiln serve [flags]
 
-Runs the Kiln engine: a Bazel remote cache (REAPI v2) on this machine.
+Runs the Kiln engine: a Bazel remote executor and cache (REAPI v2) on this machine.
 
 Flags:
   --host ADDR          interface to listen on (default 127.0.0.1)
@@ -43,10 +43,11 @@ the dashboard use TLS. The dashboard's LAN switch is saved in DIR/settings.json
 and applies at the next start unless --host or the config file sets the host.
 
 When ready, prints "kiln listening grpc://HOST:PORT" (grpcs:// with TLS) on stdout.
-Point Bazel at it with --remote_cache=grpc://HOST:PORT; kiln connect prints the lines.`;
+Point Bazel at it with --remote_executor=grpc://HOST:PORT (or --remote_cache= for the
+cache alone); kiln connect prints the lines for LAN mode.`;
 
 const COMMANDS: Record<string, Command> = {
-  serve: { summary: 'run the engine (remote cache)', usage: SERVE_USAGE, run: serve },
+  serve: { summary: 'run the engine: remote cache and remote executor', usage: SERVE_USAGE, run: serve },
   ...LAN_COMMANDS,
 };
 

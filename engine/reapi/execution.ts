@@ -11,7 +11,7 @@ import { nullSink, type EventSink } from '../events/event-bus';
 import { requestMetadataOf } from '../grpc/services';
 import { GrpcError, invalidArgument, missingBlobs, notFound, statusOk, toServiceError, unavailable } from '../grpc/status';
 import { longrunning, msFromDuration, reapi } from '../proto';
-import { effectivePlatform, outputPathsOf } from '../scheduler/action-details';
+import { effectivePlatform } from '../scheduler/action-details';
 import { toOperation, type OperationSnapshot } from '../scheduler/operation';
 import { EXECUTION_PAUSED_MESSAGE, type Scheduler } from '../scheduler/scheduler';
 import type { ActionCacheStore } from '../store/action-cache-store';
