@@ -24,6 +24,12 @@ export interface KilnConfig {
   maxActionTimeoutMs: number;
   /** How long finished operations can still be found by WaitExecution/GetOperation. */
   operationRetentionMs: number;
+  /**
+   * How long a queued or running action may go without anyone watching it (no
+   * Execute/WaitExecution stream, no GetOperation/WaitExecution call) before it
+   * is cancelled. Bazel seldom calls CancelOperation. 0 never cancels.
+   */
+  orphanTimeoutMs: number;
   /** Advertised max_batch_total_size_bytes. */
   maxBatchTotalSizeBytes: number;
   /** Require a token from loopback clients too (LAN mode always requires one). */
@@ -79,6 +85,7 @@ export function defaultConfig(): KilnConfig {
     defaultActionTimeoutMs: 15 * 60_000,
     maxActionTimeoutMs: 3 * 60 * 60_000,
     operationRetentionMs: 10 * 60_000,
+    orphanTimeoutMs: 10 * 60_000,
     maxBatchTotalSizeBytes: 4 * MiB,
     requireTokenOnLoopback: false,
     tls: 'auto',

@@ -322,6 +322,7 @@ export class Engine {
       concurrency: this.config.concurrency,
       queueSize: this.config.queueSize,
       operationRetentionMs: this.config.operationRetentionMs,
+      orphanTimeoutMs: this.config.orphanTimeoutMs,
       enabled: this.executionOn,
       logPathsFor: (id) => logs.pathsFor(id),
       streamNamesFor: (id, instance) => logStreams.streamNamesFor(id, instance),

@@ -7,6 +7,11 @@
 // Vocabulary: a *job* is one run of an action on a slot; an *operation* is one
 // caller's view of a job. Deduplicated callers get their own operations on a
 // shared job; the job is cancelled only when every operation on it is.
+//
+// Orphans: Bazel seldom calls CancelOperation, so a queued or running action whose
+// every caller has gone unwatched (no stream, no GetOperation/WaitExecution) for
+// `orphanTimeoutMs` is cancelled. Each operation keeps its own idle timer; the
+// job is cancelled once every operation on it has timed out.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
@@ -56,6 +61,8 @@ export interface SchedulerOptions {
   concurrency: number;
   queueSize: number;
   operationRetentionMs: number;
+  /** Cancel actions nobody has watched for this long; undefined or 0: never. */
+  orphanTimeoutMs?: number;
   enabled?: boolean;
   /** Where an action's stdout/stderr files go; see `logPathsIn`. */
   logPathsFor: (id: string) => LogPaths;
@@ -125,6 +132,10 @@ interface Operation {
   inlineStderr: boolean;
   watchers: Set<OperationListener>;
   expiry?: { cancel(): void };
+  /** Running while nobody watches this (unfinished) operation. */
+  orphanTimer?: { cancel(): void };
+  /** Nobody has watched it for orphanTimeoutMs. */
+  orphaned: boolean;
 }
 
 export class Scheduler {
@@ -262,8 +273,10 @@ export class Scheduler {
     return this.snapshot(op);
   }
 
+  /** A caller asking (GetOperation) counts as watching: it restarts the orphan timer. */
   get(name: string): OperationSnapshot | undefined {
     const op = this.operations.get(name);
+    if (op && !op.done) this.armOrphanTimer(op);
     return op && this.snapshot(op);
   }
 
@@ -277,7 +290,10 @@ export class Scheduler {
     safeNotify(listener, this.snapshot(op));
     if (op.done) return () => {};
     op.watchers.add(listener);
-    return () => op.watchers.delete(listener);
+    this.armOrphanTimer(op);
+    return () => {
+      if (op.watchers.delete(listener) && op.watchers.size === 0) this.armOrphanTimer(op);
+    };
   }
 
   /** Operations still remembered, newest first. */
@@ -336,7 +352,10 @@ export class Scheduler {
     await waitAtMost(Promise.all(running()), drainMs);
     for (const job of this.slots) if (job) this.abortJob(job);
     await waitAtMost(Promise.all(running()), 10_000);
-    for (const op of this.operations.values()) op.expiry?.cancel();
+    for (const op of this.operations.values()) {
+      op.expiry?.cancel();
+      op.orphanTimer?.cancel();
+    }
   }
 
   // --- internals ------------------------------------------------------------
@@ -349,6 +368,8 @@ export class Scheduler {
       op.streamNames = job.streamNames;
     }
     job.ops.add(op);
+    // Nobody watches it yet; Execute subscribes right after submitting.
+    this.armOrphanTimer(op);
     return op;
   }
 
@@ -366,6 +387,7 @@ export class Scheduler {
       inlineStdout,
       inlineStderr,
       watchers: new Set(),
+      orphaned: false,
     };
     this.operations.set(op.name, op);
     return op;
@@ -489,8 +511,41 @@ export class Scheduler {
     job.abort.abort();
   }
 
+  /**
+   * (Re)starts an unfinished operation's orphan timer while nobody watches it, or
+   * stops it while someone does. Either way it is no longer orphaned.
+   */
+  private armOrphanTimer(op: Operation): void {
+    op.orphanTimer?.cancel();
+    op.orphanTimer = undefined;
+    op.orphaned = false;
+    const ms = this.opts.orphanTimeoutMs;
+    if (!ms || ms <= 0 || !Number.isFinite(ms) || op.done || !op.job || op.watchers.size > 0) return;
+    op.orphanTimer = this.clock.setTimeout(() => {
+      op.orphanTimer = undefined;
+      op.orphaned = true;
+      if (op.job) this.cancelIfOrphaned(op.job, ms);
+    }, ms);
+  }
+
+  /** Cancels a queued or running job once every caller on it has been gone for the orphan timeout. */
+  private cancelIfOrphaned(job: Job, ms: number): void {
+    if (job.state !== 'queued' && job.state !== 'running') return;
+    const ops = [...job.ops];
+    if (ops.length === 0 || !ops.every((o) => o.orphaned && o.watchers.size === 0)) return;
+    const idle = formatIdle(ms);
+    const why =
+      `the action was cancelled because nobody was waiting for it for ${idle}: every Execute/WaitExecution caller had gone away ` +
+      `(execute it again; orphanTimeoutMs in the Kiln configuration sets how long unwatched actions are kept)`;
+    this.log(`kiln: cancelled ${job.state} action ${job.id} (${formatDigest(job.request.actionDigest)}): nobody was waiting for it for ${idle}`);
+    // The last cancel stops the run itself (removed from the queue, or aborted).
+    for (const op of ops) this.cancel(op.name, why);
+  }
+
   private complete(op: Operation, response: reapi.ExecuteResponse): void {
     if (op.done) return;
+    op.orphanTimer?.cancel();
+    op.orphanTimer = undefined;
     op.job?.ops.delete(op);
     op.job = undefined;
     op.stage = 'COMPLETED';
@@ -543,6 +598,14 @@ export class Scheduler {
       response: op.response,
     };
   }
+}
+
+/** "10 minutes", "1 minute", "90 seconds". */
+function formatIdle(ms: number): string {
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+  if (ms % 60_000 === 0) return plural(ms / 60_000, 'minute');
+  if (ms % 1000 === 0) return plural(ms / 1000, 'second');
+  return plural(ms, 'millisecond');
 }
 
 function dedupKey(instance: string, d: BlobDigest): string {

@@ -365,3 +365,110 @@ describe('Scheduler.setConcurrency', () => {
     expect(() => s.setConcurrency(0)).toThrow(/concurrency must be ≥ 1/);
   });
 });
+
+describe('Scheduler orphan timeout', () => {
+  const TIMEOUT = 10 * 60_000;
+  /** The operation's state without touching it (get() counts as a caller asking). */
+  const peek = (s: Scheduler, name: string) => s.list().find((o) => o.name === name)!;
+  /** Watches like an Execute stream would, and returns the function that drops it. */
+  const attach = (s: Scheduler, name: string) => s.watch(name, () => {})!;
+
+  it('cancels queued and running actions nobody has watched for the timeout, with a log line', async () => {
+    const lines: string[] = [];
+    const s = scheduler({ orphanTimeoutMs: TIMEOUT, log: (l) => lines.push(l) });
+    const running = s.submit(request());
+    const queued = s.submit(request());
+    const [run] = await executor.started(1);
+    attach(s, running.name)();
+    attach(s, queued.name)();
+
+    clock.advance(TIMEOUT - 1);
+    await flush();
+    expect(peek(s, running.name).done).toBe(false);
+    expect(peek(s, queued.name).done).toBe(false);
+    expect(run.signal.aborted).toBe(false);
+
+    clock.advance(1);
+    await flush();
+    for (const name of [running.name, queued.name]) {
+      const op = peek(s, name);
+      expect(op.done).toBe(true);
+      expect(op.response?.status?.code).toBe(Status.CANCELLED);
+      expect(op.response?.status?.message).toContain('nobody was waiting for it for 10 minutes');
+    }
+    expect(run.signal.aborted).toBe(true);
+    expect(executor.runs).toHaveLength(1); // the queued one never ran
+    expect(lines.filter((l) => l.includes('nobody was waiting for it for 10 minutes'))).toHaveLength(2);
+    expect(events.filter((e) => e.type === 'action.finished' && e.outcome === 'cancelled')).toHaveLength(2);
+  });
+
+  it('keeps an action whose caller re-attaches (or asks GetOperation) within the timeout, counting again from when it leaves', async () => {
+    const s = scheduler({ orphanTimeoutMs: TIMEOUT });
+    const op = s.submit(request());
+    const [run] = await executor.started(1);
+    attach(s, op.name)();
+
+    clock.advance(TIMEOUT - 1000);
+    const detach = attach(s, op.name); // WaitExecution re-attaches
+    clock.advance(3 * TIMEOUT); // watched all along
+    expect(run.signal.aborted).toBe(false);
+
+    detach();
+    clock.advance(TIMEOUT - 1000);
+    expect(s.get(op.name)?.done).toBe(false); // GetOperation restarts the count
+    clock.advance(TIMEOUT - 1000);
+    expect(run.signal.aborted).toBe(false);
+    expect(peek(s, op.name).done).toBe(false);
+
+    clock.advance(1000);
+    expect(run.signal.aborted).toBe(true);
+    expect(peek(s, op.name).response?.status?.code).toBe(Status.CANCELLED);
+  });
+
+  it('keeps a deduplicated run going while one caller still watches, and completes every caller', async () => {
+    const s = scheduler({ orphanTimeoutMs: TIMEOUT });
+    const req = request();
+    const a = s.submit(req);
+    const b = s.submit({ ...req });
+    expect(b.jobId).toBe(a.jobId);
+    const [run] = await executor.started(1);
+    attach(s, a.name)(); // a's caller goes away
+    const doneB = record(s, b.name).done;
+
+    clock.advance(3 * TIMEOUT);
+    await flush();
+    expect(run.signal.aborted).toBe(false);
+    expect(peek(s, a.name).done).toBe(false);
+
+    run.finish({ exitCode: 0 });
+    expect((await doneB).response?.status?.code).toBe(Status.OK);
+    expect(peek(s, a.name).response?.status?.code).toBe(Status.OK);
+  });
+
+  it('cancels a deduplicated run once its last caller has been gone for the timeout too', async () => {
+    const s = scheduler({ orphanTimeoutMs: TIMEOUT });
+    const req = request();
+    const a = s.submit(req);
+    const b = s.submit({ ...req });
+    const [run] = await executor.started(1);
+    attach(s, a.name)();
+    const detachB = attach(s, b.name);
+    clock.advance(TIMEOUT);
+    detachB();
+    clock.advance(TIMEOUT - 1);
+    expect(run.signal.aborted).toBe(false);
+    clock.advance(1);
+    expect(run.signal.aborted).toBe(true);
+    expect(peek(s, a.name).response?.status?.code).toBe(Status.CANCELLED);
+    expect(peek(s, b.name).response?.status?.code).toBe(Status.CANCELLED);
+  });
+
+  it('never cancels unwatched actions without an orphan timeout', async () => {
+    const s = scheduler();
+    const op = s.submit(request());
+    const [run] = await executor.started(1);
+    clock.advance(100 * TIMEOUT);
+    expect(run.signal.aborted).toBe(false);
+    expect(peek(s, op.name).done).toBe(false);
+  });
+});
