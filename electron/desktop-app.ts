@@ -9,7 +9,8 @@ import { desktopEngineConfig, type ConfigFileLoader } from './desktop-config';
 import type { EngineFactory, EngineHandle } from './engine-handle';
 import type { ElectronLike } from './electron-like';
 import { fileSettingsStore, type SettingsStore } from './settings';
-import { HIDDEN_FLAG, KilnTray } from './tray';
+import { HIDDEN_FLAG } from './login-item';
+import { KilnTray } from './tray';
 import { DashboardWindow, localDashboardUrl } from './window';
 
 export interface DesktopAppOptions {
@@ -59,7 +60,11 @@ export function createDesktopApp(options: DesktopAppOptions): DesktopApp {
 
   let tray: KilnTray | undefined;
   let window: DashboardWindow | undefined;
-  let showWhenReady = !options.argv.includes(HIDDEN_FLAG);
+  // Started at login: stay in the tray. Linux and Windows pass --hidden; macOS ignores a login
+  // item's args, but says whether it opened the app at login.
+  let showWhenReady = !(
+    options.argv.includes(HIDDEN_FLAG) || (platform === 'darwin' && app.getLoginItemSettings().wasOpenedAtLogin === true)
+  );
   const showDashboard = (): void => {
     if (window) window.show();
     else showWhenReady = true;
@@ -82,6 +87,7 @@ export function createDesktopApp(options: DesktopAppOptions): DesktopApp {
       platform,
       openDashboard: showDashboard,
       quit: () => app.quit(),
+      log,
     });
     try {
       const config = await desktopEngineConfig(userData, await settings.load(), options.loadConfigFile, options.dataDir);

@@ -24,7 +24,8 @@ export interface AppLike {
   exit(exitCode?: number): void;
   getPath(name: 'userData' | 'appData'): string;
   setPath(name: 'userData', path: string): void;
-  getLoginItemSettings(): { openAtLogin: boolean };
+  /** `args`: Windows matches the entry only with the args it was made with. `wasOpenedAtLogin` is macOS's. */
+  getLoginItemSettings(options?: { args?: string[] }): { openAtLogin: boolean; wasOpenedAtLogin?: boolean };
   setLoginItemSettings(settings: LoginItemSettingsInput): void;
   on(event: 'second-instance', listener: (event: PreventableEvent, argv: string[]) => void): unknown;
   on(event: 'before-quit', listener: (event: PreventableEvent) => void): unknown;

@@ -6,11 +6,11 @@ import { bazelFlags } from './bazel-flags';
 import type { KilnEvent } from '../engine/events/event-bus';
 import type { EngineHandle } from './engine-handle';
 import type { ElectronLike, MenuItemConstructorOptions, TrayLike } from './electron-like';
+import { platformLoginItem, type LoginItem } from './login-item';
 import { coalesce, realTimers, type Coalesced, type Timers } from './throttle';
 import { statusLine, trayStatus, trayTooltip, type TrayState, type TrayStatus } from './tray-view';
 
-/** Passed to the app when it is started at login, so it starts in the tray. */
-export const HIDDEN_FLAG = '--hidden';
+export { HIDDEN_FLAG } from './login-item';
 
 export interface KilnTrayOptions {
   electron: Pick<ElectronLike, 'app' | 'Tray' | 'Menu' | 'nativeImage' | 'clipboard'>;
@@ -19,6 +19,10 @@ export interface KilnTrayOptions {
   platform: NodeJS.Platform;
   openDashboard(): void;
   quit(): void;
+  /** "Start at login"; defaults to the platform's (none outside macOS, Windows and Linux). */
+  loginItem?: LoginItem;
+  /** Where a failed menu action is reported. */
+  log?: (message: string) => void;
   /** Repaints driven by engine activity happen at most this often. */
   throttleMs?: number;
   timers?: Timers;
@@ -30,12 +34,15 @@ export class KilnTray {
   private flags: () => string = () => '';
   private state: TrayState = { executionEnabled: false, starting: true };
   private quitting = false;
+  private destroyed = false;
   private shown: { status?: TrayStatus; tooltip?: string; menuKey?: string } = {};
   private readonly unsubscribe: (() => void)[] = [];
   private readonly refreshSoon: Coalesced;
+  private readonly loginItem: LoginItem | undefined;
 
   constructor(private readonly options: KilnTrayOptions) {
     this.refreshSoon = coalesce(() => this.refresh(), options.throttleMs ?? 500, options.timers ?? realTimers);
+    this.loginItem = options.loginItem ?? platformLoginItem(options.platform, options.electron.app);
     this.tray = new options.electron.Tray(this.image('idle'));
     // macOS opens the menu on click; elsewhere a click means "show me Kiln".
     if (options.platform !== 'darwin') this.tray.on('click', () => options.openDashboard());
@@ -79,6 +86,7 @@ export class KilnTray {
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.refreshSoon.cancel();
     for (const off of this.unsubscribe.splice(0)) off();
     this.tray.destroy();
@@ -104,7 +112,7 @@ export class KilnTray {
   }
 
   private menuTemplate(): MenuItemConstructorOptions[] {
-    const { app, clipboard } = this.options.electron;
+    const { clipboard } = this.options.electron;
     const engine = this.engine;
     const items: MenuItemConstructorOptions[] = [
       { label: this.quitting ? 'Kiln — finishing running actions…' : statusLine(this.state), enabled: false },
@@ -121,17 +129,31 @@ export class KilnTray {
         { type: 'separator' },
       );
     }
-    // Electron implements login items on macOS and Windows only.
-    if (this.options.platform === 'darwin' || this.options.platform === 'win32') {
+    const loginItem = this.loginItem;
+    if (loginItem) {
       items.push({
         label: 'Start at login',
         type: 'checkbox',
-        checked: app.getLoginItemSettings().openAtLogin,
-        click: (item) => app.setLoginItemSettings({ openAtLogin: item.checked, args: [HIDDEN_FLAG] }),
+        checked: loginItem.isEnabled(),
+        click: (item) => this.setStartAtLogin(loginItem, item.checked),
       });
     }
     items.push({ label: 'Quit Kiln', enabled: !this.quitting, click: () => this.options.quit() });
     return items;
+  }
+
+  private setStartAtLogin(loginItem: LoginItem, enabled: boolean): void {
+    loginItem
+      .setEnabled(enabled)
+      .catch((err: unknown) => {
+        (this.options.log ?? console.error)(`kiln: could not change Start at login: ${String(err)}`);
+      })
+      .finally(() => {
+        // Electron flipped the checkbox on click: rebuild so it shows what really is, even after a failure.
+        if (this.destroyed) return;
+        this.shown.menuKey = undefined;
+        this.render();
+      });
   }
 
   private image(status: TrayStatus) {

@@ -92,6 +92,31 @@ describe('createDesktopApp', () => {
     expect(FakeWindow.created).toHaveLength(1);
   });
 
+  it('starts in the tray on macOS when the login item opened it (macOS drops its args)', async () => {
+    const launch = (wasOpenedAtLogin: boolean) => {
+      electron = fakeElectron(appData);
+      electron.app.loginItem.wasOpenedAtLogin = wasOpenedAtLogin;
+      const desktop = createDesktopApp({
+        electron,
+        startEngine: async () => (engine = new FakeEngine()),
+        loadConfigFile,
+        resourceDir: '/app',
+        platform: 'darwin',
+        argv: ['/Applications/Kiln.app/Contents/MacOS/Kiln'],
+        log: (m) => logs.push(m),
+        dataDir: join(appData, 'data'),
+      });
+      electron.app.fireReady();
+      return desktop.started;
+    };
+    expect(await launch(true)).toBe(true);
+    expect(FakeWindow.created).toHaveLength(0);
+    electron.app.quit();
+
+    expect(await launch(false)).toBe(true);
+    expect(FakeWindow.created).toHaveLength(1);
+  });
+
   it('lets a second launch hand over: it quits without an engine, the first shows its window', async () => {
     const first = start();
     await first.started;

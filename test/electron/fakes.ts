@@ -54,8 +54,10 @@ export class FakeApp extends Emitter implements AppLike {
   quitCalls = 0;
   exited?: number;
   paths: Record<string, string>;
-  loginItem = { openAtLogin: false };
+  loginItem = { openAtLogin: false, wasOpenedAtLogin: false };
   loginItemCalls: unknown[] = [];
+  /** Like Windows: an entry made with args is only found when asked with the same args. */
+  loginItemArgs: string[] = [];
   private ready!: () => void;
   private readyPromise = new Promise<void>((resolve) => (this.ready = resolve));
 
@@ -88,12 +90,14 @@ export class FakeApp extends Emitter implements AppLike {
   setPath(name: 'userData', path: string) {
     this.paths[name] = path;
   }
-  getLoginItemSettings() {
-    return { ...this.loginItem };
+  getLoginItemSettings(options: { args?: string[] } = {}) {
+    const sameArgs = JSON.stringify(options.args ?? []) === JSON.stringify(this.loginItemArgs);
+    return { ...this.loginItem, openAtLogin: this.loginItem.openAtLogin && sameArgs };
   }
-  setLoginItemSettings(settings: { openAtLogin?: boolean }) {
+  setLoginItemSettings(settings: { openAtLogin?: boolean; args?: string[] }) {
     this.loginItemCalls.push(settings);
     this.loginItem.openAtLogin = settings.openAtLogin ?? false;
+    this.loginItemArgs = settings.args ?? [];
   }
 }
 

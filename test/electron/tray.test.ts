@@ -1,5 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KilnTray } from '../../electron/tray';
+import { xdgLoginItem, type LoginItem } from '../../electron/login-item';
 import { fakeElectron, FakeEngine, FakeTray, type FakeElectron } from './fakes';
 
 describe('KilnTray', () => {
@@ -9,17 +13,26 @@ describe('KilnTray', () => {
   let kiln: KilnTray;
   const opened: string[] = [];
 
-  function makeTray(platform: NodeJS.Platform = 'linux') {
+  function makeTray(platform: NodeJS.Platform = 'linux', loginItem?: LoginItem, log?: (m: string) => void) {
     kiln = new KilnTray({
       electron,
       iconDir: '/icons',
       platform,
+      loginItem,
+      log,
       openDashboard: () => opened.push('dashboard'),
       quit: () => opened.push('quit'),
       throttleMs: 500,
     });
     tray = FakeTray.created.at(-1)!;
     kiln.attach(engine);
+  }
+
+  /** Clicks a menu item and waits for the menu to be rebuilt (the fake's own checkbox flip is not proof). */
+  async function clickAndRebuild(label: string) {
+    const builds = tray.menuBuilds;
+    tray.click(label);
+    await vi.waitFor(() => expect(tray.menuBuilds).toBeGreaterThan(builds));
   }
 
   beforeEach(() => {
@@ -109,15 +122,54 @@ describe('KilnTray', () => {
     expect(electron.clipboard.text).toContain('build --remote_executor=grpc://127.0.0.1:8980\n');
   });
 
-  it('offers Start at login where Electron supports it, and passes the start-hidden flag', () => {
+  it('offers Start at login through Electron on macOS and Windows, and passes the start-hidden flag', async () => {
     makeTray('darwin');
     expect(tray.icon).toBe('/icons/idle-16.png');
     expect(tray.item('Start at login')?.checked).toBe(false);
-    tray.click('Start at login');
+    await clickAndRebuild('Start at login');
     expect(electron.app.loginItemCalls).toEqual([{ openAtLogin: true, args: ['--hidden'] }]);
+    expect(tray.item('Start at login')?.checked).toBe(true);
     kiln.destroy();
 
-    makeTray('linux');
+    // Windows finds an entry made with args only when asked with the same args.
+    makeTray('win32');
+    expect(tray.item('Start at login')?.checked).toBe(true);
+    await clickAndRebuild('Start at login');
+    expect(electron.app.loginItemCalls.at(-1)).toEqual({ openAtLogin: false, args: ['--hidden'] });
+    expect(tray.item('Start at login')?.checked).toBe(false);
+  });
+
+  it('offers Start at login on Linux as an XDG autostart entry, checked while the entry exists', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'kiln-tray-login-'));
+    try {
+      const entry = join(root, 'autostart', 'kiln.desktop');
+      makeTray('linux', xdgLoginItem({ env: { XDG_CONFIG_HOME: root }, home: '/nonexistent', execPath: '/opt/Kiln/kiln' }));
+      expect(tray.item('Start at login')?.checked).toBe(false);
+
+      await clickAndRebuild('Start at login');
+      expect(tray.item('Start at login')?.checked).toBe(true);
+      expect(await readFile(entry, 'utf8')).toContain('\nExec=/opt/Kiln/kiln --hidden\n');
+      expect(electron.app.loginItemCalls).toEqual([]);
+
+      await clickAndRebuild('Start at login');
+      expect(tray.item('Start at login')?.checked).toBe(false);
+      await expect(readFile(entry)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('shows Start at login as it really is when changing it fails, and says why', async () => {
+    const logs: string[] = [];
+    const failing: LoginItem = { isEnabled: () => false, setEnabled: () => Promise.reject(new Error('EACCES')) };
+    makeTray('linux', failing, (m) => logs.push(m));
+    await clickAndRebuild('Start at login'); // Electron ticks the box first
+    expect(tray.item('Start at login')?.checked).toBe(false);
+    expect(logs).toEqual(['kiln: could not change Start at login: Error: EACCES']);
+  });
+
+  it('offers no Start at login where there is no way to do it', () => {
+    makeTray('freebsd');
     expect(tray.item('Start at login')).toBeUndefined();
   });
 
