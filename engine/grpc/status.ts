@@ -1,6 +1,7 @@
 // gRPC errors with a person-readable message and, where the spec asks for
 // them, typed details in `grpc-status-details-bin` (PreconditionFailure, BadRequest).
 import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { packAny, encode, rpc, type MessageType, protobuf } from '../proto';
 import type { BlobDigest } from '../digest';
 
@@ -74,6 +75,23 @@ export function decodeStatusDetails(metadata: Metadata | undefined): rpc.Status 
 export function unpackDetail<T>(type: MessageType<T>, st: rpc.Status | undefined): T | undefined {
   const any = st?.details.find((d) => d.type_url === type.getTypeUrl('type.googleapis.com'));
   return any?.value ? type.decode(any.value) : undefined;
+}
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => Promise<void>;
+
+/**
+ * A unary handler from a body that returns the response or throws: every throw
+ * becomes a gRPC status. The promise it returns settles when the call is
+ * answered, so the engine's shutdown can wait for handlers still running.
+ */
+export function unary<Req, Res>(body: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): Unary<Req, Res> {
+  return (call, callback) =>
+    Promise.resolve()
+      .then(() => body(call.request, call))
+      .then(
+        (res) => callback(null, res),
+        (err) => callback(toServiceError(err)),
+      );
 }
 
 /** Turns anything thrown in a handler into what grpc-js should send; unknown errors become INTERNAL. */

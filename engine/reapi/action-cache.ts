@@ -8,7 +8,7 @@ import { nullSink, type EventSink } from '../events/event-bus';
 import { reapi } from '../proto';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { ActionCacheStore } from '../store/action-cache-store';
-import { invalidArgument, notFound, toServiceError } from '../grpc/status';
+import { invalidArgument, notFound, unary } from '../grpc/status';
 import { requestDigest, requestDigestFunction, validateInstanceName } from './resource-names';
 
 /** Total bytes GetActionResult inlines; keeps responses under a client's default 4 MiB limit. */
@@ -27,47 +27,31 @@ export function createActionCacheService(opts: ActionCacheOptions): grpc.Untyped
   const clock = opts.clock ?? systemClock;
 
   return {
-    async getActionResult(
-      call: grpc.ServerUnaryCall<reapi.GetActionResultRequest, reapi.ActionResult>,
-      callback: grpc.sendUnaryData<reapi.ActionResult>,
-    ) {
-      try {
-        const req = call.request;
-        validateInstanceName(req.instanceName);
-        const fn = requestDigestFunction(req.digestFunction);
-        const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
-        const cached = await actionCache.get(req.instanceName, actionDigest);
-        const hit = cached !== undefined && (await isActionResultComplete(store, cached, fn.name));
-        events.emit({ type: 'cache.lookup', at: clock.now(), store: 'ac', hit, instance: req.instanceName });
-        if (!cached || !hit) {
-          const why = cached ? 'its outputs are no longer all in the CAS' : 'no result is cached';
-          throw notFound(`action ${actionDigest.hash}/${actionDigest.size}: ${why}`);
-        }
-        await inlineRequested(store, cached, req, fn);
-        callback(null, cached);
-      } catch (err) {
-        callback(toServiceError(err));
+    getActionResult: unary<reapi.GetActionResultRequest, reapi.ActionResult>(async (req) => {
+      validateInstanceName(req.instanceName);
+      const fn = requestDigestFunction(req.digestFunction);
+      const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
+      const cached = await actionCache.get(req.instanceName, actionDigest);
+      const hit = cached !== undefined && (await isActionResultComplete(store, cached, fn.name));
+      events.emit({ type: 'cache.lookup', at: clock.now(), store: 'ac', hit, instance: req.instanceName });
+      if (!cached || !hit) {
+        const why = cached ? 'its outputs are no longer all in the CAS' : 'no result is cached';
+        throw notFound(`action ${actionDigest.hash}/${actionDigest.size}: ${why}`);
       }
-    },
+      await inlineRequested(store, cached, req, fn);
+      return cached;
+    }),
 
-    async updateActionResult(
-      call: grpc.ServerUnaryCall<reapi.UpdateActionResultRequest, reapi.ActionResult>,
-      callback: grpc.sendUnaryData<reapi.ActionResult>,
-    ) {
-      try {
-        const req = call.request;
-        validateInstanceName(req.instanceName);
-        const fn = requestDigestFunction(req.digestFunction);
-        const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
-        if (!req.actionResult) throw invalidArgument('action_result is missing', 'action_result');
-        const result = reapi.ActionResult.create(req.actionResult);
-        validateActionResult(result, fn);
-        await actionCache.put(req.instanceName, actionDigest, result);
-        callback(null, result);
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
+    updateActionResult: unary<reapi.UpdateActionResultRequest, reapi.ActionResult>(async (req) => {
+      validateInstanceName(req.instanceName);
+      const fn = requestDigestFunction(req.digestFunction);
+      const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
+      if (!req.actionResult) throw invalidArgument('action_result is missing', 'action_result');
+      const result = reapi.ActionResult.create(req.actionResult);
+      validateActionResult(result, fn);
+      await actionCache.put(req.instanceName, actionDigest, result);
+      return result;
+    }),
   };
 }
 

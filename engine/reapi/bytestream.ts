@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { digestKey } from '../digest';
 import { bytestream } from '../proto';
 import { BlobNotFoundError, DigestMismatchError, type BlobStore, type UploadSession } from '../store/blob-store';
-import { GrpcError, Status, invalidArgument, notFound, toServiceError } from '../grpc/status';
+import { GrpcError, Status, invalidArgument, notFound, toServiceError, unary } from '../grpc/status';
 import { parseReadResourceName, parseWriteResourceName, type UploadResource } from './resource-names';
 
 /** Largest data chunk in one ReadResponse. */
@@ -166,25 +166,18 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
       }
     },
 
-    async queryWriteStatus(
-      call: grpc.ServerUnaryCall<bytestream.QueryWriteStatusRequest, bytestream.QueryWriteStatusResponse>,
-      callback: grpc.sendUnaryData<bytestream.QueryWriteStatusResponse>,
-    ) {
-      try {
-        const live = liveWriters.find((w) => w.owns(call.request.resourceName));
-        if (live) {
-          return callback(null, bytestream.QueryWriteStatusResponse.create(await live.queryWriteStatus(call.request.resourceName)));
-        }
-        const { digest, uploadId } = parseWriteResourceName(call.request.resourceName);
-        if (await store.has(digest)) {
-          return callback(null, bytestream.QueryWriteStatusResponse.create({ committedSize: digest.size, complete: true }));
-        }
-        const committed = (await store.uploadStatus(digest, uploadId)) ?? 0;
-        callback(null, bytestream.QueryWriteStatusResponse.create({ committedSize: committed, complete: false }));
-      } catch (err) {
-        callback(toServiceError(err));
+    queryWriteStatus: unary<bytestream.QueryWriteStatusRequest, bytestream.QueryWriteStatusResponse>(async (req) => {
+      const live = liveWriters.find((w) => w.owns(req.resourceName));
+      if (live) {
+        return bytestream.QueryWriteStatusResponse.create(await live.queryWriteStatus(req.resourceName));
       }
-    },
+      const { digest, uploadId } = parseWriteResourceName(req.resourceName);
+      if (await store.has(digest)) {
+        return bytestream.QueryWriteStatusResponse.create({ committedSize: digest.size, complete: true });
+      }
+      const committed = (await store.uploadStatus(digest, uploadId)) ?? 0;
+      return bytestream.QueryWriteStatusResponse.create({ committedSize: committed, complete: false });
+    }),
   };
 }
 

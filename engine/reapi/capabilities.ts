@@ -3,7 +3,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { DIGEST_FUNCTIONS, SUPPORTED_DIGEST_FUNCTIONS } from '../digest';
 import { reapi, semver } from '../proto';
-import { toServiceError } from '../grpc/status';
+import { unary } from '../grpc/status';
 import { validateInstanceName } from './resource-names';
 
 export interface CapabilitiesOptions {
@@ -44,16 +44,9 @@ export function serverCapabilities(opts: CapabilitiesOptions): reapi.ServerCapab
 
 export function createCapabilitiesService(opts: CapabilitiesOptions): grpc.UntypedServiceImplementation {
   return {
-    getCapabilities(
-      call: grpc.ServerUnaryCall<reapi.GetCapabilitiesRequest, reapi.ServerCapabilities>,
-      callback: grpc.sendUnaryData<reapi.ServerCapabilities>,
-    ) {
-      try {
-        validateInstanceName(call.request.instanceName ?? '');
-        callback(null, serverCapabilities(opts));
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
+    getCapabilities: unary<reapi.GetCapabilitiesRequest, reapi.ServerCapabilities>(async (req) => {
+      validateInstanceName(req.instanceName ?? '');
+      return serverCapabilities(opts);
+    }),
   };
 }

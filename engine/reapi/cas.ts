@@ -1,10 +1,10 @@
 // ContentAddressableStorage service: presence checks, small-blob batches and
 // directory tree walks. Large blobs go through ByteStream instead.
 import type * as grpc from '@grpc/grpc-js';
-import { digestKey, type BlobDigest, type DigestFunctionInfo } from '../digest';
+import { digestKey, toWireDigest, type BlobDigest, type DigestFunctionInfo } from '../digest';
 import { reapi } from '../proto';
 import { BlobNotFoundError, DigestMismatchError, type BlobStore } from '../store/blob-store';
-import { GrpcError, Status, invalidArgument, notFound, statusOk, toServiceError } from '../grpc/status';
+import { GrpcError, Status, invalidArgument, notFound, statusOk, toServiceError, unary } from '../grpc/status';
 import { requestDigest, requestDigestFunction, validateInstanceName } from './resource-names';
 import { callAbortSignal, writeWithBackpressure } from './bytestream';
 
@@ -22,74 +22,50 @@ export function createCasService(opts: CasOptions): grpc.UntypedServiceImplement
   const { store, maxBatchTotalSizeBytes: limit } = opts;
 
   return {
-    async findMissingBlobs(
-      call: grpc.ServerUnaryCall<reapi.FindMissingBlobsRequest, reapi.FindMissingBlobsResponse>,
-      callback: grpc.sendUnaryData<reapi.FindMissingBlobsResponse>,
-    ) {
-      try {
-        const req = call.request;
-        validateInstanceName(req.instanceName);
-        const fn = requestDigestFunction(req.digestFunction);
-        const digests = req.blobDigests.map((d, i) => requestDigest(d, fn, `blob_digests[${i}]`));
-        const missing = await store.findMissing(digests);
-        callback(null, reapi.FindMissingBlobsResponse.create({ missingBlobDigests: missing.map(wire) }));
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
+    findMissingBlobs: unary<reapi.FindMissingBlobsRequest, reapi.FindMissingBlobsResponse>(async (req) => {
+      validateInstanceName(req.instanceName);
+      const fn = requestDigestFunction(req.digestFunction);
+      const digests = req.blobDigests.map((d, i) => requestDigest(d, fn, `blob_digests[${i}]`));
+      const missing = await store.findMissing(digests);
+      return reapi.FindMissingBlobsResponse.create({ missingBlobDigests: missing.map(toWireDigest) });
+    }),
 
-    async batchUpdateBlobs(
-      call: grpc.ServerUnaryCall<reapi.BatchUpdateBlobsRequest, reapi.BatchUpdateBlobsResponse>,
-      callback: grpc.sendUnaryData<reapi.BatchUpdateBlobsResponse>,
-    ) {
-      try {
-        const req = call.request;
-        validateInstanceName(req.instanceName);
-        const total = req.requests.reduce((n, r) => n + (r.data?.byteLength ?? 0), 0);
-        if (total > limit) throw overLimit('upload', total, limit);
-        const fn = requestDigestFunction(req.digestFunction);
-        const responses = await Promise.all(
-          req.requests.map(async (r, i) => {
-            const status = await perBlob(async () => {
-              if (r.compressor) {
-                throw invalidArgument(`requests[${i}]: compressor ${r.compressor} is not supported; send the blob uncompressed`);
-              }
-              const digest = requestDigest(r.digest, fn, `requests[${i}].digest`);
-              await store.writeAll(digest, r.data ?? new Uint8Array());
-            });
-            return { digest: r.digest, status };
-          }),
-        );
-        callback(null, reapi.BatchUpdateBlobsResponse.create({ responses }));
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
+    batchUpdateBlobs: unary<reapi.BatchUpdateBlobsRequest, reapi.BatchUpdateBlobsResponse>(async (req) => {
+      validateInstanceName(req.instanceName);
+      const total = req.requests.reduce((n, r) => n + (r.data?.byteLength ?? 0), 0);
+      if (total > limit) throw overLimit('upload', total, limit);
+      const fn = requestDigestFunction(req.digestFunction);
+      const responses = await Promise.all(
+        req.requests.map(async (r, i) => {
+          const status = await perBlob(async () => {
+            if (r.compressor) {
+              throw invalidArgument(`requests[${i}]: compressor ${r.compressor} is not supported; send the blob uncompressed`);
+            }
+            const digest = requestDigest(r.digest, fn, `requests[${i}].digest`);
+            await store.writeAll(digest, r.data ?? new Uint8Array());
+          });
+          return { digest: r.digest, status };
+        }),
+      );
+      return reapi.BatchUpdateBlobsResponse.create({ responses });
+    }),
 
-    async batchReadBlobs(
-      call: grpc.ServerUnaryCall<reapi.BatchReadBlobsRequest, reapi.BatchReadBlobsResponse>,
-      callback: grpc.sendUnaryData<reapi.BatchReadBlobsResponse>,
-    ) {
-      try {
-        const req = call.request;
-        validateInstanceName(req.instanceName);
-        const total = req.digests.reduce((n, d) => n + Math.max(0, Number(d.sizeBytes ?? 0)), 0);
-        if (total > limit) throw overLimit('read', total, limit);
-        const fn = requestDigestFunction(req.digestFunction);
-        const responses = await Promise.all(
-          req.digests.map(async (d, i) => {
-            let data: Uint8Array = new Uint8Array();
-            const status = await perBlob(async () => {
-              data = await store.readAll(requestDigest(d, fn, `digests[${i}]`));
-            });
-            return { digest: d, data, status, compressor: reapi.Compressor.Value.IDENTITY };
-          }),
-        );
-        callback(null, reapi.BatchReadBlobsResponse.create({ responses }));
-      } catch (err) {
-        callback(toServiceError(err));
-      }
-    },
+    batchReadBlobs: unary<reapi.BatchReadBlobsRequest, reapi.BatchReadBlobsResponse>(async (req) => {
+      validateInstanceName(req.instanceName);
+      const total = req.digests.reduce((n, d) => n + Math.max(0, Number(d.sizeBytes ?? 0)), 0);
+      if (total > limit) throw overLimit('read', total, limit);
+      const fn = requestDigestFunction(req.digestFunction);
+      const responses = await Promise.all(
+        req.digests.map(async (d, i) => {
+          let data: Uint8Array = new Uint8Array();
+          const status = await perBlob(async () => {
+            data = await store.readAll(requestDigest(d, fn, `digests[${i}]`));
+          });
+          return { digest: d, data, status, compressor: reapi.Compressor.Value.IDENTITY };
+        }),
+      );
+      return reapi.BatchReadBlobsResponse.create({ responses });
+    }),
 
     async getTree(call: grpc.ServerWritableStream<reapi.GetTreeRequest, reapi.GetTreeResponse>) {
       try {
@@ -119,10 +95,6 @@ function overLimit(what: 'upload' | 'read', total: number, limit: number): GrpcE
   return invalidArgument(
     `batch ${what} of ${total} bytes exceeds max_batch_total_size_bytes (${limit}); split the batch or use ByteStream for large blobs`,
   );
-}
-
-function wire(d: BlobDigest): reapi.Digest {
-  return reapi.Digest.create({ hash: d.hash, sizeBytes: d.size });
 }
 
 /**

@@ -21,7 +21,7 @@ import { constants } from 'node:fs';
 import { open, truncate } from 'node:fs/promises';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
-import { GrpcError, Status, internal, invalidArgument, notFound, resourceExhausted, toServiceError } from '../grpc/status';
+import { GrpcError, Status, internal, invalidArgument, notFound, resourceExhausted, unary } from '../grpc/status';
 import { logstream } from '../proto';
 import type { LiveResourceReader, LiveResourceWriter, LiveWriteSession } from './bytestream';
 import { LogNotFoundError, type LogHub, type LogStreamKind } from '../logs/log-hub';
@@ -203,17 +203,10 @@ export class LogStreams implements LiveResourceReader, LiveResourceWriter {
   /** Handlers for engine/grpc/services LogStreamService. */
   service(): grpc.UntypedServiceImplementation {
     return {
-      createLogStream: (
-        call: grpc.ServerUnaryCall<logstream.CreateLogStreamRequest, logstream.LogStream>,
-        callback: grpc.sendUnaryData<logstream.LogStream>,
-      ) => {
-        try {
-          const { name, writeResourceName } = this.createLogStream(call.request.parent ?? '');
-          callback(null, logstream.LogStream.create({ name, writeResourceName }));
-        } catch (err) {
-          callback(toServiceError(err));
-        }
-      },
+      createLogStream: unary<logstream.CreateLogStreamRequest, logstream.LogStream>(async (req) => {
+        const { name, writeResourceName } = this.createLogStream(req.parent ?? '');
+        return logstream.LogStream.create({ name, writeResourceName });
+      }),
     };
   }
 

@@ -2,7 +2,7 @@
 // list them (newest first, paged), cancel, forget, or wait for one.
 import type * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock } from '../clock';
-import { invalidArgument, toServiceError } from '../grpc/status';
+import { invalidArgument, unary } from '../grpc/status';
 import { longrunning, msFromDuration, protobuf } from '../proto';
 import { toOperation, type OperationSnapshot } from '../scheduler/operation';
 import type { Scheduler } from '../scheduler/scheduler';
@@ -16,20 +16,6 @@ export const DEFAULT_WAIT_MS = 60_000;
 export interface OperationsServiceOptions {
   scheduler: Scheduler;
   clock?: Clock;
-}
-
-type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
-
-/** Runs a unary handler body and turns what it throws into a gRPC status. */
-function unary<Req, Res>(body: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): Unary<Req, Res> {
-  return (call, callback) => {
-    Promise.resolve()
-      .then(() => body(call.request, call))
-      .then(
-        (res) => callback(null, res),
-        (err) => callback(toServiceError(err)),
-      );
-  };
 }
 
 export function createOperationsService(opts: OperationsServiceOptions): grpc.UntypedServiceImplementation {
