@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { writeFileAtomic } from '../engine/store/atomic-file';
+import { writeFileAtomic } from '../engine/util/atomic-file';
 import type { AppLike } from './electron-like';
 
 /** Passed to the app when it is started at login, so it starts in the tray. */

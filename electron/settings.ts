@@ -2,7 +2,7 @@
 // user's config.yaml: things the app remembers on the user's behalf, like the toggle.
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../engine/store/atomic-file';
+import { writeFileAtomic } from '../engine/util/atomic-file';
 
 export interface DesktopSettings {
   /** Last state of the execution switch, from the tray or the dashboard. */

@@ -4,7 +4,7 @@
 // and the cache budget also apply at once: Engine.updateSettings.)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './util/atomic-write';
+import { writeFileAtomicSync } from './util/atomic-file';
 
 export const SETTINGS_FILE = 'settings.json';
 
@@ -79,6 +79,6 @@ export function readSettings(dataDir: string): SavedSettings {
 /** Merges `patch` into the saved settings, written atomically. */
 export function saveSettings(dataDir: string, patch: SavedSettings): SavedSettings {
   const next = { ...readSettings(dataDir), ...patch };
-  writeFileAtomic(settingsPath(dataDir), JSON.stringify(next, null, 2) + '\n', 0o600);
+  writeFileAtomicSync(settingsPath(dataDir), JSON.stringify(next, null, 2) + '\n', 0o600);
   return next;
 }

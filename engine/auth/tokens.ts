@@ -4,7 +4,7 @@
 // it changes (checked at most once a second) and a revoke takes effect at once.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { writeFileAtomic } from '../util/atomic-write';
+import { writeFileAtomicSync } from '../util/atomic-file';
 
 export interface TokenRecord {
   name: string;
@@ -105,7 +105,7 @@ export class TokenStore {
   }
 
   private save(): void {
-    writeFileAtomic(this.file, JSON.stringify({ tokens: this.records }, null, 2) + '\n', 0o600);
+    writeFileAtomicSync(this.file, JSON.stringify({ tokens: this.records }, null, 2) + '\n', 0o600);
     this.loadedMtimeMs = statSync(this.file).mtimeMs;
   }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { digestKey, type BlobDigest } from '../digest';
 import { reapi } from '../proto';
-import { removeQuietly, removeTempFiles, writeFileAtomic } from './atomic-file';
+import { removeQuietly, removeTempFiles, writeFileAtomic } from '../util/atomic-file';
 import { entryPath, scanEntries, shardDir } from './cas-layout';
 import { LruIndex } from './lru-index';
 import { RecencyJournal, loadRecency, rebuildIndex } from './recency-file';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { DIGEST_FUNCTIONS, SUPPORTED_DIGEST_FUNCTIONS, digestKey, emptyDigest, isEmptyBlob, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
-import { removeQuietly, removeTempFiles, uniqueTempPath, writeFully } from './atomic-file';
+import { removeQuietly, removeTempFiles, uniqueTempPath, writeFully } from '../util/atomic-file';
 import {
   BlobNotFoundError,
   DigestMismatchError,

@@ -15,7 +15,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock';
 import { DIGEST_FUNCTIONS, type BlobDigest, type Hasher } from '../digest';
-import { removeQuietly, writevFully } from './atomic-file';
+import { removeQuietly, writevFully } from '../util/atomic-file';
 import { DigestMismatchError, type UploadSession } from './blob-store';
 import { FileHashWorker, type FileHashJob } from './file-hasher';
 

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Clock } from '../clock';
-import { writeFileAtomic } from './atomic-file';
+import { writeFileAtomic } from '../util/atomic-file';
 import type { LruIndex } from './lru-index';
 
 const HEADER = 'kiln-recency v1';

@@ -8,7 +8,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import forge from 'node-forge';
-import { writeFileAtomic } from '../util/atomic-write';
+import { writeFileAtomicSync } from '../util/atomic-file';
 
 export interface TlsMaterial {
   caCertPem: string;
@@ -41,8 +41,8 @@ export function ensureTlsMaterial(dir: string, subjectAltNames = localSubjectAlt
 
   if (!existsSync(caPath) || !existsSync(caKeyPath)) {
     const ca = issue({ commonName: 'Kiln local CA', isCa: true, validDays: 3650, now });
-    writeFileAtomic(caKeyPath, ca.keyPem, 0o600);
-    writeFileAtomic(caPath, ca.certPem, 0o644);
+    writeFileAtomicSync(caKeyPath, ca.keyPem, 0o600);
+    writeFileAtomicSync(caPath, ca.certPem, 0o644);
   }
   const caCertPem = readFileSync(caPath, 'utf8');
   const caKeyPem = readFileSync(caKeyPath, 'utf8');
@@ -56,8 +56,8 @@ export function ensureTlsMaterial(dir: string, subjectAltNames = localSubjectAlt
       subjectAltNames,
       issuer: { certPem: caCertPem, keyPem: caKeyPem },
     });
-    writeFileAtomic(keyPath, server.keyPem, 0o600);
-    writeFileAtomic(certPath, server.certPem, 0o644);
+    writeFileAtomicSync(keyPath, server.keyPem, 0o600);
+    writeFileAtomicSync(certPath, server.certPem, 0o644);
   }
   return {
     caCertPem,

@@ -1,6 +1,8 @@
-// Small file-system primitives shared by the stores: unique temp names, atomic
-// replace (temp + fsync + rename + directory fsync), and tolerant removal.
+// Small file-system primitives shared by the stores, settings, tokens and keys:
+// unique temp names, atomic replace (temp + fsync + rename + directory fsync),
+// and tolerant removal.
 import { randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm, readdir, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -57,6 +59,28 @@ export async function writeFileAtomic(
     throw err;
   }
   await fsyncDir(dirname(path));
+}
+
+/** writeFileAtomic for callers with a synchronous API (token store, certificates, small settings). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = uniqueTempPath(dirname(path), basename(path));
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    for (let written = 0; written < bytes.byteLength; ) written += writeSync(fd, bytes, written);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, path);
+  } catch (err) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    rmSync(temp, { force: true });
+    throw err;
+  }
 }
 
 /** Deletes a file; a file that is already gone is not an error. */
