@@ -2,7 +2,7 @@
 // adapted to this in engine-adapter.ts; tests use a fake. engine/ never imports electron/.
 import type { KilnConfig } from '../engine/config';
 import type { EventBus } from '../engine/events/event-bus';
-import type { MetricsSnapshot } from '../engine/http/api-types';
+import type { MetricsSnapshot } from '../engine/common/api-types';
 
 /** The figures the tray shows. */
 export type TrayMetrics = Pick<MetricsSnapshot, 'queueDepth' | 'running' | 'actionCache'>;

@@ -10,7 +10,7 @@ import { kilnCaPath, tokenStorePath, TLS_DIR } from './lan/access';
 import { advertisedHost, bazelrcLines, connectTokenName } from './lan/connect';
 import { discover } from './lan/discovery';
 import { ensureTlsMaterial } from './tls/certificates';
-import { isLanHost } from './auth/peer';
+import { isLanHost } from './common/loopback';
 import { join, resolve } from 'node:path';
 
 export interface CliCommand {

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { isLanHost } from './auth/peer';
+import { isLanHost } from './common/loopback';
+import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from './common/settings-limits';
 import { defaultConfig, type KilnConfig, type TlsMode } from './config';
 import { readSettings, SettingsError } from './settings';
 
@@ -149,10 +150,10 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
           config.dataDir = resolve(baseDir, parseNonEmpty(value));
           break;
         case 'cache-size':
-          config.cacheSizeBytes = parseSize(value);
+          config.cacheSizeBytes = parseCacheBudget(value);
           break;
         case 'concurrency':
-          config.concurrency = parseCount(value, 1, 4096);
+          config.concurrency = parseCount(value, MIN_CONCURRENCY, MAX_CONCURRENCY);
           break;
         case 'queue-size':
           config.queueSize = parseCount(value, 1, 10_000_000);
@@ -209,6 +210,13 @@ export function parseSize(value: unknown): number {
   }
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < 1 || !Number.isSafeInteger(bytes)) throw new ConfigError(`${show(value)} must be at least 1 byte and finite`);
+  return bytes;
+}
+
+/** A cache-size value: a size, and at least the budget the dashboard may set (the same limit at start and live). */
+function parseCacheBudget(value: unknown): number {
+  const bytes = parseSize(value);
+  if (cacheBudgetProblem(bytes)) throw new ConfigError(`${show(value)} is below the smallest cache budget, 64 MiB (${MIN_CACHE_BUDGET_BYTES} bytes)`);
   return bytes;
 }
 

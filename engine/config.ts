@@ -2,7 +2,8 @@
 // Parsing and validation of flags and config files lives in config-load.ts.
 import { homedir, cpus, platform } from 'node:os';
 import { join } from 'node:path';
-import { isLanHost } from './auth/peer';
+import { isLanHost } from './common/loopback';
+import { MAX_CONCURRENCY } from './common/settings-limits';
 
 export interface KilnConfig {
   /** Interface to listen on; 127.0.0.1 unless the user opts into the LAN. */
@@ -79,7 +80,7 @@ export function defaultConfig(): KilnConfig {
     httpPort: 8981,
     dataDir: defaultDataDir(),
     cacheSizeBytes: 20 * GiB,
-    concurrency: Math.max(1, cpus().length),
+    concurrency: Math.min(MAX_CONCURRENCY, Math.max(1, cpus().length)),
     queueSize: 10_000,
     executionEnabled: true,
     defaultActionTimeoutMs: 15 * 60_000,

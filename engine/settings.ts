@@ -4,6 +4,7 @@
 // and the cache budget also apply at once: Engine.updateSettings.)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkCacheBudget, checkConcurrency } from './common/settings-limits';
 import { writeFileAtomicSync } from './util/atomic-file';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -18,27 +19,6 @@ export interface SavedSettings {
 }
 
 export class SettingsError extends Error {}
-
-/** A value the dashboard (or settings.json) asked for that Kiln does not accept. */
-export class InvalidSettingError extends Error {}
-
-export const MAX_CONCURRENCY = 1024;
-/** The smallest cache budget the dashboard may set: below this Bazel's inputs thrash. */
-export const MIN_CACHE_BUDGET_BYTES = 64 * 1024 ** 2;
-
-export function checkConcurrency(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_CONCURRENCY) {
-    throw new InvalidSettingError(`concurrency must be a whole number of worker slots from 1 to ${MAX_CONCURRENCY}, not ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-export function checkCacheBudget(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < MIN_CACHE_BUDGET_BYTES) {
-    throw new InvalidSettingError(`the cache budget must be at least 64 MiB (${MIN_CACHE_BUDGET_BYTES} bytes), not ${JSON.stringify(value)}`);
-  }
-  return value;
-}
 
 export function settingsPath(dataDir: string): string {
   return join(dataDir, SETTINGS_FILE);

@@ -2,7 +2,7 @@
 // otherwise; anyone else must present a token (or a client certificate signed
 // by Kiln's CA), because executing a stranger's command is remote code execution.
 import { X509Certificate, timingSafeEqual } from 'node:crypto';
-import { isLoopbackAddress } from './peer';
+import { isLoopbackAddress } from '../common/loopback';
 import { bearerToken, type TokenStore } from './tokens';
 
 export type AccessDecision = { allowed: true; principal: string } | { allowed: false; reason: string };

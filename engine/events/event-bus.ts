@@ -1,8 +1,7 @@
 // One typed event stream inside the engine. Producers (store, scheduler,
 // workers, services) emit; metrics, the HTTP API and logs subscribe. Nothing polls.
+import type { ActionOutcome, ActionOutputSummary, ActionTiming, ExecutionStage } from '../common/action-vocabulary';
 import type { BlobDigest } from '../digest';
-
-export type ActionOutcome = 'success' | 'failure' | 'timeout' | 'cancelled' | 'error' | 'cached';
 
 /** What the dashboard shows about an action once its Command is known. */
 export interface ActionDetails {
@@ -13,14 +12,6 @@ export interface ActionDetails {
   outputPaths: string[];
   timeoutMs: number;
   doNotCache: boolean;
-}
-
-export interface ActionTimingBreakdown {
-  queuedMs: number;
-  inputFetchMs: number;
-  executionMs: number;
-  outputUploadMs: number;
-  totalMs: number;
 }
 
 export type KilnEvent =
@@ -36,17 +27,17 @@ export type KilnEvent =
       details?: ActionDetails;
     }
   | { type: 'action.started'; id: string; at: number; slot: number; stdoutPath: string; stderrPath: string }
-  | { type: 'action.stage'; id: string; at: number; stage: 'fetching-inputs' | 'running' | 'uploading-outputs' }
+  | { type: 'action.stage'; id: string; at: number; stage: ExecutionStage }
   | {
       type: 'action.finished';
       id: string;
       at: number;
       outcome: ActionOutcome;
       exitCode?: number;
-      timing: ActionTimingBreakdown;
+      timing: ActionTiming;
       inputFiles?: number;
       inputBytes?: number;
-      outputs?: { path: string; bytes: number; kind: 'file' | 'directory' | 'symlink' }[];
+      outputs?: ActionOutputSummary[];
       stdoutDigest?: string;
       stderrDigest?: string;
       message?: string;

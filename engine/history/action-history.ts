@@ -3,7 +3,7 @@
 // running ones are only dropped if the count bound is exceeded by them alone.
 import { systemClock, type Clock } from '../clock';
 import type { EventBus, EventOf } from '../events/event-bus';
-import type { ActionDetail, ActionOutcomeName, ActionPage, ActionState, ActionSummary } from '../http/api-types';
+import type { ActionDetail, ActionOutcome, ActionPage, ActionState, ActionSummary } from '../common/api-types';
 
 export interface HistoryLimits {
   maxActions: number;
@@ -20,7 +20,7 @@ export const DEFAULT_HISTORY_LIMITS: HistoryLimits = {
 
 export interface HistoryQuery {
   state?: ActionState;
-  outcome?: ActionOutcomeName;
+  outcome?: ActionOutcome;
   /** Case-insensitive substring of id, mnemonic, target, argv, digest. */
   q?: string;
   cursor?: string;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AccessPolicy } from '../auth/access-policy';
+import { isLoopbackAddress } from '../common/loopback';
 
 export const TOKEN_FILE = 'http-token';
 
@@ -42,11 +43,6 @@ export interface AuthPolicy {
 
 export type AuthResult = { ok: true } | { ok: false; reason: string };
 
-export function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
-}
-
 /**
  * The same decision gRPC gets from the AccessPolicy (any stored token, the
  * dashboard token, a client certificate), plus: loopback writes need a token.
@@ -71,7 +67,7 @@ export function checkAccess(req: IncomingMessage, policy: AccessPolicy, treatLoo
 }
 
 export function checkAuth(req: IncomingMessage, policy: AuthPolicy): AuthResult {
-  const loopback = !policy.treatLoopbackAsRemote && isLoopback(req.socket.remoteAddress);
+  const loopback = !policy.treatLoopbackAsRemote && isLoopbackAddress(req.socket.remoteAddress);
   const isRead = req.method === 'GET' || req.method === 'HEAD';
   if (loopback && isRead && !policy.requireTokenOnLoopback) return { ok: true };
   const header = req.headers.authorization;

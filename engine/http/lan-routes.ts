@@ -4,11 +4,12 @@
 // before calling in (only the CA is public); this module only answers.
 import type { IncomingMessage } from 'node:http';
 import { TokenError, type TokenStore } from '../auth/tokens';
-import { isLoopbackAddress } from '../auth/peer';
+import { isLoopbackAddress } from '../common/loopback';
 import { advertisedHost, bazelrcLines, connectEndpoint, connectTokenName } from '../lan/connect';
 import { ConfigError, parseSize } from '../config-load';
-import { checkCacheBudget, checkConcurrency, InvalidSettingError, readSettings, saveSettings, SettingsError } from '../settings';
-import type { ConnectInfo, SettingName, SettingsResponse, TokenCreated, TokenList, TokenRevoked } from './api-types';
+import { checkCacheBudget, checkConcurrency, InvalidSettingError, type SettingName } from '../common/settings-limits';
+import { readSettings, saveSettings, SettingsError } from '../settings';
+import type { ConnectInfo, SettingsResponse, TokenCreated, TokenList, TokenRevoked } from '../common/api-types';
 import { HttpError, readJsonObject } from './request';
 
 export interface LanRoutesOptions {

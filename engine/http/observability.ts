@@ -13,8 +13,9 @@ import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiStatus, LargestBlobs } from './api-types';
-import { isLoopback, loadOrCreateToken } from './auth';
+import type { ApiStatus, LargestBlobs } from '../common/api-types';
+import { loadOrCreateToken } from './auth';
+import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
 import type { LanRoutes } from './lan-routes';
 import { HttpApi, type HttpApiOptions } from './server';
@@ -106,7 +107,7 @@ export class Observability {
         version,
         uptimeMs: Date.now() - this.startedAt,
         host: config.host,
-        lan: isLoopback(config.host) || config.host === 'localhost' ? undefined : { addresses: lanAddresses(config.host), tokenRequired: true },
+        lan: !isLanHost(config.host) ? undefined : { addresses: lanAddresses(config.host), tokenRequired: true },
         instanceNames: [...this.instances],
         tls: s.tls !== undefined,
         tokenRequiredOnLoopback: config.requireTokenOnLoopback,

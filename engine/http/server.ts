@@ -8,7 +8,8 @@ import { Readable, pipeline } from 'node:stream';
 import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
 import type { LogHub, LogStreamKind } from '../logs/log-hub';
-import type { ActionDetail, ActionOutcomeName, ActionState, ApiError, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from './api-types';
+import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState } from '../common/action-vocabulary';
+import type { ActionDetail, ApiError, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
 import { HttpError, readBody } from './request';
@@ -51,8 +52,6 @@ export interface HttpApiOptions extends AuthPolicy {
   largestCacheMs?: number;
 }
 
-const STATES: ActionState[] = ['queued', 'running', 'finished'];
-const OUTCOMES: ActionOutcomeName[] = ['success', 'failure', 'timeout', 'cancelled', 'error', 'cached'];
 const MAX_FOLLOW = 16;
 const DEFAULT_LARGEST = 20;
 const MAX_LARGEST = 200;
@@ -224,11 +223,11 @@ export class HttpApi {
     const p = url.searchParams;
     const state = p.get('state') || undefined;
     const outcome = p.get('outcome') || undefined;
-    if (state && !STATES.includes(state as ActionState)) {
-      throw new HttpError(400, `state must be one of ${STATES.join(', ')}, not "${state}"`);
+    if (state && !(ACTION_STATES as readonly string[]).includes(state)) {
+      throw new HttpError(400, `state must be one of ${ACTION_STATES.join(', ')}, not "${state}"`);
     }
-    if (outcome && !OUTCOMES.includes(outcome as ActionOutcomeName)) {
-      throw new HttpError(400, `outcome must be one of ${OUTCOMES.join(', ')}, not "${outcome}"`);
+    if (outcome && !(ACTION_OUTCOMES as readonly string[]).includes(outcome)) {
+      throw new HttpError(400, `outcome must be one of ${ACTION_OUTCOMES.join(', ')}, not "${outcome}"`);
     }
     const limitText = p.get('limit');
     const limit = limitText === null ? undefined : Number(limitText);
@@ -238,7 +237,7 @@ export class HttpApi {
     try {
       const page = this.opts.history.list({
         state: state as ActionState | undefined,
-        outcome: outcome as ActionOutcomeName | undefined,
+        outcome: outcome as ActionOutcome | undefined,
         q: p.get('q') ?? undefined,
         cursor: p.get('cursor') || undefined,
         limit,

@@ -9,7 +9,7 @@
 // - Any other event that would grow the buffer past `maxBufferedBytes` closes
 //   the connection; EventSource reconnects and the client refetches state.
 import type { ServerResponse } from 'node:http';
-import type { SseEvent } from './api-types';
+import type { SseEvent } from '../common/api-types';
 
 export interface SseLimits {
   softBufferBytes: number;

@@ -1,11 +1,10 @@
-// The LAN pieces the engine plugs in: gRPC credentials and auth, the HTTP
-// side of the same policy, and the mDNS advertisement (LAN mode only).
+// The LAN pieces the engine plugs in: gRPC credentials and auth, and the mDNS
+// advertisement (LAN mode only). The HTTP side of the same policy is
+// http/lan-access.ts (http sits above lan and imports it, never the reverse).
 import * as grpc from '@grpc/grpc-js';
 import { grpcAuthInterceptor } from '../auth/grpc-auth';
 import { isLanMode, type KilnConfig } from '../config';
 import type { EventBus } from '../events/event-bus';
-import type { HttpStartOptions } from '../http/observability';
-import { LanRoutes, type EngineSettingsHooks } from '../http/lan-routes';
 import { tlsServerCredentials } from '../tls/server-credentials';
 import type { Access } from './access';
 import { advertise, type Advertisement } from './discovery';
@@ -18,29 +17,6 @@ export function grpcCredentials(access: Access): grpc.ServerCredentials {
   const { tls } = access;
   if (!tls) return grpc.ServerCredentials.createInsecure();
   return tlsServerCredentials({ certFile: tls.certPath, keyFile: tls.keyPath, clientCaFile: tls.clientCaFiles });
-}
-
-export function httpAccessOptions(
-  config: KilnConfig,
-  access: Access,
-  grpcPort: () => number,
-  engineSettings?: EngineSettingsHooks,
-): Pick<HttpStartOptions, 'access' | 'tls' | 'lanRoutes'> {
-  const { tls } = access;
-  const kilnCa = tls && !tls.userCertificate ? { caPem: tls.kilnCaPem, caPath: tls.kilnCaPath } : {};
-  return {
-    access: access.policy,
-    tls: tls && { certPem: tls.certPem, keyPem: tls.keyPem, clientCas: tls.clientCaPems },
-    lanRoutes: new LanRoutes({
-      dataDir: config.dataDir,
-      tokens: access.tokens,
-      host: config.host,
-      grpcPort,
-      lanActive: isLanMode(config),
-      tls: tls && kilnCa,
-      engineSettings,
-    }),
-  };
 }
 
 /** Advertises only in LAN mode with mdns on; on loopback nothing multicast is ever created. */

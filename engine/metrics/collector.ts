@@ -2,8 +2,9 @@
 // Memory is constant: counters, fixed histograms and ring-buffered windows, plus
 // the set of queued/running actions, which the scheduler's queue bound limits.
 import { systemClock, type Clock } from '../clock';
-import type { ActionOutcome, EventBus, EventOf } from '../events/event-bus';
-import type { ActionOutcomeName, HitRate, MetricsSnapshot, SlotSnapshot } from '../http/api-types';
+import { ACTION_OUTCOMES, type ActionOutcome } from '../common/action-vocabulary';
+import type { HitRate, MetricsSnapshot, SlotSnapshot } from '../common/api-types';
+import type { EventBus, EventOf } from '../events/event-bus';
 import type { StoreStats } from '../store/blob-store';
 import { Histogram } from './histogram';
 import type { HostSampler } from './host-sampler';
@@ -24,7 +25,6 @@ export interface MetricsOptions {
   clock?: Clock;
 }
 
-const OUTCOMES: ActionOutcomeName[] = ['success', 'failure', 'timeout', 'cancelled', 'error', 'cached'];
 /** Safety net in case finish events go missing for actions we track. */
 const MAX_TRACKED_ACTIONS = 100_000;
 
@@ -66,7 +66,7 @@ export class MetricsCollector {
   private readonly outWindow = new TimeBuckets(1_000, 11);
   private readonly finishedWindow = new TimeBuckets(1_000, 61);
   private finishedTotal = 0;
-  private readonly byOutcome = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<ActionOutcomeName, number>;
+  private readonly byOutcome = Object.fromEntries(ACTION_OUTCOMES.map((o) => [o, 0])) as Record<ActionOutcome, number>;
   private readonly duration = new Histogram();
   private readonly queueTime = new Histogram();
   private evictions = 0;
@@ -184,7 +184,7 @@ export class MetricsCollector {
       .gauge('kiln_store_budget_bytes', 'CAS size budget.', s.store.budgetBytes)
       .gauge('kiln_store_blobs', 'Blobs stored in the CAS.', s.store.blobs)
       .counter('kiln_store_evictions_total', 'Blobs evicted to stay within the budget.', s.store.evictions)
-      .counter('kiln_actions_finished_total', 'Finished actions by outcome.', OUTCOMES.map((o) => [{ outcome: o }, s.actions.byOutcome[o]]))
+      .counter('kiln_actions_finished_total', 'Finished actions by outcome.', ACTION_OUTCOMES.map((o) => [{ outcome: o }, s.actions.byOutcome[o]]))
       .histogram('kiln_action_duration_seconds', 'Time from queued to finished.', s.histograms.durationMs)
       .histogram('kiln_action_queue_seconds', 'Time from queued to started.', s.histograms.queueTimeMs)
       .counter('kiln_auth_rejections_total', 'Requests refused for a missing or wrong token.', [
@@ -246,7 +246,7 @@ export class MetricsCollector {
       else this.running--;
     }
     this.finishedTotal++;
-    this.byOutcome[e.outcome as ActionOutcome]++;
+    this.byOutcome[e.outcome]++;
     this.finishedWindow.add(e.at, 1);
     const total = e.timing?.totalMs ?? (a ? e.at - a.queuedAt : undefined);
     if (total !== undefined) this.duration.observe(total);

@@ -1,5 +1,5 @@
 // A fixed-bucket histogram (cumulative, Prometheus style). Memory is constant.
-import type { HistogramSnapshot } from '../http/api-types';
+import type { HistogramSnapshot } from '../common/api-types';
 
 /** Milliseconds: from a cache-hit blip to a long link step. */
 export const DURATION_BUCKETS_MS = [10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000];

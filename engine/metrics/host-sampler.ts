@@ -3,7 +3,7 @@
 import { statfs } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import si from 'systeminformation';
-import type { HostSnapshot } from '../http/api-types';
+import type { HostSnapshot } from '../common/api-types';
 
 export interface HostSampler {
   /** The latest sample, or null before the first one completes. */

@@ -1,5 +1,5 @@
 // Prometheus text exposition (format 0.0.4): HELP/TYPE once per family, then samples.
-import type { HistogramSnapshot } from '../http/api-types';
+import type { HistogramSnapshot } from '../common/api-types';
 
 export type Labels = Record<string, string>;
 

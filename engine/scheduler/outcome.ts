@@ -2,7 +2,7 @@
 // get, the outcome the dashboard shows, and whether the result may be cached.
 // Problems of the run go in ExecuteResponse.status, never in Operation.error.
 import { status as Status } from '@grpc/grpc-js';
-import type { ActionOutcome, ActionTimingBreakdown } from '../events/event-bus';
+import type { ActionOutcome, ActionTiming } from '../common/action-vocabulary';
 import { GrpcError } from '../grpc/status';
 import { reapi, rpc, timestampFromMs } from '../proto';
 import type { ExecutionOutcome } from '../worker/executor';
@@ -70,7 +70,7 @@ export function cancelledVerdict(why: string): RunVerdict {
   };
 }
 
-export function timingBreakdown(queuedAt: number, startedAt: number | undefined, finishedAt: number, run?: ExecutionOutcome): ActionTimingBreakdown {
+export function timingBreakdown(queuedAt: number, startedAt: number | undefined, finishedAt: number, run?: ExecutionOutcome): ActionTiming {
   const t = run?.timings;
   const span = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.max(0, b - a) : 0);
   return {

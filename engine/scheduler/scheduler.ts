@@ -14,6 +14,7 @@
 // job is cancelled once every operation on it has timed out.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ExecutionStage } from '../common/action-vocabulary';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { digestKey, formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
@@ -439,7 +440,7 @@ export class Scheduler {
       stderrPath: paths.stderr,
     };
     const hooks = {
-      onStage: (stage: 'fetching-inputs' | 'running' | 'uploading-outputs', at: number) =>
+      onStage: (stage: ExecutionStage, at: number) =>
         this.events.emit({ type: 'action.stage', id: job.id, at, stage }),
     };
     job.finished = Promise.resolve()

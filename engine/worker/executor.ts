@@ -1,6 +1,7 @@
 // The execution seam: the scheduler hands a prepared action to an Executor and
 // gets an ActionResult back. The local process executor is the first; a
 // sandboxing or remote executor can sit behind the same interface later.
+import type { ExecutionStage } from '../common/action-vocabulary';
 import type { BlobDigest } from '../digest';
 import type { reapi } from '../proto';
 
@@ -18,7 +19,7 @@ export interface PreparedAction {
   stderrPath: string;
 }
 
-export type ExecutionStage = 'fetching-inputs' | 'running' | 'uploading-outputs';
+export type { ExecutionStage };
 
 export interface ExecutionHooks {
   /** Called as the action moves through its stages (for metadata updates and the dashboard). */

@@ -92,3 +92,17 @@ describe('LAN settings', () => {
       expect(() => loadConfig({ flags: { 'data-dir': dir } })).toThrow(/settings\.json: concurrency must be a whole number/);
     }));
 });
+
+describe('settings limits', () => {
+  // The same limits apply at start (flags, config file) as live (the dashboard): engine/common/settings-limits.ts.
+  it('accepts at start exactly the worker slots the dashboard accepts', () => {
+    expect(loadConfig({ flags: { concurrency: '1024' }, savedSettings: false }).concurrency).toBe(1024);
+    expect(() => loadConfig({ flags: { concurrency: '1025' }, savedSettings: false })).toThrow(/concurrency: "1025" is not an integer from 1 to 1024/);
+    expect(() => loadConfig({ flags: { concurrency: '0' }, savedSettings: false })).toThrow(/concurrency: "0" is not an integer from 1 to 1024/);
+  });
+
+  it('refuses a cache budget below 64 MiB at start, as the dashboard does', () => {
+    expect(loadConfig({ flags: { 'cache-size': '64MiB' }, savedSettings: false }).cacheSizeBytes).toBe(64 * 1024 ** 2);
+    expect(() => loadConfig({ flags: { 'cache-size': '63MiB' }, savedSettings: false })).toThrow(/cache-size: "63MiB" is below the smallest cache budget, 64 MiB/);
+  });
+});

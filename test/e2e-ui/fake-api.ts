@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, resolve } from 'node:path';
 import type {
   ActionDetail,
-  ActionOutcomeName,
+  ActionOutcome,
   ActionSummary,
   ApiStatus,
   ConnectInfo,
@@ -19,7 +19,7 @@ import type {
   SseEvent,
   TokenCreated,
   TokenInfo,
-} from '../../engine/http/api-types';
+} from '../../engine/common/api-types';
 
 const DIST = resolve(__dirname, '../../renderer/dist');
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
@@ -80,7 +80,7 @@ export async function startFakeApi(
   let finishedTotal = 0;
   let storeBytes = 6.2 * 1024 ** 3;
   let evictions = 0;
-  const byOutcome: Record<ActionOutcomeName, number> = { success: 0, failure: 0, timeout: 0, cancelled: 0, error: 0, cached: 0 };
+  const byOutcome: Record<ActionOutcome, number> = { success: 0, failure: 0, timeout: 0, cancelled: 0, error: 0, cached: 0 };
   const finishTimes: number[] = [];
 
   // History: finished actions spread over the last few hours.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AccessPolicy } from '../../engine/auth/access-policy';
-import { isLoopbackAddress, peerHost } from '../../engine/auth/peer';
+import { isLoopbackAddress, peerHost } from '../../engine/common/loopback';
 import { bearerToken, TokenStore } from '../../engine/auth/tokens';
 
 const tmp = () => join(mkdtempSync(join(tmpdir(), 'kiln-tokens-')), 'tokens.json');

@@ -8,7 +8,7 @@ import { AccessPolicy } from '../../engine/auth/access-policy';
 import { TokenStore } from '../../engine/auth/tokens';
 import { EventBus, type KilnEvent } from '../../engine/events/event-bus';
 import { ActionHistory } from '../../engine/history/action-history';
-import type { ApiStatus, EventTicket } from '../../engine/http/api-types';
+import type { ApiStatus, EventTicket } from '../../engine/common/api-types';
 import { EventTickets, loadOrCreateToken } from '../../engine/http/auth';
 import { HttpApi, type HttpApiOptions } from '../../engine/http/server';
 import { LogHub } from '../../engine/logs/log-hub';

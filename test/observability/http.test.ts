@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, type KilnEvent } from '../../engine/events/event-bus';
 import { ActionHistory } from '../../engine/history/action-history';
-import type { ActionDetail, ActionPage, ApiStatus, MetricsSnapshot } from '../../engine/http/api-types';
+import type { ActionDetail, ActionPage, ApiStatus, MetricsSnapshot } from '../../engine/common/api-types';
 import { loadOrCreateToken } from '../../engine/http/auth';
 import { HttpApi, type HttpApiOptions } from '../../engine/http/server';
 import { LogHub } from '../../engine/logs/log-hub';

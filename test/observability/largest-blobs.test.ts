@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../engine/digest';
 import { EventBus } from '../../engine/events/event-bus';
 import { ActionHistory } from '../../engine/history/action-history';
-import type { ApiError, ApiStatus, LargestBlobs } from '../../engine/http/api-types';
+import type { ApiError, ApiStatus, LargestBlobs } from '../../engine/common/api-types';
 import { HttpApi, type HttpApiOptions } from '../../engine/http/server';
 import { LogHub } from '../../engine/logs/log-hub';
 import { MetricsCollector } from '../../engine/metrics/collector';

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, type RawSettings } from '../../engine/config-load';
 import { MiB } from '../../engine/config';
 import { Engine } from '../../engine/engine';
-import type { ApiStatus, SettingsResponse } from '../../engine/http/api-types';
+import type { ApiStatus, SettingsResponse } from '../../engine/common/api-types';
 import { startTestEngine, type TestEngine, type TestEngineOptions } from '../helpers/engine';
 import { digestOf, randomBlob } from '../helpers/blobs';
 import { FakeExecutor } from '../execution/fake-executor';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ActionSummary } from '../../../engine/http/api-types';
+import type { ActionSummary } from '../../../engine/common/api-types';
 import { ActionIndex } from './action-index';
 
 function act(id: string, queuedAt: number, state: ActionSummary['state'] = 'queued'): ActionSummary {

@@ -1,6 +1,6 @@
 // The dashboard's copy of the action list: history pages from GET /api/actions
 // merged with live `action` events, newest first, bounded in size.
-import type { ActionSummary } from '../../../engine/http/api-types';
+import type { ActionSummary } from '../../../engine/common/api-types';
 
 export class ActionIndex {
   private byId = new Map<string, ActionSummary>();

@@ -16,7 +16,7 @@ import type {
   TokenCreated,
   TokenList,
   TokenRevoked,
-} from '../../../engine/http/api-types';
+} from '../../../engine/common/api-types';
 import { filterQuery, type ActionFilter } from './filters';
 
 export class ApiFailure extends Error {

@@ -1,5 +1,5 @@
 // How an action's state reads at a glance: a word and a tone.
-import type { ActionSummary } from '../../../engine/http/api-types';
+import type { ActionSummary } from '../../../engine/common/api-types';
 
 export type Tone = 'ok' | 'bad' | 'warn' | 'info' | 'accent' | 'neutral';
 

@@ -1,7 +1,7 @@
 // The reactive shell around LiveModel: owns the API client and the one live
 // connection, and publishes the model to the views at most once per frame, so a
 // burst of events costs one render.
-import type { ActionSummary, ApiStatus, MetricsSnapshot } from '../../../engine/http/api-types';
+import type { ActionSummary, ApiStatus, MetricsSnapshot } from '../../../engine/common/api-types';
 import { ApiFailure, KilnApi } from './api';
 import { EMPTY_FILTER, matchesFilter, type ActionFilter } from './filters';
 import { LiveConnection } from './live-connection';

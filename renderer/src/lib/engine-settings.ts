@@ -1,11 +1,9 @@
 // View logic for the Settings view's worker slots and cache budget: the +/−
 // stepper, the size field with its unit, what changed, checks matching the
-// engine's (engine/settings.ts), and how to read the engine's answer.
-import type { SettingsRequest, SettingsResponse } from '../../../engine/http/api-types';
-
-export const MIN_CONCURRENCY = 1;
-export const MAX_CONCURRENCY = 1024;
-export const MIN_BUDGET_BYTES = 64 * 1024 ** 2;
+// engine's (the limits are the engine's own, engine/common/settings-limits.ts),
+// and how to read the engine's answer.
+import type { SettingsRequest, SettingsResponse } from '../../../engine/common/api-types';
+import { MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from '../../../engine/common/settings-limits';
 
 export const SIZE_UNITS = ['MiB', 'GiB', 'TiB'] as const;
 export type SizeUnit = (typeof SIZE_UNITS)[number];
@@ -54,7 +52,7 @@ export function budgetBytes(amount: string, unit: SizeUnit): number | undefined 
 export function budgetProblem(amount: string, unit: SizeUnit): string | null {
   const bytes = budgetBytes(amount, unit);
   if (bytes === undefined) return 'The cache budget must be a number, like 20 or 1.5.';
-  if (bytes < MIN_BUDGET_BYTES) return 'The cache budget must be at least 64 MiB.';
+  if (bytes < MIN_CACHE_BUDGET_BYTES) return 'The cache budget must be at least 64 MiB.';
   return null;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ActionSummary } from '../../../engine/http/api-types';
+import type { ActionSummary } from '../../../engine/common/api-types';
 import { actionLabel, EMPTY_FILTER, filterQuery, isEmptyFilter, matchesFilter } from './filters';
 
 const base: ActionSummary = {

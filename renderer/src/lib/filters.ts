@@ -1,10 +1,10 @@
 // The action list's filter: the same predicate runs client-side on live events
 // and is sent to the server as query parameters for history pages.
-import type { ActionOutcomeName, ActionState, ActionSummary } from '../../../engine/http/api-types';
+import type { ActionOutcome, ActionState, ActionSummary } from '../../../engine/common/api-types';
 
 export interface ActionFilter {
   state: ActionState | 'all';
-  outcome: ActionOutcomeName | 'all';
+  outcome: ActionOutcome | 'all';
   q: string;
 }
 

@@ -1,5 +1,5 @@
 // Builders for API shapes, shared by unit tests (and handy when sketching views).
-import type { MetricsSnapshot, SlotSnapshot } from '../../../engine/http/api-types';
+import type { MetricsSnapshot, SlotSnapshot } from '../../../engine/common/api-types';
 
 export interface MetricsFixtureInput {
   at?: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ConnectInfo } from '../../../engine/http/api-types';
+import type { ConnectInfo } from '../../../engine/common/api-types';
 import { ApiFailure } from './api';
 import { bazelFlagFor, connectSnippet, instanceLabel, instanceNames, isMissingEndpoint, securityBadge, showInstanceColumn, tokenNameProblem } from './lan';
 

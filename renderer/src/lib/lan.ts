@@ -1,7 +1,7 @@
 // View logic for LAN mode: the TLS indicator, instance names, token names and
 // the Bazel flag a new token goes with, and the Connect view's lines (from
 // GET /api/connect when the engine has it, the local snippet otherwise).
-import type { ApiStatus, ConnectInfo, TokenCreated } from '../../../engine/http/api-types';
+import type { ApiStatus, ConnectInfo, TokenCreated } from '../../../engine/common/api-types';
 import { ApiFailure } from './api';
 import { bazelrcSnippet, suggestedJobs } from './bazelrc';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SseEvent } from '../../../engine/http/api-types';
+import type { SseEvent } from '../../../engine/common/api-types';
 import { LiveConnection, type EventSourceLike } from './live-connection';
 
 class FakeSource implements EventSourceLike {

@@ -5,7 +5,7 @@
 // With a token, EventSource can't send it (no headers), so each attempt first
 // fetches a single-use ticket (POST /api/session) and puts that in the URL; the
 // token itself never appears in a URL.
-import type { SseEvent, SseEventName } from '../../../engine/http/api-types';
+import type { SseEvent, SseEventName } from '../../../engine/common/api-types';
 import { backoffDelay } from './backoff';
 
 /** The subset of EventSource we use, so tests can supply a fake. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ActionSummary, ApiStatus } from '../../../engine/http/api-types';
+import type { ActionSummary, ApiStatus } from '../../../engine/common/api-types';
 import { metricsFixture } from './fixtures';
 import { LiveModel } from './live-model';
 

@@ -1,7 +1,7 @@
 // Everything the dashboard knows, updated by API responses and live events.
 // Plain TypeScript (no Svelte), so the reducer logic is unit-tested directly;
 // the Svelte store publishes snapshots of it to the views.
-import type { ActionPage, ApiStatus, LogStreamName, MetricsSnapshot, SseEvent } from '../../../engine/http/api-types';
+import type { ActionPage, ApiStatus, LogStreamName, MetricsSnapshot, SseEvent } from '../../../engine/common/api-types';
 import { ActionIndex } from './action-index';
 import { LogBuffer } from './log-buffer';
 import { MetricSeries } from './series';

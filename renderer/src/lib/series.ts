@@ -1,7 +1,7 @@
 // Time series for the charts, built from successive metrics snapshots. Counters
 // that only grow (cache hits) are turned into rates over a trailing window, so the
 // chart shows how the cache does now rather than since the engine started.
-import type { MetricsSnapshot } from '../../../engine/http/api-types';
+import type { MetricsSnapshot } from '../../../engine/common/api-types';
 
 export type SeriesKey =
   | 'queueDepth'

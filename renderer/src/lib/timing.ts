@@ -1,5 +1,5 @@
 // The timing bar of an action: its phases as fractions of the whole.
-import type { ActionTiming } from '../../../engine/http/api-types';
+import type { ActionTiming } from '../../../engine/common/api-types';
 
 export interface TimingSegment {
   key: 'queued' | 'inputs' | 'run' | 'upload';

@@ -1,13 +1,13 @@
 // Every JSON shape the dashboard HTTP API returns, and the Server-Sent Event payloads.
-// Pure types with no imports: the Svelte renderer imports this file type-only.
-// Stable contract: add optional fields, never rename or remove.
+// Pure types, importing only other declarations of engine/common: the Svelte
+// renderer imports this file type-only, and so do metrics and history, which
+// build these records. Stable contract: add optional fields, never rename or remove.
+import type { ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName } from './action-vocabulary';
+import type { SettingName } from './settings-limits';
+
+export type { ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName, SettingName };
 
 /** Times are milliseconds since the epoch; durations are milliseconds; sizes are bytes. */
-
-export type ActionState = 'queued' | 'running' | 'finished';
-export type ActionOutcomeName = 'success' | 'failure' | 'timeout' | 'cancelled' | 'error' | 'cached';
-export type ActionStage = 'queued' | 'fetching-inputs' | 'running' | 'uploading-outputs' | 'finished';
-export type LogStreamName = 'stdout' | 'stderr';
 
 /** GET /api/status */
 export interface ApiStatus {
@@ -123,7 +123,7 @@ export interface MetricsSnapshot {
     /** Finished actions per second over the last minute. */
     perSecond: number;
     finishedTotal: number;
-    byOutcome: Record<ActionOutcomeName, number>;
+    byOutcome: Record<ActionOutcome, number>;
   };
   histograms: {
     /** Queued → finished. */
@@ -155,7 +155,7 @@ export interface ActionSummary {
   id: string;
   state: ActionState;
   /** Present once finished. */
-  outcome?: ActionOutcomeName;
+  outcome?: ActionOutcome;
   /** Answered from the action cache without running. */
   cached: boolean;
   mnemonic?: string;
@@ -174,20 +174,6 @@ export interface ActionSummary {
   slot?: number;
 }
 
-export interface ActionOutput {
-  path: string;
-  bytes: number;
-  kind: 'file' | 'directory' | 'symlink';
-}
-
-export interface ActionTiming {
-  queuedMs: number;
-  inputFetchMs: number;
-  executionMs: number;
-  outputUploadMs: number;
-  totalMs: number;
-}
-
 /** GET /api/actions/{id} */
 export interface ActionDetail extends ActionSummary {
   argv: string[];
@@ -199,7 +185,7 @@ export interface ActionDetail extends ActionSummary {
   doNotCache?: boolean;
   inputFiles?: number;
   inputBytes?: number;
-  outputs: ActionOutput[];
+  outputs: ActionOutputSummary[];
   timing?: ActionTiming;
   stdoutDigest?: string;
   stderrDigest?: string;
@@ -352,9 +338,6 @@ export interface ConnectInfo {
   /** POST only: the token made for these lines (shown once). */
   token?: TokenCreated;
 }
-
-/** A setting PUT /api/settings can change. */
-export type SettingName = 'lan' | 'concurrency' | 'cacheSize';
 
 /** PUT /api/settings body (any subset). */
 export interface SettingsRequest {

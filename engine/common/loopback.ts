@@ -1,4 +1,5 @@
-// Where a call comes from. grpc-js reports peers as "ipv4:1.2.3.4:5",
+// Whether an address is this machine. One check for gRPC peers, HTTP sockets
+// and the host Kiln listens on. grpc-js reports peers as "ipv4:1.2.3.4:5",
 // "ipv6:[::1]:5" or "unix:…"; node's http gives bare addresses.
 import { isIP } from 'node:net';
 
@@ -14,7 +15,7 @@ export function peerHost(peer: string): string {
   return hostPort && isIP(hostPort[1]) ? hostPort[1] : p;
 }
 
-/** True for 127.0.0.0/8, ::1, IPv4-mapped loopback and unix sockets. */
+/** True for 127.0.0.0/8, ::1, IPv4-mapped loopback, "localhost" and unix sockets. */
 export function isLoopbackAddress(address: string | undefined): boolean {
   if (!address) return false;
   const host = peerHost(address).toLowerCase();
@@ -23,7 +24,7 @@ export function isLoopbackAddress(address: string | undefined): boolean {
   return isIP(v4) === 4 && v4.startsWith('127.');
 }
 
-/** True when listening on `host` exposes Kiln beyond this machine. */
+/** True when listening on `host` exposes Kiln beyond this machine (LAN mode). */
 export function isLanHost(host: string): boolean {
-  return !isLoopbackAddress(host) && host !== 'localhost';
+  return !isLoopbackAddress(host);
 }
