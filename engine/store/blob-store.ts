@@ -21,6 +21,20 @@ export interface ReadRange {
   limit?: number;
 }
 
+/**
+ * The [start, end) a read of `range` covers in a blob of `size` bytes, the same
+ * for every store. An offset past the end or a negative number is a RangeError.
+ */
+export function readSpan(digest: BlobDigest, range: ReadRange = {}): { start: number; end: number } {
+  const offset = range.offset ?? 0;
+  const limit = range.limit ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
+    throw new RangeError(`read offset ${offset} is outside blob ${digest.hash} of ${digest.size} bytes`);
+  }
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`read limit ${limit} must be a non-negative integer`);
+  return { start: offset, end: limit ? Math.min(digest.size, offset + limit) : digest.size };
+}
+
 /** A resumable upload (ByteStream Write). Bytes are kept across calls under one upload id. */
 export interface UploadSession {
   /** Bytes received so far. */

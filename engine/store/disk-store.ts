@@ -15,6 +15,7 @@ import {
   BlobNotFoundError,
   DigestMismatchError,
   StoreFullError,
+  readSpan,
   type BlobStore,
   type LargestBlob,
   type ReadRange,
@@ -123,14 +124,8 @@ export class DiskBlobStore implements BlobStore {
 
   async read(digest: BlobDigest, range: ReadRange = {}): Promise<Readable> {
     this.assertOpen();
-    const offset = range.offset ?? 0;
-    const limit = range.limit ?? 0;
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset > digest.size) {
-      throw new RangeError(`read offset ${offset} is outside blob ${digest.hash} of ${digest.size} bytes`);
-    }
-    if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`read limit ${limit} must be a non-negative integer`);
+    const { start: offset, end } = readSpan(digest, range);
     const fh = await this.openBlob(digest);
-    const end = limit ? Math.min(digest.size, offset + limit) : digest.size;
     if (end === offset) {
       await fh.close();
       return Readable.from([]);

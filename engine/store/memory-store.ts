@@ -4,6 +4,7 @@ import { DIGEST_FUNCTIONS, digestKey, isEmptyBlob, type BlobDigest } from '../di
 import {
   BlobNotFoundError,
   DigestMismatchError,
+  readSpan,
   type BlobStore,
   type LargestBlob,
   type ReadRange,
@@ -30,13 +31,12 @@ export class MemoryBlobStore implements BlobStore {
     if (isEmptyBlob(digest)) return Buffer.alloc(0);
     const data = this.blobs.get(digestKey(digest));
     if (!data) throw new BlobNotFoundError(digest);
-    return data;
+    return Buffer.from(data); // the caller's to change, as a file read would be
   }
 
   async read(digest: BlobDigest, range: ReadRange = {}): Promise<Readable> {
+    const { start, end } = readSpan(digest, range);
     const data = await this.readAll(digest);
-    const start = range.offset ?? 0;
-    const end = range.limit ? Math.min(data.length, start + range.limit) : data.length;
     return Readable.from([data.subarray(start, end)]);
   }
 
