@@ -7,6 +7,7 @@ import { digestKey, isEmptyBlob, toBlobDigest, DigestError, DIGEST_FUNCTIONS, ty
 import { invalidArgument, missingBlobs, resourceExhausted } from '../grpc/status';
 import { reapi } from '../proto';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
+import { fileNameProblem, shownName } from './file-names';
 
 export interface InputPlan {
   /** Every directory, parents before children, relative to the input root ('' is the root). */
@@ -174,9 +175,8 @@ export function compareNames(a: string, b: string): number {
 }
 
 export function validateName(name: string, where: string): void {
-  if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || name.includes('\\')) {
-    throw invalidArgument(`input tree: ${where}: "${name}" is not a valid file name (a single path segment, not "." or "..")`);
-  }
+  const problem = fileNameProblem(name);
+  if (problem) throw invalidArgument(`input tree: ${where}: the name ${shownName(name)} ${problem}`);
 }
 
 function validateDirectory(dir: reapi.Directory, path: string): void {
@@ -200,9 +200,15 @@ function validateDirectory(dir: reapi.Directory, path: string): void {
   }
 }
 
+/** PATH_MAX less its NUL: the longest symlink target Linux stores. */
+const MAX_SYMLINK_TARGET_BYTES = 4095;
+
 /** Symlinks must be relative and resolve inside the input root (we advertise DISALLOWED for absolute ones). */
 export function validateSymlinkTarget(linkPath: string, target: string): void {
   if (!target || target.includes('\0')) throw invalidArgument(`input tree: symlink "${linkPath}" has an empty or invalid target`);
+  if (Buffer.byteLength(target) > MAX_SYMLINK_TARGET_BYTES) {
+    throw invalidArgument(`input tree: symlink "${linkPath}" has a target of ${Buffer.byteLength(target)} bytes; Linux takes at most ${MAX_SYMLINK_TARGET_BYTES}`);
+  }
   if (target.startsWith('/')) {
     throw invalidArgument(`input tree: symlink "${linkPath}" points to the absolute path "${target}"; only relative targets inside the input root are allowed`);
   }

@@ -9,6 +9,7 @@ import { DIGEST_FUNCTIONS, toWireDigest, type BlobDigest, type DigestFunctionNam
 import { GrpcError, invalidArgument, Status } from '../grpc/status';
 import { encode, reapi } from '../proto';
 import type { BlobStore } from '../store/blob-store';
+import { fileNameProblem, shownName, utf8Name } from './file-names';
 import { compareNames } from './input-tree';
 import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow } from './no-follow';
 
@@ -58,6 +59,10 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
     path.split('/').some((seg) => seg === '..' || seg === '' || seg === '.');
   if (bad) {
     throw invalidArgument(`${field}: "${path}" must be a relative path without "." or ".." segments, leading or trailing slashes`, field);
+  }
+  for (const seg of path.split('/')) {
+    const problem = fileNameProblem(seg);
+    if (problem) throw invalidArgument(`${field}: ${shownName(path)}: the name ${shownName(seg)} ${problem}`, field);
   }
 }
 
@@ -130,7 +135,7 @@ export async function collectOutputs(
     const st = await lstatNoFollow(workDir, o.path);
     if (!st) continue; // not produced (or behind a symlink): simply absent from the result
     if (st.isSymbolicLink()) {
-      const target = await readlink(abs);
+      const target = await readTarget(abs, o.path);
       result.symlinks.push(reapi.OutputSymlink.create({ path: o.path, target }));
       result.summary.push({ path: o.path, bytes: 0, kind: 'symlink' });
     } else if (st.isFile()) {
@@ -142,7 +147,7 @@ export async function collectOutputs(
       result.summary.push({ path: o.path, bytes: st.size, kind: 'file' });
     } else if (st.isDirectory()) {
       if (o.declared === 'file') throw new GrpcError(Status.FAILED_PRECONDITION, `output file "${o.path}" is a directory`);
-      const tree = await buildTree(store, abs, fn);
+      const tree = await buildTree(store, abs, fn, o.path);
       const { digest: treeDigest } = await uploadMessage(store, reapi.Tree, tree.tree, fn);
       result.directories.push(
         reapi.OutputDirectory.create({
@@ -169,25 +174,27 @@ interface BuiltTree {
  * parent-before-child order. Each Directory is also stored on its own, so the
  * tree can be fetched with GetTree through root_directory_digest.
  */
-export async function buildTree(store: BlobStore, dir: string, fn: DigestFunctionName): Promise<BuiltTree> {
+export async function buildTree(store: BlobStore, dir: string, fn: DigestFunctionName, label = '.'): Promise<BuiltTree> {
   const byHash = new Map<string, reapi.Directory>();
   let bytes = 0;
 
   const visit = async (path: string): Promise<{ message: reapi.Directory; digest: BlobDigest }> => {
-    const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => compareNames(a.name, b.name));
+    // Names as bytes: what the action created is reported exactly, or refused when REAPI's strings cannot carry it.
+    const names = (await readdir(path, { encoding: 'buffer' })).map((raw) => reportableName(raw, posix.join(label, posix.relative(dir, path))));
+    names.sort(compareNames);
     const message = reapi.Directory.create();
-    for (const e of entries) {
-      const abs = join(path, e.name);
+    for (const name of names) {
+      const abs = join(path, name);
       const st = await lstat(abs);
       if (st.isSymbolicLink()) {
-        message.symlinks.push(reapi.SymlinkNode.create({ name: e.name, target: await readlink(abs) }));
+        message.symlinks.push(reapi.SymlinkNode.create({ name, target: await readTarget(abs, name) }));
       } else if (st.isFile()) {
         const digest = await uploadFile(store, abs, fn, st.size);
         bytes += st.size;
-        message.files.push(reapi.FileNode.create({ name: e.name, digest: toWireDigest(digest), isExecutable: (st.mode & 0o111) !== 0 }));
+        message.files.push(reapi.FileNode.create({ name, digest: toWireDigest(digest), isExecutable: (st.mode & 0o111) !== 0 }));
       } else if (st.isDirectory()) {
         const child = await visit(abs);
-        message.directories.push(reapi.DirectoryNode.create({ name: e.name, digest: toWireDigest(child.digest) }));
+        message.directories.push(reapi.DirectoryNode.create({ name, digest: toWireDigest(child.digest) }));
       }
       // Sockets, devices and fifos are not outputs.
     }
@@ -212,4 +219,26 @@ export async function buildTree(store: BlobStore, dir: string, fn: DigestFunctio
     }
   }
   return { tree: reapi.Tree.create({ root: root.message, children }), rootDigest: root.digest, bytes };
+}
+
+/** The action made a name or symlink target that is not UTF-8: REAPI carries both as strings, so it cannot be reported. */
+function notUtf8(what: string, bytes: Buffer): GrpcError {
+  const shown = [...bytes].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+  return new GrpcError(
+    Status.FAILED_PRECONDITION,
+    `the action created ${what} "${shown}" that is not valid UTF-8; REAPI names and symlink targets are UTF-8 strings, so it cannot be returned`,
+  );
+}
+
+function reportableName(raw: Buffer, inDir: string): string {
+  const name = utf8Name(raw);
+  if (name === undefined) throw notUtf8(`a file name in output directory "${inDir}"`, raw);
+  return name;
+}
+
+async function readTarget(path: string, shown: string): Promise<string> {
+  const raw = await readlink(path, { encoding: 'buffer' });
+  const target = utf8Name(raw);
+  if (target === undefined) throw notUtf8(`a symlink ("${shown}") whose target`, raw);
+  return target;
 }
