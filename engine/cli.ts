@@ -25,8 +25,8 @@ Flags:
   --port N             gRPC port (default 8980; 0 picks a free port)
   --http-port N        dashboard/HTTP port (default 8981)
   --data-dir DIR       where the cache lives (default: per-user app data folder)
-  --cache-size SIZE    cache budget, e.g. 20GiB, 500MB, 1.5TiB or bytes (default 20GiB)
-  --concurrency N      actions run at once (default: CPU count)
+  --cache-size SIZE    cache budget, at least 64MiB, e.g. 20GiB, 500MB, 1.5TiB or bytes (default 20GiB)
+  --concurrency N      actions run at once, 1 to 1024 (default: CPU count)
   --queue-size N       actions waiting for a slot (default 10000)
   --tls MODE           auto (default: on in LAN mode), on, or off
   --tls-cert FILE      your own server certificate (PEM) instead of one from Kiln's CA
