@@ -15,6 +15,9 @@ export type ExecutionStage = 'fetching-inputs' | 'running' | 'uploading-outputs'
 /** An action's whole life: waiting, the executor's stages, done. */
 export type ActionStage = 'queued' | ExecutionStage | 'finished';
 
+/** What just happened to an action, as the history and the live event stream report it. */
+export type ActionChangeKind = 'queued' | 'started' | 'stage' | 'finished';
+
 export type LogStreamName = 'stdout' | 'stderr';
 
 export type OutputKind = 'file' | 'directory' | 'symlink';

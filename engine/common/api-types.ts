@@ -2,10 +2,10 @@
 // Pure types, importing only other declarations of engine/common: the Svelte
 // renderer imports this file type-only, and so do metrics and history, which
 // build these records. Stable contract: add optional fields, never rename or remove.
-import type { ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName } from './action-vocabulary';
+import type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName } from './action-vocabulary';
 import type { SettingName } from './settings-limits';
 
-export type { ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName, SettingName };
+export type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName, SettingName };
 
 /** Times are milliseconds since the epoch; durations are milliseconds; sizes are bytes. */
 
@@ -236,7 +236,7 @@ export interface SseMetricsEvent {
 
 export interface SseActionEvent {
   event: 'action';
-  data: { kind: 'queued' | 'started' | 'stage' | 'finished'; action: ActionSummary };
+  data: { kind: ActionChangeKind; action: ActionSummary };
 }
 
 /** A chunk of a followed action's log; data is UTF-8 text (may split a multi-byte character only at chunk edges, decoded leniently). */

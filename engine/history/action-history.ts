@@ -3,7 +3,7 @@
 // running ones are only dropped if the count bound is exceeded by them alone.
 import { systemClock, type Clock } from '../clock';
 import type { EventBus, EventOf } from '../events/event-bus';
-import type { ActionDetail, ActionOutcome, ActionPage, ActionState, ActionSummary } from '../common/api-types';
+import type { ActionChangeKind, ActionDetail, ActionOutcome, ActionPage, ActionState, ActionSummary } from '../common/api-types';
 
 export interface HistoryLimits {
   maxActions: number;
@@ -28,7 +28,7 @@ export interface HistoryQuery {
   limit?: number;
 }
 
-export type HistoryChange = { kind: 'queued' | 'started' | 'stage' | 'finished'; action: ActionSummary };
+export type HistoryChange = { kind: ActionChangeKind; action: ActionSummary };
 
 export class InvalidCursorError extends Error {}
 

@@ -6,7 +6,8 @@
 // `resumeTailBytes` and sends a `log-gap` event naming the skipped range; the
 // client can fetch it from /api/actions/{id}/{stream} if it wants.
 import { StringDecoder } from 'node:string_decoder';
-import { LogNotFoundError, type LogHub, type LogStreamKind } from '../logs/log-hub';
+import type { LogStreamName } from '../common/action-vocabulary';
+import { LogNotFoundError, type LogHub } from '../logs/log-hub';
 import type { SseConnection } from './sse';
 
 export interface FollowLimits {
@@ -20,7 +21,7 @@ export async function followLog(
   hub: LogHub,
   conn: SseConnection,
   id: string,
-  stream: LogStreamKind,
+  stream: LogStreamName,
   limits: FollowLimits = DEFAULT_FOLLOW_LIMITS,
 ): Promise<void> {
   let offset = 0;

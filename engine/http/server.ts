@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
-import type { LogHub, LogStreamKind } from '../logs/log-hub';
-import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState } from '../common/action-vocabulary';
+import type { LogHub } from '../logs/log-hub';
+import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState, type LogStreamName } from '../common/action-vocabulary';
 import type { ActionDetail, ApiError, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
@@ -274,7 +274,7 @@ export class HttpApi {
   }
 
   /** The log as it is now, streamed from its file (`?tail=BYTES` for the end only). */
-  private async log(res: ServerResponse, id: string, stream: LogStreamKind, url: URL): Promise<void> {
+  private async log(res: ServerResponse, id: string, stream: LogStreamName, url: URL): Promise<void> {
     const tailText = url.searchParams.get('tail');
     const tail = tailText === null ? undefined : Number(tailText);
     if (tail !== undefined && (!Number.isSafeInteger(tail) || tail < 0)) {

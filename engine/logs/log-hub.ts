@@ -8,11 +8,11 @@ import { mkdirSync } from 'node:fs';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
+import type { LogStreamName } from '../common/action-vocabulary';
 import type { EventBus } from '../events/event-bus';
 import { fileChangeWaiter, type ChangeWaiter } from './file-change';
 
-export type LogStreamKind = 'stdout' | 'stderr';
-export const LOG_STREAMS: readonly LogStreamKind[] = ['stdout', 'stderr'];
+export const LOG_STREAMS: readonly LogStreamName[] = ['stdout', 'stderr'];
 
 export interface LogPaths {
   stdout: string;
@@ -82,7 +82,7 @@ interface LogEntry {
   finishedAt?: number;
   /** Size of both files at finish, for the retention byte budget. */
   bytes: number;
-  waiters: Record<LogStreamKind, ChangeWaiter>;
+  waiters: Record<LogStreamName, ChangeWaiter>;
 }
 
 export class LogHub {
@@ -126,7 +126,7 @@ export class LogHub {
   expect(id: string): void {
     if (this.closed || this.entries.has(id)) return;
     let entry: LogEntry | undefined;
-    const pathOf = (s: LogStreamKind) => () => entry?.paths?.[s];
+    const pathOf = (s: LogStreamName) => () => entry?.paths?.[s];
     entry = {
       id,
       started: false,
@@ -172,7 +172,7 @@ export class LogHub {
     return this.entries.has(id);
   }
 
-  async info(id: string, stream: LogStreamKind): Promise<LogInfo | undefined> {
+  async info(id: string, stream: LogStreamName): Promise<LogInfo | undefined> {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     return { id, started: entry.started, finished: entry.finished, size: await sizeOf(entry.paths?.[stream]) };
@@ -183,7 +183,7 @@ export class LogHub {
    * bytes as they are written, ending once the action has finished and the file
    * is drained. Throws LogNotFoundError for an unknown action.
    */
-  async *read(id: string, stream: LogStreamKind, options: ReadOptions = {}): AsyncGenerator<LogRead> {
+  async *read(id: string, stream: LogStreamName, options: ReadOptions = {}): AsyncGenerator<LogRead> {
     const entry = this.entries.get(id);
     if (!entry) throw new LogNotFoundError(id);
     const { signal, follow = true } = options;

@@ -24,7 +24,8 @@ import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { GrpcError, Status, internal, invalidArgument, notFound, resourceExhausted, unary } from '../grpc/status';
 import { logstream } from '../proto';
 import type { LiveResourceReader, LiveResourceWriter, LiveWriteSession } from './bytestream';
-import { LogNotFoundError, type LogHub, type LogStreamKind } from '../logs/log-hub';
+import type { LogStreamName } from '../common/action-vocabulary';
+import { LogNotFoundError, type LogHub } from '../logs/log-hub';
 
 export interface LogStreamLimits {
   /** A created stream with no write for this long is finalized. */
@@ -55,7 +56,7 @@ type ParsedName =
 
 interface Target {
   logId: string;
-  stream: LogStreamKind;
+  stream: LogStreamName;
 }
 
 interface Created extends Target {

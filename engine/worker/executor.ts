@@ -1,7 +1,7 @@
 // The execution seam: the scheduler hands a prepared action to an Executor and
 // gets an ActionResult back. The local process executor is the first; a
 // sandboxing or remote executor can sit behind the same interface later.
-import type { ExecutionStage } from '../common/action-vocabulary';
+import type { ActionOutputSummary, ExecutionStage } from '../common/action-vocabulary';
 import type { BlobDigest } from '../digest';
 import type { reapi } from '../proto';
 
@@ -45,7 +45,7 @@ export interface ExecutionOutcome {
   timings: ExecutionTimings;
   inputFiles: number;
   inputBytes: number;
-  outputs: { path: string; bytes: number; kind: 'file' | 'directory' | 'symlink' }[];
+  outputs: ActionOutputSummary[];
   /** Hard-linked inputs the action modified (their blobs were dropped from the store); never cache such a result. */
   tamperedInputs?: string[];
 }

@@ -5,6 +5,7 @@
 // the exec root.
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { posix, join } from 'node:path';
+import type { ActionOutputSummary } from '../common/action-vocabulary';
 import { DIGEST_FUNCTIONS, toWireDigest, type BlobDigest, type DigestFunctionName } from '../digest';
 import { GrpcError, invalidArgument, Status } from '../grpc/status';
 import { encode, reapi } from '../proto';
@@ -13,7 +14,6 @@ import { fileNameProblem, shownName, utf8Name } from './file-names';
 import { compareNames } from './input-tree';
 import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow } from './no-follow';
 
-export type OutputKind = 'file' | 'directory' | 'symlink';
 
 export interface RequestedOutput {
   /** Relative to the working directory. */
@@ -89,7 +89,7 @@ export interface CollectedOutputs {
   directories: reapi.OutputDirectory[];
   symlinks: reapi.OutputSymlink[];
   /** For the dashboard: every top-level output with its size. */
-  summary: { path: string; bytes: number; kind: OutputKind }[];
+  summary: ActionOutputSummary[];
 }
 
 /** Hashes a file by streaming it, then streams it into the store. */
