@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isLanHost } from './auth/peer';
 import { defaultConfig, type KilnConfig, type TlsMode } from './config';
+import { executorKindNames, runnerKindNames } from './executor-factory';
 import { readSettings, SettingsError } from './settings';
 
 export class ConfigError extends Error {}
@@ -26,6 +27,8 @@ export const CONFIG_KEYS = [
   'tls-client-ca',
   'require-token',
   'mdns',
+  'executor',
+  'runner',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -175,6 +178,12 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'mdns':
           config.mdns = parseBoolean(value);
           break;
+        case 'executor':
+          config.executor = parseKind(value, 'executor', executorKindNames());
+          break;
+        case 'runner':
+          config.runner = parseKind(value, 'runner', runnerKindNames());
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -246,6 +255,13 @@ function parseBoolean(value: unknown): boolean {
   if (['true', 'on', 'yes', '1'].includes(text)) return true;
   if (['false', 'off', 'no', '0'].includes(text)) return false;
   throw new ConfigError(`${show(value)} is not a switch; use true or false`);
+}
+
+/** A registered executor or runner kind (engine/executor-factory.ts). */
+function parseKind(value: unknown, what: string, known: string[]): string {
+  const name = typeof value === 'string' ? value.trim() : '';
+  if (!known.includes(name)) throw new ConfigError(`${show(value)} is not a known ${what}; use ${known.join(' or ')}`);
+  return name;
 }
 
 function parseNonEmpty(value: unknown): string {

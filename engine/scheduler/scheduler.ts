@@ -1,8 +1,10 @@
 // The scheduler: a bounded priority queue in front of `concurrency` worker slots.
 // It deduplicates identical cacheable actions (one run, many callers), keeps
-// actions running when their callers go away, writes successful results to the
-// action cache, and remembers finished operations for a retention window so
-// clients can re-attach. Callers watch operations; nothing polls.
+// actions running when their callers go away, and remembers finished operations
+// for a retention window so clients can re-attach. Callers watch operations;
+// nothing polls. What happens around a run (caching, metadata, result shaping)
+// belongs to the Executor's decorators (engine/execution/), and inlining
+// stdout/stderr per caller to the Execution service.
 //
 // Vocabulary: a *job* is one run of an action on a slot; an *operation* is one
 // caller's view of a job. Deduplicated callers get their own operations on a
@@ -19,9 +21,8 @@ import { digestKey, formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
 import { resourceExhausted, unavailable } from '../grpc/status';
 import { reapi } from '../proto';
-import type { ActionCacheStore } from '../store/action-cache-store';
-import type { BlobStore } from '../store/blob-store';
-import type { ExecutionOutcome, Executor, PreparedAction } from '../worker/executor';
+import type { ExecutionOutcome, Executor, PreparedAction } from '../execution/executor';
+import { FileLogSink } from '../execution/log-sink';
 import { actionDetails } from './action-details';
 import { OPERATION_PREFIX, type OperationSnapshot, type OperationStage, type StreamNames } from './operation';
 import { cancelledVerdict, timingBreakdown, verdictFromError, verdictFromOutcome, type RunVerdict } from './outcome';
@@ -29,9 +30,6 @@ import { PriorityQueue } from './priority-queue';
 
 export const EXECUTION_PAUSED_MESSAGE =
   'execution is paused on this Kiln; turn it on in the tray or dashboard, or POST /api/execution (the cache keeps serving meanwhile)';
-
-/** stdout/stderr and inlined outputs beyond this are left for the client to download. */
-const MAX_INLINE_BYTES = 1024 * 1024;
 
 export interface ExecutionRequest {
   instance: string;
@@ -55,9 +53,6 @@ export interface LogPaths {
 
 export interface SchedulerOptions {
   executor: Executor;
-  actionCache: Pick<ActionCacheStore, 'put'>;
-  /** Read for inlining stdout/stderr into responses. */
-  store: Pick<BlobStore, 'readAll'>;
   concurrency: number;
   queueSize: number;
   operationRetentionMs: number;
@@ -435,8 +430,8 @@ export class Scheduler {
       action: request.action,
       command: request.command,
       timeoutMs: request.timeoutMs,
-      stdoutPath: paths.stdout,
-      stderrPath: paths.stderr,
+      queuedAt: job.queuedAt,
+      logs: { stdout: new FileLogSink(paths.stdout), stderr: new FileLogSink(paths.stderr) },
     };
     const hooks = {
       onStage: (stage: 'fetching-inputs' | 'running' | 'uploading-outputs', at: number) =>
@@ -445,13 +440,12 @@ export class Scheduler {
     job.finished = Promise.resolve()
       .then(() => this.opts.executor.run(prepared, job.abort.signal, hooks))
       .then(
-        (run) => this.finish(job, verdictFromOutcome(run, job.queuedAt, request.timeoutMs), run),
+        (run) => this.finish(job, verdictFromOutcome(run, request.timeoutMs), run),
         (err) => this.finish(job, verdictFromError(err)),
       );
   }
 
   private async finish(job: Job, verdict: RunVerdict, run?: ExecutionOutcome): Promise<void> {
-    const { request } = job;
     const at = this.clock.now();
     job.state = 'finishing';
     if (job.slot !== undefined && this.slots[job.slot] === job) {
@@ -460,14 +454,6 @@ export class Scheduler {
       this.trimSlots();
     }
     this.pump();
-    if (verdict.cacheable && !request.action.doNotCache && verdict.response.result) {
-      try {
-        await this.opts.actionCache.put(request.instance, request.actionDigest, verdict.response.result);
-      } catch (err) {
-        // The caller still gets its result; only the next build misses the cache.
-        this.log(`kiln: could not write action ${formatDigest(request.actionDigest)} to the action cache: ${(err as Error).message}`);
-      }
-    }
     const result = verdict.response.result;
     this.events.emit({
       type: 'action.finished',
@@ -483,13 +469,9 @@ export class Scheduler {
       stderrDigest: result?.stderrDigest ? `${result.stderrDigest.hash}/${result.stderrDigest.sizeBytes}` : undefined,
       message: verdict.message,
     });
-    const ops = [...job.ops];
-    const responses = await Promise.all(ops.map((op) => this.inlined(op, verdict.response)));
     job.state = 'finished';
     if (job.key && this.inFlight.get(job.key) === job) this.inFlight.delete(job.key);
-    ops.forEach((op, i) => this.complete(op, responses[i]));
-    // Callers that joined while outputs were being inlined.
-    for (const op of job.ops) this.complete(op, verdict.response);
+    for (const op of [...job.ops]) this.complete(op, verdict.response);
   }
 
   /** Stops a job nobody waits for any more. */
@@ -564,25 +546,6 @@ export class Scheduler {
     for (const w of [...op.watchers]) safeNotify(w, snap);
   }
 
-  /** The response with stdout/stderr inlined where this caller asked and they are small. */
-  private async inlined(op: Operation, response: reapi.ExecuteResponse): Promise<reapi.ExecuteResponse> {
-    const result = response.result;
-    if (!result || (!op.inlineStdout && !op.inlineStderr)) return response;
-    const copy = reapi.ExecuteResponse.create({ ...response, result: reapi.ActionResult.create({ ...result }) });
-    const read = async (d: reapi.Digest.$Properties | null | undefined): Promise<Uint8Array | undefined> => {
-      const size = Number(d?.sizeBytes ?? 0);
-      if (!d?.hash || size > MAX_INLINE_BYTES) return undefined;
-      try {
-        return await this.opts.store.readAll({ fn: op.actionDigest.fn, hash: d.hash, size });
-      } catch {
-        return undefined; // The digest is still there; the client downloads it.
-      }
-    };
-    if (op.inlineStdout) copy.result!.stdoutRaw = (await read(result.stdoutDigest)) ?? new Uint8Array();
-    if (op.inlineStderr) copy.result!.stderrRaw = (await read(result.stderrDigest)) ?? new Uint8Array();
-    return copy;
-  }
-
   private snapshot(op: Operation): OperationSnapshot {
     return {
       name: op.name,
@@ -596,6 +559,7 @@ export class Scheduler {
       queuedAt: op.queuedAt,
       streamNames: op.streamNames,
       response: op.response,
+      inline: { stdout: op.inlineStdout, stderr: op.inlineStderr },
     };
   }
 }

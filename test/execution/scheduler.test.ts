@@ -1,4 +1,5 @@
-// The scheduler alone: a fake Executor, a ManualClock, in-memory stores.
+// The scheduler with a fake Executor under the engine's decorators (so caching
+// shows), a ManualClock, in-memory stores.
 import { status as Status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import type { OperationSnapshot } from '../../engine/scheduler/operation';
 import { Scheduler, logPathsIn, type ExecutionRequest } from '../../engine/scheduler/scheduler';
 import { MemoryActionCacheStore } from '../../engine/store/action-cache-store';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
+import { decorateExecutor } from '../../engine/executor-factory';
 import { FakeExecutor, flush } from './fake-executor';
 
 let dir: string;
@@ -40,9 +42,7 @@ afterEach(async () => {
 function scheduler(over: Partial<ConstructorParameters<typeof Scheduler>[0]> = {}): Scheduler {
   let n = 0;
   return new Scheduler({
-    executor,
-    actionCache,
-    store: new MemoryBlobStore(),
+    executor: decorateExecutor(executor, { actionCache, log: () => {} }),
     concurrency: 1,
     queueSize: 100,
     operationRetentionMs: 10 * 60_000,
@@ -90,7 +90,7 @@ describe('Scheduler', () => {
     expect(op.name).toBe('operations/op-1');
     const { states, done } = record(s, op.name);
     const [run] = await executor.started(1);
-    expect(run.action.stdoutPath).toBe(join(dir, 'logs', 'op-1.stdout'));
+    expect(run.action.logs.stdout.path).toBe(join(dir, 'logs', 'op-1.stdout'));
     run.finish({ exitCode: 0 });
     const final = await done;
 
@@ -291,21 +291,6 @@ describe('Scheduler', () => {
     expect(pf.violations[0].type).toBe('MISSING');
     expect(fb.response?.status?.code).toBe(Status.INTERNAL);
     expect(fb.response?.status?.message).toMatch(/disk on fire/);
-  });
-
-  it('inlines small stdout when the caller asked for it', async () => {
-    const store = new MemoryBlobStore();
-    const data = Buffer.from('hello\n');
-    const { digestOf } = await import('../../engine/digest');
-    const d = await digestOf(data);
-    await store.writeAll(d, data);
-    const s = scheduler({ store });
-    const op = s.submit(request({ inlineStdout: true }));
-    (await executor.started(1))[0].finish({
-      result: reapi.ActionResult.create({ exitCode: 0, stdoutDigest: { hash: d.hash, sizeBytes: d.size } }),
-    });
-    const final = await record(s, op.name).done;
-    expect(Buffer.from(final.response!.result!.stdoutRaw!).toString()).toBe('hello\n');
   });
 
   it('on stop cancels queued work, drains running actions, then aborts what is left', async () => {

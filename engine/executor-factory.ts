@@ -1,0 +1,99 @@
+// Composition of the execution path, like engine.ts is of the whole engine:
+// runner(s) → the executor of the configured kind → the decorators every
+// executor gets. A new way to run a process (sandbox, WASI) is one Runner file
+// plus one registerRunnerKind line; a new place to run (an upstream REAPI
+// cluster, a peer Kiln) is one Executor file plus one registerExecutorKind line.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Clock } from './clock';
+import type { KilnConfig } from './config';
+import { CachingExecutor } from './execution/caching-executor';
+import type { Executor } from './execution/executor';
+import { MetadataExecutor } from './execution/metadata-executor';
+import { ResultShapingExecutor } from './execution/result-shaping-executor';
+import type { Runner } from './execution/runner';
+import type { ActionCacheStore } from './store/action-cache-store';
+import type { BlobStore } from './store/blob-store';
+import { LocalExecutor } from './worker/local-executor';
+import { ProcessRunner } from './worker/process-runner';
+
+export interface ExecutionContext {
+  config: KilnConfig;
+  store: BlobStore;
+  actionCache: Pick<ActionCacheStore, 'put'>;
+  clock: Clock;
+  log: (line: string) => void;
+}
+
+/** Builds the Runner a `runner:` value names. */
+export type RunnerKind = (ctx: ExecutionContext) => Runner | Promise<Runner>;
+/** Builds the (undecorated) Executor an `executor:` value names; `runner()` builds the configured runner when it needs one. */
+export type ExecutorKind = (ctx: ExecutionContext & { runner: () => Promise<Runner> }) => Executor | Promise<Executor>;
+
+const runnerKinds = new Map<string, RunnerKind>();
+const executorKinds = new Map<string, ExecutorKind>();
+
+export function registerRunnerKind(name: string, kind: RunnerKind): void {
+  runnerKinds.set(name, kind);
+}
+
+export function registerExecutorKind(name: string, kind: ExecutorKind): void {
+  executorKinds.set(name, kind);
+}
+
+export function runnerKindNames(): string[] {
+  return [...runnerKinds.keys()];
+}
+
+export function executorKindNames(): string[] {
+  return [...executorKinds.keys()];
+}
+
+// --- The kinds Kiln ships with: one line each. --------------------------------
+registerRunnerKind('process', () => new ProcessRunner());
+registerExecutorKind('local', async (ctx) =>
+  LocalExecutor.create({
+    store: ctx.store,
+    buildRoot: join(ctx.config.dataDir, 'build'),
+    runner: await ctx.runner(),
+    slots: ctx.config.concurrency,
+    workerName: workerName(),
+    clock: ctx.clock,
+    log: ctx.log,
+  }),
+);
+
+/** An unknown kind, in the one-line style of a bad setting (config-load turns it into exit code 2). */
+export class UnknownKindError extends Error {}
+
+/** The executor `config.executor` names, built on `config.runner`, with every decorator. */
+export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
+  const kind = executorKinds.get(ctx.config.executor);
+  if (!kind) throw new UnknownKindError(unknownKind('executor', ctx.config.executor, executorKindNames()));
+  const runner = async () => {
+    const make = runnerKinds.get(ctx.config.runner);
+    if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
+    return make(ctx);
+  };
+  return decorateExecutor(await kind({ ...ctx, runner }), ctx);
+}
+
+/**
+ * The behaviours every executor gets, innermost first: result shaping (v2.0 /
+ * v2.1 fields), metadata and timestamps, then the action cache write (which
+ * must see the shaped result with its metadata).
+ */
+export function decorateExecutor(inner: Executor, ctx: Pick<ExecutionContext, 'actionCache' | 'log'>): Executor {
+  let executor: Executor = new ResultShapingExecutor(inner);
+  executor = new MetadataExecutor(executor, workerName());
+  executor = new CachingExecutor(executor, ctx.actionCache, ctx.log);
+  return executor;
+}
+
+export function unknownKind(key: string, value: string, known: string[]): string {
+  return `${key}: "${value}" is not a known ${key}; use ${known.join(' or ')}`;
+}
+
+function workerName(): string {
+  return `kiln@${hostname()}`;
+}
