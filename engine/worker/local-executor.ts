@@ -77,7 +77,9 @@ export class LocalExecutor implements Executor {
     let staged: StagingResult | undefined;
     let checked = false;
     try {
-      hooks.onStage?.('fetching-inputs', (t.inputFetchStart = now()));
+      // Stamped before the hook: `?.` would skip evaluating its arguments when there is no hook.
+      t.inputFetchStart = now();
+      hooks.onStage?.('fetching-inputs', t.inputFetchStart);
       const plan = await planInputTree(store, inputRoot);
       // Checked before anything is written: a bad request costs no staging.
       if (command.workingDirectory && !plan.directories.includes(command.workingDirectory)) {
@@ -91,11 +93,13 @@ export class LocalExecutor implements Executor {
       await prepareOutputDirs(workDir, outputs);
       t.inputFetchCompleted = now();
 
-      hooks.onStage?.('running', (t.executionStart = now()));
+      t.executionStart = now();
+      hooks.onStage?.('running', t.executionStart);
       const exit = await this.runCommand(action, execRoot, signal);
       t.executionCompleted = now();
 
-      hooks.onStage?.('uploading-outputs', (t.outputUploadStart = now()));
+      t.outputUploadStart = now();
+      hooks.onStage?.('uploading-outputs', t.outputUploadStart);
       const tampered = await this.dropTampered(action.id, execRoot, staged.linked);
       checked = true;
       const collected = await collectOutputs(store, workDir, outputs, fn);
@@ -174,10 +178,11 @@ export class LocalExecutor implements Executor {
     }
   }
 
-  /** Logs are uploaded from their local file; a sink without one (nothing written locally) counts as empty. */
+  /** Logs are uploaded from their local file; no file (a runner that wrote nothing there) is an empty log. */
   private async uploadLog(path: string | undefined, fn: PreparedAction['actionDigest']['fn']) {
-    if (!path) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
-    return uploadFile(this.opts.store, path, fn, (await stat(path)).size);
+    const size = path ? await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))) : undefined;
+    if (!path || size === undefined) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
+    return uploadFile(this.opts.store, path, fn, size);
   }
 
   async close(): Promise<void> {
