@@ -162,7 +162,8 @@ export class Engine {
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
       const execution = { config, store, actionCache, clock, log };
-      engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, execution) : await createExecutor(execution));
+      const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
+      engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, decorators) : await createExecutor(execution));
       engine.registerServices();
       await engine.listen();
       // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
@@ -321,7 +322,6 @@ export class Engine {
       concurrency: this.config.concurrency,
       queueSize: this.config.queueSize,
       operationRetentionMs: this.config.operationRetentionMs,
-      orphanTimeoutMs: this.config.orphanTimeoutMs,
       enabled: this.executionOn,
       logPathsFor: (id) => logs.pathsFor(id),
       streamNamesFor: (id, instance) => logStreams.streamNamesFor(id, instance),

@@ -10,6 +10,7 @@ import type { KilnConfig } from './config';
 import { CachingExecutor } from './execution/caching-executor';
 import type { Executor } from './execution/executor';
 import { MetadataExecutor } from './execution/metadata-executor';
+import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
 import type { Runner } from './execution/runner';
 import type { ActionCacheStore } from './store/action-cache-store';
@@ -75,17 +76,25 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
     return make(ctx);
   };
-  return decorateExecutor(await kind({ ...ctx, runner }), ctx);
+  return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+}
+
+export interface DecoratorOptions extends Pick<ExecutionContext, 'actionCache' | 'log'> {
+  clock?: Clock;
+  /** Cancel runs nobody has watched for this long; undefined or 0: never. */
+  orphanTimeoutMs?: number;
 }
 
 /**
  * The behaviours every executor gets, innermost first: result shaping (v2.0 /
- * v2.1 fields), metadata and timestamps, then the action cache write (which
- * must see the shaped result with its metadata).
+ * v2.1 fields), metadata and timestamps, the orphan reaper, then the action
+ * cache write (which must see the shaped result with its metadata, and never a
+ * reaped one).
  */
-export function decorateExecutor(inner: Executor, ctx: Pick<ExecutionContext, 'actionCache' | 'log'>): Executor {
+export function decorateExecutor(inner: Executor, ctx: DecoratorOptions): Executor {
   let executor: Executor = new ResultShapingExecutor(inner);
   executor = new MetadataExecutor(executor, workerName());
+  executor = new OrphanReapingExecutor(executor, { timeoutMs: ctx.orphanTimeoutMs ?? 0, clock: ctx.clock, log: ctx.log });
   executor = new CachingExecutor(executor, ctx.actionCache, ctx.log);
   return executor;
 }

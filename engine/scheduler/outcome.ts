@@ -49,7 +49,9 @@ export function verdictFromError(err: unknown): RunVerdict {
     err instanceof GrpcError
       ? err.toStatus()
       : rpc.Status.create({ code: Status.INTERNAL, message: `internal error running the action: ${(err as Error)?.message ?? err}` });
-  return { response: reapi.ExecuteResponse.create({ status: st, message: st.message }), outcome: 'error', message: st.message };
+  // CANCELLED from an executor (the orphan reaper) is a cancellation, not a failure.
+  const outcome = st.code === Status.CANCELLED ? 'cancelled' : 'error';
+  return { response: reapi.ExecuteResponse.create({ status: st, message: st.message }), outcome, message: st.message };
 }
 
 /** A queued action that never ran because it was cancelled or the engine stopped. */

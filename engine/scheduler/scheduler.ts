@@ -10,10 +10,9 @@
 // caller's view of a job. Deduplicated callers get their own operations on a
 // shared job; the job is cancelled only when every operation on it is.
 //
-// Orphans: Bazel seldom calls CancelOperation, so a queued or running action whose
-// every caller has gone unwatched (no stream, no GetOperation/WaitExecution) for
-// `orphanTimeoutMs` is cancelled. Each operation keeps its own idle timer; the
-// job is cancelled once every operation on it has timed out.
+// Attention: each job tells its executor (PreparedAction.attention) since when
+// every caller on it has been gone, so an executor decorator can cancel actions
+// nobody waits for (engine/execution/orphan-reaping-executor.ts).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
@@ -21,7 +20,7 @@ import { digestKey, formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
 import { resourceExhausted, unavailable } from '../grpc/status';
 import { reapi } from '../proto';
-import type { ExecutionOutcome, Executor, PreparedAction } from '../execution/executor';
+import type { Attention, ExecutionOutcome, Executor, PreparedAction } from '../execution/executor';
 import { FileLogSink } from '../execution/log-sink';
 import { actionDetails } from './action-details';
 import { OPERATION_PREFIX, type OperationSnapshot, type OperationStage, type StreamNames } from './operation';
@@ -56,8 +55,6 @@ export interface SchedulerOptions {
   concurrency: number;
   queueSize: number;
   operationRetentionMs: number;
-  /** Cancel actions nobody has watched for this long; undefined or 0: never. */
-  orphanTimeoutMs?: number;
   enabled?: boolean;
   /** Where an action's stdout/stderr files go; see `logPathsIn`. */
   logPathsFor: (id: string) => LogPaths;
@@ -108,6 +105,8 @@ interface Job {
   abort: AbortController;
   ops: Set<Operation>;
   finished?: Promise<void>;
+  /** Told when who-is-watching may have changed. */
+  attentionListeners: Set<() => void>;
 }
 
 interface Operation {
@@ -128,9 +127,8 @@ interface Operation {
   watchers: Set<OperationListener>;
   expiry?: { cancel(): void };
   /** Running while nobody watches this (unfinished) operation. */
-  orphanTimer?: { cancel(): void };
-  /** Nobody has watched it for orphanTimeoutMs. */
-  orphaned: boolean;
+  /** When it was last watched or asked about (meaningful while nobody watches it). */
+  lastSeen: number;
 }
 
 export class Scheduler {
@@ -211,7 +209,7 @@ export class Scheduler {
       );
     }
     const id = this.ids.next();
-    const job: Job = { id, key, request, priority, queuedAt: this.clock.now(), state: 'queued', abort: new AbortController(), ops: new Set() };
+    const job: Job = { id, key, request, priority, queuedAt: this.clock.now(), state: 'queued', abort: new AbortController(), ops: new Set(), attentionListeners: new Set() };
     const op = this.attach(job, request, id);
     if (key) this.inFlight.set(key, job);
     this.queue.push(job, priority);
@@ -268,10 +266,10 @@ export class Scheduler {
     return this.snapshot(op);
   }
 
-  /** A caller asking (GetOperation) counts as watching: it restarts the orphan timer. */
+  /** A caller asking (GetOperation) counts as watching. */
   get(name: string): OperationSnapshot | undefined {
     const op = this.operations.get(name);
-    if (op && !op.done) this.armOrphanTimer(op);
+    if (op && !op.done) this.seen(op);
     return op && this.snapshot(op);
   }
 
@@ -285,9 +283,9 @@ export class Scheduler {
     safeNotify(listener, this.snapshot(op));
     if (op.done) return () => {};
     op.watchers.add(listener);
-    this.armOrphanTimer(op);
+    this.seen(op);
     return () => {
-      if (op.watchers.delete(listener) && op.watchers.size === 0) this.armOrphanTimer(op);
+      if (op.watchers.delete(listener) && op.watchers.size === 0) this.seen(op);
     };
   }
 
@@ -347,10 +345,7 @@ export class Scheduler {
     await waitAtMost(Promise.all(running()), drainMs);
     for (const job of this.slots) if (job) this.abortJob(job);
     await waitAtMost(Promise.all(running()), 10_000);
-    for (const op of this.operations.values()) {
-      op.expiry?.cancel();
-      op.orphanTimer?.cancel();
-    }
+    for (const op of this.operations.values()) op.expiry?.cancel();
   }
 
   // --- internals ------------------------------------------------------------
@@ -364,7 +359,7 @@ export class Scheduler {
     }
     job.ops.add(op);
     // Nobody watches it yet; Execute subscribes right after submitting.
-    this.armOrphanTimer(op);
+    this.seen(op);
     return op;
   }
 
@@ -382,7 +377,7 @@ export class Scheduler {
       inlineStdout,
       inlineStderr,
       watchers: new Set(),
-      orphaned: false,
+      lastSeen: queuedAt,
     };
     this.operations.set(op.name, op);
     return op;
@@ -432,6 +427,7 @@ export class Scheduler {
       timeoutMs: request.timeoutMs,
       queuedAt: job.queuedAt,
       logs: { stdout: new FileLogSink(paths.stdout), stderr: new FileLogSink(paths.stderr) },
+      attention: this.attentionOf(job),
     };
     const hooks = {
       onStage: (stage: 'fetching-inputs' | 'running' | 'uploading-outputs', at: number) =>
@@ -493,43 +489,37 @@ export class Scheduler {
     job.abort.abort();
   }
 
-  /**
-   * (Re)starts an unfinished operation's orphan timer while nobody watches it, or
-   * stops it while someone does. Either way it is no longer orphaned.
-   */
-  private armOrphanTimer(op: Operation): void {
-    op.orphanTimer?.cancel();
-    op.orphanTimer = undefined;
-    op.orphaned = false;
-    const ms = this.opts.orphanTimeoutMs;
-    if (!ms || ms <= 0 || !Number.isFinite(ms) || op.done || !op.job || op.watchers.size > 0) return;
-    op.orphanTimer = this.clock.setTimeout(() => {
-      op.orphanTimer = undefined;
-      op.orphaned = true;
-      if (op.job) this.cancelIfOrphaned(op.job, ms);
-    }, ms);
+  /** Records that a caller watched or asked about `op`, and tells its job's executor. */
+  private seen(op: Operation): void {
+    op.lastSeen = this.clock.now();
+    if (op.job) this.attentionChanged(op.job);
   }
 
-  /** Cancels a queued or running job once every caller on it has been gone for the orphan timeout. */
-  private cancelIfOrphaned(job: Job, ms: number): void {
-    if (job.state !== 'queued' && job.state !== 'running') return;
-    const ops = [...job.ops];
-    if (ops.length === 0 || !ops.every((o) => o.orphaned && o.watchers.size === 0)) return;
-    const idle = formatIdle(ms);
-    const why =
-      `the action was cancelled because nobody was waiting for it for ${idle}: every Execute/WaitExecution caller had gone away ` +
-      `(execute it again; orphanTimeoutMs in the Kiln configuration sets how long unwatched actions are kept)`;
-    this.log(`kiln: cancelled ${job.state} action ${job.id} (${formatDigest(job.request.actionDigest)}): nobody was waiting for it for ${idle}`);
-    // The last cancel stops the run itself (removed from the queue, or aborted).
-    for (const op of ops) this.cancel(op.name, why);
+  private attentionChanged(job: Job): void {
+    for (const listener of [...job.attentionListeners]) listener();
+  }
+
+  /** Since when every caller on `job` has been gone; undefined while one watches. */
+  private attentionOf(job: Job): Attention {
+    return {
+      unwatchedSince: () => {
+        const ops = [...job.ops];
+        if (ops.length === 0 || ops.some((o) => o.watchers.size > 0)) return undefined;
+        return Math.max(...ops.map((o) => o.lastSeen));
+      },
+      onChange: (listener) => {
+        job.attentionListeners.add(listener);
+        return () => job.attentionListeners.delete(listener);
+      },
+    };
   }
 
   private complete(op: Operation, response: reapi.ExecuteResponse): void {
     if (op.done) return;
-    op.orphanTimer?.cancel();
-    op.orphanTimer = undefined;
-    op.job?.ops.delete(op);
+    const job = op.job;
+    job?.ops.delete(op);
     op.job = undefined;
+    if (job) this.attentionChanged(job);
     op.stage = 'COMPLETED';
     op.done = true;
     op.response = response;
@@ -562,14 +552,6 @@ export class Scheduler {
       inline: { stdout: op.inlineStdout, stderr: op.inlineStderr },
     };
   }
-}
-
-/** "10 minutes", "1 minute", "90 seconds". */
-function formatIdle(ms: number): string {
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (ms % 60_000 === 0) return plural(ms / 60_000, 'minute');
-  if (ms % 1000 === 0) return plural(ms / 1000, 'second');
-  return plural(ms, 'millisecond');
 }
 
 function dedupKey(instance: string, d: BlobDigest): string {
