@@ -34,6 +34,8 @@ Flags:
   --tls-client-ca FILE another CA whose client certificates are accepted (Kiln's always are)
   --require-token      demand a token from loopback clients too
   --mdns BOOL          advertise on the LAN with mDNS in LAN mode (default true)
+  --executor KIND      where actions run (default local: on this machine)
+  --runner KIND        how the local executor runs a process (default process)
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 

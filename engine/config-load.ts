@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { isLanHost } from './common/loopback';
 import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from './common/settings-limits';
 import { defaultConfig, type KilnConfig, type TlsMode } from './config';
+import { kindNames } from './common/kind-names';
 import { readSettings, SettingsError } from './settings';
 
 export class ConfigError extends Error {}
@@ -27,6 +28,8 @@ export const CONFIG_KEYS = [
   'tls-client-ca',
   'require-token',
   'mdns',
+  'executor',
+  'runner',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -176,6 +179,12 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'mdns':
           config.mdns = parseBoolean(value);
           break;
+        case 'executor':
+          config.executor = parseKind(value, 'executor', kindNames('executor'));
+          break;
+        case 'runner':
+          config.runner = parseKind(value, 'runner', kindNames('runner'));
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -254,6 +263,13 @@ function parseBoolean(value: unknown): boolean {
   if (['true', 'on', 'yes', '1'].includes(text)) return true;
   if (['false', 'off', 'no', '0'].includes(text)) return false;
   throw new ConfigError(`${show(value)} is not a switch; use true or false`);
+}
+
+/** A registered executor or runner kind (declared by engine/executor-factory.ts as it registers them). */
+function parseKind(value: unknown, what: string, known: string[]): string {
+  const name = typeof value === 'string' ? value.trim() : '';
+  if (!known.includes(name)) throw new ConfigError(`${show(value)} is not a known ${what}; use ${known.join(' or ')}`);
+  return name;
 }
 
 function parseNonEmpty(value: unknown): string {

@@ -31,6 +31,10 @@ export interface KilnConfig {
    * is cancelled. Bazel seldom calls CancelOperation. 0 never cancels.
    */
   orphanTimeoutMs: number;
+  /** Which executor runs actions (engine/executor-factory.ts): `local` runs them on this machine. */
+  executor: string;
+  /** How a local executor runs a process (engine/executor-factory.ts): `process` through the launcher. */
+  runner: string;
   /** Advertised max_batch_total_size_bytes. */
   maxBatchTotalSizeBytes: number;
   /** Require a token from loopback clients too (LAN mode always requires one). */
@@ -87,6 +91,8 @@ export function defaultConfig(): KilnConfig {
     maxActionTimeoutMs: 3 * 60 * 60_000,
     operationRetentionMs: 10 * 60_000,
     orphanTimeoutMs: 10 * 60_000,
+    executor: 'local',
+    runner: 'process',
     maxBatchTotalSizeBytes: 4 * MiB,
     requireTokenOnLoopback: false,
     tls: 'auto',

@@ -37,9 +37,8 @@ import { createOperationsService } from './reapi/operations';
 import { Scheduler } from './scheduler/scheduler';
 import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
-import type { Executor } from './worker/executor';
-import { LocalExecutor } from './worker/local-executor';
-import { validateCommand } from './worker/outputs';
+import type { Executor } from './execution/executor';
+import { createExecutor, decorateExecutor } from './executor-factory';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -51,7 +50,10 @@ export interface EngineOptions {
   ids?: IdSource;
   /** Human-readable progress lines (the CLI sends them to stderr). */
   log?: (line: string) => void;
-  /** Runs actions; defaults to a LocalExecutor under {dataDir}/build (tests inject a fake). Closed on stop. */
+  /**
+   * Runs actions in place of the one `config.executor` names (tests inject a fake); the
+   * engine still adds the decorators (caching, metadata, result shaping). Closed on stop.
+   */
   executor?: Executor;
 }
 
@@ -160,9 +162,9 @@ export class Engine {
       });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
-      engine.startScheduler(
-        opts.executor ?? (await LocalExecutor.create({ store, buildRoot: join(config.dataDir, 'build'), clock, log })),
-      );
+      const execution = { config, store, actionCache, clock, log };
+      const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
+      engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, decorators) : await createExecutor(execution));
       engine.registerServices();
       await engine.listen();
       // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
@@ -305,7 +307,7 @@ export class Engine {
         actionCache,
         defaultActionTimeoutMs: config.defaultActionTimeoutMs,
         maxActionTimeoutMs: config.maxActionTimeoutMs,
-        validateCommand,
+        executor: this.executor!,
         events,
         clock,
       }));
@@ -318,12 +320,9 @@ export class Engine {
     this.executor = executor;
     this.scheduler = new Scheduler({
       executor,
-      actionCache: this.actionCache,
-      store: this.store,
       concurrency: this.config.concurrency,
       queueSize: this.config.queueSize,
       operationRetentionMs: this.config.operationRetentionMs,
-      orphanTimeoutMs: this.config.orphanTimeoutMs,
       enabled: this.executionOn,
       logPathsFor: (id) => logs.pathsFor(id),
       streamNamesFor: (id, instance) => logStreams.streamNamesFor(id, instance),

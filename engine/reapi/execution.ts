@@ -2,16 +2,17 @@
 // at once, and otherwise hands the action to the scheduler and streams its
 // operation (QUEUED → EXECUTING → COMPLETED). Problems found before the action
 // is queued are gRPC errors; problems of the run arrive in ExecuteResponse.status.
-// WaitExecution re-attaches to an operation by name.
+// WaitExecution re-attaches to an operation by name. Inlining stdout/stderr
+// into the final response is done here, per caller.
 import type * as grpc from '@grpc/grpc-js';
-import { validateCommand as validateWorkerCommand } from '../worker/outputs';
 import { systemClock, type Clock } from '../clock';
 import { formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
 import { requestMetadataOf } from '../grpc/services';
 import { GrpcError, invalidArgument, missingBlobs, notFound, statusOk, toServiceError, unavailable } from '../grpc/status';
 import { longrunning, msFromDuration, reapi } from '../proto';
-import { effectivePlatform } from '../scheduler/action-details';
+import type { Executor } from '../execution/executor';
+import { effectivePlatform } from '../execution/platform';
 import { toOperation, type OperationSnapshot } from '../scheduler/operation';
 import { EXECUTION_PAUSED_MESSAGE, type Scheduler } from '../scheduler/scheduler';
 import type { ActionCacheStore } from '../store/action-cache-store';
@@ -25,8 +26,8 @@ export interface ExecutionServiceOptions {
   actionCache: Pick<ActionCacheStore, 'get'>;
   defaultActionTimeoutMs: number;
   maxActionTimeoutMs: number;
-  /** Rejects commands the worker cannot run safely (output paths escaping the working directory…). */
-  validateCommand?: (command: reapi.Command) => void;
+  /** Asked, once per Execute, to reject commands it cannot run safely (output paths escaping the working directory…). */
+  executor: Pick<Executor, 'validateCommand'>;
   events?: EventSink;
   clock?: Clock;
 }
@@ -35,7 +36,6 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
   const { scheduler } = opts;
   const events = opts.events ?? nullSink;
   const clock = opts.clock ?? systemClock;
-  const validateCommand = opts.validateCommand ?? validateWorkerCommand;
 
   return {
     async execute(call: grpc.ServerWritableStream<reapi.ExecuteRequest, longrunning.Operation>) {
@@ -55,7 +55,7 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
           if (hit) {
             const response = reapi.ExecuteResponse.create({ result: cached, cachedResult: true, status: statusOk() });
             op = scheduler.recordCompleted(req.instanceName, actionDigest, response, meta);
-            return await stream(call, scheduler, op.name);
+            return await stream(call, scheduler, opts.store, op.name);
           }
         }
 
@@ -68,7 +68,7 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
         if (!command.arguments?.length) throw invalidArgument('the Command has no arguments; nothing to run', 'command.arguments');
         const platform = effectivePlatform(action, command);
         const effective = reapi.Command.create({ ...command, platform: platform ?? undefined });
-        validateCommand(effective);
+        opts.executor.validateCommand(effective);
 
         op = scheduler.submit({
           instance: req.instanceName,
@@ -85,12 +85,12 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
         call.emit('error', toServiceError(err));
         return;
       }
-      await stream(call, scheduler, op.name, op);
+      await stream(call, scheduler, opts.store, op.name, op);
     },
 
     async waitExecution(call: grpc.ServerWritableStream<reapi.WaitExecutionRequest, longrunning.Operation>) {
       try {
-        await stream(call, scheduler, call.request.name);
+        await stream(call, scheduler, opts.store, call.request.name);
       } catch (err) {
         call.emit('error', toServiceError(err));
       }
@@ -110,6 +110,7 @@ export function unknownOperation(name: string): GrpcError {
 function stream(
   call: grpc.ServerWritableStream<unknown, longrunning.Operation>,
   scheduler: Scheduler,
+  store: Pick<BlobStore, 'readAll'>,
   name: string,
   accepted?: OperationSnapshot,
 ): Promise<void> {
@@ -134,15 +135,41 @@ function stream(
     call.on('close', stop);
     unsubscribe = scheduler.watch(name, (op) => {
       if (finished) return;
-      send(op);
-      if (op.done) {
+      if (!op.done) return send(op);
+      // The last message: inlining reads the store, so the stream ends once it is written.
+      finished = true;
+      unsubscribe?.();
+      void withInlinedLogs(store, op).then((final) => {
+        call.write(toOperation(final));
         call.end();
-        stop();
-      }
+        resolve();
+      });
     });
     if (!unsubscribe) reject(unknownOperation(name));
     else if (finished) unsubscribe();
   });
+}
+
+/** stdout/stderr beyond this are left for the client to download. */
+const MAX_INLINE_BYTES = 1024 * 1024;
+
+/** The operation with stdout/stderr inlined where its caller asked and they are small. */
+async function withInlinedLogs(store: Pick<BlobStore, 'readAll'>, op: OperationSnapshot): Promise<OperationSnapshot> {
+  const result = op.response?.result;
+  if (!op.response || !result || (!op.inline?.stdout && !op.inline?.stderr)) return op;
+  const read = async (d: reapi.Digest.$Properties | null | undefined): Promise<Uint8Array> => {
+    const size = Number(d?.sizeBytes ?? 0);
+    if (!d?.hash || size > MAX_INLINE_BYTES) return new Uint8Array();
+    try {
+      return await store.readAll({ fn: op.actionDigest.fn, hash: d.hash, size });
+    } catch {
+      return new Uint8Array(); // The digest is still there; the client downloads it.
+    }
+  };
+  const inlined = reapi.ActionResult.create({ ...result });
+  if (op.inline.stdout) inlined.stdoutRaw = await read(result.stdoutDigest);
+  if (op.inline.stderr) inlined.stderrRaw = await read(result.stderrDigest);
+  return { ...op, response: reapi.ExecuteResponse.create({ ...op.response, result: inlined }) };
 }
 
 async function readMessage<T>(store: BlobStore, digest: BlobDigest, decode: (bytes: Uint8Array) => T, what: string): Promise<T> {

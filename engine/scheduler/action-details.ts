@@ -1,12 +1,9 @@
 // The dashboard's view of an action, taken from its Action and Command.
 import type { ActionDetails } from '../events/event-bus';
+import { effectivePlatform } from '../execution/platform';
 import type { reapi } from '../proto';
 
-/** Action.platform wins over Command.platform (the v2.2+ rule); empty counts as unset. */
-export function effectivePlatform(action: reapi.Action, command: reapi.Command): reapi.Platform.$Properties | undefined {
-  if (action.platform?.properties?.length) return action.platform;
-  return command.platform ?? undefined;
-}
+export { effectivePlatform };
 
 /** output_paths (v2.1+) replaces output_files/output_directories when set. */
 export function outputPathsOf(command: reapi.Command): string[] {

@@ -30,6 +30,8 @@ export interface OperationSnapshot {
   streamNames?: StreamNames;
   /** Set when done. */
   response?: reapi.ExecuteResponse;
+  /** What the caller who created it asked to have inlined (the Execution service does the inlining). */
+  inline?: { stdout: boolean; stderr: boolean };
 }
 
 const STAGES: Record<OperationStage, reapi.ExecutionStage.Value> = {

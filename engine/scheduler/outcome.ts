@@ -1,27 +1,22 @@
 // Turns what an Executor returned (or threw) into the ExecuteResponse callers
-// get, the outcome the dashboard shows, and whether the result may be cached.
+// get and the outcome the dashboard shows. Writing the action cache is the
+// CachingExecutor's job (engine/execution/caching-executor.ts).
 // Problems of the run go in ExecuteResponse.status, never in Operation.error.
 import { status as Status } from '@grpc/grpc-js';
 import type { ActionOutcome, ActionTiming } from '../common/action-vocabulary';
 import { GrpcError } from '../grpc/status';
-import { reapi, rpc, timestampFromMs } from '../proto';
-import type { ExecutionOutcome } from '../worker/executor';
+import { reapi, rpc } from '../proto';
+import type { ExecutionOutcome } from '../execution/executor';
 
 export interface RunVerdict {
   response: reapi.ExecuteResponse;
   outcome: ActionOutcome;
   exitCode?: number;
-  /** OK, exit 0: the only results the action cache may hold (do_not_cache is the caller's to check). */
-  cacheable: boolean;
   message?: string;
 }
 
-export function verdictFromOutcome(run: ExecutionOutcome, queuedAt: number, timeoutMs: number): RunVerdict {
-  const result = reapi.ActionResult.create(run.result);
-  result.executionMetadata = reapi.ExecutedActionMetadata.create({
-    ...result.executionMetadata,
-    queuedTimestamp: timestampFromMs(queuedAt),
-  });
+export function verdictFromOutcome(run: ExecutionOutcome, timeoutMs: number): RunVerdict {
+  const result = run.result;
   const exitCode = result.exitCode;
   const respond = (code: Status, message: string) =>
     reapi.ExecuteResponse.create({ result, status: rpc.Status.create({ code, message }), message });
@@ -29,22 +24,19 @@ export function verdictFromOutcome(run: ExecutionOutcome, queuedAt: number, time
   switch (run.status) {
     case 'timeout': {
       const message = `action timed out after ${timeoutMs} ms; raise the action's timeout (--remote_timeout / exec_properties) if it needs longer`;
-      return { response: respond(Status.DEADLINE_EXCEEDED, message), outcome: 'timeout', exitCode, cacheable: false, message };
+      return { response: respond(Status.DEADLINE_EXCEEDED, message), outcome: 'timeout', exitCode, message };
     }
     case 'cancelled': {
       const message = 'action was cancelled before it finished';
-      return { response: respond(Status.CANCELLED, message), outcome: 'cancelled', exitCode, cacheable: false, message };
+      return { response: respond(Status.CANCELLED, message), outcome: 'cancelled', exitCode, message };
     }
     case 'ok': {
-      const tampered = run.tamperedInputs?.length
-        ? `; not cached: the action modified its input(s) ${run.tamperedInputs.slice(0, 3).join(', ')}`
-        : '';
-      const message = (exitCode === 0 ? '' : `action exited with code ${exitCode}`) + tampered;
+      const notCached = !run.cacheable ? `; not cached: ${run.notCacheableReason ?? 'the executor marked the result uncacheable'}` : '';
+      const message = (exitCode === 0 ? '' : `action exited with code ${exitCode}`) + notCached;
       return {
         response: respond(Status.OK, message),
         outcome: exitCode === 0 ? 'success' : 'failure',
         exitCode,
-        cacheable: exitCode === 0 && !tampered,
         message: message || undefined,
       };
     }
@@ -57,7 +49,9 @@ export function verdictFromError(err: unknown): RunVerdict {
     err instanceof GrpcError
       ? err.toStatus()
       : rpc.Status.create({ code: Status.INTERNAL, message: `internal error running the action: ${(err as Error)?.message ?? err}` });
-  return { response: reapi.ExecuteResponse.create({ status: st, message: st.message }), outcome: 'error', cacheable: false, message: st.message };
+  // CANCELLED from an executor (the orphan reaper) is a cancellation, not a failure.
+  const outcome = st.code === Status.CANCELLED ? 'cancelled' : 'error';
+  return { response: reapi.ExecuteResponse.create({ status: st, message: st.message }), outcome, message: st.message };
 }
 
 /** A queued action that never ran because it was cancelled or the engine stopped. */
@@ -65,7 +59,6 @@ export function cancelledVerdict(why: string): RunVerdict {
   return {
     response: reapi.ExecuteResponse.create({ status: rpc.Status.create({ code: Status.CANCELLED, message: why }), message: why }),
     outcome: 'cancelled',
-    cacheable: false,
     message: why,
   };
 }

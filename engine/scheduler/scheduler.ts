@@ -1,17 +1,18 @@
 // The scheduler: a bounded priority queue in front of `concurrency` worker slots.
 // It deduplicates identical cacheable actions (one run, many callers), keeps
-// actions running when their callers go away, writes successful results to the
-// action cache, and remembers finished operations for a retention window so
-// clients can re-attach. Callers watch operations; nothing polls.
+// actions running when their callers go away, and remembers finished operations
+// for a retention window so clients can re-attach. Callers watch operations;
+// nothing polls. What happens around a run (caching, metadata, result shaping)
+// belongs to the Executor's decorators (engine/execution/), and inlining
+// stdout/stderr per caller to the Execution service.
 //
 // Vocabulary: a *job* is one run of an action on a slot; an *operation* is one
 // caller's view of a job. Deduplicated callers get their own operations on a
 // shared job; the job is cancelled only when every operation on it is.
 //
-// Orphans: Bazel seldom calls CancelOperation, so a queued or running action whose
-// every caller has gone unwatched (no stream, no GetOperation/WaitExecution) for
-// `orphanTimeoutMs` is cancelled. Each operation keeps its own idle timer; the
-// job is cancelled once every operation on it has timed out.
+// Attention: each job tells its executor (PreparedAction.attention) since when
+// every caller on it has been gone, so an executor decorator can cancel actions
+// nobody waits for (engine/execution/orphan-reaping-executor.ts).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionStage } from '../common/action-vocabulary';
@@ -20,9 +21,8 @@ import { digestKey, formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
 import { resourceExhausted, unavailable } from '../grpc/status';
 import { reapi } from '../proto';
-import type { ActionCacheStore } from '../store/action-cache-store';
-import type { BlobStore } from '../store/blob-store';
-import type { ExecutionOutcome, Executor, PreparedAction } from '../worker/executor';
+import type { Attention, ExecutionOutcome, Executor, PreparedAction } from '../execution/executor';
+import { FileLogSink } from '../execution/log-sink';
 import { actionDetails } from './action-details';
 import { OPERATION_PREFIX, type OperationSnapshot, type OperationStage, type StreamNames } from './operation';
 import { cancelledVerdict, timingBreakdown, verdictFromError, verdictFromOutcome, type RunVerdict } from './outcome';
@@ -30,9 +30,6 @@ import { PriorityQueue } from './priority-queue';
 
 export const EXECUTION_PAUSED_MESSAGE =
   'execution is paused on this Kiln; turn it on in the tray or dashboard, or POST /api/execution (the cache keeps serving meanwhile)';
-
-/** stdout/stderr and inlined outputs beyond this are left for the client to download. */
-const MAX_INLINE_BYTES = 1024 * 1024;
 
 export interface ExecutionRequest {
   instance: string;
@@ -56,14 +53,9 @@ export interface LogPaths {
 
 export interface SchedulerOptions {
   executor: Executor;
-  actionCache: Pick<ActionCacheStore, 'put'>;
-  /** Read for inlining stdout/stderr into responses. */
-  store: Pick<BlobStore, 'readAll'>;
   concurrency: number;
   queueSize: number;
   operationRetentionMs: number;
-  /** Cancel actions nobody has watched for this long; undefined or 0: never. */
-  orphanTimeoutMs?: number;
   enabled?: boolean;
   /** Where an action's stdout/stderr files go; see `logPathsIn`. */
   logPathsFor: (id: string) => LogPaths;
@@ -114,6 +106,8 @@ interface Job {
   abort: AbortController;
   ops: Set<Operation>;
   finished?: Promise<void>;
+  /** Told when who-is-watching may have changed. */
+  attentionListeners: Set<() => void>;
 }
 
 interface Operation {
@@ -134,9 +128,8 @@ interface Operation {
   watchers: Set<OperationListener>;
   expiry?: { cancel(): void };
   /** Running while nobody watches this (unfinished) operation. */
-  orphanTimer?: { cancel(): void };
-  /** Nobody has watched it for orphanTimeoutMs. */
-  orphaned: boolean;
+  /** When it was last watched or asked about (meaningful while nobody watches it). */
+  lastSeen: number;
 }
 
 export class Scheduler {
@@ -217,7 +210,7 @@ export class Scheduler {
       );
     }
     const id = this.ids.next();
-    const job: Job = { id, key, request, priority, queuedAt: this.clock.now(), state: 'queued', abort: new AbortController(), ops: new Set() };
+    const job: Job = { id, key, request, priority, queuedAt: this.clock.now(), state: 'queued', abort: new AbortController(), ops: new Set(), attentionListeners: new Set() };
     const op = this.attach(job, request, id);
     if (key) this.inFlight.set(key, job);
     this.queue.push(job, priority);
@@ -274,10 +267,10 @@ export class Scheduler {
     return this.snapshot(op);
   }
 
-  /** A caller asking (GetOperation) counts as watching: it restarts the orphan timer. */
+  /** A caller asking (GetOperation) counts as watching. */
   get(name: string): OperationSnapshot | undefined {
     const op = this.operations.get(name);
-    if (op && !op.done) this.armOrphanTimer(op);
+    if (op && !op.done) this.seen(op);
     return op && this.snapshot(op);
   }
 
@@ -291,9 +284,9 @@ export class Scheduler {
     safeNotify(listener, this.snapshot(op));
     if (op.done) return () => {};
     op.watchers.add(listener);
-    this.armOrphanTimer(op);
+    this.seen(op);
     return () => {
-      if (op.watchers.delete(listener) && op.watchers.size === 0) this.armOrphanTimer(op);
+      if (op.watchers.delete(listener) && op.watchers.size === 0) this.seen(op);
     };
   }
 
@@ -353,10 +346,7 @@ export class Scheduler {
     await waitAtMost(Promise.all(running()), drainMs);
     for (const job of this.slots) if (job) this.abortJob(job);
     await waitAtMost(Promise.all(running()), 10_000);
-    for (const op of this.operations.values()) {
-      op.expiry?.cancel();
-      op.orphanTimer?.cancel();
-    }
+    for (const op of this.operations.values()) op.expiry?.cancel();
   }
 
   // --- internals ------------------------------------------------------------
@@ -370,7 +360,7 @@ export class Scheduler {
     }
     job.ops.add(op);
     // Nobody watches it yet; Execute subscribes right after submitting.
-    this.armOrphanTimer(op);
+    this.seen(op);
     return op;
   }
 
@@ -388,7 +378,7 @@ export class Scheduler {
       inlineStdout,
       inlineStderr,
       watchers: new Set(),
-      orphaned: false,
+      lastSeen: queuedAt,
     };
     this.operations.set(op.name, op);
     return op;
@@ -436,8 +426,9 @@ export class Scheduler {
       action: request.action,
       command: request.command,
       timeoutMs: request.timeoutMs,
-      stdoutPath: paths.stdout,
-      stderrPath: paths.stderr,
+      queuedAt: job.queuedAt,
+      logs: { stdout: new FileLogSink(paths.stdout), stderr: new FileLogSink(paths.stderr) },
+      attention: this.attentionOf(job),
     };
     const hooks = {
       onStage: (stage: ExecutionStage, at: number) =>
@@ -446,13 +437,12 @@ export class Scheduler {
     job.finished = Promise.resolve()
       .then(() => this.opts.executor.run(prepared, job.abort.signal, hooks))
       .then(
-        (run) => this.finish(job, verdictFromOutcome(run, job.queuedAt, request.timeoutMs), run),
+        (run) => this.finish(job, verdictFromOutcome(run, request.timeoutMs), run),
         (err) => this.finish(job, verdictFromError(err)),
       );
   }
 
   private async finish(job: Job, verdict: RunVerdict, run?: ExecutionOutcome): Promise<void> {
-    const { request } = job;
     const at = this.clock.now();
     job.state = 'finishing';
     if (job.slot !== undefined && this.slots[job.slot] === job) {
@@ -461,14 +451,6 @@ export class Scheduler {
       this.trimSlots();
     }
     this.pump();
-    if (verdict.cacheable && !request.action.doNotCache && verdict.response.result) {
-      try {
-        await this.opts.actionCache.put(request.instance, request.actionDigest, verdict.response.result);
-      } catch (err) {
-        // The caller still gets its result; only the next build misses the cache.
-        this.log(`kiln: could not write action ${formatDigest(request.actionDigest)} to the action cache: ${(err as Error).message}`);
-      }
-    }
     const result = verdict.response.result;
     this.events.emit({
       type: 'action.finished',
@@ -484,13 +466,9 @@ export class Scheduler {
       stderrDigest: result?.stderrDigest ? `${result.stderrDigest.hash}/${result.stderrDigest.sizeBytes}` : undefined,
       message: verdict.message,
     });
-    const ops = [...job.ops];
-    const responses = await Promise.all(ops.map((op) => this.inlined(op, verdict.response)));
     job.state = 'finished';
     if (job.key && this.inFlight.get(job.key) === job) this.inFlight.delete(job.key);
-    ops.forEach((op, i) => this.complete(op, responses[i]));
-    // Callers that joined while outputs were being inlined.
-    for (const op of job.ops) this.complete(op, verdict.response);
+    for (const op of [...job.ops]) this.complete(op, verdict.response);
   }
 
   /** Stops a job nobody waits for any more. */
@@ -512,43 +490,37 @@ export class Scheduler {
     job.abort.abort();
   }
 
-  /**
-   * (Re)starts an unfinished operation's orphan timer while nobody watches it, or
-   * stops it while someone does. Either way it is no longer orphaned.
-   */
-  private armOrphanTimer(op: Operation): void {
-    op.orphanTimer?.cancel();
-    op.orphanTimer = undefined;
-    op.orphaned = false;
-    const ms = this.opts.orphanTimeoutMs;
-    if (!ms || ms <= 0 || !Number.isFinite(ms) || op.done || !op.job || op.watchers.size > 0) return;
-    op.orphanTimer = this.clock.setTimeout(() => {
-      op.orphanTimer = undefined;
-      op.orphaned = true;
-      if (op.job) this.cancelIfOrphaned(op.job, ms);
-    }, ms);
+  /** Records that a caller watched or asked about `op`, and tells its job's executor. */
+  private seen(op: Operation): void {
+    op.lastSeen = this.clock.now();
+    if (op.job) this.attentionChanged(op.job);
   }
 
-  /** Cancels a queued or running job once every caller on it has been gone for the orphan timeout. */
-  private cancelIfOrphaned(job: Job, ms: number): void {
-    if (job.state !== 'queued' && job.state !== 'running') return;
-    const ops = [...job.ops];
-    if (ops.length === 0 || !ops.every((o) => o.orphaned && o.watchers.size === 0)) return;
-    const idle = formatIdle(ms);
-    const why =
-      `the action was cancelled because nobody was waiting for it for ${idle}: every Execute/WaitExecution caller had gone away ` +
-      `(execute it again; orphanTimeoutMs in the Kiln configuration sets how long unwatched actions are kept)`;
-    this.log(`kiln: cancelled ${job.state} action ${job.id} (${formatDigest(job.request.actionDigest)}): nobody was waiting for it for ${idle}`);
-    // The last cancel stops the run itself (removed from the queue, or aborted).
-    for (const op of ops) this.cancel(op.name, why);
+  private attentionChanged(job: Job): void {
+    for (const listener of [...job.attentionListeners]) listener();
+  }
+
+  /** Since when every caller on `job` has been gone; undefined while one watches. */
+  private attentionOf(job: Job): Attention {
+    return {
+      unwatchedSince: () => {
+        const ops = [...job.ops];
+        if (ops.length === 0 || ops.some((o) => o.watchers.size > 0)) return undefined;
+        return Math.max(...ops.map((o) => o.lastSeen));
+      },
+      onChange: (listener) => {
+        job.attentionListeners.add(listener);
+        return () => job.attentionListeners.delete(listener);
+      },
+    };
   }
 
   private complete(op: Operation, response: reapi.ExecuteResponse): void {
     if (op.done) return;
-    op.orphanTimer?.cancel();
-    op.orphanTimer = undefined;
-    op.job?.ops.delete(op);
+    const job = op.job;
+    job?.ops.delete(op);
     op.job = undefined;
+    if (job) this.attentionChanged(job);
     op.stage = 'COMPLETED';
     op.done = true;
     op.response = response;
@@ -565,25 +537,6 @@ export class Scheduler {
     for (const w of [...op.watchers]) safeNotify(w, snap);
   }
 
-  /** The response with stdout/stderr inlined where this caller asked and they are small. */
-  private async inlined(op: Operation, response: reapi.ExecuteResponse): Promise<reapi.ExecuteResponse> {
-    const result = response.result;
-    if (!result || (!op.inlineStdout && !op.inlineStderr)) return response;
-    const copy = reapi.ExecuteResponse.create({ ...response, result: reapi.ActionResult.create({ ...result }) });
-    const read = async (d: reapi.Digest.$Properties | null | undefined): Promise<Uint8Array | undefined> => {
-      const size = Number(d?.sizeBytes ?? 0);
-      if (!d?.hash || size > MAX_INLINE_BYTES) return undefined;
-      try {
-        return await this.opts.store.readAll({ fn: op.actionDigest.fn, hash: d.hash, size });
-      } catch {
-        return undefined; // The digest is still there; the client downloads it.
-      }
-    };
-    if (op.inlineStdout) copy.result!.stdoutRaw = (await read(result.stdoutDigest)) ?? new Uint8Array();
-    if (op.inlineStderr) copy.result!.stderrRaw = (await read(result.stderrDigest)) ?? new Uint8Array();
-    return copy;
-  }
-
   private snapshot(op: Operation): OperationSnapshot {
     return {
       name: op.name,
@@ -597,16 +550,9 @@ export class Scheduler {
       queuedAt: op.queuedAt,
       streamNames: op.streamNames,
       response: op.response,
+      inline: { stdout: op.inlineStdout, stderr: op.inlineStderr },
     };
   }
-}
-
-/** "10 minutes", "1 minute", "90 seconds". */
-function formatIdle(ms: number): string {
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (ms % 60_000 === 0) return plural(ms / 60_000, 'minute');
-  if (ms % 1000 === 0) return plural(ms / 1000, 'second');
-  return plural(ms, 'millisecond');
 }
 
 function dedupKey(instance: string, d: BlobDigest): string {

@@ -1,44 +1,50 @@
 // Runs actions on this machine: stage the input tree under a fresh exec root,
-// run the command through the launcher, collect and upload the outputs, and
-// remove the exec root whatever happened.
-import { appendFile, mkdir, readdir, rm, stat, chmod } from 'node:fs/promises';
+// hand the command to a Runner, collect and upload the outputs, and remove the
+// exec root whatever happened. How the process runs (launcher, sandbox, WASI)
+// is the Runner's business; result shaping, metadata and caching are
+// decorators (engine/execution/).
+import { mkdir, readdir, rm, stat, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { DIGEST_FUNCTIONS, toWireDigest } from '../digest';
-import { internal, invalidArgument } from '../grpc/status';
-import { reapi, timestampFromMs } from '../proto';
+import { GrpcError, internal, invalidArgument } from '../grpc/status';
+import { reapi } from '../proto';
+import { effectivePlatformProperties } from '../execution/platform';
 import type { BlobStore } from '../store/blob-store';
-import type { ExecutionHooks, ExecutionOutcome, ExecutionTimings, Executor, PreparedAction } from './executor';
+import type { ExecutionHooks, ExecutionOutcome, ExecutionTimings, Executor, ExecutorCapacity, PreparedAction } from '../execution/executor';
+import type { RunExit, Runner } from '../execution/runner';
 import { inputDigest, planInputTree } from './input-tree';
-import { LauncherClient, LauncherDiedError } from './launcher-client';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
 import { LinkLedger } from './link-ledger';
+import { ProcessRunner } from './process-runner';
 import { findTamperedInputs, releaseLinks, stageInputs, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
   store: BlobStore;
   /** Exec roots live here, one folder per action; cleared at start. */
   buildRoot: string;
+  /** Runs the command in the staged exec root; a ProcessRunner (the launcher) by default. Closed with the executor. */
+  runner?: Runner;
+  /** Actions it runs at once (reported by capacity()). */
+  slots?: number;
   workerName?: string;
   clock?: Clock;
-  launcher?: LauncherClient;
   log?: (line: string) => void;
 }
 
-/** Exit code reported when the program could not be started (as shells do for "command not found"). */
-export const SPAWN_FAILURE_EXIT_CODE = 127;
+export { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
 
 export class LocalExecutor implements Executor {
   private readonly clock: Clock;
-  private readonly launcher: LauncherClient;
+  private readonly runner: Runner;
   private readonly workerName: string;
   /** Store inodes hard-linked into running actions: later holders compare against the first one's stats. */
   private readonly links = new LinkLedger();
 
   private constructor(private readonly opts: LocalExecutorOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.launcher = opts.launcher ?? new LauncherClient();
+    this.runner = opts.runner ?? new ProcessRunner();
     this.workerName = opts.workerName ?? `kiln@${hostname()}`;
   }
 
@@ -49,12 +55,21 @@ export class LocalExecutor implements Executor {
     return new LocalExecutor(opts);
   }
 
+  validateCommand(command: reapi.Command): void {
+    validateCommand(command);
+  }
+
+  capacity(): ExecutorCapacity {
+    const { ready, reason } = this.runner.ready();
+    return { slots: this.opts.slots, ready, reason };
+  }
+
+  /** Staging → runner → collection. */
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
     const now = () => this.clock.now();
     const t: Partial<ExecutionTimings> = { workerStart: now() };
-    const command = action.command;
-    validateCommand(command);
+    const { command } = action;
     const fn = action.actionDigest.fn;
     const inputRoot = inputDigest(action.action.inputRootDigest, DIGEST_FUNCTIONS[fn], 'input_root_digest');
     const execRoot = join(this.opts.buildRoot, safeFolderName(action.id));
@@ -62,7 +77,9 @@ export class LocalExecutor implements Executor {
     let staged: StagingResult | undefined;
     let checked = false;
     try {
-      hooks.onStage?.('fetching-inputs', (t.inputFetchStart = now()));
+      // Stamped before the hook: `?.` would skip evaluating its arguments when there is no hook.
+      t.inputFetchStart = now();
+      hooks.onStage?.('fetching-inputs', t.inputFetchStart);
       const plan = await planInputTree(store, inputRoot);
       // Checked before anything is written: a bad request costs no staging.
       if (command.workingDirectory && !plan.directories.includes(command.workingDirectory)) {
@@ -76,54 +93,43 @@ export class LocalExecutor implements Executor {
       await prepareOutputDirs(workDir, outputs);
       t.inputFetchCompleted = now();
 
-      hooks.onStage?.('running', (t.executionStart = now()));
-      const exit = await this.runProcess(action, workDir, signal);
+      t.executionStart = now();
+      hooks.onStage?.('running', t.executionStart);
+      const exit = await this.runCommand(action, execRoot, signal);
       t.executionCompleted = now();
 
-      hooks.onStage?.('uploading-outputs', (t.outputUploadStart = now()));
+      t.outputUploadStart = now();
+      hooks.onStage?.('uploading-outputs', t.outputUploadStart);
       const tampered = await this.dropTampered(action.id, execRoot, staged.linked);
       checked = true;
       const collected = await collectOutputs(store, workDir, outputs, fn);
-      const stdoutDigest = await uploadFile(store, action.stdoutPath, fn, (await stat(action.stdoutPath)).size);
-      const stderrDigest = await uploadFile(store, action.stderrPath, fn, (await stat(action.stderrPath)).size);
+      const stdoutDigest = await this.uploadLog(action.logs.stdout.path, fn);
+      const stderrDigest = await this.uploadLog(action.logs.stderr.path, fn);
       t.outputUploadCompleted = now();
       t.workerCompleted = now();
-      const timings = t as ExecutionTimings;
 
-      const usedV20 = command.outputPaths.length === 0;
-      const result = reapi.ActionResult.create({
-        outputFiles: collected.files,
-        outputDirectories: collected.directories,
-        outputSymlinks: usedV20 ? [] : collected.symlinks,
-        outputFileSymlinks: usedV20 ? collected.symlinks.filter((s) => command.outputFiles.includes(s.path)) : [],
-        outputDirectorySymlinks: usedV20 ? collected.symlinks.filter((s) => command.outputDirectories.includes(s.path)) : [],
-        exitCode: exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : 128 + signalNumber(exit.signal)),
-        stdoutDigest: toWireDigest(stdoutDigest),
-        stderrDigest: toWireDigest(stderrDigest),
-        executionMetadata: reapi.ExecutedActionMetadata.create({
-          worker: this.workerName,
-          workerStartTimestamp: timestampFromMs(timings.workerStart),
-          inputFetchStartTimestamp: timestampFromMs(timings.inputFetchStart),
-          inputFetchCompletedTimestamp: timestampFromMs(timings.inputFetchCompleted),
-          executionStartTimestamp: timestampFromMs(timings.executionStart),
-          executionCompletedTimestamp: timestampFromMs(timings.executionCompleted),
-          outputUploadStartTimestamp: timestampFromMs(timings.outputUploadStart),
-          outputUploadCompletedTimestamp: timestampFromMs(timings.outputUploadCompleted),
-          workerCompletedTimestamp: timestampFromMs(timings.workerCompleted),
-        }),
-      });
       return {
-        result,
+        // Every symlink in output_symlinks: ResultShapingExecutor sorts them into the fields the client's version reads.
+        result: reapi.ActionResult.create({
+          outputFiles: collected.files,
+          outputDirectories: collected.directories,
+          outputSymlinks: collected.symlinks,
+          exitCode: exit.exitCode,
+          stdoutDigest: toWireDigest(stdoutDigest),
+          stderrDigest: toWireDigest(stderrDigest),
+        }),
         status: exit.timedOut ? 'timeout' : exit.killed || signal.aborted ? 'cancelled' : 'ok',
-        timings,
+        timings: t as ExecutionTimings,
+        worker: this.workerName,
         inputFiles: plan.files.length,
         inputBytes: plan.totalBytes,
         outputs: collected.summary,
-        tamperedInputs: tampered.map((l) => l.path),
+        cacheable: tampered.length === 0,
+        notCacheableReason: tampered.length ? `the action modified its input(s) ${tampered.slice(0, 3).map((l) => l.path).join(', ')}` : undefined,
       };
     } finally {
       if (staged) {
-        // Failed after staging (launcher died, upload error): the links still get checked.
+        // Failed after staging (runner died, upload error): the links still get checked.
         if (!checked) await this.dropTampered(action.id, execRoot, staged.linked).catch(() => []);
         releaseLinks(this.links, staged.linked);
       }
@@ -142,47 +148,51 @@ export class LocalExecutor implements Executor {
     return tampered;
   }
 
-  private async runProcess(action: PreparedAction, workDir: string, signal: AbortSignal) {
+  private async runCommand(action: PreparedAction, execRoot: string, signal: AbortSignal): Promise<RunExit> {
     const env: Record<string, string> = {};
     for (const e of action.command.environmentVariables) env[e.name ?? ''] = e.value ?? '';
-    const onAbort = () => this.launcher.kill(action.id);
+    if (signal.aborted) return { exitCode: 0, timedOut: false, killed: true };
+    const onAbort = () => this.runner.kill(action.id);
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      if (signal.aborted) return { code: null, signal: null, timedOut: false, killed: true };
-      const exit = await this.launcher.run({
+      const exit = await this.runner.run({
         id: action.id,
         argv: action.command.arguments,
-        cwd: workDir,
         env,
-        stdoutPath: action.stdoutPath,
-        stderrPath: action.stderrPath,
+        execRoot,
+        workingDirectory: action.command.workingDirectory,
+        stdout: action.logs.stdout,
+        stderr: action.logs.stderr,
         timeoutMs: action.timeoutMs,
+        platform: effectivePlatformProperties(action.action, action.command),
       });
       if (exit.spawnError) {
-        await appendFile(action.stderrPath, `kiln: could not start ${JSON.stringify(action.command.arguments[0])}: ${exit.spawnError}\n`);
+        await action.logs.stderr.write(`kiln: could not start ${JSON.stringify(action.command.arguments[0])}: ${exit.spawnError}\n`);
       }
       return exit;
     } catch (err) {
-      if (err instanceof LauncherDiedError) throw internal(err.message);
-      throw err;
+      if (err instanceof GrpcError) throw err;
+      throw internal(`the ${this.runner.capabilities().name} runner failed: ${(err as Error)?.message ?? err}`);
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
   }
 
+  /** Logs are uploaded from their local file; no file (a runner that wrote nothing there) is an empty log. */
+  private async uploadLog(path: string | undefined, fn: PreparedAction['actionDigest']['fn']) {
+    const size = path ? await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))) : undefined;
+    if (!path || size === undefined) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
+    return uploadFile(this.opts.store, path, fn, size);
+  }
+
   async close(): Promise<void> {
-    await this.launcher.close();
+    await this.runner.close();
   }
 }
 
 /** Operation ids are UUIDs, but never trust a name that becomes a path. */
 function safeFolderName(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || 'action';
-}
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
-function signalNumber(sig: string | null | undefined): number {
-  return sig ? (SIGNALS[sig] ?? 0) : 0;
 }
 
 /** rm -rf that also copes with read-only directories an action left behind (for non-root users). */

@@ -16,7 +16,7 @@ import { Engine } from '../../engine/engine';
 import { GrpcError, Status } from '../../engine/grpc/status';
 import { rpc, unpackAny } from '../../engine/proto';
 import { DiskBlobStore } from '../../engine/store/disk-store';
-import type { ExecutionHooks, Executor, PreparedAction } from '../../engine/worker/executor';
+import { ExecutorDecorator, type ExecutionHooks, type PreparedAction } from '../../engine/execution/executor';
 import { inputDigest, planInputTree } from '../../engine/worker/input-tree';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { BASIC_TARGETS, BazelWorkspace, executedKinds, expectBasicOutputs, findBazel2, findBazel4, parseProcessSummary, type BazelInstall } from './harness';
@@ -28,7 +28,7 @@ const BAZELS: { label: string; install: BazelInstall | undefined }[] = [
 const LONG = 10 * 60_000;
 
 /** A LocalExecutor that deletes one non-empty input blob from the store before an action's first run. */
-class DroppingExecutor implements Executor {
+class DroppingExecutor extends ExecutorDecorator {
   private readonly seen = new Set<string>();
   /** Action digests whose input was dropped; each must run again. */
   readonly dropped = new Set<string>();
@@ -39,10 +39,12 @@ class DroppingExecutor implements Executor {
 
   constructor(
     private readonly store: DiskBlobStore,
-    private readonly inner: LocalExecutor,
-  ) {}
+    inner: LocalExecutor,
+  ) {
+    super(inner);
+  }
 
-  async run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks) {
+  override async run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks) {
     const key = action.actionDigest.hash;
     this.runs.set(key, (this.runs.get(key) ?? 0) + 1);
     if (!this.seen.has(key)) {
@@ -60,10 +62,6 @@ class DroppingExecutor implements Executor {
       this.errors.push(err);
       throw err;
     }
-  }
-
-  close() {
-    return this.inner.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { grpcError, Status } from '../helpers/clients';
 import { startTestEngine, type TestEngine, type TestEngineOptions } from '../helpers/engine';
 import { toWireDigest } from '../helpers/blobs';
-import type { Executor } from '../../engine/worker/executor';
+import type { Executor } from '../../engine/execution/executor';
 import { FakeExecutor } from './fake-executor';
 import { executeRequest, metadataOf, responseOf, uploadAction } from './harness';
 

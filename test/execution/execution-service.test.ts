@@ -114,6 +114,26 @@ describe('Execute', () => {
     expect((await grpcError(c.actionCache.get({ actionDigest: toWireDigest(digest) }))).code).toBe(Status.NOT_FOUND);
   });
 
+  it('inlines small stdout/stderr for the caller that asked, and only for that caller', async () => {
+    const { executor, s, c } = await start();
+    const { digestOf } = await import('../../engine/digest');
+    const out = Buffer.from('hello\n');
+    const d = await digestOf(out);
+    await s.store.writeAll(d, out);
+    const digest = await uploadAction(c, { argv: ['/bin/echo', 'hello'] });
+    const asking = openExecute(s, executeRequest(digest, { inlineStdout: true }));
+    const plain = openExecute(s, executeRequest(digest));
+    const [run] = await executor.started(1);
+    await asking.received(1);
+    await plain.received(1);
+    run.finish({ result: reapi.ActionResult.create({ exitCode: 0, stdoutDigest: { hash: d.hash, sizeBytes: d.size } }) });
+    const inlined = responseOf((await asking.ended).at(-1)!).result!;
+    expect(Buffer.from(inlined.stdoutRaw).toString()).toBe('hello\n');
+    expect(inlined.stderrRaw).toHaveLength(0);
+    expect(responseOf((await plain.ended).at(-1)!).result!.stdoutRaw).toHaveLength(0);
+    expect(executor.runs).toHaveLength(1);
+  });
+
   it('runs two identical concurrent requests once and answers both', async () => {
     const { executor, s, c } = await start();
     const digest = await uploadAction(c, { argv: ['/bin/true'] });

@@ -1,6 +1,7 @@
 // An Executor the test drives by hand: every run waits until the test finishes
 // it (or its signal aborts, which resolves it 'cancelled' like a killed process).
-import type { ExecutionHooks, ExecutionOutcome, Executor, PreparedAction } from '../../engine/worker/executor';
+import type { ExecutionHooks, ExecutionOutcome, Executor, ExecutorCapacity, PreparedAction } from '../../engine/execution/executor';
+import { validateCommand } from '../../engine/worker/outputs';
 import { reapi } from '../../engine/proto';
 
 export interface FakeRun {
@@ -17,6 +18,15 @@ export class FakeExecutor implements Executor {
   private waiters: (() => void)[] = [];
   /** When set, runs finish at once with this exit code instead of waiting. */
   autoFinishExitCode?: number;
+
+  /** The same checks as the LocalExecutor's, so services behave as they would in the engine. */
+  validateCommand(command: reapi.Command): void {
+    validateCommand(command);
+  }
+
+  capacity(): ExecutorCapacity {
+    return { ready: true };
+  }
 
   run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks): Promise<ExecutionOutcome> {
     return new Promise<ExecutionOutcome>((resolve, reject) => {
@@ -72,6 +82,8 @@ function outcome(o: Partial<ExecutionOutcome> & { exitCode?: number }): Executio
     inputFiles: 0,
     inputBytes: 0,
     outputs: o.outputs ?? [],
+    cacheable: o.cacheable ?? true,
+    notCacheableReason: o.notCacheableReason,
   };
 }
 

@@ -16,7 +16,8 @@ import { createOperationsService } from '../../engine/reapi/operations';
 import { Scheduler, logPathsIn } from '../../engine/scheduler/scheduler';
 import { MemoryActionCacheStore } from '../../engine/store/action-cache-store';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
-import type { Executor } from '../../engine/worker/executor';
+import type { Executor } from '../../engine/execution/executor';
+import { decorateExecutor } from '../../engine/executor-factory';
 import { connectClients, type KilnClients } from '../helpers/clients';
 import { uploadBlob, uploadProto } from '../helpers/blobs';
 
@@ -47,11 +48,11 @@ export async function startExecutionServer(opts: ExecutionServerOptions): Promis
   const bus = new EventBus();
   const events: KilnEvent[] = [];
   bus.subscribe((e) => events.push(e));
-  const executor = typeof opts.executor === 'function' ? await opts.executor(store, dataDir) : opts.executor;
+  const inner = typeof opts.executor === 'function' ? await opts.executor(store, dataDir) : opts.executor;
+  // The decorators the engine adds to every executor (caching, metadata, result shaping).
+  const executor = decorateExecutor(inner, { actionCache, log: () => {} });
   const scheduler = new Scheduler({
     executor,
-    actionCache,
-    store,
     concurrency: opts.concurrency ?? 1,
     queueSize: opts.queueSize ?? 100,
     operationRetentionMs: opts.operationRetentionMs ?? 600_000,
@@ -69,6 +70,7 @@ export async function startExecutionServer(opts: ExecutionServerOptions): Promis
       scheduler,
       store,
       actionCache,
+      executor,
       defaultActionTimeoutMs: 60_000,
       maxActionTimeoutMs: opts.maxActionTimeoutMs ?? 3_600_000,
       events: bus,

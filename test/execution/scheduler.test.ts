@@ -1,4 +1,5 @@
-// The scheduler alone: a fake Executor, a ManualClock, in-memory stores.
+// The scheduler with a fake Executor under the engine's decorators (so caching
+// shows), a ManualClock, in-memory stores.
 import { status as Status } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import type { OperationSnapshot } from '../../engine/scheduler/operation';
 import { Scheduler, logPathsIn, type ExecutionRequest } from '../../engine/scheduler/scheduler';
 import { MemoryActionCacheStore } from '../../engine/store/action-cache-store';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
+import { decorateExecutor } from '../../engine/executor-factory';
 import { FakeExecutor, flush } from './fake-executor';
 
 let dir: string;
@@ -37,12 +39,12 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function scheduler(over: Partial<ConstructorParameters<typeof Scheduler>[0]> = {}): Scheduler {
+function scheduler(over: Partial<ConstructorParameters<typeof Scheduler>[0]> & { orphanTimeoutMs?: number } = {}): Scheduler {
   let n = 0;
+  const { orphanTimeoutMs, ...rest } = over;
+  const log = over.log ?? (() => {});
   return new Scheduler({
-    executor,
-    actionCache,
-    store: new MemoryBlobStore(),
+    executor: decorateExecutor(executor, { actionCache, log, clock, orphanTimeoutMs }),
     concurrency: 1,
     queueSize: 100,
     operationRetentionMs: 10 * 60_000,
@@ -50,7 +52,7 @@ function scheduler(over: Partial<ConstructorParameters<typeof Scheduler>[0]> = {
     events: bus,
     clock,
     ids: { next: () => `op-${++n}` },
-    ...over,
+    ...rest,
   });
 }
 
@@ -90,7 +92,7 @@ describe('Scheduler', () => {
     expect(op.name).toBe('operations/op-1');
     const { states, done } = record(s, op.name);
     const [run] = await executor.started(1);
-    expect(run.action.stdoutPath).toBe(join(dir, 'logs', 'op-1.stdout'));
+    expect(run.action.logs.stdout.path).toBe(join(dir, 'logs', 'op-1.stdout'));
     run.finish({ exitCode: 0 });
     const final = await done;
 
@@ -293,21 +295,6 @@ describe('Scheduler', () => {
     expect(fb.response?.status?.message).toMatch(/disk on fire/);
   });
 
-  it('inlines small stdout when the caller asked for it', async () => {
-    const store = new MemoryBlobStore();
-    const data = Buffer.from('hello\n');
-    const { digestOf } = await import('../../engine/digest');
-    const d = await digestOf(data);
-    await store.writeAll(d, data);
-    const s = scheduler({ store });
-    const op = s.submit(request({ inlineStdout: true }));
-    (await executor.started(1))[0].finish({
-      result: reapi.ActionResult.create({ exitCode: 0, stdoutDigest: { hash: d.hash, sizeBytes: d.size } }),
-    });
-    const final = await record(s, op.name).done;
-    expect(Buffer.from(final.response!.result!.stdoutRaw!).toString()).toBe('hello\n');
-  });
-
   it('on stop cancels queued work, drains running actions, then aborts what is left', async () => {
     const s = scheduler();
     const running = s.submit(request());
@@ -370,9 +357,14 @@ describe('Scheduler orphan timeout', () => {
   const TIMEOUT = 10 * 60_000;
   /** The operation's state without touching it (get() counts as a caller asking). */
   const peek = (s: Scheduler, name: string) => s.list().find((o) => o.name === name)!;
+  /** Lets the reaped run unwind until the operation is done (the decorator cancels through the executor, not at once). */
+  const settled = async (s: Scheduler, name: string) => {
+    for (let i = 0; i < 50 && !peek(s, name).done; i++) await flush();
+  };
   /** Watches like an Execute stream would, and returns the function that drops it. */
   const attach = (s: Scheduler, name: string) => s.watch(name, () => {})!;
 
+  // The reaper is an executor decorator: a queued orphan is cancelled when it reaches a slot (here: as soon as the running one is reaped).
   it('cancels queued and running actions nobody has watched for the timeout, with a log line', async () => {
     const lines: string[] = [];
     const s = scheduler({ orphanTimeoutMs: TIMEOUT, log: (l) => lines.push(l) });
@@ -389,7 +381,7 @@ describe('Scheduler orphan timeout', () => {
     expect(run.signal.aborted).toBe(false);
 
     clock.advance(1);
-    await flush();
+    await settled(s, queued.name);
     for (const name of [running.name, queued.name]) {
       const op = peek(s, name);
       expect(op.done).toBe(true);
@@ -399,6 +391,7 @@ describe('Scheduler orphan timeout', () => {
     expect(run.signal.aborted).toBe(true);
     expect(executor.runs).toHaveLength(1); // the queued one never ran
     expect(lines.filter((l) => l.includes('nobody was waiting for it for 10 minutes'))).toHaveLength(2);
+    expect(lines.filter((l) => l.includes('cancelled queued action'))).toHaveLength(1);
     expect(events.filter((e) => e.type === 'action.finished' && e.outcome === 'cancelled')).toHaveLength(2);
   });
 
@@ -422,6 +415,7 @@ describe('Scheduler orphan timeout', () => {
 
     clock.advance(1000);
     expect(run.signal.aborted).toBe(true);
+    await settled(s, op.name);
     expect(peek(s, op.name).response?.status?.code).toBe(Status.CANCELLED);
   });
 
@@ -459,6 +453,7 @@ describe('Scheduler orphan timeout', () => {
     expect(run.signal.aborted).toBe(false);
     clock.advance(1);
     expect(run.signal.aborted).toBe(true);
+    await settled(s, b.name);
     expect(peek(s, a.name).response?.status?.code).toBe(Status.CANCELLED);
     expect(peek(s, b.name).response?.status?.code).toBe(Status.CANCELLED);
   });

@@ -8,7 +8,10 @@ import { digestOf, type BlobDigest } from '../../engine/digest';
 import { GrpcError, Status } from '../../engine/grpc/status';
 import { reapi } from '../../engine/proto';
 import { DiskBlobStore } from '../../engine/store/disk-store';
-import type { ExecutionOutcome, PreparedAction } from '../../engine/worker/executor';
+import type { ExecutionOutcome, Executor, PreparedAction } from '../../engine/execution/executor';
+import { FileLogSink } from '../../engine/execution/log-sink';
+import { ResultShapingExecutor } from '../../engine/execution/result-shaping-executor';
+import { ProcessRunner } from '../../engine/worker/process-runner';
 import { checkSymlinksResolveInside } from '../../engine/worker/input-tree';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder';
@@ -16,12 +19,17 @@ import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder
 const root = mkdtempSync(join(tmpdir(), 'kiln-worker-hard-'));
 const buildRoot = join(root, 'build');
 let store: DiskBlobStore;
-let executor: LocalExecutor;
+let runner: ProcessRunner;
+/** LocalExecutor with the result shaping every configured executor gets (engine/executor-factory.ts). */
+let executor: Executor;
+let local: LocalExecutor;
 let seq = 0;
 
 beforeAll(async () => {
   store = await DiskBlobStore.open({ dir: join(root, 'cas'), budgetBytes: 1 << 30 });
-  executor = await LocalExecutor.create({ store, buildRoot });
+  runner = new ProcessRunner();
+  local = await LocalExecutor.create({ store, buildRoot, runner });
+  executor = new ResultShapingExecutor(local);
 });
 afterAll(async () => {
   await executor?.close();
@@ -39,7 +47,7 @@ async function prepareWithRoot(cmd: reapi.Command, inputRoot: BlobDigest): Promi
   const actionDigest = await putMessage(store, reapi.Action, action);
   const id = `hard-${++seq}`;
   mkdirSync(join(root, 'logs'), { recursive: true });
-  return { id, instance: '', actionDigest, action, command: cmd, timeoutMs: 60_000, stdoutPath: join(root, 'logs', `${id}.out`), stderrPath: join(root, 'logs', `${id}.err`) };
+  return { id, instance: '', actionDigest, action, command: cmd, timeoutMs: 60_000, logs: { stdout: new FileLogSink(join(root, 'logs', `${id}.out`)), stderr: new FileLogSink(join(root, 'logs', `${id}.err`)) } };
 }
 
 const run = (a: PreparedAction, signal = new AbortController().signal) => executor.run(a, signal);
@@ -168,7 +176,7 @@ describe('hard-linked inputs', () => {
         'data.txt': content,
       }),
     );
-    expect(r.tamperedInputs).toEqual(['data.txt']);
+    expect(r).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
     expect(served(d)).toBeUndefined();
   });
 
@@ -181,7 +189,7 @@ describe('hard-linked inputs', () => {
         'data.txt': content,
       }),
     );
-    expect(r.tamperedInputs).toEqual(['data.txt']);
+    expect(r).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
     expect(served(d)).toBeUndefined();
   });
 
@@ -200,8 +208,8 @@ describe('hard-linked inputs', () => {
     const b = await run(await prepare(command(['cat', 'shared.txt'], { environmentVariables: PATH }), { 'shared.txt': content }));
     writeFileSync(go, '');
     const ra = await aDone;
-    expect(b.tamperedInputs).toEqual([]);
-    expect(ra.tamperedInputs).toEqual([]);
+    expect(b.cacheable).toBe(true);
+    expect(ra.cacheable).toBe(true);
     expect(served(d)).toBe(content);
   });
 });
@@ -216,7 +224,7 @@ describe('hard-linked inputs shared by concurrent actions', () => {
     return { done };
   }
   const waitForFile = async (p: string) => waitFor(() => existsSync(p));
-  const ledgerSize = () => (executor as unknown as { links: { size: number } }).links.size;
+  const ledgerSize = () => (local as unknown as { links: { size: number } }).links.size;
   // Both actions use one stored input root: storing the blob again would rename a fresh inode into the store.
   const sharedInput = async (content: string) => putTree(store, { 'data.txt': content });
 
@@ -235,8 +243,8 @@ describe('hard-linked inputs shared by concurrent actions', () => {
     // B links the already-changed inode and finishes while A still runs: its own before/after look the same.
     const b = await run(await prepareWithRoot(command(['cat', 'data.txt'], { environmentVariables: PATH }), input));
     writeFileSync(go, '');
-    expect(b.tamperedInputs).toEqual(['data.txt']);
-    expect((await a.done).tamperedInputs).toEqual(['data.txt']);
+    expect(b).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
+    expect((await a.done)).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
     expect(served(d)).toBeUndefined();
     expect(ledgerSize()).toBe(0);
   });
@@ -264,9 +272,9 @@ describe('hard-linked inputs shared by concurrent actions', () => {
     );
     await waitForFile(bRunning);
     writeFileSync(goA, '');
-    expect((await a.done).tamperedInputs).toEqual(['data.txt']);
+    expect((await a.done)).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
     writeFileSync(goB, '');
-    expect((await b.done).tamperedInputs).toEqual(['data.txt']);
+    expect((await b.done)).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
     expect(served(d)).toBeUndefined();
     expect(ledgerSize()).toBe(0);
   });
@@ -281,7 +289,7 @@ describe('the launcher', () => {
     const pending = rejection(executor.run(a, new AbortController().signal, { onStage: (s) => s === 'running' && running() }));
     await started;
     while (!existsSync(marker) || !readFileSync(marker, 'utf8').trim()) await new Promise((res) => setTimeout(res, 20));
-    const launcherPid = (executor as unknown as { launcher: { pid?: number } }).launcher.pid!;
+    const launcherPid = runner.launcherPid!;
     process.kill(launcherPid, 'SIGKILL');
     expect((await pending).code).toBe(Status.INTERNAL);
     const pid = Number(readFileSync(marker, 'utf8').trim());

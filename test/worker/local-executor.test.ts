@@ -10,18 +10,24 @@ import { durationFromMs, reapi, rpc } from '../../engine/proto';
 import { DiskBlobStore } from '../../engine/store/disk-store';
 import type { BlobStore } from '../../engine/store/blob-store';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
-import type { PreparedAction } from '../../engine/worker/executor';
+import type { Executor, PreparedAction } from '../../engine/execution/executor';
+import { FileLogSink } from '../../engine/execution/log-sink';
+import { ResultShapingExecutor } from '../../engine/execution/result-shaping-executor';
+import { ProcessRunner } from '../../engine/worker/process-runner';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-worker-'));
 let store: DiskBlobStore;
-let executor: LocalExecutor;
+let runner: ProcessRunner;
+/** LocalExecutor with the result shaping every configured executor gets (engine/executor-factory.ts). */
+let executor: Executor;
 let seq = 0;
 
 beforeAll(async () => {
   store = await DiskBlobStore.open({ dir: join(root, 'cas'), budgetBytes: 1 << 30 });
-  executor = await LocalExecutor.create({ store, buildRoot: join(root, 'build') });
+  runner = new ProcessRunner();
+  executor = new ResultShapingExecutor(await LocalExecutor.create({ store, buildRoot: join(root, 'build'), runner }));
 });
 afterAll(async () => {
   await executor?.close();
@@ -46,7 +52,7 @@ async function prepareWithRoot(cmd: reapi.Command, inputRoot: BlobDigest, opts: 
   const id = `op-${++seq}`;
   const logs = join(root, 'logs');
   mkdirSync(logs, { recursive: true });
-  return { id, instance: '', actionDigest, action, command: cmd, timeoutMs: opts.timeoutMs ?? 30_000, stdoutPath: join(logs, `${id}.out`), stderrPath: join(logs, `${id}.err`) };
+  return { id, instance: '', actionDigest, action, command: cmd, timeoutMs: opts.timeoutMs ?? 30_000, logs: { stdout: new FileLogSink(join(logs, `${id}.out`)), stderr: new FileLogSink(join(logs, `${id}.err`)) } };
 }
 
 const wire = (d: BlobDigest) => reapi.Digest.create({ hash: d.hash, sizeBytes: d.size });
@@ -145,7 +151,7 @@ describe('LocalExecutor: running', () => {
   });
 
   it('survives its launcher being killed: the running action fails INTERNAL, the next one runs', async () => {
-    const launcherPid = (executor as unknown as { launcher: { pid?: number } }).launcher.pid!;
+    const launcherPid = runner.launcherPid!;
     const a = await prepare(command(['sleep', '300'], { environmentVariables: env(PATH) }));
     const pending = rejection(run(a));
     setTimeout(() => process.kill(launcherPid, 'SIGKILL'), 300);
@@ -269,10 +275,18 @@ describe('LocalExecutor: inputs', () => {
     expect(readdirSync(join(root, 'build'))).toEqual([]);
   });
 
+  // The Execution service asks validateCommand once, before queuing (a command is validated once).
   it.each([['/abs/out'], ['../escape'], ['a/../../b'], ['./x']])('refuses the output path %s before running', async (path) => {
     const marker = join(root, `ran-${seq}`);
     const a = await prepare(command(['sh', '-c', `touch ${marker}`], { environmentVariables: env(PATH), outputPaths: [path] }));
-    expect((await rejection(run(a))).code).toBe(Status.INVALID_ARGUMENT);
+    let err: unknown;
+    try {
+      executor.validateCommand(a.command);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GrpcError);
+    expect((err as GrpcError).code).toBe(Status.INVALID_ARGUMENT);
     expect(existsSync(marker)).toBe(false);
   });
 
@@ -282,7 +296,7 @@ describe('LocalExecutor: inputs', () => {
     const d = await putBlob(store, content);
     const r = await run(a);
     expect(Number((await text(r.result.stdoutDigest)).trim())).toBeGreaterThanOrEqual(2); // shares the store's inode
-    expect(r.tamperedInputs).toEqual(['data.txt']);
+    expect(r).toMatchObject({ cacheable: false, notCacheableReason: 'the action modified its input(s) data.txt' });
     // The corrupted blob is no longer served: a client will upload it again.
     expect(await store.has(d)).toBe(false);
     const again = await putBlob(store, content);

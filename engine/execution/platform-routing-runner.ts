@@ -1,0 +1,54 @@
+// Picks a runner per action by a platform property (e.g. OSFamily=wasi to a
+// WASI runner), falling back to a default runner for everything else. Kill
+// reaches whichever runner took the run.
+import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from './runner';
+
+export interface PlatformRoute {
+  /** Platform property name and the value that selects `runner` (exact match). */
+  property: string;
+  value: string;
+  runner: Runner;
+}
+
+export class PlatformRoutingRunner implements Runner {
+  private readonly byRun = new Map<string, Runner>();
+
+  constructor(
+    private readonly routes: PlatformRoute[],
+    private readonly fallback: Runner,
+  ) {}
+
+  /** The runner a request goes to. */
+  runnerFor(req: Pick<RunRequest, 'platform'>): Runner {
+    return this.routes.find((r) => req.platform?.[r.property] === r.value)?.runner ?? this.fallback;
+  }
+
+  async run(req: RunRequest): Promise<RunExit> {
+    const runner = this.runnerFor(req);
+    this.byRun.set(req.id, runner);
+    try {
+      return await runner.run(req);
+    } finally {
+      this.byRun.delete(req.id);
+    }
+  }
+
+  kill(id: string): void {
+    this.byRun.get(id)?.kill(id);
+  }
+
+  /** Ready when the fallback is; a route whose runner is not ready fails only its own actions. */
+  ready(): RunnerReadiness {
+    return this.fallback.ready();
+  }
+
+  /** The fallback's: what most actions get. */
+  capabilities(): RunnerCapabilities {
+    return this.fallback.capabilities();
+  }
+
+  async close(): Promise<void> {
+    const all = new Set([this.fallback, ...this.routes.map((r) => r.runner)]);
+    await Promise.all([...all].map((r) => r.close()));
+  }
+}

@@ -1,0 +1,111 @@
+// Composition of the execution path, like engine.ts is of the whole engine:
+// runner(s) → the executor of the configured kind → the decorators every
+// executor gets. A new way to run a process (sandbox, WASI) is one Runner file
+// plus one registerRunnerKind line; a new place to run (an upstream REAPI
+// cluster, a peer Kiln) is one Executor file plus one registerExecutorKind line.
+import { declareKindName, kindNames } from './common/kind-names';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Clock } from './clock';
+import type { KilnConfig } from './config';
+import { CachingExecutor } from './execution/caching-executor';
+import type { Executor } from './execution/executor';
+import { MetadataExecutor } from './execution/metadata-executor';
+import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
+import { ResultShapingExecutor } from './execution/result-shaping-executor';
+import type { Runner } from './execution/runner';
+import type { ActionCacheStore } from './store/action-cache-store';
+import type { BlobStore } from './store/blob-store';
+import { LocalExecutor } from './worker/local-executor';
+import { ProcessRunner } from './worker/process-runner';
+
+export interface ExecutionContext {
+  config: KilnConfig;
+  store: BlobStore;
+  actionCache: Pick<ActionCacheStore, 'put'>;
+  clock: Clock;
+  log: (line: string) => void;
+}
+
+/** Builds the Runner a `runner:` value names. */
+export type RunnerKind = (ctx: ExecutionContext) => Runner | Promise<Runner>;
+/** Builds the (undecorated) Executor an `executor:` value names; `runner()` builds the configured runner when it needs one. */
+export type ExecutorKind = (ctx: ExecutionContext & { runner: () => Promise<Runner> }) => Executor | Promise<Executor>;
+
+const runnerKinds = new Map<string, RunnerKind>();
+const executorKinds = new Map<string, ExecutorKind>();
+
+export function registerRunnerKind(name: string, kind: RunnerKind): void {
+  runnerKinds.set(name, kind);
+  declareKindName('runner', name);
+}
+
+export function registerExecutorKind(name: string, kind: ExecutorKind): void {
+  executorKinds.set(name, kind);
+  declareKindName('executor', name);
+}
+
+export function runnerKindNames(): string[] {
+  return kindNames('runner');
+}
+
+export function executorKindNames(): string[] {
+  return kindNames('executor');
+}
+
+// --- The kinds Kiln ships with: one line each. --------------------------------
+registerRunnerKind('process', () => new ProcessRunner());
+registerExecutorKind('local', async (ctx) =>
+  LocalExecutor.create({
+    store: ctx.store,
+    buildRoot: join(ctx.config.dataDir, 'build'),
+    runner: await ctx.runner(),
+    slots: ctx.config.concurrency,
+    workerName: workerName(),
+    clock: ctx.clock,
+    log: ctx.log,
+  }),
+);
+
+/** An unknown kind, in the one-line style of a bad setting (config-load turns it into exit code 2). */
+export class UnknownKindError extends Error {}
+
+/** The executor `config.executor` names, built on `config.runner`, with every decorator. */
+export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
+  const kind = executorKinds.get(ctx.config.executor);
+  if (!kind) throw new UnknownKindError(unknownKind('executor', ctx.config.executor, executorKindNames()));
+  const runner = async () => {
+    const make = runnerKinds.get(ctx.config.runner);
+    if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
+    return make(ctx);
+  };
+  return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+}
+
+export interface DecoratorOptions extends Pick<ExecutionContext, 'actionCache' | 'log'> {
+  clock?: Clock;
+  /** Cancel runs nobody has watched for this long; undefined or 0: never. */
+  orphanTimeoutMs?: number;
+}
+
+/**
+ * The behaviours every executor gets, innermost first: result shaping (v2.0 /
+ * v2.1 fields), metadata and timestamps, the orphan reaper, then the action
+ * cache write (which must see the shaped result with its metadata, and never a
+ * reaped one).
+ */
+export function decorateExecutor(inner: Executor, ctx: DecoratorOptions): Executor {
+  let executor: Executor = new ResultShapingExecutor(inner);
+  executor = new MetadataExecutor(executor, workerName());
+  executor = new OrphanReapingExecutor(executor, { timeoutMs: ctx.orphanTimeoutMs ?? 0, clock: ctx.clock, log: ctx.log });
+  executor = new CachingExecutor(executor, ctx.actionCache, ctx.log);
+  return executor;
+}
+
+export function unknownKind(key: string, value: string, known: string[]): string {
+  return `${key}: "${value}" is not a known ${key}; use ${known.join(' or ')}`;
+}
+
+function workerName(): string {
+  return `kiln@${hostname()}`;
+}

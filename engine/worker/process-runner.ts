@@ -1,0 +1,54 @@
+// The Runner that runs processes on this machine through the launcher (a small
+// long-lived process; see launcher.ts for why the engine does not spawn them
+// itself). The launcher writes stdout/stderr straight into the log files, so
+// this runner needs sinks backed by a local file.
+import { join } from 'node:path';
+import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
+import { LauncherClient } from './launcher-client';
+
+export class ProcessRunner implements Runner {
+  private readonly launcher: LauncherClient;
+
+  constructor(launcher?: LauncherClient) {
+    this.launcher = launcher ?? new LauncherClient();
+  }
+
+  async run(req: RunRequest): Promise<RunExit> {
+    if (!req.stdout.path || !req.stderr.path) {
+      throw new Error('the process runner writes logs straight into files; give it log sinks with a local path');
+    }
+    const exit = await this.launcher.run({
+      id: req.id,
+      argv: req.argv,
+      cwd: join(req.execRoot, req.workingDirectory),
+      env: req.env,
+      stdoutPath: req.stdout.path,
+      stderrPath: req.stderr.path,
+      timeoutMs: req.timeoutMs,
+    });
+    const exitCode = exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : exitCodeForSignal(exit.signal));
+    return { exitCode, signal: exit.signal ?? undefined, timedOut: exit.timedOut, killed: exit.killed, spawnError: exit.spawnError };
+  }
+
+  kill(id: string): void {
+    this.launcher.kill(id);
+  }
+
+  ready(): RunnerReadiness {
+    return { ready: true };
+  }
+
+  capabilities(): RunnerCapabilities {
+    // Resource hints and priority are not enforced yet: the process runs as the engine's user.
+    return { name: 'process', honours: { memoryLimit: false, cpuLimit: false, networkIsolation: false, priority: false } };
+  }
+
+  /** The launcher's pid once it runs (tests kill it to check recovery). */
+  get launcherPid(): number | undefined {
+    return this.launcher.pid;
+  }
+
+  close(): Promise<void> {
+    return this.launcher.close();
+  }
+}
