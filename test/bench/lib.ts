@@ -173,8 +173,9 @@ export interface Spread {
 export function spread(values: number[]): Spread {
   const s = values.filter(Number.isFinite).sort((a, b) => a - b);
   const wide = s.length >= 8;
+  const mid = s.length >> 1;
   return {
-    median: quantile(s, 0.5),
+    median: s.length === 0 ? NaN : s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2,
     lo: wide ? quantile(s, 0.25) : s[0] ?? NaN,
     hi: wide ? quantile(s, 0.75) : s[s.length - 1] ?? NaN,
     n: s.length,

@@ -91,7 +91,14 @@ function sizes(quick: boolean) {
 const IN_FLIGHT = 16;
 const rows: Row[] = [];
 const notes: string[] = [];
-const log = (s: string) => process.stderr.write(`… ${s}\n`);
+/** Undo actions for things that are not servers (a Bazel server and its output base). */
+const cleanups = new Set<() => Promise<void>>();
+let onProgress: () => void = () => {};
+/** Progress on stderr; the rows so far are saved at each step, so an interrupted run keeps them. */
+const log = (s: string) => {
+  onProgress();
+  process.stderr.write(`… ${s}\n`);
+};
 
 const p50 = (xs: number[]) => median(xs);
 const totals = (rts: RoundTrip[]) => rts.map((r) => r.total);
@@ -104,12 +111,22 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const root = await mkdtemp(join(tmpdir(), 'kiln-bench-'));
   const servers: Server[] = [];
+  let failed: string | undefined;
   const clients: ClientProcess[] = [];
   const stopAll = async () => {
     for (const c of clients) c.close();
-    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all([...servers.map((s) => s.stop()), ...[...cleanups].map((f) => f())]);
   };
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  // Interrupted: stop every server, client and Bazel this run started, and keep what was measured.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`kiln bench: ${signal}, stopping; the rows so far are in ${opts.out}`);
+      void stopAll()
+        .then(() => rm(root, { recursive: true, force: true }))
+        .finally(() => process.exit(130));
+    });
+  }
+  onProgress = () => writeReport(opts.out, reportOf(opts, started, t0, loadBefore));
 
   console.log(`kiln bench (${opts.quick ? 'quick' : 'full'}): node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   try {
@@ -367,12 +384,31 @@ async function main(): Promise<void> {
         rows.push(skippedRow('bazel', `Bazel many_genrules / many_cc: skipped: ${missing}`));
       } else await benchBazel(opts.bazel, kiln, ref);
     }
+  } catch (err) {
+    // Keep the rows measured so far: print them, and say where it stopped.
+    failed = (err as Error).stack ?? String(err);
+    notes.push(`stopped early: ${(err as Error).message.split('\n')[0]}`);
   } finally {
     await stopAll();
     await rm(root, { recursive: true, force: true });
   }
 
-  const report: Report = {
+  onProgress = () => {};
+  const report = reportOf(opts, started, t0, loadBefore);
+  console.log('');
+  printTable(report.rows, report.notes);
+  console.log(`\nwall time ${fmt(report.wallSeconds, 0)} s; load average ${report.machine.loadAfter.map((l) => l.toFixed(2)).join(' ')} at the end`);
+  writeReport(opts.out, report);
+  console.log(`wrote ${opts.out}`);
+  if (opts.compare) printComparison(opts.compare, report);
+  if (failed) {
+    console.error(`kiln bench: ${failed}`);
+    process.exitCode = 1;
+  }
+}
+
+function reportOf(opts: Options, started: Date, t0: number, loadBefore: number[]): Report {
+  return {
     startedAt: started.toISOString(),
     wallSeconds: (performance.now() - t0) / 1000,
     mode: opts.quick ? 'quick' : opts.only.size === SECTIONS.length ? 'full' : `only ${[...opts.only].join(',')}`,
@@ -383,12 +419,6 @@ async function main(): Promise<void> {
       'figures are medians with their spread in brackets (min–max over repeats, p25–p75 from 8 on); verdicts compare the medians',
     ],
   };
-  console.log('');
-  printTable(report.rows, report.notes);
-  console.log(`\nwall time ${fmt(report.wallSeconds, 0)} s; load average ${report.machine.loadAfter.map((l) => l.toFixed(2)).join(' ')} at the end`);
-  writeReport(opts.out, report);
-  console.log(`wrote ${opts.out}`);
-  if (opts.compare) printComparison(opts.compare, report);
 }
 
 function skippedRow(id: string, metric: string): Row {
@@ -396,13 +426,17 @@ function skippedRow(id: string, metric: string): Row {
 }
 
 /**
- * Each fixture: one untimed build per target (caches and JITs warm), then
- * repeats with local, reference and Kiln interleaved, so load drifts hit all
- * three alike. Kiln's CPU is read around its many_genrules builds.
+ * Each fixture: clean builds with local, reference and Kiln interleaved, so
+ * load drifts hit all three alike. Nothing is cold by then: the Bazel server
+ * has analysed both targets, and Kiln and the reference worker have served
+ * the sections before (a --only bazel run is the exception). Kiln's CPU is
+ * read around its many_genrules builds.
  */
 async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefined): Promise<void> {
-  const reps: Record<Fixture, number> = { many_genrules: 3, many_cc: 2 };
+  const reps: Record<Fixture, number> = { many_genrules: 2, many_cc: 2 };
   const driver = new BazelDriver(bazelPath);
+  const close = () => driver.close();
+  cleanups.add(close);
   try {
     log('Bazel: starting its server and analysing the fixtures');
     await driver.warm();
@@ -410,29 +444,33 @@ async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefin
       const times: Record<'local' | 'reference' | 'kiln', number[]> = { local: [], reference: [], kiln: [] };
       const kilnCpu: number[] = [];
       const refCpu: number[] = [];
-      for (let rep = -1; rep < reps[fixture]; rep++) {
-        const tag = rep < 0 ? 'warm-up' : `${rep + 1}/${reps[fixture]}`;
-        log(`Bazel ${fixture} ${tag}: local`);
-        const local = await driver.build(fixture);
-        if (rep >= 0) times.local.push(local.seconds);
-        if (ref) {
-          log(`Bazel ${fixture} ${tag}: reference worker`);
+      const runs = {
+        local: async () => times.local.push((await driver.build(fixture)).seconds),
+        reference: async () => {
+          if (!ref) return;
           const b = ownCpuMs(ref.pid);
           const r = await driver.build(fixture, ref.address);
-          if (rep >= 0) {
-            times.reference.push(r.seconds);
-            refCpu.push((ownCpuMs(ref.pid) - b) / r.remoteActions);
-          }
-        }
-        log(`Bazel ${fixture} ${tag}: Kiln`);
-        const before = serverCpu(kiln.pid);
-        const k = await driver.build(fixture, kiln.address);
-        const cpu = cpuBetween(before, serverCpu(kiln.pid));
-        if (rep >= 0) {
+          times.reference.push(r.seconds);
+          refCpu.push((ownCpuMs(ref.pid) - b) / r.remoteActions);
+        },
+        kiln: async () => {
+          const before = serverCpu(kiln.pid);
+          const k = await driver.build(fixture, kiln.address);
+          const cpu = cpuBetween(before, serverCpu(kiln.pid));
           times.kiln.push(k.seconds);
           kilnCpu.push(cpu / k.remoteActions);
+          if (times.kiln.length === 1) notes.push(`${fixture}: Bazel's summary against Kiln: ${k.summary}`);
+        },
+      };
+      for (let rep = 0; rep < reps[fixture]; rep++) {
+        // Every other repeat in reverse order, so no one goes first every time.
+        const order = (['local', 'reference', 'kiln'] as const).slice();
+        if (rep % 2) order.reverse();
+        for (const who of order) {
+          if (who === 'reference' && !ref) continue;
+          log(`Bazel ${fixture} ${rep + 1}/${reps[fixture]}: ${who}`);
+          await runs[who]();
         }
-        if (rep === 0) notes.push(`${fixture}: Bazel's summary against Kiln: ${k.summary}`);
       }
       const k = spread(times.kiln);
       const l = spread(times.local);
@@ -477,7 +515,8 @@ async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefin
       }
     }
   } finally {
-    await driver.close();
+    cleanups.delete(close);
+    await close();
   }
 }
 
