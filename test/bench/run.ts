@@ -5,7 +5,7 @@
 // from a small process, a bare grpc-js server (bare-server.ts), Bazel's
 // reference REAPI worker, and local Bazel on the same fixtures.
 //
-//   npm run bench                          everything (about 10 minutes on 2 cores)
+//   npm run bench                          everything (meant for ~10 min on a quiet 2-core machine)
 //   npm run bench -- --quick               no Bazel, fewer repeats
 //   npm run bench -- --only roundtrip,bazel
 //   npm run bench -- --compare test-output/bench/before.json
