@@ -1,9 +1,11 @@
 // Small promise wrappers over the grpc-js generic clients, statistics, and the
-// throwaway baseline server the bench compares Kiln against.
+// bare grpc-js server the bench compares Kiln against (run in its own process
+// by bare-server.ts).
 import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { bytestream, reapi } from '../../engine/proto';
-import { ActionCacheService, ByteStreamService, clients } from '../../engine/grpc/services';
+import { bytestream, encode, reapi } from '../../engine/proto';
+import { ActionCacheService, ByteStreamService, clients, REQUEST_METADATA_HEADER } from '../../engine/grpc/services';
 
 export const CHUNK = 64 * 1024;
 
@@ -14,8 +16,24 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
+/**
+ * Every call carries RequestMetadata the way Bazel's do (the reference worker
+ * refuses calls without it): one tool invocation per client process.
+ */
+const requestMetadata = encode(
+  reapi.RequestMetadata,
+  reapi.RequestMetadata.create({ toolDetails: { toolName: 'kiln-bench', toolVersion: '1' }, toolInvocationId: randomUUID() }),
+);
+const withRequestMetadata: grpc.Interceptor = (options, nextCall) =>
+  new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set(REQUEST_METADATA_HEADER, requestMetadata);
+      next(metadata, listener);
+    },
+  });
+
 function make(ctor: grpc.ServiceClientConstructor, address: string): Client {
-  return new ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as Client;
+  return new ctor(address, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, interceptors: [withRequestMetadata] }) as unknown as Client;
 }
 
 /** host:port from grpc://host:port. */
@@ -83,12 +101,14 @@ export async function byteStreamRead(bs: Client, resourceName: string): Promise<
 /**
  * The baseline: a bare grpc-js server speaking the same ByteStream and
  * ActionCache messages with no storage behind them. Write sinks whatever
- * arrives; Read sources `readBytes` in CHUNK messages; GetActionResult answers
- * one fixed result.
+ * arrives; Read sources `readBytes` (from the resource name's size) in CHUNK
+ * messages; UpdateActionResult keeps the one result it was given and
+ * GetActionResult answers it, so both servers return messages of one size.
  */
-export async function startBaselineServer(readBytes: number, result: reapi.ActionResult): Promise<{ address: string; stop(): Promise<void> }> {
+export async function startBaselineServer(): Promise<{ address: string; stop(): Promise<void> }> {
   const server = new grpc.Server(CHANNEL_OPTIONS);
   const chunk = Buffer.alloc(CHUNK, 7);
+  let result = reapi.ActionResult.create({});
   server.addService(ByteStreamService as unknown as grpc.ServiceDefinition, {
     write(call: grpc.ServerReadableStream<bytestream.WriteRequest, bytestream.WriteResponse>, cb: grpc.sendUnaryData<bytestream.WriteResponse>) {
       let n = 0;
@@ -96,6 +116,7 @@ export async function startBaselineServer(readBytes: number, result: reapi.Actio
       call.on('end', () => cb(null, bytestream.WriteResponse.create({ committedSize: n })));
     },
     async read(call: grpc.ServerWritableStream<bytestream.ReadRequest, bytestream.ReadResponse>) {
+      const readBytes = Number(call.request.resourceName.split('/').pop());
       for (let sent = 0; sent < readBytes; sent += CHUNK) {
         const data = sent + CHUNK <= readBytes ? chunk : chunk.subarray(0, readBytes - sent);
         if (!call.write(bytestream.ReadResponse.create({ data }))) await once(call, 'drain');
@@ -110,8 +131,9 @@ export async function startBaselineServer(readBytes: number, result: reapi.Actio
     getActionResult(_call: unknown, cb: grpc.sendUnaryData<reapi.ActionResult>) {
       cb(null, result);
     },
-    updateActionResult(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
-      cb({ code: grpc.status.UNIMPLEMENTED });
+    updateActionResult(call: grpc.ServerUnaryCall<reapi.UpdateActionResultRequest, reapi.ActionResult>, cb: grpc.sendUnaryData<reapi.ActionResult>) {
+      result = reapi.ActionResult.create(call.request.actionResult ?? {});
+      cb(null, result);
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
@@ -136,6 +158,29 @@ export function summarize(samples: number[]): { p50: number; p99: number; n: num
 
 export function median(values: number[]): number {
   return quantile([...values].sort((a, b) => a - b), 0.5);
+}
+
+/** Median and spread of repeated measurements: p25–p75 from 8 values on, min–max below that. */
+export interface Spread {
+  median: number;
+  lo: number;
+  hi: number;
+  n: number;
+  /** 'p25–p75' or 'min–max', for the table. */
+  kind: string;
+}
+
+export function spread(values: number[]): Spread {
+  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+  const wide = s.length >= 8;
+  const mid = s.length >> 1;
+  return {
+    median: s.length === 0 ? NaN : s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2,
+    lo: wide ? quantile(s, 0.25) : s[0] ?? NaN,
+    hi: wide ? quantile(s, 0.75) : s[s.length - 1] ?? NaN,
+    n: s.length,
+    kind: wide ? 'p25–p75' : 'min–max',
+  };
 }
 
 /** Runs `task` with `inFlight` concurrent loops until `total` calls are done; returns calls/s. */

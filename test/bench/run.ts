@@ -1,416 +1,523 @@
-// `npm run bench`: Kiln's throughput and per-action overhead, each next to a
-// baseline measured in the same run on the same machine (a bare grpc-js server
-// moving the same messages, a bare child_process.spawn). The figures are for
-// reading, not pass/fail: the machine is shared and noisy, so compare ratios.
+// `npm run bench`: Kiln's per-action overhead and cache-path speed, each next
+// to a baseline measured in the same run on the same machine. `kiln serve`
+// runs in its own process (the built CLI), every client is a small process of
+// its own (client.ts), and the baselines are real processes too: a bare spawn
+// from a small process, a bare grpc-js server (bare-server.ts), Bazel's
+// reference REAPI worker, and local Bazel on the same fixtures.
 //
-// Environment: KILN_BENCH_BLOB_MIB (default 256), KILN_BENCH_HEAP_MIB (default 300),
-// KILN_BENCH_ACTIONS (sequential trivial actions per sample, default 300).
-import { spawn } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+//   npm run bench                          everything (meant for ~10 min on a quiet 2-core machine)
+//   npm run bench -- --quick               no Bazel, fewer repeats
+//   npm run bench -- --only roundtrip,bazel
+//   npm run bench -- --compare test-output/bench/before.json
+//
+// Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
+// (default test-output/bench/latest.json). Sections for --only: first30, rss,
+// roundtrip, inflight, bytestream, unary, findmissing, bazel.
+//
+// The machine is shared and noisy: every figure is a median over repeats with
+// its spread, and the table compares ratios against baselines from this run.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { defaultConfig, GiB, MiB } from '../../engine/config';
-import { Engine } from '../../engine/engine';
-import { encode, longrunning, msFromTimestamp, protobuf, reapi, unpackAny } from '../../engine/proto';
+import type { RoundTrip } from './actions';
+import { BazelDriver, bazelMissing, DEFAULT_BAZEL, type Fixture } from './bazel';
+import { median, spread, type Spread } from './lib';
 import {
-  addressOf,
-  byteStreamRead,
-  byteStreamWrite,
-  median,
-  nowMs,
-  ReapiClients,
-  startBaselineServer,
-  summarize,
-  throughput,
-  unary,
-} from './lib';
+  ClientProcess,
+  cpuBetween,
+  inClient,
+  ownCpuMs,
+  REPO,
+  referenceWorkerMissing,
+  rssMiB,
+  serverCpu,
+  startBare,
+  startKiln,
+  startReferenceWorker,
+  childPids,
+  type Server,
+} from './processes';
+import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
-const BLOB_MIB = Number(process.env.KILN_BENCH_BLOB_MIB ?? 256);
-const HEAP_MIB = Number(process.env.KILN_BENCH_HEAP_MIB ?? 300);
-const SEQ_ACTIONS = Number(process.env.KILN_BENCH_ACTIONS ?? 300);
-const IN_FLIGHT = 16;
+const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'unary', 'findmissing', 'bazel'] as const;
+type Section = (typeof SECTIONS)[number];
 
-interface Row {
-  metric: string;
-  kiln: string;
-  baseline: string;
-  compare: string;
-  aim?: string;
-}
-const rows: Row[] = [];
-/** Printed under the table: why a section did not run. */
-const notes: string[] = [];
-
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
-
-interface Digest {
-  hash: string;
-  sizeBytes: number;
-}
-function digestOf(data: Uint8Array): Digest {
-  return { hash: createHash('sha256').update(data).digest('hex'), sizeBytes: data.byteLength };
+interface Options {
+  quick: boolean;
+  only: Set<Section>;
+  compare?: string;
+  out: string;
+  bazel: string;
+  reference: boolean;
 }
 
-// ------------------------------------------------------------------ ByteStream
-async function benchByteStream(c: ReapiClients): Promise<void> {
-  const size = BLOB_MIB * MiB;
-  const data = randomBytes(size);
-  const reps = 3;
-  const baseline = await startBaselineServer(size, reapi.ActionResult.create({}));
-  const bare = new ReapiClients(baseline.address);
-  const kilnUp: number[] = [];
-  const bareUp: number[] = [];
-  const kilnDown: number[] = [];
-  const bareDown: number[] = [];
-  let lastName = '';
-  try {
-    for (let rep = 0; rep < reps; rep++) {
-      // A different blob each time, or Kiln would end the write early (already stored).
-      data.writeUInt32BE(rep, 0);
-      const d = digestOf(data);
-      const name = `uploads/${randomUUID()}/blobs/${d.hash}/${d.sizeBytes}`;
-
-      let t0 = nowMs();
-      const committed = await byteStreamWrite(c.bs, name, data);
-      kilnUp.push(size / MiB / ((nowMs() - t0) / 1000));
-      if (committed !== size) throw new Error(`Kiln committed ${committed} of ${size} bytes`);
-
-      t0 = nowMs();
-      await byteStreamWrite(bare.bs, name, data);
-      bareUp.push(size / MiB / ((nowMs() - t0) / 1000));
-
-      lastName = `blobs/${d.hash}/${d.sizeBytes}`;
-      t0 = nowMs();
-      const got = await byteStreamRead(c.bs, lastName);
-      kilnDown.push(size / MiB / ((nowMs() - t0) / 1000));
-      if (got !== size) throw new Error(`Kiln returned ${got} of ${size} bytes`);
-
-      t0 = nowMs();
-      await byteStreamRead(bare.bs, lastName);
-      bareDown.push(size / MiB / ((nowMs() - t0) / 1000));
-    }
-  } finally {
-    bare.close();
-    await baseline.stop();
-  }
-  const best = (xs: number[]) => Math.max(...xs);
-  // Context for the upload figure: every upload is hashed once, at least.
-  const t0 = nowMs();
-  digestOf(data);
-  const sha = size / MiB / ((nowMs() - t0) / 1000);
-  rows.push({ metric: `sha256 of the same ${BLOB_MIB} MiB in this process (MiB/s)`, kiln: '', baseline: fmt(sha), compare: 'upper bound for uploads' });
-  rows.push({
-    metric: `ByteStream upload ${BLOB_MIB} MiB (MiB/s, best of ${reps})`,
-    kiln: fmt(best(kilnUp)),
-    baseline: fmt(best(bareUp)),
-    compare: `ratio ${fmt(best(kilnUp) / best(bareUp), 2)}`,
-    aim: '≥ 0.7',
-  });
-  rows.push({
-    metric: `ByteStream download ${BLOB_MIB} MiB (MiB/s, best of ${reps})`,
-    kiln: fmt(best(kilnDown)),
-    baseline: fmt(best(bareDown)),
-    compare: `ratio ${fmt(best(kilnDown) / best(bareDown), 2)}`,
-    aim: '≥ 0.7',
-  });
-}
-
-// ------------------------------------------------------------ FindMissingBlobs
-async function benchFindMissing(c: ReapiClients): Promise<void> {
-  const total = 10_000;
-  const blobs = Array.from({ length: total }, (_, i) => Buffer.from(`find-missing bench blob ${i} ${randomUUID()}`));
-  const digests = blobs.map(digestOf);
-  // Half of them present, so both answers are exercised.
-  const present = blobs.slice(0, total / 2);
-  for (let i = 0; i < present.length; i += 1000) {
-    const requests = present.slice(i, i + 1000).map((data, j) => ({ digest: digests[i + j], data }));
-    await unary(c.cas, 'batchUpdateBlobs', { requests });
-  }
-  const times: number[] = [];
-  let missing = 0;
-  for (let rep = 0; rep < 7; rep++) {
-    const t0 = nowMs();
-    const res = await unary<unknown, reapi.FindMissingBlobsResponse>(c.cas, 'findMissingBlobs', { blobDigests: digests });
-    times.push(nowMs() - t0);
-    missing = res.missingBlobDigests.length;
-  }
-  if (missing !== total / 2) throw new Error(`FindMissingBlobs reported ${missing} missing, want ${total / 2}`);
-  rows.push({ metric: 'FindMissingBlobs, 10,000 digests (ms, median of 7)', kiln: fmt(median(times)), baseline: '', compare: '' });
-}
-
-// ------------------------------------------------------------- GetActionResult
-async function benchGetActionResult(c: ReapiClients): Promise<void> {
-  const stdout = Buffer.from('bench stdout\n');
-  const stdoutDigest = digestOf(stdout);
-  await unary(c.cas, 'batchUpdateBlobs', { requests: [{ digest: stdoutDigest, data: stdout }] });
-  const actionDigest = digestOf(Buffer.from(`bench action ${randomUUID()}`));
-  const result = reapi.ActionResult.create({ exitCode: 0, stdoutDigest });
-  await unary(c.ac, 'updateActionResult', { actionDigest, actionResult: result });
-
-  const baseline = await startBaselineServer(0, result);
-  const bare = new ReapiClients(baseline.address);
-  const calls = 5_000;
-  try {
-    const get = (client: ReapiClients) => () => unary(client.ac, 'getActionResult', { actionDigest });
-    await throughput(500, IN_FLIGHT, get(c)); // warm-up
-    await throughput(500, IN_FLIGHT, get(bare));
-    const kiln = await throughput(calls, IN_FLIGHT, get(c));
-    const base = await throughput(calls, IN_FLIGHT, get(bare));
-    rows.push({
-      metric: `GetActionResult, ${IN_FLIGHT} in flight (calls/s)`,
-      kiln: fmt(kiln, 0),
-      baseline: fmt(base, 0),
-      compare: `ratio ${fmt(kiln / base, 2)}`,
-    });
-  } finally {
-    bare.close();
-    await baseline.stop();
-  }
-}
-
-// ------------------------------------------------------------------- Execution
-interface ActionSetup {
-  actionDigest: Digest;
-  blobs: { digest: Digest; data: Buffer }[];
-}
-
-function makeAction(inputRoot: Digest, salt: string): ActionSetup {
-  const command = encode(reapi.Command, reapi.Command.create({ arguments: ['/bin/true'] }));
-  const commandDigest = digestOf(command);
-  const action = encode(
-    reapi.Action,
-    reapi.Action.create({ commandDigest, inputRootDigest: inputRoot, salt: Buffer.from(salt) }),
-  );
-  const actionDigest = digestOf(action);
-  return { actionDigest, blobs: [{ digest: commandDigest, data: command }, { digest: actionDigest, data: action }] };
-}
-
-async function upload(c: ReapiClients, blobs: { digest: Digest; data: Buffer }[]): Promise<void> {
-  let batch: typeof blobs = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const res = await unary<unknown, reapi.BatchUpdateBlobsResponse>(c.cas, 'batchUpdateBlobs', { requests: batch });
-    const bad = res.responses.find((r) => (r.status?.code ?? 0) !== 0);
-    if (bad) throw new Error(`BatchUpdateBlobs: ${bad.status?.message}`);
-    batch = [];
-    bytes = 0;
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    quick: false,
+    only: new Set(SECTIONS),
+    out: join(REPO, 'test-output/bench/latest.json'),
+    bazel: DEFAULT_BAZEL,
+    reference: true,
   };
-  for (const b of blobs) {
-    if (bytes + b.data.length > 2 * MiB) await flush();
-    batch.push(b);
-    bytes += b.data.length + 100;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--no-reference') o.reference = false;
+    else if (a === '--compare') o.compare = value();
+    else if (a === '--out') o.out = value();
+    else if (a === '--bazel') o.bazel = value();
+    else if (a === '--only') {
+      const names = value().split(',').map((s) => s.trim()).filter(Boolean);
+      for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: one of ${SECTIONS.join(', ')}`);
+      o.only = new Set(names as Section[]);
+    } else throw new Error(`unknown argument ${a} (see the head of test/bench/run.ts)`);
   }
-  await flush();
+  if (o.quick) o.only.delete('bazel');
+  return o;
 }
 
-async function execute(c: ReapiClients, actionDigest: Digest): Promise<reapi.ExecuteResponse> {
-  const call = c.exec.execute(
-    reapi.ExecuteRequest.create({ actionDigest, skipCacheLookup: true }),
-  ) as grpc.ClientReadableStream<longrunning.Operation>;
-  let last: longrunning.Operation | undefined;
-  for await (const op of call as AsyncIterable<longrunning.Operation>) last = op;
-  if (!last?.done) throw new Error('Execute stream ended before the operation was done');
-  if (last.error) throw new Error(`Execute: operation error ${last.error.code} ${last.error.message}`);
-  const res = unpackAny<reapi.ExecuteResponse>(reapi.ExecuteResponse, last.response as protobuf.Any | null | undefined);
-  if (!res) throw new Error('Execute: the done operation carries no ExecuteResponse');
-  if ((res.status?.code ?? 0) !== 0) throw new Error(`Execute: status ${res.status?.code} ${res.status?.message}`);
-  if (res.result?.exitCode !== 0) throw new Error(`Execute: /bin/true exited ${res.result?.exitCode}`);
-  return res;
+/** How many repeats of what, by mode. */
+function sizes(quick: boolean) {
+  return quick
+    ? { rounds: 2, perRound: 40, rateTotal: 160, rateRounds: 1, bsMib: 16, bsReps: 2, unaryCalls: 300, unaryRounds: 2, fmbReps: 3 }
+    : { rounds: 5, perRound: 60, rateTotal: 300, rateRounds: 3, bsMib: 64, bsReps: 5, unaryCalls: 500, unaryRounds: 5, fmbReps: 9 };
 }
 
-function bareSpawn(): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/true', [], { stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`/bin/true exited ${code}`))));
-  });
-}
+const IN_FLIGHT = 16;
+const rows: Row[] = [];
+const notes: string[] = [];
+/** Undo actions for things that are not servers (a Bazel server and its output base). */
+const cleanups = new Set<() => Promise<void>>();
+let onProgress: () => void = () => {};
+/** Progress on stderr; the rows so far are saved at each step, so an interrupted run keeps them. */
+const log = (s: string) => {
+  onProgress();
+  process.stderr.write(`… ${s}\n`);
+};
 
-const EMPTY_DIR: Digest = digestOf(Buffer.alloc(0));
-
-/** Sequential round trips of a trivial action vs bare spawns, in this process's current state. */
-async function trivialRoundTrips(c: ReapiClients, label: string): Promise<{ overheadP50: number }> {
-  const setups = Array.from({ length: SEQ_ACTIONS + 20 }, () => makeAction(EMPTY_DIR, randomUUID()));
-  await upload(c, setups.flatMap((s) => s.blobs));
-  const kiln: number[] = [];
-  for (const [i, s] of setups.entries()) {
-    const t0 = nowMs();
-    await execute(c, s.actionDigest);
-    if (i >= 20) kiln.push(nowMs() - t0); // first 20 are warm-up
-  }
-  const bare: number[] = [];
-  for (let i = 0; i < SEQ_ACTIONS + 20; i++) {
-    const t0 = nowMs();
-    await bareSpawn();
-    if (i >= 20) bare.push(nowMs() - t0);
-  }
-  const k = summarize(kiln);
-  const b = summarize(bare);
-  rows.push({
-    metric: `trivial action round trip${label} (ms p50 / p99, n=${k.n})`,
-    kiln: `${fmt(k.p50, 2)} / ${fmt(k.p99, 2)}`,
-    baseline: `${fmt(b.p50, 2)} / ${fmt(b.p99, 2)}`,
-    compare: `overhead p50 ${fmt(k.p50 - b.p50, 2)} ms`,
-    aim: 'p50 overhead ≤ 3 ms',
-  });
-  return { overheadP50: k.p50 - b.p50 };
-}
-
-async function benchActionsPerSecond(c: ReapiClients): Promise<void> {
-  const total = 400;
-  const setups = Array.from({ length: total }, () => makeAction(EMPTY_DIR, randomUUID()));
-  await upload(c, setups.flatMap((s) => s.blobs));
-  const kiln = await throughput(total, IN_FLIGHT, (i) => execute(c, setups[i].actionDigest));
-  const bare = await throughput(total, IN_FLIGHT, () => bareSpawn());
-  rows.push({
-    metric: `trivial actions, ${IN_FLIGHT} in flight (actions/s)`,
-    kiln: fmt(kiln, 0),
-    baseline: fmt(bare, 0),
-    compare: `ratio ${fmt(kiln / bare, 2)}`,
-  });
-}
-
-async function benchStaging(c: ReapiClients, trivialP50: number): Promise<void> {
-  // 40 directories × 50 files = 2,000 small files.
-  const blobs: { digest: Digest; data: Buffer }[] = [];
-  const dirNodes: { name: string; digest: Digest }[] = [];
-  for (let d = 0; d < 40; d++) {
-    const files: { name: string; digest: Digest; isExecutable: boolean }[] = [];
-    for (let f = 0; f < 50; f++) {
-      const data = Buffer.from(`input file ${d}/${f}\n`);
-      const digest = digestOf(data);
-      blobs.push({ digest, data });
-      files.push({ name: `f${String(f).padStart(3, '0')}.txt`, digest, isExecutable: false });
-    }
-    const dir = encode(reapi.Directory, reapi.Directory.create({ files }));
-    const digest = digestOf(dir);
-    blobs.push({ digest, data: dir });
-    dirNodes.push({ name: `d${String(d).padStart(3, '0')}`, digest });
-  }
-  const root = encode(reapi.Directory, reapi.Directory.create({ directories: dirNodes }));
-  const rootDigest = digestOf(root);
-  blobs.push({ digest: rootDigest, data: root });
-  await upload(c, blobs);
-
-  const reps = 7;
-  const setups = Array.from({ length: reps }, () => makeAction(rootDigest, randomUUID()));
-  await upload(c, setups.flatMap((s) => s.blobs));
-  const roundTrips: number[] = [];
-  const fetches: number[] = [];
-  for (const s of setups) {
-    const t0 = nowMs();
-    const res = await execute(c, s.actionDigest);
-    roundTrips.push(nowMs() - t0);
-    const md = res.result?.executionMetadata;
-    const start = msFromTimestamp(md?.inputFetchStartTimestamp);
-    const end = msFromTimestamp(md?.inputFetchCompletedTimestamp);
-    if (start !== undefined && end !== undefined && end >= start) fetches.push(end - start);
-  }
-  rows.push({
-    metric: `stage 2,000-file input root (ms, median of ${reps})`,
-    kiln: fetches.length ? `${fmt(median(fetches))} (worker's input fetch)` : 'n/a (no fetch timestamps)',
-    baseline: `${fmt(trivialP50, 2)} (empty root)`,
-    compare: `round trip ${fmt(median(roundTrips))} ms, +${fmt(median(roundTrips) - trivialP50)} ms`,
-  });
-}
-
-/** Grows this process's live JS heap by about `mib` MiB; keep the result alive. */
-function growHeap(mib: number): { ballast: unknown[]; grownMib: number } {
-  const before = process.memoryUsage().heapUsed;
-  const ballast: unknown[] = [];
-  while (process.memoryUsage().heapUsed - before < mib * MiB) {
-    const page: { id: number; name: string; next: unknown }[] = [];
-    for (let i = 0; i < 10_000; i++) page.push({ id: i, name: `ballast-${ballast.length}-${i}`, next: page[i - 1] });
-    ballast.push(page);
-  }
-  return { ballast, grownMib: (process.memoryUsage().heapUsed - before) / MiB };
-}
-
-async function executionAvailable(c: ReapiClients): Promise<string | undefined> {
-  const caps = await unary<unknown, reapi.ServerCapabilities>(c.caps, 'getCapabilities', {});
-  if (!caps.executionCapabilities?.execEnabled) return 'Capabilities: exec_enabled is false';
-  try {
-    await execute(c, (await prepareOne(c)).actionDigest);
-    return undefined;
-  } catch (err) {
-    return `Execute failed: ${(err as grpc.ServiceError).details ?? (err as Error).message}`;
-  }
-}
-
-async function prepareOne(c: ReapiClients): Promise<ActionSetup> {
-  const s = makeAction(EMPTY_DIR, randomUUID());
-  await upload(c, s.blobs);
-  return s;
-}
-
-// ------------------------------------------------------------------------ main
-function printTable(): void {
-  const header: Row = { metric: 'metric', kiln: 'Kiln', baseline: 'baseline', compare: 'comparison', aim: 'aim' };
-  const all = [header, ...rows];
-  const w = (k: keyof Row) => Math.max(...all.map((r) => (r[k] ?? '').length));
-  const widths = { metric: w('metric'), kiln: w('kiln'), baseline: w('baseline'), compare: w('compare') };
-  const line = (r: Row) =>
-    `${r.metric.padEnd(widths.metric)}  ${r.kiln.padStart(widths.kiln)}  ${r.baseline.padStart(widths.baseline)}  ${r.compare.padEnd(widths.compare)}  ${r.aim ?? ''}`.trimEnd();
-  console.log(line(header));
-  console.log('-'.repeat(line(header).length + 4));
-  for (const r of rows) console.log(line(r));
-  for (const n of notes) console.log(`note: ${n}`);
-}
+const p50 = (xs: number[]) => median(xs);
+const totals = (rts: RoundTrip[]) => rts.map((r) => r.total);
 
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kiln-bench-'));
-  const engine = await Engine.start({
-    config: { ...defaultConfig(), port: 0, httpPort: 0, dataDir, cacheSizeBytes: 8 * GiB },
-  });
-  const c = new ReapiClients(addressOf(engine.grpcUrl));
-  console.log(
-    `kiln bench: node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), engine in-process at ${engine.grpcUrl}`,
-  );
-  try {
-    const step = async (name: string, fn: () => Promise<unknown>) => {
-      process.stderr.write(`… ${name}\n`);
-      await fn();
-    };
-    await step('ByteStream', () => benchByteStream(c));
-    await step('FindMissingBlobs', () => benchFindMissing(c));
-    await step('GetActionResult', () => benchGetActionResult(c));
+  const opts = parseArgs(process.argv.slice(2));
+  const size = sizes(opts.quick);
+  const started = new Date();
+  const t0 = performance.now();
+  const loadBefore = loadavg();
+  const root = await mkdtemp(join(tmpdir(), 'kiln-bench-'));
+  const servers: Server[] = [];
+  let failed: string | undefined;
+  const clients: ClientProcess[] = [];
+  const stopAll = async () => {
+    for (const c of clients) c.close();
+    await Promise.all([...servers.map((s) => s.stop()), ...[...cleanups].map((f) => f())]);
+  };
+  // Interrupted: stop every server, client and Bazel this run started, and keep what was measured.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`kiln bench: ${signal}, stopping; the rows so far are in ${opts.out}`);
+      void stopAll()
+        .then(() => rm(root, { recursive: true, force: true }))
+        .finally(() => process.exit(130));
+    });
+  }
+  onProgress = () => writeReport(opts.out, reportOf(opts, started, t0, loadBefore));
 
-    const noExec = await executionAvailable(c);
-    if (noExec) {
-      notes.push(`execution benchmarks skipped: ${noExec}`);
-    } else {
-      let lean = { overheadP50: NaN };
-      await step('trivial actions', async () => (lean = await trivialRoundTrips(c, '')));
-      await step('actions/s', () => benchActionsPerSecond(c));
-      await step('input staging', () => benchStaging(c, summarizeP50(rows)));
-      await step(`heap +${HEAP_MIB} MiB`, async () => {
-        const { ballast, grownMib } = growHeap(HEAP_MIB);
-        const fat = await trivialRoundTrips(c, ` after heap +${fmt(grownMib, 0)} MiB`);
-        rows.push({
-          metric: 'overhead change with the fatter heap (ms, p50)',
-          kiln: fmt(fat.overheadP50 - lean.overheadP50, 2),
-          baseline: '',
-          compare: `rss ${fmt(process.memoryUsage().rss / MiB, 0)} MiB`,
-          aim: '≈ 0 (flat)',
-        });
-        if (ballast.length === 0) throw new Error('unreachable: keeps the ballast alive until here');
+  console.log(`kiln bench (${opts.quick ? 'quick' : 'full'}): node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  try {
+    const kiln = await startKiln(join(root, 'kiln'));
+    servers.push(kiln);
+    const bare = await startBare();
+    servers.push(bare);
+    log(`kiln serve pid ${kiln.pid} at ${kiln.address}; bare grpc-js server pid ${bare.pid} at ${bare.address}`);
+
+    const needsReference = opts.reference && (opts.only.has('roundtrip') || opts.only.has('inflight') || opts.only.has('bazel'));
+    let ref: Server | undefined;
+    if (needsReference) {
+      const missing = referenceWorkerMissing();
+      if (missing) notes.push(`reference worker skipped: ${missing}`);
+      else {
+        log('reference worker (first build compiles it, about a minute)');
+        try {
+          ref = await startReferenceWorker(join(root, 'reference'));
+          servers.push(ref);
+          log(`reference worker pid ${ref.pid} at ${ref.address}`);
+        } catch (err) {
+          notes.push(`reference worker skipped: ${(err as Error).message.split('\n')[0]}`);
+        }
+      }
+    } else if (!opts.reference) notes.push('reference worker skipped: --no-reference');
+
+    // ---------------------------------------------------------- idle RSS
+    if (opts.only.has('rss')) {
+      await new Promise((r) => setTimeout(r, 2000)); // let start-up garbage settle
+      const kilnRss = [kiln.pid, ...childPids(kiln.pid)].reduce((sum, pid) => sum + rssMiB(pid), 0);
+      const bareRss = rssMiB(bare.pid);
+      rows.push({
+        id: 'rss',
+        metric: 'idle RSS after start (MiB; Kiln with its launcher)',
+        kiln: fmt(kilnRss, 0),
+        baseline: `${fmt(bareRss, 0)} bare grpc-js`,
+        comparison: `${kilnRss >= bareRss ? '+' : ''}${fmt(kilnRss - bareRss, 0)} MiB`,
+        target: '—',
+        figure: kilnRss,
       });
     }
+
+    // -------------------------------------- the first actions after start
+    let first30: number[] | undefined;
+    if (opts.only.has('first30')) {
+      log('first 30 actions of a fresh kiln serve');
+      first30 = totals(await inClient({ kind: 'roundTrips', address: kiln.address, count: 30, warmup: 0 }));
+    }
+
+    // ------------------------------------------------------- round trip
+    let warmRoundTrip: Spread | undefined;
+    if (opts.only.has('roundtrip')) {
+      log(`uncached trivial action round trips: ${size.rounds} rounds of ${size.perRound}`);
+      const kc = new ClientProcess();
+      const sc = new ClientProcess();
+      const rc = ref ? new ClientProcess() : undefined;
+      clients.push(kc, sc, ...(rc ? [rc] : []));
+      const kilnRounds: number[] = [];
+      const spawnRounds: number[] = [];
+      const refRounds: number[] = [];
+      const all: RoundTrip[] = [];
+      for (let r = 0; r < size.rounds; r++) {
+        const k = await kc.run({ kind: 'roundTrips', address: kiln.address, count: size.perRound, warmup: 10 });
+        all.push(...k);
+        kilnRounds.push(p50(totals(k)));
+        spawnRounds.push(p50(await sc.run({ kind: 'spawn', count: size.perRound, warmup: 10 })));
+        if (rc && ref) refRounds.push(p50(totals(await rc.run({ kind: 'roundTrips', address: ref.address, count: size.perRound, warmup: 10 }))));
+      }
+      const k = spread(kilnRounds);
+      const s = spread(spawnRounds);
+      warmRoundTrip = k;
+      rows.push({
+        id: 'roundtrip',
+        metric: `uncached trivial action round trip (ms, p50 of ${size.rounds}×${size.perRound})`,
+        kiln: fmtSpread(k, 2),
+        baseline: `${fmtSpread(s, 2)} bare spawn`,
+        comparison: `spawn +${fmt(k.median - s.median, 2)} ms`,
+        target: '≤ spawn + 3 ms',
+        verdict: verdict(k.median, '<=', s.median + 3),
+        figure: k.median - s.median,
+        data: { kiln: k, spawn: s },
+      });
+      rows.push({
+        id: 'roundtrip-parts',
+        metric: '  of which FindMissingBlobs + BatchUpdateBlobs + Execute (ms p50)',
+        kiln: `${fmt(p50(all.map((x) => x.findMissing)), 2)} + ${fmt(p50(all.map((x) => x.batchUpdate)), 2)} + ${fmt(p50(all.map((x) => x.execute)), 2)}`,
+        baseline: '',
+        comparison: '',
+        target: '',
+      });
+      if (refRounds.length) {
+        const rr = spread(refRounds);
+        rows.push({
+          id: 'roundtrip-reference',
+          metric: '  the same round trip against the reference worker (ms)',
+          kiln: fmtSpread(k, 2),
+          baseline: `${fmtSpread(rr, 2)} reference`,
+          comparison: `×${fmt(k.median / rr.median, 2)}`,
+          target: '—',
+          figure: k.median / rr.median,
+          data: { reference: rr },
+        });
+      }
+    }
+
+    if (first30) {
+      const warm = warmRoundTrip?.median;
+      rows.push({
+        id: 'first30',
+        metric: 'first 30 actions after start (ms p50, max in brackets)',
+        kiln: `${fmt(p50(first30), 2)} [${fmt(Math.max(...first30), 1)}]`,
+        baseline: warm !== undefined ? `${fmt(warm, 2)} warm` : 'n/a (no roundtrip)',
+        comparison: warm !== undefined ? `×${fmt(p50(first30) / warm, 2)} warm` : '',
+        target: '—',
+        figure: p50(first30),
+        data: { samples: first30 },
+      });
+    }
+
+    // ------------------------------------------------------ 16 in flight
+    if (opts.only.has('inflight')) {
+      log(`trivial actions, ${IN_FLIGHT} in flight: ${size.rateRounds} rounds of ${size.rateTotal}`);
+      const kc = new ClientProcess();
+      const rc = ref ? new ClientProcess() : undefined;
+      clients.push(kc, ...(rc ? [rc] : []));
+      const kilnRates: number[] = [];
+      const refRates: number[] = [];
+      const kilnCpu: number[] = [];
+      const refCpu: number[] = [];
+      const warmup = 2 * IN_FLIGHT;
+      for (let r = 0; r < size.rateRounds; r++) {
+        const before = serverCpu(kiln.pid);
+        kilnRates.push(await kc.run({ kind: 'actionRate', address: kiln.address, total: size.rateTotal, inFlight: IN_FLIGHT, warmup }));
+        kilnCpu.push(cpuBetween(before, serverCpu(kiln.pid)) / (size.rateTotal + warmup));
+        if (rc && ref) {
+          const b = ownCpuMs(ref.pid);
+          refRates.push(await rc.run({ kind: 'actionRate', address: ref.address, total: size.rateTotal, inFlight: IN_FLIGHT, warmup }));
+          refCpu.push((ownCpuMs(ref.pid) - b) / (size.rateTotal + warmup));
+        }
+      }
+      const spawnRate = await inClient({ kind: 'spawnRate', total: size.rateTotal, inFlight: IN_FLIGHT });
+      const k = spread(kilnRates);
+      const rr = refRates.length ? spread(refRates) : undefined;
+      rows.push({
+        id: 'inflight',
+        metric: `trivial actions, ${IN_FLIGHT} in flight (actions/s)`,
+        kiln: fmtSpread(k, 0),
+        baseline: rr ? `${fmtSpread(rr, 0)} reference` : 'no reference',
+        comparison: rr ? `×${fmt(k.median / rr.median, 2)}` : '',
+        target: '≥ reference',
+        verdict: rr ? verdict(k.median, '>=', rr.median) : 'n/a',
+        figure: k.median,
+        data: { kiln: k, reference: rr, bareSpawnsPerSecond: spawnRate },
+      });
+      rows.push({
+        id: 'inflight-spawn',
+        metric: `  bare spawns of /bin/true, ${IN_FLIGHT} in flight, small process (/s)`,
+        kiln: '',
+        baseline: `${fmt(spawnRate, 0)} bare spawn`,
+        comparison: `Kiln at ${fmt((100 * k.median) / spawnRate, 0)}% of it`,
+        target: '',
+      });
+      const kc2 = spread(kilnCpu);
+      const rc2 = refCpu.length ? spread(refCpu) : undefined;
+      rows.push({
+        id: 'cpu-trivial',
+        metric: '  server CPU per trivial action, client-driven (ms)',
+        kiln: fmtSpread(kc2, 1),
+        baseline: rc2 ? `${fmtSpread(rc2, 1)} reference JVM` : '',
+        comparison: rc2 ? `×${fmt(kc2.median / rc2.median, 2)}` : '',
+        target: '—',
+        figure: kc2.median,
+      });
+    }
+
+    // -------------------------------------------------------- ByteStream
+    if (opts.only.has('bytestream')) {
+      log(`ByteStream: ${size.bsReps} × ${size.bsMib} MiB up and down, Kiln and bare alternating`);
+      const r = await inClient({ kind: 'byteStream', kiln: kiln.address, bare: bare.address, mib: size.bsMib, reps: size.bsReps });
+      for (const [dir, k, b] of [
+        ['upload', r.kilnUp, r.bareUp],
+        ['download', r.kilnDown, r.bareDown],
+      ] as const) {
+        const ks = spread(k);
+        const bs = spread(b);
+        const ratio = ks.median / bs.median;
+        rows.push({
+          id: `bytestream-${dir === 'upload' ? 'up' : 'down'}`,
+          metric: `ByteStream ${dir}, ${size.bsMib} MiB in 64 KiB messages (MiB/s)`,
+          kiln: fmtSpread(ks, 0),
+          baseline: `${fmtSpread(bs, 0)} bare`,
+          comparison: `×${fmt(ratio, 2)}`,
+          target: '≥ 0.8× bare',
+          verdict: verdict(ratio, '>=', 0.8),
+          figure: ratio,
+          data: { kiln: ks, bare: bs },
+        });
+      }
+    }
+
+    // ------------------------------------------------------------ unary
+    if (opts.only.has('unary')) {
+      log(`unary latencies: ${size.unaryRounds} rounds of ${size.unaryCalls} calls each`);
+      const r = await inClient({ kind: 'unary', kiln: kiln.address, bare: bare.address, calls: size.unaryCalls, rounds: size.unaryRounds });
+      // Per-round p50s, so the spread is over repeats.
+      const rounds = (xs: number[]) => spread(Array.from({ length: size.unaryRounds }, (_, i) => p50(xs.slice(i * size.unaryCalls, (i + 1) * size.unaryCalls))));
+      const get = rounds(r.kilnGet);
+      const bareGet = rounds(r.bareGet);
+      const cached = rounds(r.kilnCachedExecute);
+      rows.push({
+        id: 'getactionresult',
+        metric: 'GetActionResult, sequential (ms p50)',
+        kiln: fmtSpread(get, 3),
+        baseline: `${fmtSpread(bareGet, 3)} bare unary`,
+        comparison: `×${fmt(get.median / bareGet.median, 2)}`,
+        target: '≤ 1.25× bare',
+        verdict: verdict(get.median / bareGet.median, '<=', 1.25),
+        figure: get.median / bareGet.median,
+        data: { kiln: get, bare: bareGet },
+      });
+      rows.push({
+        id: 'cached-execute',
+        metric: 'Execute answered from the action cache (ms p50)',
+        kiln: fmtSpread(cached, 3),
+        baseline: `${fmtSpread(bareGet, 3)} bare unary`,
+        comparison: `×${fmt(cached.median / bareGet.median, 2)}`,
+        target: '—',
+        figure: cached.median / bareGet.median,
+        data: { kiln: cached, bare: bareGet },
+      });
+    }
+
+    // ------------------------------------------------------ FindMissing
+    if (opts.only.has('findmissing')) {
+      log('FindMissingBlobs, 10,000 digests');
+      const times = spread(await inClient({ kind: 'findMissing', address: kiln.address, total: 10_000, reps: size.fmbReps }));
+      rows.push({
+        id: 'findmissing',
+        metric: `FindMissingBlobs, 10,000 digests, half present (ms, ${size.fmbReps} calls)`,
+        kiln: fmtSpread(times, 1),
+        baseline: '',
+        comparison: '',
+        target: '≤ 20 ms',
+        verdict: verdict(times.median, '<=', 20),
+        figure: times.median,
+        data: { kiln: times },
+      });
+    }
+
+    // ------------------------------------------------------------ Bazel
+    if (opts.only.has('bazel')) {
+      const missing = bazelMissing(opts.bazel);
+      if (missing) {
+        notes.push(`Bazel rows skipped: ${missing}`);
+        rows.push(skippedRow('bazel', `Bazel many_genrules / many_cc: skipped: ${missing}`));
+      } else await benchBazel(opts.bazel, kiln, ref);
+    }
+  } catch (err) {
+    // Keep the rows measured so far: print them, and say where it stopped.
+    failed = (err as Error).stack ?? String(err);
+    notes.push(`stopped early: ${(err as Error).message.split('\n')[0]}`);
   } finally {
-    c.close();
-    await engine.stop({ drainMs: 2_000 });
-    await rm(dataDir, { recursive: true, force: true });
+    await stopAll();
+    await rm(root, { recursive: true, force: true });
   }
-  printTable();
+
+  onProgress = () => {};
+  const report = reportOf(opts, started, t0, loadBefore);
+  console.log('');
+  printTable(report.rows, report.notes);
+  console.log(`\nwall time ${fmt(report.wallSeconds, 0)} s; load average ${report.machine.loadAfter.map((l) => l.toFixed(2)).join(' ')} at the end`);
+  writeReport(opts.out, report);
+  console.log(`wrote ${opts.out}`);
+  if (opts.compare) printComparison(opts.compare, report);
+  if (failed) {
+    console.error(`kiln bench: ${failed}`);
+    process.exitCode = 1;
+  }
 }
 
-/** The Kiln p50 of the first trivial-action row, for the staging comparison. */
-function summarizeP50(all: Row[]): number {
-  const row = all.find((r) => r.metric.startsWith('trivial action round trip'));
-  return row ? Number(row.kiln.split(' / ')[0]) : NaN;
+function reportOf(opts: Options, started: Date, t0: number, loadBefore: number[]): Report {
+  return {
+    startedAt: started.toISOString(),
+    wallSeconds: (performance.now() - t0) / 1000,
+    mode: opts.quick ? 'quick' : opts.only.size === SECTIONS.length ? 'full' : `only ${[...opts.only].join(',')}`,
+    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', loadBefore, loadAfter: loadavg() },
+    rows,
+    notes: [
+      ...notes,
+      'figures are medians with their spread in brackets (min–max over repeats, p25–p75 from 8 on); verdicts compare the medians',
+    ],
+  };
+}
+
+function skippedRow(id: string, metric: string): Row {
+  return { id, metric, kiln: '', baseline: '', comparison: '', target: '', verdict: 'n/a' };
+}
+
+/**
+ * Each fixture: clean builds with local, reference and Kiln interleaved, so
+ * load drifts hit all three alike. Nothing is cold by then: the Bazel server
+ * has analysed both targets, and Kiln and the reference worker have served
+ * the sections before (a --only bazel run is the exception). Kiln's CPU is
+ * read around its many_genrules builds.
+ */
+async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefined): Promise<void> {
+  const reps: Record<Fixture, number> = { many_genrules: 2, many_cc: 2 };
+  const driver = new BazelDriver(bazelPath);
+  const close = () => driver.close();
+  cleanups.add(close);
+  try {
+    log('Bazel: starting its server and analysing the fixtures');
+    await driver.warm();
+    for (const fixture of ['many_genrules', 'many_cc'] as Fixture[]) {
+      const times: Record<'local' | 'reference' | 'kiln', number[]> = { local: [], reference: [], kiln: [] };
+      const kilnCpu: number[] = [];
+      const refCpu: number[] = [];
+      const runs = {
+        local: async () => times.local.push((await driver.build(fixture)).seconds),
+        reference: async () => {
+          if (!ref) return;
+          const b = ownCpuMs(ref.pid);
+          const r = await driver.build(fixture, ref.address);
+          times.reference.push(r.seconds);
+          refCpu.push((ownCpuMs(ref.pid) - b) / r.remoteActions);
+        },
+        kiln: async () => {
+          const before = serverCpu(kiln.pid);
+          const k = await driver.build(fixture, kiln.address);
+          const cpu = cpuBetween(before, serverCpu(kiln.pid));
+          times.kiln.push(k.seconds);
+          kilnCpu.push(cpu / k.remoteActions);
+          if (times.kiln.length === 1) notes.push(`${fixture}: Bazel's summary against Kiln: ${k.summary}`);
+        },
+      };
+      for (let rep = 0; rep < reps[fixture]; rep++) {
+        // Every other repeat in reverse order, so no one goes first every time.
+        const order = (['local', 'reference', 'kiln'] as const).slice();
+        if (rep % 2) order.reverse();
+        for (const who of order) {
+          if (who === 'reference' && !ref) continue;
+          log(`Bazel ${fixture} ${rep + 1}/${reps[fixture]}: ${who}`);
+          await runs[who]();
+        }
+      }
+      const k = spread(times.kiln);
+      const l = spread(times.local);
+      const r = times.reference.length ? spread(times.reference) : undefined;
+      const n = reps[fixture];
+      rows.push({
+        id: `bazel-${fixture}-local`,
+        metric: `Bazel ${fixture}, --jobs=2, remote on Kiln (s, ${n} clean builds)`,
+        kiln: fmtSpread(k, 1),
+        baseline: `${fmtSpread(l, 1)} local`,
+        comparison: `×${fmt(k.median / l.median, 2)} local`,
+        target: '≤ 1.15× local',
+        verdict: verdict(k.median / l.median, '<=', 1.15),
+        figure: k.median / l.median,
+        data: { kiln: k, local: l },
+      });
+      rows.push({
+        id: `bazel-${fixture}-reference`,
+        metric: `  the same, Kiln against the reference worker (s)`,
+        kiln: fmtSpread(k, 1),
+        baseline: r ? `${fmtSpread(r, 1)} reference` : 'no reference',
+        comparison: r ? `×${fmt(k.median / r.median, 2)} reference` : '',
+        target: '≤ 0.85× reference',
+        verdict: r ? verdict(k.median / r.median, '<=', 0.85) : 'n/a',
+        figure: r ? k.median / r.median : undefined,
+        data: { kiln: k, reference: r },
+      });
+      if (fixture === 'many_genrules') {
+        const kc = spread(kilnCpu);
+        const rc = refCpu.length ? spread(refCpu) : undefined;
+        rows.push({
+          id: 'cpu-bazel',
+          metric: 'Kiln CPU per remote action, many_genrules (ms; serve + launcher, not the actions)',
+          kiln: fmtSpread(kc, 1),
+          baseline: rc ? `${fmtSpread(rc, 1)} reference JVM` : '',
+          comparison: rc ? `×${fmt(kc.median / rc.median, 2)}` : '',
+          target: '≤ 5 ms',
+          verdict: verdict(kc.median, '<=', 5),
+          figure: kc.median,
+          data: { kiln: kc, reference: rc },
+        });
+      }
+    }
+  } finally {
+    cleanups.delete(close);
+    await close();
+  }
 }
 
 main().catch((err) => {
