@@ -12,7 +12,10 @@ import { chromiumMissing, launchBrowser, SCREENSHOTS, type TestBrowser } from '.
 import { ensureRendererBuilt } from './renderer-build';
 
 const TIMEOUT = 90_000;
-const SCRIPT = 'for i in 1 2 3 4 5; do echo "line $i"; sleep 1; done';
+// Eight seconds of output, so a loaded machine still shows the first line well
+// before the last (five seconds was too short under CI load).
+const LAST_LINE = 'line 8';
+const SCRIPT = 'for i in 1 2 3 4 5 6 7 8; do echo "line $i"; sleep 1; done';
 
 /** Uploads a Command running `script` in sh, with an empty input root, and returns the ExecuteRequest. */
 async function prepare(t: TestEngine, script: string, tag: string): Promise<reapi.ExecuteRequest.$Properties> {
@@ -79,7 +82,7 @@ describe.skipIf(chromiumMissing)('dashboard (real engine)', () => {
 
   it('shows queue and utilization move while actions run, and streams a running log', async (ctx) => {
     if (!executionWired) ctx.skip('the engine does not register the Execution service yet');
-    // Three 5-second actions on two slots: one must queue.
+    // Three 8-second actions on two slots: one must queue.
     for (let i = 1; i <= 3; i++) {
       const req = await prepare(t, SCRIPT, `run-${i}-${Date.now()}`);
       running.push(t.clients.execution.execute.collect(req, metadataFor('Genrule', `//e2e:lines_${i}`)).catch(() => {}));
@@ -102,9 +105,9 @@ describe.skipIf(chromiumMissing)('dashboard (real engine)', () => {
     await expect.poll(() => page.textContent('[data-testid="log"]').catch(() => ''), { timeout: TIMEOUT }).toContain('line 1');
     // The log arrived while the action was still running.
     const logged = (await page.textContent('[data-testid="log"]')) ?? '';
-    expect(logged).not.toContain('line 5');
+    expect(logged).not.toContain(LAST_LINE);
     await shot('detail-running');
-    await expect.poll(() => page.textContent('[data-testid="log"]'), { timeout: TIMEOUT }).toContain('line 5');
+    await expect.poll(() => page.textContent('[data-testid="log"]'), { timeout: TIMEOUT }).toContain(LAST_LINE);
     await expect.poll(() => page.textContent('[data-testid="detail"] [data-testid="badge"]'), { timeout: TIMEOUT }).toBe('Succeeded');
     await shot('detail-finished');
     await page.keyboard.press('Escape');
