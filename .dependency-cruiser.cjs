@@ -31,6 +31,7 @@ const PARTS = {
   reapi: '^engine/reapi/',
   lan: '^engine/lan/',
   http: '^engine/http/',
+  compression: '^engine/compression/', // zstd streams for compressed-blobs transfers
   // Composition roots: they build the engine out of everything else.
   root: '^engine/(engine|cli|cli-lan|executor-factory)\\.ts$',
 };
@@ -59,9 +60,10 @@ const MAY_IMPORT = {
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
-  reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler'],
+  reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler', 'compression'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
   http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'reapi', 'lan'],
+  compression: [],
   root: Object.keys(PARTS),
 };
 
