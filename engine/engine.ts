@@ -314,6 +314,7 @@ export class Engine {
       maxDownloadBytes: config.assetMaxDownloadBytes,
       defaultTimeoutMs: config.assetDefaultTimeoutMs,
       maxTimeoutMs: Math.max(config.assetDefaultTimeoutMs, ASSET_MAX_TIMEOUT_MS),
+      refuseLoopback: isLanMode(config),
       events,
       clock,
     });

@@ -24,6 +24,8 @@ export interface AssetFetcherOptions {
   defaultTimeoutMs: number;
   /** Longest timeout a request may ask for (longer ones are clamped). */
   maxTimeoutMs: number;
+  /** LAN mode: never download from this machine's loopback addresses. */
+  refuseLoopback?: boolean;
   events: EventSink;
   clock: Clock;
 }
@@ -120,7 +122,7 @@ export class AssetFetcher {
       if (req.signal?.aborted) break;
       let file;
       try {
-        file = await downloadToFile(uri, { tmpDir, timeoutMs, maxBytes: maxDownloadBytes, signal: req.signal });
+        file = await downloadToFile(uri, { tmpDir, timeoutMs, maxBytes: maxDownloadBytes, signal: req.signal, refuseLoopback: this.opts.refuseLoopback });
       } catch (err) {
         if (!(err instanceof DownloadError)) throw err;
         last = { ok: false, uri, failure: err.kind, message: err.message };

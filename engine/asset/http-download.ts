@@ -5,7 +5,11 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { isLoopbackAddress } from '../common/loopback';
 import { removeQuietly, uniqueTempPath, writeFully } from '../util/atomic-file';
+
+/** Redirects followed before a download gives up. */
+const MAX_REDIRECTS = 8;
 
 export type DownloadFailure = 'not-found' | 'timeout' | 'too-large' | 'refused' | 'unreachable';
 
@@ -33,6 +37,12 @@ export interface DownloadOptions {
   maxBytes: number;
   /** The caller gave up (its call was cancelled). */
   signal?: AbortSignal;
+  /**
+   * Refuse URLs (and redirects) naming this machine by a loopback address or
+   * "localhost": in LAN mode a caller on another machine must not reach services that
+   * trust loopback. (A DNS name that resolves to loopback is not caught.)
+   */
+  refuseLoopback?: boolean;
 }
 
 /** Only these schemes are ever fetched: no file:, ftp:, data: or anything else. */
@@ -52,8 +62,9 @@ export async function downloadToFile(url: string, opts: DownloadOptions): Promis
   const timedOut = () => new DownloadError('timeout', `downloading ${url} took longer than ${opts.timeoutMs} ms`);
   let response: Response;
   try {
-    response = await fetch(url, { signal, redirect: 'follow' });
+    response = await fetchFollowing(url, signal, opts.refuseLoopback ?? false);
   } catch (err) {
+    if (err instanceof DownloadError) throw err;
     if (timeout.aborted) throw timedOut();
     throw new DownloadError('unreachable', `cannot download ${url}: ${causeOf(err)}`);
   }
@@ -94,6 +105,23 @@ export async function downloadToFile(url: string, opts: DownloadOptions): Promis
     if (err instanceof DownloadError) throw err;
     if (timeout.aborted) throw timedOut();
     throw new DownloadError('unreachable', `download of ${url} broke off: ${causeOf(err)}`);
+  }
+}
+
+/** fetch, following redirects by hand so every hop is checked like the first URL. */
+async function fetchFollowing(url: string, signal: AbortSignal, refuseLoopback: boolean): Promise<Response> {
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    if (!isHttpUrl(current)) throw new DownloadError('refused', `${url} redirects to "${current}", which is not an http(s) URL`);
+    if (refuseLoopback && isLoopbackAddress(new URL(current).hostname.replace(/^\[|\]$/g, ''))) {
+      throw new DownloadError('refused', `${current} names this machine; in LAN mode Kiln does not download from loopback addresses`);
+    }
+    const response = await fetch(current, { signal, redirect: 'manual' });
+    const location = response.headers.get('location');
+    if (response.status < 300 || response.status > 399 || !location) return response;
+    await response.body?.cancel().catch(() => undefined);
+    if (hop >= MAX_REDIRECTS) throw new DownloadError('unreachable', `${url} redirects more than ${MAX_REDIRECTS} times`);
+    current = new URL(location, current).toString();
   }
 }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AssetIndex } from '../../engine/asset/asset-index';
+import { DownloadError, downloadToFile } from '../../engine/asset/http-download';
 import { sha256ToSri, sriToSha256 } from '../../engine/asset/qualifiers';
 import type { KilnEvent } from '../../engine/events/event-bus';
 import { decodeStatusDetails, unpackDetail } from '../../engine/grpc/status';
@@ -39,6 +40,16 @@ beforeAll(async () => {
     res.end();
   });
   routes.set('/hangs', () => {}); // never answers
+  routes.set('/moved', (res) => {
+    res.statusCode = 302;
+    res.setHeader('location', '/archive.tar.gz');
+    res.end();
+  });
+  routes.set('/to-file', (res) => {
+    res.statusCode = 301;
+    res.setHeader('location', 'file:///etc/passwd');
+    res.end();
+  });
   http = createServer((req, res) => {
     const path = req.url ?? '';
     hits.set(path, (hits.get(path) ?? 0) + 1);
@@ -134,6 +145,24 @@ describe('FetchBlob', () => {
     expect(bad?.fieldViolations[0]?.description).toMatch(/"vcs.commit" not supported/);
     const sriErr = await grpcError(t.clients.asset.fetchBlob({ uris: [`${base}/archive.tar.gz`], qualifiers: [{ name: 'checksum.sri', value: 'sha384-abc' }] }));
     expect(sriErr.details).toMatch(/no sha256 expression/);
+  });
+});
+
+describe('downloads', () => {
+  it('follows redirects to http(s) only, and in LAN mode refuses loopback URLs', async () => {
+    const tmpDir = await mkdtemp(join(tmpdir(), 'kiln-download-'));
+    try {
+      const opts = { tmpDir, timeoutMs: 30_000, maxBytes: LIMIT };
+      const moved = await downloadToFile(`${base}/moved`, opts);
+      expect(moved.size).toBe(archive.length);
+      await expect(downloadToFile(`${base}/to-file`, opts)).rejects.toThrow(/not an http\(s\) URL/);
+      const lan = downloadToFile(`${base}/archive.tar.gz`, { ...opts, refuseLoopback: true });
+      await expect(lan).rejects.toBeInstanceOf(DownloadError);
+      await expect(lan).rejects.toThrow(/does not download from loopback/);
+      await expect(downloadToFile('http://localhost:1/x', { ...opts, refuseLoopback: true })).rejects.toThrow(/loopback/);
+    } finally {
+      await rm(tmpDir, { recursive: true, force: true });
+    }
   });
 });
 
