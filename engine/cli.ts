@@ -36,6 +36,8 @@ Flags:
   --mdns BOOL          advertise on the LAN with mDNS in LAN mode (default true)
   --executor KIND      where actions run (default local: on this machine)
   --runner KIND        how the local executor runs a process (default process)
+  --asset-max-size SIZE largest download for Bazel's remote downloader (default 4GiB)
+  --asset-timeout SECS download timeout when the request sets none (default 300)
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 

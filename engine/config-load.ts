@@ -30,6 +30,8 @@ export const CONFIG_KEYS = [
   'mdns',
   'executor',
   'runner',
+  'asset-max-size',
+  'asset-timeout',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -184,6 +186,12 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
           break;
         case 'runner':
           config.runner = parseKind(value, 'runner', kindNames('runner'));
+          break;
+        case 'asset-max-size':
+          config.assetMaxDownloadBytes = parseSize(value);
+          break;
+        case 'asset-timeout':
+          config.assetDefaultTimeoutMs = parseCount(value, 1, 24 * 3600) * 1000;
           break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);

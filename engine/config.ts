@@ -48,6 +48,10 @@ export interface KilnConfig {
   tlsClientCaFile?: string;
   /** Advertise on the LAN with mDNS; only ever done in LAN mode. */
   mdns: boolean;
+  /** Remote Asset API: largest download Kiln makes for a client. */
+  assetMaxDownloadBytes: number;
+  /** Remote Asset API: download timeout when the request sets none (a request may ask for up to an hour). */
+  assetDefaultTimeoutMs: number;
   /**
    * Keys a flag or the config file set (config-load.ts fills it in, e.g. "concurrency",
    * "cache-size", "host"). Settings saved from the dashboard never override these at start.
@@ -97,5 +101,7 @@ export function defaultConfig(): KilnConfig {
     requireTokenOnLoopback: false,
     tls: 'auto',
     mdns: true,
+    assetMaxDownloadBytes: 4 * GiB,
+    assetDefaultTimeoutMs: 5 * 60_000,
   };
 }

@@ -15,6 +15,8 @@ import {
   ContentAddressableStorageService,
   LogStreamService,
   ExecutionService,
+  FetchService,
+  PushService,
   OperationsService,
 } from './grpc/services';
 import { createActionCacheService } from './reapi/action-cache';
@@ -34,6 +36,9 @@ import { advertiseInLanMode, grpcCredentials, grpcInterceptor } from './lan/wiri
 import { httpAccessOptions } from './http/lan-access';
 import { createExecutionService } from './reapi/execution';
 import { createOperationsService } from './reapi/operations';
+import { createFetchService, createPushService } from './reapi/remote-asset';
+import { AssetFetcher } from './asset/asset-fetcher';
+import { AssetIndex } from './asset/asset-index';
 import { Scheduler } from './scheduler/scheduler';
 import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
@@ -73,6 +78,8 @@ export interface SettingsUpdate {
 /** Room above max_batch_total_size_bytes so our own check, not the transport, answers oversized batches. */
 const MESSAGE_LIMIT_HEADROOM = 64 * 1024 * 1024;
 const DEFAULT_DRAIN_MS = 5_000;
+/** Longest download timeout a Remote Asset request may ask for. */
+const ASSET_MAX_TIMEOUT_MS = 60 * 60_000;
 
 export class Engine {
   /** ByteStream asks these before parsing blob names; components add theirs (live logs) at start. */
@@ -299,6 +306,20 @@ export class Engine {
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
     add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock }));
     add(LogStreamService, this.observability.logStreams.service());
+    // Remote Asset API: downloads for --experimental_remote_downloader, remembered in {dataDir}/assets.json.
+    const fetcher = new AssetFetcher({
+      store,
+      index: new AssetIndex(join(config.dataDir, 'assets.json')),
+      tmpDir: join(config.dataDir, 'downloads'),
+      maxDownloadBytes: config.assetMaxDownloadBytes,
+      defaultTimeoutMs: config.assetDefaultTimeoutMs,
+      maxTimeoutMs: Math.max(config.assetDefaultTimeoutMs, ASSET_MAX_TIMEOUT_MS),
+      refuseLoopback: isLanMode(config),
+      events,
+      clock,
+    });
+    add(FetchService, createFetchService({ fetcher, store }));
+    add(PushService, createPushService({ fetcher, store }));
     if (this.scheduler) {
       const { scheduler } = this;
       add(ExecutionService, createExecutionService({

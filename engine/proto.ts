@@ -12,6 +12,7 @@ $protobuf.configure();
 export import reapi = build.bazel.remote.execution.v2;
 export import semver = build.bazel.semver;
 export import logstream = build.bazel.remote.logstream.v1;
+export import asset = build.bazel.remote.asset.v1;
 export import bytestream = google.bytestream;
 export import longrunning = google.longrunning;
 export import rpc = google.rpc;

@@ -9,6 +9,7 @@ const out = join(root, 'engine', 'gen');
 const entries = [
   'build/bazel/remote/execution/v2/remote_execution.proto',
   'build/bazel/remote/logstream/v1/remote_logstream.proto',
+  'build/bazel/remote/asset/v1/remote_asset.proto',
   'google/bytestream/bytestream.proto',
   'google/longrunning/operations.proto',
   'google/rpc/error_details.proto',

@@ -204,6 +204,25 @@ export interface ActionPage {
 }
 
 /** Every non-2xx JSON response. */
+/** One Remote Asset fetch (Bazel's remote downloader asking Kiln for a URL). */
+export interface AssetFetchRecord {
+  /** ms since the epoch, when it was answered */
+  at: number;
+  uri: string;
+  /** hit: served from the CAS; downloaded: fetched from the URL now; failed: see message */
+  outcome: 'hit' | 'downloaded' | 'failed';
+  bytes?: number;
+  durationMs: number;
+  /** Bazel's invocation id (RequestMetadata), so one build's fetches can be listed together. */
+  toolInvocationId?: string;
+  message?: string;
+}
+
+/** GET /api/assets[?invocation=ID]: recent fetches, newest first. */
+export interface AssetFetchList {
+  items: AssetFetchRecord[];
+}
+
 export interface ApiError {
   error: { code: number; status: string; message: string };
 }

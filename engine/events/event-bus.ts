@@ -50,7 +50,18 @@ export type KilnEvent =
   /** Worker slots or the cache budget changed at run time (Engine.updateSettings); both are the values now. */
   | { type: 'settings.changed'; at: number; concurrency: number; cacheSizeBytes: number }
   | { type: 'worker.slot'; at: number; slot: number; busy: boolean; actionId?: string }
-  | { type: 'auth.rejected'; at: number; transport: 'grpc' | 'http'; reason: string };
+  | { type: 'auth.rejected'; at: number; transport: 'grpc' | 'http'; reason: string }
+  /** A Remote Asset fetch answered: from the CAS (hit), downloaded, or failed (message says why). */
+  | {
+      type: 'asset.fetched';
+      at: number;
+      uri: string;
+      outcome: 'hit' | 'downloaded' | 'failed';
+      bytes?: number;
+      durationMs: number;
+      toolInvocationId?: string;
+      message?: string;
+    };
 
 export type KilnEventType = KilnEvent['type'];
 export type EventOf<T extends KilnEventType> = Extract<KilnEvent, { type: T }>;

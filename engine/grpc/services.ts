@@ -1,7 +1,7 @@
 // grpc-js service definitions built from the generated protobuf codecs, so
 // servers and clients (tests, bench) share one wire description.
 import * as grpc from '@grpc/grpc-js';
-import { bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
+import { asset, bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
 
 function method<Req, Res>(
   path: string,
@@ -62,6 +62,18 @@ export const LogStreamService = {
   createLogStream: method('/build.bazel.remote.logstream.v1.LogStreamService/CreateLogStream', logstream.CreateLogStreamRequest, logstream.LogStream),
 };
 
+const ASSET = '/build.bazel.remote.asset.v1';
+
+export const FetchService = {
+  fetchBlob: method(`${ASSET}.Fetch/FetchBlob`, asset.FetchBlobRequest, asset.FetchBlobResponse),
+  fetchDirectory: method(`${ASSET}.Fetch/FetchDirectory`, asset.FetchDirectoryRequest, asset.FetchDirectoryResponse),
+};
+
+export const PushService = {
+  pushBlob: method(`${ASSET}.Push/PushBlob`, asset.PushBlobRequest, asset.PushBlobResponse),
+  pushDirectory: method(`${ASSET}.Push/PushDirectory`, asset.PushDirectoryRequest, asset.PushDirectoryResponse),
+};
+
 /** Client constructors for tests, the bench and `kiln` subcommands. */
 export const clients = {
   Capabilities: grpc.makeGenericClientConstructor(CapabilitiesService, 'Capabilities'),
@@ -71,6 +83,8 @@ export const clients = {
   Operations: grpc.makeGenericClientConstructor(OperationsService, 'Operations'),
   ByteStream: grpc.makeGenericClientConstructor(ByteStreamService, 'ByteStream'),
   LogStream: grpc.makeGenericClientConstructor(LogStreamService, 'LogStream'),
+  Fetch: grpc.makeGenericClientConstructor(FetchService, 'Fetch'),
+  Push: grpc.makeGenericClientConstructor(PushService, 'Push'),
 };
 
 /** Metadata header in which Bazel sends RequestMetadata (tool, action mnemonic, target). */

@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../clock';
 import type { KilnConfig } from '../config';
 import type { EventBus } from '../events/event-bus';
 import { ActionHistory } from '../history/action-history';
+import { AssetFetchLog } from '../history/asset-fetch-log';
 import { LogHub } from '../logs/log-hub';
 import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
@@ -50,6 +51,8 @@ export class Observability {
   readonly logStreams: LogStreams;
   readonly metrics: MetricsCollector;
   readonly history: ActionHistory;
+  /** Recent Remote Asset fetches (GET /api/assets). */
+  readonly assetFetches = new AssetFetchLog();
   /** Bearer token for the HTTP API, kept in {dataDir}/http-token. */
   readonly token: string;
   private http?: HttpApi;
@@ -75,6 +78,7 @@ export class Observability {
     this.unsubscribe.push(
       this.logs.attach(events),
       this.history.attach(events),
+      this.assetFetches.attach(events),
       events.on('action.queued', (e) => {
         if (this.instances.size < MAX_INSTANCE_NAMES) this.instances.add(e.instance);
       }),
@@ -96,6 +100,7 @@ export class Observability {
       bus: events,
       metrics: this.metrics,
       history: this.history,
+      assetFetches: this.assetFetches,
       logs: this.logs,
       setExecution: s.setExecution,
       largestBlobs: this.opts.largestBlobs ? (limit) => this.largestBlobs(limit) : undefined,

@@ -7,9 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
+import type { AssetFetchLog } from '../history/asset-fetch-log';
 import type { LogHub } from '../logs/log-hub';
 import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState, type LogStreamName } from '../common/action-vocabulary';
-import type { ActionDetail, ApiError, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
+import type { ActionDetail, ApiError, AssetFetchList, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
 import { HttpError, readBody } from './request';
@@ -29,6 +30,8 @@ export interface HttpApiOptions extends AuthPolicy {
   bus: EventBus;
   metrics: MetricsSource;
   history: ActionHistory;
+  /** Recent Remote Asset fetches (GET /api/assets); absent: the route answers an empty list. */
+  assetFetches?: AssetFetchLog;
   logs: LogHub;
   status(): ApiStatus;
   /** Flips the engine's execution switch. */
@@ -180,6 +183,12 @@ export class HttpApi {
     }
     const [, resource, id, sub] = segments;
     switch (resource) {
+      case 'assets': {
+        if (segments.length !== 2) break;
+        get();
+        const invocation = url.searchParams.get('invocation') ?? undefined;
+        return this.sendJson(res, 200, { items: this.opts.assetFetches?.list(invocation) ?? [] } satisfies AssetFetchList);
+      }
       case 'status':
         if (segments.length !== 2) break;
         get();

@@ -5,6 +5,8 @@ import { digestKey } from '../digest';
 import { bytestream } from '../proto';
 import { BlobNotFoundError, DigestMismatchError, type BlobStore, type UploadSession } from '../store/blob-store';
 import { GrpcError, Status, invalidArgument, notFound, toServiceError, unary } from '../grpc/status';
+import { compressStream } from '../compression/zstd';
+import { CompressedUploads, type CompressedUpload } from './compressed-uploads';
 import { parseReadResourceName, parseWriteResourceName, type UploadResource } from './resource-names';
 
 /** Largest data chunk in one ReadResponse. */
@@ -58,13 +60,19 @@ export interface ByteStreamOptions {
   store: BlobStore;
   liveReaders?: LiveResourceReader[];
   liveWriters?: LiveResourceWriter[];
+  /** Resumable zstd uploads in progress (one is made when not given). */
+  compressedUploads?: CompressedUploads;
 }
+
+/** committed_size that ends a compressed upload early because the blob is already stored (REAPI v2.3). */
+const COMPRESSED_ALREADY_STORED = -1;
 
 export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedServiceImplementation {
   const { store } = opts;
   const liveReaders = opts.liveReaders ?? [];
   const liveWriters = opts.liveWriters ?? [];
   const uploadLocks = new KeyedLock();
+  const compressedUploads = opts.compressedUploads ?? new CompressedUploads(store);
 
   return {
     async read(call: grpc.ServerWritableStream<bytestream.ReadRequest, bytestream.ReadResponse>) {
@@ -113,14 +121,19 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
               return callback(null, bytestream.WriteResponse.create({ committedSize }));
             }
             upload = parseWriteResourceName(firstName);
+            const alreadyStored = upload.compressor ? COMPRESSED_ALREADY_STORED : upload.digest.size;
             if (await store.has(upload.digest)) {
               // Someone already uploaded it: end early, the client stops sending.
-              return callback(null, bytestream.WriteResponse.create({ committedSize: upload.digest.size }));
+              return callback(null, bytestream.WriteResponse.create({ committedSize: alreadyStored }));
             }
             // One stream at a time per upload: a resumed stream waits for the one it replaces to wind down.
-            release = await uploadLocks.acquire(`${upload.uploadId}/${digestKey(upload.digest)}`);
+            release = await uploadLocks.acquire(`${upload.uploadId}/${upload.compressor ?? ''}/${digestKey(upload.digest)}`);
             if (await store.has(upload.digest)) {
-              return callback(null, bytestream.WriteResponse.create({ committedSize: upload.digest.size }));
+              return callback(null, bytestream.WriteResponse.create({ committedSize: alreadyStored }));
+            }
+            if (upload.compressor) {
+              const committedSize = await writeCompressed(compressedUploads, upload, req, messages);
+              return callback(null, bytestream.WriteResponse.create({ committedSize }));
             }
             session = await openAt(store, upload, int64(req.writeOffset));
           } else {
@@ -171,14 +184,63 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
       if (live) {
         return bytestream.QueryWriteStatusResponse.create(await live.queryWriteStatus(req.resourceName));
       }
-      const { digest, uploadId } = parseWriteResourceName(req.resourceName);
+      const upload = parseWriteResourceName(req.resourceName);
+      const { digest, uploadId } = upload;
       if (await store.has(digest)) {
-        return bytestream.QueryWriteStatusResponse.create({ committedSize: digest.size, complete: true });
+        const committedSize = upload.compressor ? COMPRESSED_ALREADY_STORED : digest.size;
+        return bytestream.QueryWriteStatusResponse.create({ committedSize, complete: true });
+      }
+      if (upload.compressor) {
+        return bytestream.QueryWriteStatusResponse.create({ committedSize: compressedUploads.status(upload), complete: false });
       }
       const committed = (await store.uploadStatus(digest, uploadId)) ?? 0;
       return bytestream.QueryWriteStatusResponse.create({ committedSize: committed, complete: false });
     }),
   };
+}
+
+/**
+ * Feeds one Write call of a compressed upload, `first` and then the rest of `messages`,
+ * through its decoder into the store. Returns the compressed bytes committed. Any
+ * failure discards the upload: nothing of a bad stream is stored.
+ */
+async function writeCompressed(
+  uploads: CompressedUploads,
+  upload: UploadResource,
+  first: bytestream.WriteRequest,
+  messages: AsyncIterator<bytestream.WriteRequest>,
+): Promise<number> {
+  const name = first.resourceName;
+  let session: CompressedUpload | undefined;
+  try {
+    session = await uploads.openAt(upload, int64(first.writeOffset));
+    for (let req: bytestream.WriteRequest | undefined = first; req; ) {
+      if (req !== first) {
+        if (req.resourceName && req.resourceName !== name) {
+          throw invalidArgument(`resource_name changed within one write stream ("${name}" → "${req.resourceName}")`, 'resource_name');
+        }
+        if (int64(req.writeOffset) !== session.committedSize) {
+          throw invalidArgument(
+            `write_offset ${int64(req.writeOffset)} does not continue the upload: ${session.committedSize} compressed bytes are committed`,
+            'write_offset',
+          );
+        }
+      }
+      if (req.data.byteLength > 0) await session.append(req.data);
+      if (req.finishWrite) {
+        await session.commit();
+        uploads.forget(upload);
+        return session.committedSize;
+      }
+      const next: IteratorResult<bytestream.WriteRequest> = await messages.next();
+      req = next.done ? undefined : next.value;
+    }
+    // Ended without finish_write: the decoder keeps its place for a resumed stream.
+    return session.committedSize;
+  } catch (err) {
+    if (session) await uploads.discard(upload);
+    throw err;
+  }
 }
 
 /**
@@ -220,7 +282,8 @@ async function readBlob(
   sink: (chunk: Buffer) => Promise<void>,
   signal: AbortSignal,
 ): Promise<void> {
-  const { digest } = parseReadResourceName(resourceName);
+  const { digest, compressor } = parseReadResourceName(resourceName);
+  if (compressor) return readCompressed(store, digest, offset, limit, sink, signal);
   if (offset > digest.size) {
     throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is past the end of the ${digest.size}-byte blob`);
   }
@@ -240,6 +303,46 @@ async function readBlob(
     }
   } finally {
     source.destroy();
+  }
+}
+
+/**
+ * Streams the blob zstd-compressed; read_offset and read_limit count compressed bytes
+ * (our compressed form of a blob is the same on every read, so a resumed read fits).
+ */
+async function readCompressed(
+  store: BlobStore,
+  digest: UploadResource['digest'],
+  offset: number,
+  limit: number,
+  sink: (chunk: Buffer) => Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
+  let source;
+  try {
+    source = await store.read(digest);
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) throw notFound(err.message);
+    throw err;
+  }
+  let at = 0; // compressed bytes produced so far
+  const end = limit > 0 ? offset + limit : Infinity;
+  try {
+    for await (const chunk of compressStream(source as AsyncIterable<Buffer>)) {
+      if (signal.aborted) break;
+      const from = Math.max(0, offset - at);
+      const to = Math.min(chunk.byteLength, end - at);
+      at += chunk.byteLength;
+      for (let i = from; i < to && !signal.aborted; i += MAX_READ_CHUNK_BYTES) {
+        await sink(chunk.subarray(i, Math.min(to, i + MAX_READ_CHUNK_BYTES)));
+      }
+      if (at >= end) break;
+    }
+  } finally {
+    source.destroy();
+  }
+  if (offset > at && !signal.aborted) {
+    throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is past the end of the ${at}-byte compressed blob`);
   }
 }
 

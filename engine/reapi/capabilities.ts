@@ -27,9 +27,9 @@ export function serverCapabilities(opts: CapabilitiesOptions): reapi.ServerCapab
       actionCacheUpdateCapabilities: { updateEnabled: true },
       maxBatchTotalSizeBytes: opts.maxBatchTotalSizeBytes,
       symlinkAbsolutePathStrategy: reapi.SymlinkAbsolutePathStrategy.Value.DISALLOWED,
-      // No compressors: clients then never send compressed-blobs resources.
-      supportedCompressors: [],
-      supportedBatchUpdateCompressors: [],
+      // zstd for ByteStream compressed-blobs and for batch uploads (batch reads follow acceptable_compressors).
+      supportedCompressors: [reapi.Compressor.Value.ZSTD],
+      supportedBatchUpdateCompressors: [reapi.Compressor.Value.ZSTD],
     },
     executionCapabilities: {
       digestFunction: reapi.DigestFunction.Value.SHA256,

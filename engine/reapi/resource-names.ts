@@ -1,6 +1,8 @@
 // ByteStream resource names and instance names (REAPI v2.3):
 //   read:  {instance}/blobs/[{fn}/]{hash}/{size}
+//          {instance}/compressed-blobs/{compressor}/[{fn}/]{hash}/{size}
 //   write: {instance}/uploads/{uuid}/blobs/[{fn}/]{hash}/{size}[/{metadata...}]
+//          {instance}/uploads/{uuid}/compressed-blobs/{compressor}/[{fn}/]{hash}/{size}[/{metadata...}]
 // An empty instance has no leading slash. The digest function segment is only
 // present for functions whose hash length does not identify them (blake3).
 import {
@@ -29,9 +31,18 @@ const RESERVED_SEGMENTS = new Set([
 /** Lower-case digest function names the spec defines; only some are supported here. */
 const KNOWN_FUNCTION_NAMES = new Set(['sha256', 'sha1', 'md5', 'vso', 'sha384', 'sha512', 'murmur3', 'sha256tree', 'blake3']);
 
+/** Compressors Kiln reads and writes (names as in compressed-blobs resource names). */
+export type CompressorName = 'zstd';
+
+/** Compressor names the spec defines, so an unsupported one is named as such. */
+const KNOWN_COMPRESSOR_NAMES = new Set(['identity', 'zstd', 'deflate', 'brotli']);
+
 export interface BlobResource {
   instance: string;
+  /** The uncompressed blob's digest, also for compressed-blobs names. */
   digest: BlobDigest;
+  /** Set for compressed-blobs names: the bytes on the wire are this compressor's stream. */
+  compressor?: CompressorName;
 }
 
 export interface UploadResource extends BlobResource {
@@ -61,49 +72,69 @@ export function validateInstanceName(instance: string, field = 'instance_name'):
 /** Parses a read resource name. Throws INVALID_ARGUMENT with the reason. */
 export function parseReadResourceName(name: string): BlobResource {
   const segs = name.split('/');
-  rejectUnsupportedShapes(name, segs);
+  rejectLeadingSlash(name);
   const n = segs.length;
-  // From the end: size, hash, then either "blobs" or a function name followed by "blobs".
-  let blobsAt: number;
-  if (n >= 3 && segs[n - 3] === 'blobs') blobsAt = n - 3;
-  else if (n >= 4 && segs[n - 4] === 'blobs') blobsAt = n - 4;
-  else throw badName(name, 'expected "{instance}/blobs/[{digest_function}/]{hash}/{size}"');
-  const instance = segs.slice(0, blobsAt).join('/');
+  // From the end: size, hash, then either "blobs" or a function name followed by "blobs";
+  // compressed-blobs has the compressor's name between it and the digest.
+  for (const digestParts of [2, 3]) {
+    const at = n - digestParts - 1;
+    if (at >= 0 && segs[at] === 'blobs') return readResource(name, segs.slice(0, at), undefined, segs.slice(at + 1));
+    if (at >= 1 && segs[at - 1] === 'compressed-blobs') {
+      return readResource(name, segs.slice(0, at - 1), parseCompressor(name, segs[at]!), segs.slice(at + 1));
+    }
+  }
+  throw badName(name, 'expected "{instance}/blobs/[{digest_function}/]{hash}/{size}" or "{instance}/compressed-blobs/zstd/[{digest_function}/]{hash}/{size}"');
+}
+
+function readResource(name: string, instanceSegs: string[], compressor: CompressorName | undefined, digestSegs: string[]): BlobResource {
+  const instance = instanceSegs.join('/');
   validateInstanceName(instance, 'resource_name');
-  const digest = parseDigestSegments(name, segs.slice(blobsAt + 1));
-  return { instance, digest };
+  const digest = parseDigestSegments(name, digestSegs);
+  return compressor ? { instance, digest, compressor } : { instance, digest };
+}
+
+function parseCompressor(name: string, segment: string): CompressorName {
+  if (segment === 'zstd') return 'zstd';
+  const why = KNOWN_COMPRESSOR_NAMES.has(segment) ? 'is not supported' : 'is not a compressor';
+  throw badName(name, `compressor "${segment}" ${why}; Kiln accepts zstd (or the uncompressed "blobs/..." form)`);
 }
 
 /** Parses a write resource name. Throws INVALID_ARGUMENT with the reason. */
 export function parseWriteResourceName(name: string): UploadResource {
   const segs = name.split('/');
-  rejectUnsupportedShapes(name, segs);
+  rejectLeadingSlash(name);
   // The instance cannot contain "uploads", so its first occurrence ends the instance;
   // trailing metadata after the size is free-form and ignored.
   const at = segs.indexOf('uploads');
-  if (at < 0 || segs[at + 2] !== 'blobs') {
+  const kind = segs[at + 2];
+  if (at < 0 || (kind !== 'blobs' && kind !== 'compressed-blobs')) {
     throw badName(name, 'expected "{instance}/uploads/{uuid}/blobs/[{digest_function}/]{hash}/{size}[/{metadata}]"');
   }
   const instance = segs.slice(0, at).join('/');
   validateInstanceName(instance, 'resource_name');
   const uploadId = segs[at + 1];
   if (!uploadId) throw badName(name, 'the upload id after "uploads/" is empty');
-  const rest = segs.slice(at + 3);
+  const compressor = kind === 'compressed-blobs' ? parseCompressor(name, segs[at + 3] ?? '') : undefined;
+  const rest = segs.slice(at + (compressor ? 4 : 3));
   const withFn = rest.length >= 3 && isFunctionSegment(rest[0]);
   const digest = parseDigestSegments(name, rest.slice(0, withFn ? 3 : 2));
-  return { instance, uploadId, digest };
+  return compressor ? { instance, uploadId, digest, compressor } : { instance, uploadId, digest };
 }
 
 /** The read resource name of a blob (what clients send to ByteStream.Read). */
-export function blobResourceName(instance: string, digest: BlobDigest): string {
+export function blobResourceName(instance: string, digest: BlobDigest, compressor?: CompressorName): string {
   const prefix = instance ? `${instance}/` : '';
-  return `${prefix}blobs/${functionSegment(digest)}${digest.hash}/${digest.size}`;
+  return `${prefix}${blobsSegment(compressor)}${functionSegment(digest)}${digest.hash}/${digest.size}`;
 }
 
 /** The write resource name of an upload (what clients send to ByteStream.Write). */
-export function uploadResourceName(instance: string, uploadId: string, digest: BlobDigest): string {
+export function uploadResourceName(instance: string, uploadId: string, digest: BlobDigest, compressor?: CompressorName): string {
   const prefix = instance ? `${instance}/` : '';
-  return `${prefix}uploads/${uploadId}/blobs/${functionSegment(digest)}${digest.hash}/${digest.size}`;
+  return `${prefix}uploads/${uploadId}/${blobsSegment(compressor)}${functionSegment(digest)}${digest.hash}/${digest.size}`;
+}
+
+function blobsSegment(compressor: CompressorName | undefined): string {
+  return compressor ? `compressed-blobs/${compressor}/` : 'blobs/';
 }
 
 /** sha256 is implied by a 64-character hash; every other function is named. */
@@ -139,14 +170,8 @@ function parseDigestSegments(name: string, parts: string[]): BlobDigest {
   return { fn: fn.name, hash, size };
 }
 
-function rejectUnsupportedShapes(name: string, segs: string[]): void {
+function rejectLeadingSlash(name: string): void {
   if (name.startsWith('/')) throw badName(name, 'it starts with "/" (the default instance has no leading slash)');
-  if (segs.includes('compressed-blobs')) {
-    throw invalidArgument(
-      `"${name}" names a compressed blob, but Kiln advertises no compressors; use the uncompressed "blobs/..." form`,
-      'resource_name',
-    );
-  }
 }
 
 function badName(name: string, why: string): GrpcError {

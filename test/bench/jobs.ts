@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { MiB } from '../../engine/config';
 import { reapi } from '../../engine/proto';
 import { digestOf, execute, roundTrip, trivialAction, upload, type RoundTrip } from './actions';
+import { compress } from 'zstd-napi';
 import { byteStreamRead, byteStreamWrite, nowMs, ReapiClients, throughput, unary } from './lib';
 
 export type Job =
@@ -14,6 +15,7 @@ export type Job =
   | { kind: 'roundTrips'; address: string; count: number; warmup: number }
   | { kind: 'actionRate'; address: string; total: number; inFlight: number; warmup: number }
   | { kind: 'byteStream'; kiln: string; bare: string; mib: number; reps: number }
+  | { kind: 'compressed'; kiln: string; mib: number; reps: number }
   | { kind: 'unary'; kiln: string; bare: string; calls: number; rounds: number }
   | { kind: 'findMissing'; address: string; total: number; reps: number };
 
@@ -23,6 +25,8 @@ export interface JobResults {
   roundTrips: RoundTrip[];
   actionRate: number;
   byteStream: { kilnUp: number[]; bareUp: number[]; kilnDown: number[]; bareDown: number[] };
+  /** MiB/s of uncompressed content moved, zstd and plain, and the sizes on the wire. */
+  compressed: { zstdUp: number[]; plainUp: number[]; zstdDown: number[]; plainDown: number[]; size: number; uploadWire: number; downloadWire: number };
   unary: { kilnGet: number[]; bareGet: number[]; kilnCachedExecute: number[] };
   findMissing: number[];
 }
@@ -192,6 +196,51 @@ async function findMissing(address: string, total: number, reps: number): Promis
   });
 }
 
+/** Build-log-like text (paths, line numbers, warnings): what compressed transfers are for. */
+function textBlob(size: number, salt: string): Buffer {
+  const parts: string[] = [];
+  let length = 0;
+  for (let i = 0; length < size; i++) {
+    const line = `${salt} src/pkg_${(i * 7) % 173}/file_${(i * 31) % 409}.cc:${i % 2000}:${i % 80}: warning: unused variable 'v_${(i * 13) % 997}' [-Wunused-variable] (${i})\n`;
+    parts.push(line);
+    length += line.length;
+  }
+  return Buffer.from(parts.join('')).subarray(0, size);
+}
+
+/**
+ * The same text blob moved zstd-compressed and plain, alternating: MiB/s of content
+ * (not of wire bytes), plus the sizes on the wire. The client compresses before the
+ * clock starts (level 3, as Bazel's zstd-jni default); Kiln compresses downloads itself.
+ */
+async function compressedTransfers(kilnAddress: string, mib: number, reps: number): Promise<JobResults['compressed']> {
+  const kiln = new ReapiClients(kilnAddress);
+  const size = mib * MiB;
+  const out: JobResults['compressed'] = { zstdUp: [], plainUp: [], zstdDown: [], plainDown: [], size, uploadWire: 0, downloadWire: 0 };
+  const rate = (t0: number) => mib / ((nowMs() - t0) / 1000);
+  try {
+    for (let rep = -1; rep < reps; rep++) {
+      for (const mode of ['zstd', 'plain'] as const) {
+        const data = textBlob(size, randomUUID()); // a new blob each time: no early "already stored"
+        const d = digestOf(data);
+        const wire = mode === 'zstd' ? compress(data, { compressionLevel: 3 }) : data;
+        const kind = mode === 'zstd' ? 'compressed-blobs/zstd' : 'blobs';
+        let t0 = nowMs();
+        await byteStreamWrite(kiln.bs, `uploads/${randomUUID()}/${kind}/${d.hash}/${d.sizeBytes}`, wire);
+        if (rep >= 0) (mode === 'zstd' ? out.zstdUp : out.plainUp).push(rate(t0));
+        t0 = nowMs();
+        const got = await byteStreamRead(kiln.bs, `${kind}/${d.hash}/${d.sizeBytes}`);
+        if (rep >= 0) (mode === 'zstd' ? out.zstdDown : out.plainDown).push(rate(t0));
+        if (mode === 'zstd') [out.uploadWire, out.downloadWire] = [wire.length, got];
+        else if (got !== size) throw new Error(`Kiln returned ${got} of ${size} bytes`);
+      }
+    }
+    return out;
+  } finally {
+    kiln.close();
+  }
+}
+
 export async function runJob(job: Job): Promise<unknown> {
   switch (job.kind) {
     case 'spawn':
@@ -204,6 +253,8 @@ export async function runJob(job: Job): Promise<unknown> {
       return actionRate(job.address, job.total, job.inFlight, job.warmup);
     case 'byteStream':
       return byteStream(job.kiln, job.bare, job.mib, job.reps);
+    case 'compressed':
+      return compressedTransfers(job.kiln, job.mib, job.reps);
     case 'unary':
       return unaryLatencies(job.kiln, job.bare, job.calls, job.rounds);
     case 'findMissing':

@@ -12,7 +12,7 @@
 //
 // Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
 // (default test-output/bench/latest.json). Sections for --only: first30, rss,
-// roundtrip, inflight, bytestream, unary, findmissing, bazel.
+// roundtrip, inflight, bytestream, compressed, unary, findmissing, bazel.
 //
 // The machine is shared and noisy: every figure is a median over repeats with
 // its spread, and the table compares ratios against baselines from this run.
@@ -39,7 +39,7 @@ import {
 } from './processes';
 import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
-const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'unary', 'findmissing', 'bazel'] as const;
+const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -325,6 +325,39 @@ async function main(): Promise<void> {
           data: { kiln: ks, bare: bs },
         });
       }
+    }
+
+    // ------------------------------------------------- zstd-compressed ByteStream
+    if (opts.only.has('compressed')) {
+      const mib = size.bsMib;
+      log(`compressed ByteStream: ${size.bsReps} × ${mib} MiB of build-log text, zstd and plain alternating`);
+      const r = await inClient({ kind: 'compressed', kiln: kiln.address, mib, reps: size.bsReps });
+      for (const [dir, z, p] of [
+        ['upload', r.zstdUp, r.plainUp],
+        ['download', r.zstdDown, r.plainDown],
+      ] as const) {
+        const zs = spread(z);
+        const ps = spread(p);
+        rows.push({
+          id: `compressed-${dir === 'upload' ? 'up' : 'down'}`,
+          metric: `ByteStream ${dir} zstd, ${mib} MiB of text (content MiB/s)`,
+          kiln: fmtSpread(zs, 0),
+          baseline: `${fmtSpread(ps, 0)} uncompressed`,
+          comparison: `×${fmt(zs.median / ps.median, 2)}`,
+          target: '—',
+          figure: zs.median / ps.median,
+          data: { zstd: zs, plain: ps },
+        });
+      }
+      rows.push({
+        id: 'compressed-ratio',
+        metric: 'zstd ratio on that text: client level 3 upload / Kiln level 1 download',
+        kiln: `${fmt(r.size / r.uploadWire, 1)} / ${fmt(r.size / r.downloadWire, 1)}`,
+        baseline: `${mib} MiB → ${fmt(r.uploadWire / 2 ** 20, 1)} / ${fmt(r.downloadWire / 2 ** 20, 1)} MiB`,
+        comparison: '—',
+        target: '—',
+        figure: r.size / r.downloadWire,
+      });
     }
 
     // ------------------------------------------------------------ unary

@@ -33,6 +33,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the Remote Asset download limit and timeout', () => {
+    const c = loadConfig({ flags: { 'asset-max-size': '512MiB', 'asset-timeout': '90' } });
+    expect(c).toMatchObject({ assetMaxDownloadBytes: 512 * 1024 ** 2, assetDefaultTimeoutMs: 90_000 });
+    expect(() => loadConfig({ flags: { 'asset-timeout': '0' } })).toThrow(/asset-timeout:/);
+  });
+
   it('reports the key and what is allowed', () => {
     expect(() => loadConfig({ flags: { 'queue-size': '0' } })).toThrow(/queue-size: "0" is not an integer from 1/);
     expect(() => loadConfig({ flags: { host: 'a b' } })).toThrow(/host:/);

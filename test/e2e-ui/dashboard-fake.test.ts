@@ -125,6 +125,11 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     expect(await page.evaluate(() => navigator.clipboard.readText())).toMatch(new RegExp(`^${hash0}/\\d+$`));
     await shot('cache-light');
     await page.locator('[data-testid="largest-blobs"]').screenshot({ path: join(SCREENSHOTS, 'fake-cache-largest-light.png') });
+    // Remote downloads: one line per fetch, grouped by build, newest build first.
+    await expect.poll(() => page.locator('[data-testid="asset-fetch-row"]').count(), { timeout: TIMEOUT }).toBe(2);
+    const downloads = (await page.textContent('[data-testid="asset-fetches"]')) ?? '';
+    expect(downloads).toMatch(/build inv-2.*zlib-1\.3\.tar\.gz.*from cache.*build inv-1.*downloaded.*840 ms/s);
+    await page.locator('[data-testid="asset-fetches"]').screenshot({ path: join(SCREENSHOTS, 'fake-cache-downloads-light.png') });
     await nav('connect');
     expect(await page.textContent('[data-testid="bazelrc"]')).toBe('build --remote_executor=grpc://127.0.0.1:8980\nbuild --jobs=8\n');
     await shot('connect-light');

@@ -396,6 +396,17 @@ export async function startFakeApi(
     }
     if (p === '/api/status') return json(res, 200, status());
     if (p === '/api/metrics') return json(res, 200, metrics());
+    if (p === '/api/assets') {
+      // Two builds' remote downloads: one archive fetched, then served from the cache.
+      const at = Date.now();
+      const uri = 'https://mirror.example/zlib-1.3.tar.gz';
+      return json(res, 200, {
+        items: [
+          { at, uri, outcome: 'hit', bytes: 1_500_000, durationMs: 3, toolInvocationId: 'inv-2' },
+          { at: at - 60_000, uri, outcome: 'downloaded', bytes: 1_500_000, durationMs: 840, toolInvocationId: 'inv-1' },
+        ],
+      });
+    }
     if (p === '/api/cache/largest') {
       largestRequests.push(req.url ?? '');
       const text = url.searchParams.get('limit');

@@ -2,7 +2,7 @@
 // so tests (and the bench) talk to a real server without callback plumbing.
 import * as grpc from '@grpc/grpc-js';
 import { clients } from '../../engine/grpc/services';
-import { bytestream, longrunning, protobuf, reapi } from '../../engine/proto';
+import { asset, bytestream, longrunning, protobuf, reapi } from '../../engine/proto';
 
 /** Clients accept messages far above the 4 MiB default: tests probe the server's own limits. */
 const CLIENT_OPTIONS: grpc.ClientOptions = {
@@ -69,6 +69,13 @@ export interface KilnClients {
     list(req: longrunning.ListOperationsRequest.$Properties): Promise<longrunning.ListOperationsResponse>;
     cancel(req: longrunning.CancelOperationRequest.$Properties): Promise<protobuf.Empty>;
   };
+  /** Remote Asset API (Fetch and Push). */
+  asset: {
+    fetchBlob(req: asset.FetchBlobRequest.$Properties, metadata?: grpc.Metadata): Promise<asset.FetchBlobResponse>;
+    fetchDirectory(req: asset.FetchDirectoryRequest.$Properties): Promise<asset.FetchDirectoryResponse>;
+    pushBlob(req: asset.PushBlobRequest.$Properties): Promise<asset.PushBlobResponse>;
+    pushDirectory(req: asset.PushDirectoryRequest.$Properties): Promise<asset.PushDirectoryResponse>;
+  };
   /** The raw grpc-js clients, for anything the wrappers do not cover. */
   raw: Record<keyof typeof clients, grpc.Client>;
   close(): void;
@@ -130,6 +137,12 @@ export function connectClients(address: string, credentials = grpc.credentials.c
       get: unary(raw.Operations, 'getOperation'),
       list: unary(raw.Operations, 'listOperations'),
       cancel: unary(raw.Operations, 'cancelOperation'),
+    },
+    asset: {
+      fetchBlob: unary(raw.Fetch, 'fetchBlob'),
+      fetchDirectory: unary(raw.Fetch, 'fetchDirectory'),
+      pushBlob: unary(raw.Push, 'pushBlob'),
+      pushDirectory: unary(raw.Push, 'pushDirectory'),
     },
     raw,
     close: () => Object.values(raw).forEach((c) => c.close()),

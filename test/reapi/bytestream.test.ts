@@ -89,7 +89,7 @@ describe('ByteStream.Read', () => {
       `uploads/blobs/${h}/5`,
       `/blobs/${h}/5`,
       `a//b/blobs/${h}/5`,
-      `compressed-blobs/zstd/${h}/5`,
+      `compressed-blobs/brotli/${h}/5`,
     ]) {
       const err = await grpcError(t.clients.byteStream.read({ resourceName: name }));
       expect(err.code, name).toBe(Status.INVALID_ARGUMENT);
@@ -221,7 +221,7 @@ describe('ByteStream.Write', () => {
     const cases: [string, object[], RegExp][] = [
       ['no name', [{ data: Buffer.from('x'), finishWrite: true }], /must set resource_name/],
       ['read name', [{ resourceName: blobResourceName('', d), data: Buffer.from('x'), finishWrite: true }], /uploads/],
-      ['compressed', [{ resourceName: `uploads/${randomUUID()}/compressed-blobs/zstd/${d.hash}/1`, data: Buffer.from('x') }], /compress/],
+      ['compressed, not zstd', [{ resourceName: `uploads/${randomUUID()}/compressed-blobs/zstd/${d.hash}/1`, data: Buffer.from('x') }], /not a valid zstd stream/],
       ['reserved instance', [{ resourceName: `actions/uploads/${randomUUID()}/blobs/${d.hash}/1`, data: Buffer.from('x') }], /reserved word/],
       ['first offset past committed', [{ resourceName: uploadResourceName('', randomUUID(), d), writeOffset: 1, data: Buffer.from('') }], /write_offset 1/],
     ];

@@ -34,7 +34,7 @@ describe('Capabilities', () => {
     expect(cache.actionCacheUpdateCapabilities?.updateEnabled).toBe(true);
     expect(Number(cache.maxBatchTotalSizeBytes)).toBe(4 * MiB);
     expect(cache.symlinkAbsolutePathStrategy).toBe(reapi.SymlinkAbsolutePathStrategy.Value.DISALLOWED);
-    expect(cache.supportedCompressors ?? []).toEqual([]);
+    expect(cache.supportedCompressors).toEqual([reapi.Compressor.Value.ZSTD]);
     const exec = caps.executionCapabilities!;
     expect(exec.digestFunction).toBe(reapi.DigestFunction.Value.SHA256);
     expect(exec.digestFunctions).toEqual(cache.digestFunctions);

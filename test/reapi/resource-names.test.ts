@@ -19,6 +19,26 @@ describe('resource names', () => {
     expect(parseWriteResourceName(`uploads/u/blobs/blake3/${H}/7`).digest.fn).toBe('blake3');
   });
 
+  it('parses compressed-blobs names: the compressor, then the uncompressed digest', () => {
+    expect(parseReadResourceName(`team/compressed-blobs/zstd/${H}/5`)).toEqual({
+      instance: 'team',
+      digest: { fn: 'sha256', hash: H, size: 5 },
+      compressor: 'zstd',
+    });
+    expect(parseReadResourceName(`compressed-blobs/zstd/blake3/${H}/5`).digest.fn).toBe('blake3');
+    expect(parseWriteResourceName(`main/uploads/u-2/compressed-blobs/zstd/${H}/7/meta`)).toEqual({
+      instance: 'main',
+      uploadId: 'u-2',
+      digest: { fn: 'sha256', hash: H, size: 7 },
+      compressor: 'zstd',
+    });
+    const d = { fn: 'blake3' as const, hash: H, size: 3 };
+    expect(parseReadResourceName(blobResourceName('i', d, 'zstd'))).toEqual({ instance: 'i', digest: d, compressor: 'zstd' });
+    expect(parseWriteResourceName(uploadResourceName('', 'id', d, 'zstd')).compressor).toBe('zstd');
+    expect(() => parseReadResourceName(`compressed-blobs/deflate/${H}/5`)).toThrow(/"deflate" is not supported/);
+    expect(() => parseWriteResourceName(`uploads/u/compressed-blobs/${H}/5`)).toThrow(GrpcError);
+  });
+
   it('round-trips the names it formats', () => {
     const d = { fn: 'blake3' as const, hash: H, size: 9 };
     expect(parseReadResourceName(blobResourceName('x/y', d)).digest).toEqual(d);

@@ -5,6 +5,7 @@ import type {
   ActionPage,
   ApiError,
   ApiStatus,
+  AssetFetchList,
   ConnectInfo,
   EventTicket,
   ExecutionResponse,
@@ -58,6 +59,10 @@ export class KilnApi {
   /** The largest CAS blobs, largest first (the engine reuses one listing for a couple of seconds). */
   largestBlobs(limit = 20): Promise<LargestBlobs> {
     return this.json(`/api/cache/largest?limit=${encodeURIComponent(String(limit))}`);
+  }
+  /** Recent Remote Asset fetches, newest first; one build's only with `invocation`. */
+  assetFetches(invocation?: string): Promise<AssetFetchList> {
+    return this.json(`/api/assets${invocation ? `?invocation=${encodeURIComponent(invocation)}` : ''}`);
   }
   setExecution(enabled: boolean): Promise<ExecutionResponse> {
     return this.json('/api/execution', { method: 'POST', body: JSON.stringify({ enabled }), headers: { 'content-type': 'application/json' } });
