@@ -1,0 +1,198 @@
+// The Runner for WebAssembly actions: argv[0] is a WASI preview 1 module in
+// the input root, run by Node's built-in node:wasi in a worker thread. The
+// runtime is the sandbox: the working directory is the only directory the
+// program can reach (preopened read-write as "."), preview 1 has no way to
+// open a socket, the memory limit is written into the module, and the timeout
+// or kill() terminates the thread.
+import { existsSync } from 'node:fs';
+import { readFile, realpath } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { builtinModules } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { parseSize } from '../config-load';
+import { invalidArgument } from '../grpc/status';
+import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
+import { ModuleCache } from './module-cache';
+import { MAX_WASM32_PAGES, WASM_PAGE_BYTES } from './wasm-binary';
+import type { WasiJob, WasiWorkerReply } from './wasi-worker';
+
+/** The platform property that sends an action here, and its value. */
+export const WASI_PLATFORM = { property: 'OSFamily', value: 'wasi' } as const;
+/** The platform property that sets an action's memory limit ("512MiB", bytes…). */
+export const MEMORY_PROPERTY = 'memory';
+export const DEFAULT_MEMORY_BYTES = 2 ** 30;
+
+export interface WasiRunnerOptions {
+  /** Compiled modules; share one between runners to share compiles. */
+  modules?: ModuleCache;
+  /** Limit for actions that name none (the `memory` platform property); 1 GiB by default. */
+  defaultMemoryBytes?: number;
+  /** Lines worth an operator's attention (the worker's own warnings). */
+  log?: (line: string) => void;
+}
+
+interface ActiveRun {
+  worker?: Worker;
+  killed: boolean;
+  timedOut: boolean;
+}
+
+export class WasiRunner implements Runner {
+  readonly modules: ModuleCache;
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly defaultMemoryBytes: number;
+
+  constructor(private readonly opts: WasiRunnerOptions = {}) {
+    this.modules = opts.modules ?? new ModuleCache();
+    this.defaultMemoryBytes = opts.defaultMemoryBytes ?? DEFAULT_MEMORY_BYTES;
+  }
+
+  async run(req: RunRequest): Promise<RunExit> {
+    if (!req.stdout.path || !req.stderr.path) {
+      throw new Error('the WASI runner writes logs straight into files; give it log sinks with a local path');
+    }
+    if (this.runs.has(req.id)) throw new Error(`action ${req.id} is already running`);
+    const maxPages = Math.floor(this.memoryLimit(req) / WASM_PAGE_BYTES);
+    const { ready, reason } = this.ready();
+    if (!ready) return notStarted(reason!);
+
+    const active: ActiveRun = { killed: false, timedOut: false };
+    this.runs.set(req.id, active);
+    try {
+      const dir = join(req.execRoot, req.workingDirectory);
+      const found = await findModule(req.argv[0], dir, req.execRoot);
+      if ('problem' in found) return notStarted(found.problem);
+      const loaded = await this.modules.load(found.bytes, maxPages);
+      if (loaded.problem !== undefined) return notStarted(`${req.argv[0]} ${loaded.problem}`);
+      if (active.killed) return { exitCode: exitCodeForSignal('SIGKILL'), timedOut: false, killed: true };
+      const job: WasiJob = { module: loaded.module, args: req.argv, env: req.env, dir, stdoutPath: req.stdout.path, stderrPath: req.stderr.path };
+      return await this.runInWorker(job, req, active);
+    } finally {
+      this.runs.delete(req.id);
+    }
+  }
+
+  kill(id: string): void {
+    const active = this.runs.get(id);
+    if (!active) return;
+    active.killed = true;
+    void active.worker?.terminate();
+  }
+
+  ready(): RunnerReadiness {
+    return wasiAvailable()
+      ? { ready: true }
+      : { ready: false, reason: `this Kiln runs on Node ${process.versions.node}, which has no usable node:wasi (Node 20 or newer, Electron 29 or newer)` };
+  }
+
+  capabilities(): RunnerCapabilities {
+    // The runtime confines file and network access itself; memory is capped in the module.
+    return { name: 'wasi', honours: { memoryLimit: true, cpuLimit: false, networkIsolation: true, priority: false } };
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.runs.keys()]) this.kill(id);
+    this.modules.clear();
+  }
+
+  /** The `memory` platform property, else the resources hint, else the default; at most wasm32's 4 GiB. */
+  private memoryLimit(req: RunRequest): number {
+    const asked = req.platform?.[MEMORY_PROPERTY];
+    let bytes = req.resources?.memoryBytes ?? this.defaultMemoryBytes;
+    if (asked !== undefined) {
+      try {
+        bytes = parseSize(asked);
+      } catch (err) {
+        throw invalidArgument(`platform property ${MEMORY_PROPERTY}=${JSON.stringify(asked)}: ${(err as Error).message}`, 'platform');
+      }
+      if (bytes < WASM_PAGE_BYTES) {
+        throw invalidArgument(`platform property ${MEMORY_PROPERTY}=${JSON.stringify(asked)} is less than one WebAssembly page (64KiB)`, 'platform');
+      }
+    }
+    return Math.min(bytes, MAX_WASM32_PAGES * WASM_PAGE_BYTES);
+  }
+
+  private runInWorker(job: WasiJob, req: RunRequest, active: ActiveRun): Promise<RunExit> {
+    return new Promise<RunExit>((resolveRun, rejectRun) => {
+      const worker = startWorker(job);
+      active.worker = worker;
+      // The worker's own stdout/stderr carry only Node's notices (node:wasi's
+      // ExperimentalWarning, once per thread): the program writes to its log files.
+      worker.stdout.resume();
+      worker.stderr.setEncoding('utf8').on('data', (text: string) => {
+        for (const line of text.split('\n')) if (line.trim() && !/ExperimentalWarning|--trace-warnings/.test(line)) this.opts.log?.(`kiln: wasi worker: ${line}`);
+      });
+      let reply: WasiWorkerReply | undefined;
+      let failure: Error | undefined;
+      const timer = req.timeoutMs > 0 ? setTimeout(() => {
+        active.timedOut = true;
+        void worker.terminate();
+      }, req.timeoutMs) : undefined;
+      worker.on('message', (m: WasiWorkerReply) => (reply = m));
+      worker.on('error', (err) => (failure = err));
+      worker.on('exit', () => {
+        clearTimeout(timer);
+        if (reply) return resolveRun({ exitCode: reply.exitCode, timedOut: false, killed: false });
+        if (active.timedOut || active.killed) {
+          return resolveRun({ exitCode: exitCodeForSignal('SIGKILL'), timedOut: active.timedOut, killed: active.killed && !active.timedOut });
+        }
+        if ((failure as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+          void req.stderr.write('kiln: the WASI worker ran out of memory\n').then(
+            () => resolveRun({ exitCode: exitCodeForSignal('SIGKILL'), timedOut: false, killed: false }),
+            rejectRun,
+          );
+          return;
+        }
+        rejectRun(failure ?? new Error('the WASI worker thread ended without an exit code'));
+      });
+    });
+  }
+}
+
+function notStarted(problem: string): RunExit {
+  return { exitCode: SPAWN_FAILURE_EXIT_CODE, timedOut: false, killed: false, spawnError: problem };
+}
+
+/** argv[0] as a module file inside the exec root (after symlinks), read whole. */
+async function findModule(argv0: string | undefined, dir: string, execRoot: string): Promise<{ bytes: Uint8Array } | { problem: string }> {
+  if (!argv0) return { problem: 'the command has no arguments; argv[0] must name the .wasm module to run' };
+  if (isAbsolute(argv0)) return { problem: `${argv0} is an absolute path; argv[0] must be a .wasm module in the input root, relative to the working directory` };
+  const path = resolve(dir, argv0);
+  try {
+    const [real, realRoot] = await Promise.all([realpath(path), realpath(execRoot)]);
+    if (!isInside(real, realRoot)) return { problem: `${argv0} is outside the input root; argv[0] must be a .wasm module in the input root` };
+    return { bytes: await readFile(real) };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { problem: `no module ${argv0} in the input root (argv[0] must be a .wasm module among the action's inputs)` };
+    if (code === 'EISDIR') return { problem: `${argv0} is a directory, not a .wasm module` };
+    return { problem: `cannot read ${argv0}: ${(err as Error).message}` };
+  }
+}
+
+function isInside(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+}
+
+/** Whether this Node has node:wasi, without loading it (loading it prints an ExperimentalWarning). */
+function wasiAvailable(): boolean {
+  return builtinModules.includes('wasi');
+}
+
+/** The worker thread: compiled JS normally, the TypeScript source through tsx in tests. */
+function startWorker(job: WasiJob): Worker {
+  const options = {
+    workerData: job,
+    stdout: true,
+    stderr: true,
+    // The thread's JS does almost nothing; the program's memory is the module's, capped above.
+    resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+  };
+  const js = join(__dirname, 'wasi-worker.js');
+  if (__filename.endsWith('.ts') || !existsSync(js)) {
+    const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(join(__dirname, 'wasi-worker.ts'))});`;
+    return new Worker(bootstrap, { ...options, eval: true });
+  }
+  return new Worker(js, options);
+}
