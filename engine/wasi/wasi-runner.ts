@@ -176,7 +176,7 @@ function isInside(path: string, root: string): boolean {
 }
 
 /** Whether this Node has node:wasi, without loading it (loading it prints an ExperimentalWarning). */
-function wasiAvailable(): boolean {
+export function wasiAvailable(): boolean {
   return builtinModules.includes('wasi');
 }
 
