@@ -1,7 +1,8 @@
 // Real Bazel 4.2.3 sends actions whose tool is a checked-in WASI module
-// (workspaces/wasi) to Kiln with --remote_default_exec_properties=OSFamily=wasi:
-// they run in Kiln's WASI runner with the right outputs, and come back from
-// Kiln's cache after `bazel clean`.
+// (workspaces/wasi) to Kiln with --remote_default_exec_properties=OSFamily=wasi,
+// or through an execution platform with those exec_properties: they run in
+// Kiln's WASI runner with the right outputs, and come back from Kiln's cache
+// after `bazel clean`.
 //
 // Needs Debian's bazel-bootstrap (/usr/bin/bazel-4, or $KILN_TEST_BAZEL4); skipped, and says so, without it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +54,14 @@ describe.skipIf(!bazel)(`Bazel 4.2.3 runs WASI actions on Kiln${bazel ? '' : ' (
     expect(executedKinds(warmSummary!), warmSummary!.line).toEqual({});
     expect(warmSummary!.kinds['remote cache hit'], warmSummary!.line).toBe(2);
     expect(await ws.readOutput('upper.txt')).toBe('ALPHA\nBETA\n');
+  }, LONG);
+
+  it('an execution platform whose exec_properties say OSFamily=wasi runs a target that asks for it (no flag needed)', async () => {
+    const plain = flags(kiln.url).filter((f) => !f.startsWith('--remote_default_exec_properties'));
+    const run = await ws.build('build', [...plain, '--extra_execution_platforms=//:kiln_wasi', '--noremote_accept_cached'], ['//:upper_on_platform']);
+    expect(run.code, run.output).toBe(0);
+    expect(executedKinds(parseProcessSummary(run.output)!)).toEqual({ remote: 1 });
+    expect(await ws.readOutput('upper_on_platform.txt')).toBe('ALPHA\nBETA\n');
   }, LONG);
 
   it('without the WASI platform the same .wasm tool cannot run: the runner choice is the platform property', async () => {

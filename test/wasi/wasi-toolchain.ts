@@ -71,9 +71,14 @@ int main(int argc, char **argv) {
     printf("%s: %s\\n", argv[i], f ? "OPENED" : "refused");
     if (f) { reached = 1; fclose(f); }
   }
+  // Preview 1 cannot create a socket; none may be inherited either (and poking the fds it has must not crash Kiln).
+  char byte = 0;
   for (int fd = 0; fd < 16; fd++) {
     int s = accept(fd, 0, 0);
     if (s >= 0) { printf("socket on fd %d: OPENED\\n", fd); reached = 1; }
+    if (recv(fd, &byte, 1, 0) >= 0 || send(fd, &byte, 1, 0) >= 0 || shutdown(fd, SHUT_RDWR) == 0) {
+      printf("socket call on fd %d: WORKED\\n", fd); reached = 1;
+    }
   }
   printf("sockets: refused\\n");
   return reached;
