@@ -62,13 +62,21 @@ int main(void) {
   return 0;
 }
 `,
+  // Tries each path, then a symlink it makes to each path.
   escape: `#include <stdio.h>
 #include <sys/socket.h>
+#include <unistd.h>
 int main(int argc, char **argv) {
   int reached = 0;
   for (int i = 1; i < argc; i++) {
     FILE *f = fopen(argv[i], "r");
     printf("%s: %s\\n", argv[i], f ? "OPENED" : "refused");
+    if (f) { reached = 1; fclose(f); }
+    char link[16];
+    snprintf(link, sizeof link, "link%d", i);
+    symlink(argv[i], link);
+    f = fopen(link, "r");
+    printf("%s -> %s: %s\\n", link, argv[i], f ? "OPENED" : "refused");
     if (f) { reached = 1; fclose(f); }
   }
   // Preview 1 cannot create a socket; none may be inherited either (and poking the fds it has must not crash Kiln).
