@@ -28,11 +28,11 @@ export function wasiCommandProblem(module: WebAssembly.Module): string | undefin
     const more = foreign.length > 5 ? ` and ${foreign.length - 5} more` : '';
     return `imports ${shown}${more}, which Kiln's WASI runtime does not provide; it provides only the wasi_snapshot_preview1 functions`;
   }
-  const exports = WebAssembly.Module.exports(module);
-  if (!exports.some((e) => e.name === '_start' && e.kind === 'function')) {
+  const exported = WebAssembly.Module.exports(module);
+  if (!exported.some((e) => e.name === '_start' && e.kind === 'function')) {
     return 'has no _start export: it is not a WASI command (a reactor or library module cannot run as an action)';
   }
-  if (!exports.some((e) => e.name === 'memory' && e.kind === 'memory')) {
+  if (!exported.some((e) => e.name === 'memory' && e.kind === 'memory')) {
     return 'does not export its memory as "memory", which WASI preview 1 requires';
   }
   return undefined;
