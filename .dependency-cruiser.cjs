@@ -58,8 +58,8 @@ const MAY_IMPORT = {
   // Runs actions through contracts; knows nothing of the worker pool or the queue.
   execution: [...BASE, 'grpc', 'events', 'store'],
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
-  // A Runner like the worker's ProcessRunner; reads the size syntax from config.
-  wasi: [...BASE, 'grpc', 'config', 'execution'],
+  // A Runner like the worker's ProcessRunner; reads the size syntax from config, and modules named by digest from the store.
+  wasi: [...BASE, 'grpc', 'config', 'store', 'execution'],
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler'],

@@ -58,7 +58,7 @@ export function executorKindNames(): string[] {
 
 // --- The kinds Kiln ships with: one line each. --------------------------------
 registerRunnerKind('process', () => new ProcessRunner());
-registerRunnerKind('wasi', (ctx) => new WasiRunner({ log: ctx.log }));
+registerRunnerKind('wasi', (ctx) => new WasiRunner({ log: ctx.log, store: ctx.store }));
 registerExecutorKind('local', async (ctx) =>
   LocalExecutor.create({
     store: ctx.store,
@@ -89,7 +89,7 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
 /** Actions whose platform says OSFamily=wasi go to the WASI runner, whatever `runner:` runs the rest. */
 function withWasiRoute(runner: Runner, ctx: ExecutionContext): Runner {
   if (ctx.config.runner === 'wasi') return runner;
-  const wasi = new WasiRunner({ log: ctx.log });
+  const wasi = new WasiRunner({ log: ctx.log, store: ctx.store });
   return new PlatformRoutingRunner([{ ...WASI_PLATFORM, runner: wasi }], runner);
 }
 

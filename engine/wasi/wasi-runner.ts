@@ -5,11 +5,13 @@
 // open a socket, the memory limit is written into the module, and the timeout
 // or kill() terminates the thread.
 import { existsSync } from 'node:fs';
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { builtinModules } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { parseSize } from '../config-load';
+import { DIGEST_FUNCTIONS, digestFunctionByName, type BlobDigest } from '../digest';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import { invalidArgument } from '../grpc/status';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
 import { ModuleCache } from './module-cache';
@@ -21,6 +23,8 @@ export const WASI_PLATFORM = { property: 'OSFamily', value: 'wasi' } as const;
 /** The platform property that sets an action's memory limit ("512MiB", bytes…). */
 export const MEMORY_PROPERTY = 'memory';
 export const DEFAULT_MEMORY_BYTES = 2 ** 30;
+/** Larger modules are refused rather than read into memory. */
+export const MAX_MODULE_BYTES = 512 * 2 ** 20;
 
 export interface WasiRunnerOptions {
   /** Compiled modules; share one between runners to share compiles. */
@@ -29,6 +33,8 @@ export interface WasiRunnerOptions {
   defaultMemoryBytes?: number;
   /** Lines worth an operator's attention (the worker's own warnings). */
   log?: (line: string) => void;
+  /** Where argv[0] = blobs/[{fn}/]{hash}/{size} is read from when the input root has no such file. */
+  store?: Pick<BlobStore, 'readAll'>;
 }
 
 interface ActiveRun {
@@ -60,7 +66,7 @@ export class WasiRunner implements Runner {
     this.runs.set(req.id, active);
     try {
       const dir = join(req.execRoot, req.workingDirectory);
-      const found = await findModule(req.argv[0], dir, req.execRoot);
+      const found = await findModule(req.argv[0], dir, req.execRoot, this.opts.store);
       if ('problem' in found) return notStarted(found.problem);
       const loaded = await this.modules.load(found.bytes, maxPages);
       if (loaded.problem !== undefined) return notStarted(`${req.argv[0]} ${loaded.problem}`);
@@ -153,21 +159,52 @@ function notStarted(problem: string): RunExit {
   return { exitCode: SPAWN_FAILURE_EXIT_CODE, timedOut: false, killed: false, spawnError: problem };
 }
 
-/** argv[0] as a module file inside the exec root (after symlinks), read whole. */
-async function findModule(argv0: string | undefined, dir: string, execRoot: string): Promise<{ bytes: Uint8Array } | { problem: string }> {
+type Found = { bytes: Uint8Array } | { problem: string };
+
+/**
+ * argv[0] as a module file inside the exec root (after symlinks), read whole;
+ * failing that, a CAS blob named like a ByteStream read (blobs/[{fn}/]{hash}/{size}),
+ * so a tool many actions share need not be in every input root.
+ */
+async function findModule(argv0: string | undefined, dir: string, execRoot: string, store?: Pick<BlobStore, 'readAll'>): Promise<Found> {
   if (!argv0) return { problem: 'the command has no arguments; argv[0] must name the .wasm module to run' };
   if (isAbsolute(argv0)) return { problem: `${argv0} is an absolute path; argv[0] must be a .wasm module in the input root, relative to the working directory` };
-  const path = resolve(dir, argv0);
+  const found = await moduleInInputRoot(argv0, resolve(dir, argv0), execRoot);
+  const blob = casDigest(argv0);
+  if (!('missing' in found)) return found;
+  if (!blob || !store) return { problem: `no module ${argv0} in the input root (argv[0] must be a .wasm module among the action's inputs, or blobs/{hash}/{size} in the CAS)` };
+  if (blob.size > MAX_MODULE_BYTES) return { problem: `${argv0} is larger than the largest module Kiln runs (${MAX_MODULE_BYTES / 2 ** 20} MiB)` };
+  try {
+    return { bytes: await store.readAll(blob) };
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return { problem: `no module ${argv0} in the input root or the CAS (upload the module's blob before executing)` };
+    throw err;
+  }
+}
+
+async function moduleInInputRoot(argv0: string, path: string, execRoot: string): Promise<Found | { missing: true }> {
   try {
     const [real, realRoot] = await Promise.all([realpath(path), realpath(execRoot)]);
     if (!isInside(real, realRoot)) return { problem: `${argv0} is outside the input root; argv[0] must be a .wasm module in the input root` };
+    const { size } = await stat(real);
+    if (size > MAX_MODULE_BYTES) return { problem: `${argv0} is larger than the largest module Kiln runs (${MAX_MODULE_BYTES / 2 ** 20} MiB)` };
     return { bytes: await readFile(real) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { problem: `no module ${argv0} in the input root (argv[0] must be a .wasm module among the action's inputs)` };
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { missing: true };
     if (code === 'EISDIR') return { problem: `${argv0} is a directory, not a .wasm module` };
     return { problem: `cannot read ${argv0}: ${(err as Error).message}` };
   }
+}
+
+/** blobs/{hash}/{size} (SHA-256) or blobs/{fn}/{hash}/{size} as a digest, else undefined. */
+function casDigest(argv0: string): BlobDigest | undefined {
+  const m = /^blobs\/(?:([a-z0-9]+)\/)?([0-9a-f]+)\/(\d+)$/.exec(argv0);
+  if (!m) return undefined;
+  const fn = m[1] ? digestFunctionByName(m[1]) : DIGEST_FUNCTIONS.sha256;
+  const size = Number(m[3]);
+  if (!fn || m[2].length !== fn.hexLength || !Number.isSafeInteger(size)) return undefined;
+  return { fn: fn.name, hash: m[2], size };
 }
 
 function isInside(path: string, root: string): boolean {

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIGEST_FUNCTIONS, toBlobDigest } from '../../engine/digest';
+import { uploadBlob } from '../helpers/blobs';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
 import { executeRequest, responseOf, uploadAction } from '../execution/harness';
 import { PROGRAMS, compileWasi, toolchain } from './wasi-toolchain';
@@ -58,6 +59,20 @@ describe.skipIf(!toolchain.ok)(title, () => {
     const response = responseOf((await t.clients.execution.execute.collect(executeRequest(digest, { inlineStderr: true }))).at(-1)!);
     expect(response.result?.exitCode).toBe(127);
     expect(Buffer.from(response.result!.stderrRaw).toString()).toMatch(/no module tool\.wasm in the input root/);
+  });
+
+  it('runs a module named by its CAS digest (blobs/{hash}/{size}) that is not in the input root', async () => {
+    const blob = await uploadBlob(t.clients, talk);
+    const digest = await uploadAction(t.clients, { argv: [`blobs/${blob.hash}/${blob.size}`, 'from', 'cas'], platform: { OSFamily: 'wasi' } });
+    const response = responseOf((await t.clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true }))).at(-1)!);
+    expect(response.result?.exitCode).toBe(3);
+    expect(Buffer.from(response.result!.stdoutRaw).toString()).toBe('out: from cas\nGREETING=(unset)\n');
+
+    const absent = 'ab'.repeat(32);
+    const missing = await uploadAction(t.clients, { argv: [`blobs/${absent}/1234`], platform: { OSFamily: 'wasi' } });
+    const failed = responseOf((await t.clients.execution.execute.collect(executeRequest(missing, { inlineStderr: true }))).at(-1)!);
+    expect(failed.result?.exitCode).toBe(127);
+    expect(Buffer.from(failed.result!.stderrRaw).toString()).toMatch(/no module blobs\/(ab)+\/1234 in the input root or the CAS/);
   });
 
   it('a memory property that is not a size is INVALID_ARGUMENT naming it', async () => {
