@@ -4,11 +4,9 @@
 // program can reach (preopened read-write as "."), preview 1 has no way to
 // open a socket, the memory limit is written into the module, and the timeout
 // or kill() terminates the thread.
-import { existsSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { builtinModules } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import { parseSize } from '../config-load';
 import { DIGEST_FUNCTIONS, digestFunctionByName, type BlobDigest } from '../digest';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
@@ -16,7 +14,8 @@ import { invalidArgument } from '../grpc/status';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
 import { ModuleCache } from './module-cache';
 import { MAX_WASM32_PAGES, WASM_PAGE_BYTES } from './wasm-binary';
-import type { WasiJob, WasiWorkerReply } from './wasi-worker';
+import type { WasiJob } from './wasi-worker';
+import { WasiWorkerPool } from './worker-pool';
 
 /** The platform property that sends an action here, and its value. */
 export const WASI_PLATFORM = { property: 'OSFamily', value: 'wasi' } as const;
@@ -33,24 +32,29 @@ export interface WasiRunnerOptions {
   defaultMemoryBytes?: number;
   /** Lines worth an operator's attention (the worker's own warnings). */
   log?: (line: string) => void;
+  /** Worker threads kept for the next run (each costs a V8 isolate's memory); 2 by default. */
+  idleThreads?: number;
   /** Where argv[0] = blobs/[{fn}/]{hash}/{size} is read from when the input root has no such file. */
   store?: Pick<BlobStore, 'readAll'>;
 }
 
 interface ActiveRun {
-  worker?: Worker;
+  /** Set once the run has a thread. */
+  terminate?: () => void;
   killed: boolean;
   timedOut: boolean;
 }
 
 export class WasiRunner implements Runner {
   readonly modules: ModuleCache;
+  readonly pool: WasiWorkerPool;
   private readonly runs = new Map<string, ActiveRun>();
   private readonly defaultMemoryBytes: number;
 
   constructor(private readonly opts: WasiRunnerOptions = {}) {
     this.modules = opts.modules ?? new ModuleCache();
     this.defaultMemoryBytes = opts.defaultMemoryBytes ?? DEFAULT_MEMORY_BYTES;
+    this.pool = new WasiWorkerPool({ maxIdle: opts.idleThreads ?? 2, notice: (line) => opts.log?.(`kiln: wasi worker: ${line}`) });
   }
 
   async run(req: RunRequest): Promise<RunExit> {
@@ -82,7 +86,7 @@ export class WasiRunner implements Runner {
     const active = this.runs.get(id);
     if (!active) return;
     active.killed = true;
-    void active.worker?.terminate();
+    active.terminate?.();
   }
 
   ready(): RunnerReadiness {
@@ -98,6 +102,7 @@ export class WasiRunner implements Runner {
 
   async close(): Promise<void> {
     for (const id of [...this.runs.keys()]) this.kill(id);
+    await this.pool.close();
     this.modules.clear();
   }
 
@@ -118,40 +123,27 @@ export class WasiRunner implements Runner {
     return Math.min(bytes, MAX_WASM32_PAGES * WASM_PAGE_BYTES);
   }
 
-  private runInWorker(job: WasiJob, req: RunRequest, active: ActiveRun): Promise<RunExit> {
-    return new Promise<RunExit>((resolveRun, rejectRun) => {
-      const worker = startWorker(job);
-      active.worker = worker;
-      // The worker's own stdout/stderr carry only Node's notices (node:wasi's
-      // ExperimentalWarning, once per thread): the program writes to its log files.
-      worker.stdout.resume();
-      worker.stderr.setEncoding('utf8').on('data', (text: string) => {
-        for (const line of text.split('\n')) if (line.trim() && !/ExperimentalWarning|--trace-warnings/.test(line)) this.opts.log?.(`kiln: wasi worker: ${line}`);
-      });
-      let reply: WasiWorkerReply | undefined;
-      let failure: Error | undefined;
-      const timer = req.timeoutMs > 0 ? setTimeout(() => {
-        active.timedOut = true;
-        void worker.terminate();
-      }, req.timeoutMs) : undefined;
-      worker.on('message', (m: WasiWorkerReply) => (reply = m));
-      worker.on('error', (err) => (failure = err));
-      worker.on('exit', () => {
-        clearTimeout(timer);
-        if (reply) return resolveRun({ exitCode: reply.exitCode, timedOut: false, killed: false });
-        if (active.timedOut || active.killed) {
-          return resolveRun({ exitCode: exitCodeForSignal('SIGKILL'), timedOut: active.timedOut, killed: active.killed && !active.timedOut });
-        }
-        if ((failure as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-          void req.stderr.write('kiln: the WASI worker ran out of memory\n').then(
-            () => resolveRun({ exitCode: exitCodeForSignal('SIGKILL'), timedOut: false, killed: false }),
-            rejectRun,
-          );
-          return;
-        }
-        rejectRun(failure ?? new Error('the WASI worker thread ended without an exit code'));
-      });
+  private async runInWorker(job: WasiJob, req: RunRequest, active: ActiveRun): Promise<RunExit> {
+    let timer: NodeJS.Timeout | undefined;
+    const { reply, failure } = await this.pool.run(job, (terminate) => {
+      active.terminate = terminate;
+      if (req.timeoutMs > 0) {
+        timer = setTimeout(() => {
+          active.timedOut = true;
+          terminate();
+        }, req.timeoutMs);
+      }
     });
+    clearTimeout(timer);
+    if (reply) return { exitCode: reply.exitCode, timedOut: false, killed: false };
+    if (active.timedOut || active.killed) {
+      return { exitCode: exitCodeForSignal('SIGKILL'), timedOut: active.timedOut, killed: active.killed && !active.timedOut };
+    }
+    if ((failure as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      await req.stderr.write('kiln: the WASI worker ran out of memory\n');
+      return { exitCode: exitCodeForSignal('SIGKILL'), timedOut: false, killed: false };
+    }
+    throw failure ?? new Error('the WASI worker thread ended without an exit code');
   }
 }
 
@@ -215,21 +207,4 @@ function isInside(path: string, root: string): boolean {
 /** Whether this Node has node:wasi, without loading it (loading it prints an ExperimentalWarning). */
 export function wasiAvailable(): boolean {
   return builtinModules.includes('wasi');
-}
-
-/** The worker thread: compiled JS normally, the TypeScript source through tsx in tests. */
-function startWorker(job: WasiJob): Worker {
-  const options = {
-    workerData: job,
-    stdout: true,
-    stderr: true,
-    // The thread's JS does almost nothing; the program's memory is the module's, capped above.
-    resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
-  };
-  const js = join(__dirname, 'wasi-worker.js');
-  if (__filename.endsWith('.ts') || !existsSync(js)) {
-    const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(join(__dirname, 'wasi-worker.ts'))});`;
-    return new Worker(bootstrap, { ...options, eval: true });
-  }
-  return new Worker(js, options);
 }

@@ -1,11 +1,14 @@
-// Runs one WASI command inside a worker thread, so the runner can terminate it
-// at its timeout. The module arrives compiled; stdout and stderr are opened
-// here and handed to WASI as file descriptors, so the program's writes land in
-// the log files as it makes them (engine/logs follows those files live).
+// Runs WASI commands inside a worker thread, one at a time, so the runner can
+// terminate one at its timeout. Each job gets a fresh instance and WASI
+// context; the thread is reused for the next job when the last one ended on
+// its own with little memory (see worker-pool.ts). The module arrives
+// compiled; stdout and stderr are opened here and handed to WASI as file
+// descriptors, so the program's writes land in the log files as it makes them
+// (engine/logs follows those files live).
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { WASI } from 'node:wasi';
 
 export interface WasiJob {
@@ -20,6 +23,8 @@ export interface WasiJob {
 
 export interface WasiWorkerReply {
   exitCode: number;
+  /** The instance's linear memory at the end, in bytes (0 when it never started). */
+  memoryBytes: number;
 }
 
 /** What a trap exits with: 128 + SIGABRT, as native programs that abort (and wasmtime on traps) do. */
@@ -41,7 +46,7 @@ function emptyStdin(): number {
   }
 }
 
-function run(job: WasiJob): number {
+function run(job: WasiJob): WasiWorkerReply {
   const stdin = emptyStdin();
   const stdout = openSync(job.stdoutPath, 'a');
   const stderr = openSync(job.stderrPath, 'a');
@@ -56,18 +61,22 @@ function run(job: WasiJob): number {
       stderr,
       returnOnExit: true,
     });
+    let instance: WebAssembly.Instance | undefined;
+    const memoryBytes = () => (instance?.exports.memory as { buffer: ArrayBuffer } | undefined)?.buffer.byteLength ?? 0;
     try {
-      const instance = new WebAssembly.Instance(job.module, wasi.getImportObject() as Record<string, Record<string, unknown>>);
-      return wasi.start(instance);
+      instance = new WebAssembly.Instance(job.module, wasi.getImportObject() as Record<string, Record<string, unknown>>);
+      const exitCode = wasi.start(instance);
+      return { exitCode, memoryBytes: memoryBytes() };
     } catch (err) {
       // A trap (unreachable, out-of-bounds access, stack overflow…): the program failed, not Kiln.
       const e = err as Error;
       writeSync(stderr, `kiln: the WebAssembly module trapped: ${e?.message ?? String(err)}\n`);
-      return TRAP_EXIT_CODE;
+      return { exitCode: TRAP_EXIT_CODE, memoryBytes: memoryBytes() };
     }
   } finally {
     for (const fd of [stdin, stdout, stderr]) closeSync(fd);
   }
 }
 
-if (parentPort) parentPort.postMessage({ exitCode: run(workerData as WasiJob) } satisfies WasiWorkerReply);
+const port = parentPort;
+if (port) port.on('message', (job: WasiJob) => port.postMessage(run(job) satisfies WasiWorkerReply));

@@ -172,6 +172,28 @@ describe.skipIf(!toolchain.ok)(title, () => {
     expect((await runner.run(text.req)).spawnError).toMatch(/is not a WebAssembly module/);
   });
 
+  it('reuses an idle thread for the next run, but not one that was terminated or ended with a large memory', async () => {
+    const own = new WasiRunner({ idleThreads: 1 });
+    try {
+      await own.run(request('talk', ['first'], { env: { GREETING: 'one' } }).req);
+      const second = request('talk', ['second']);
+      await own.run(second.req);
+      expect(own.pool.threadsStarted).toBe(1);
+      // Nothing of the first run reaches the second on the same thread.
+      expect(second.stdout()).toBe('out: second\nGREETING=(unset)\n');
+
+      expect((await own.run(request('loop', [], { timeoutMs: 500 }).req)).timedOut).toBe(true);
+      await own.run(request('talk').req);
+      expect(own.pool.threadsStarted).toBe(2);
+
+      expect((await own.run(request('alloc', [], { platform: { OSFamily: 'wasi', memory: '128MiB' } }).req)).exitCode).toBe(12);
+      await own.run(request('talk').req);
+      expect(own.pool.threadsStarted).toBe(3);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('compiles a module once for many runs', async () => {
     const before = runner.modules.compileCount;
     const runs = [0, 1, 2].map(() => request('talk'));
