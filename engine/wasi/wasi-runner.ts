@@ -1,9 +1,9 @@
-// The Runner for WebAssembly actions: argv[0] is a WASI preview 1 module in
-// the input root, run by Node's built-in node:wasi in a worker thread. The
-// runtime is the sandbox: the working directory is the only directory the
-// program can reach (preopened read-write as "."), preview 1 has no way to
-// open a socket, the memory limit is written into the module, and the timeout
-// or kill() terminates the thread.
+// The Runner for WebAssembly actions: argv[0] is a WASI preview 1 module (in
+// the input root, or in the CAS by digest), run by Node's built-in node:wasi in
+// a worker thread. The runtime is the sandbox: the working directory is the
+// only directory the program can reach (preopened read-write as "."), preview
+// 1 has no way to open a socket, the memory limit is written into the module,
+// and the timeout or kill() terminates the thread.
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { builtinModules } from 'node:module';
