@@ -2,11 +2,12 @@
 // wasi-libc and libclang-rt-14-dev-wasm32 (installed by .ci/run). Where they
 // are missing, `toolchain.reason` says so and the tests skip with it.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-wasi-build-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 /** Compiles C source to a wasm32-wasi command module; returns the .wasm path. */
 export function compileWasi(name: string, source: string): string {
