@@ -7,7 +7,7 @@ import { DIGEST_FUNCTIONS, toBlobDigest } from '../../engine/digest';
 import { uploadBlob } from '../helpers/blobs';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
 import { executeRequest, responseOf, uploadAction } from '../execution/harness';
-import { PROGRAMS, compileWasi, toolchain } from './wasi-toolchain';
+import { PROGRAMS, compileWasi, removeWasiBuilds, toolchain } from './wasi-toolchain';
 
 const title = toolchain.ok ? 'WASI actions through Execute' : `WASI actions through Execute (skipped: ${toolchain.reason})`;
 
@@ -20,7 +20,10 @@ describe.skipIf(!toolchain.ok)(title, () => {
     talk = readFileSync(compileWasi('talk', PROGRAMS.talk));
     t = await startTestEngine();
   }, 120_000);
-  afterAll(() => t?.stop());
+  afterAll(async () => {
+    await t?.stop();
+    removeWasiBuilds();
+  });
 
   it('routes OSFamily=wasi to the WASI runner and collects its outputs', async () => {
     const digest = await uploadAction(t.clients, {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileLogSink } from '../../engine/execution/log-sink';
 import { SPAWN_FAILURE_EXIT_CODE, type RunRequest } from '../../engine/execution/runner';
 import { WasiRunner } from '../../engine/wasi/wasi-runner';
-import { PROGRAMS, compileWasi, toolchain } from './wasi-toolchain';
+import { PROGRAMS, compileWasi, removeWasiBuilds, toolchain } from './wasi-toolchain';
 
 const title = toolchain.ok ? 'WasiRunner' : `WasiRunner (skipped: ${toolchain.reason})`;
 
@@ -26,6 +26,7 @@ describe.skipIf(!toolchain.ok)(title, () => {
   afterAll(async () => {
     await runner?.close();
     if (root) rmSync(root, { recursive: true, force: true });
+    removeWasiBuilds();
   });
 
   /** An exec root holding `program` as tool.wasm (and `files`), with log files beside it. */

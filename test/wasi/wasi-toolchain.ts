@@ -2,15 +2,20 @@
 // wasi-libc and libclang-rt-14-dev-wasm32 (installed by .ci/run). Where they
 // are missing, `toolchain.reason` says so and the tests skip with it.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-wasi-build-'));
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+/** Removes the compiled programs (call from afterAll; the exit hook is a fallback for when that does not run). */
+export function removeWasiBuilds(): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', removeWasiBuilds);
 
 /** Compiles C source to a wasm32-wasi command module; returns the .wasm path. */
 export function compileWasi(name: string, source: string): string {
+  mkdirSync(dir, { recursive: true });
   const src = join(dir, `${name}.c`);
   const out = join(dir, `${name}.wasm`);
   writeFileSync(src, source);
