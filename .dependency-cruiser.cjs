@@ -27,6 +27,7 @@ const PARTS = {
   history: '^engine/history/',
   execution: '^engine/execution/', // Executor and Runner contracts and the executor decorators
   worker: '^engine/worker/',
+  wasi: '^engine/wasi/', // the WASI runner: WebAssembly actions in node:wasi worker threads
   scheduler: '^engine/scheduler/',
   reapi: '^engine/reapi/',
   lan: '^engine/lan/',
@@ -59,6 +60,8 @@ const MAY_IMPORT = {
   // Runs actions through contracts; knows nothing of the worker pool or the queue.
   execution: [...BASE, 'grpc', 'events', 'store'],
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
+  // A Runner like the worker's ProcessRunner; reads the size syntax from config, and modules named by digest from the store.
+  wasi: [...BASE, 'grpc', 'config', 'store', 'execution'],
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler', 'compression', 'asset'],

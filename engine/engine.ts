@@ -43,7 +43,7 @@ import { Scheduler } from './scheduler/scheduler';
 import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
-import { createExecutor, decorateExecutor } from './executor-factory';
+import { createExecutor, decorateExecutor, executionPlatforms } from './executor-factory';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -179,6 +179,7 @@ export class Engine {
         grpcUrl: () => engine.grpcUrl,
         executing: () => engine.executionEnabled,
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
+        platforms: executionPlatforms(config),
         ...httpAccessOptions(config, access, () => engine.grpcPort, {
           current: () => engine.liveSettings,
           update: (patch) => engine.updateSettings(patch),

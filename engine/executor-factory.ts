@@ -13,11 +13,14 @@ import type { Executor } from './execution/executor';
 import { MetadataExecutor } from './execution/metadata-executor';
 import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
+import { PlatformRoutingRunner } from './execution/platform-routing-runner';
 import type { Runner } from './execution/runner';
+import type { ApiExecutionPlatform } from './common/api-types';
 import type { ActionCacheStore } from './store/action-cache-store';
 import type { BlobStore } from './store/blob-store';
 import { LocalExecutor } from './worker/local-executor';
 import { ProcessRunner } from './worker/process-runner';
+import { WASI_PLATFORM, WasiRunner, wasiAvailable } from './wasi/wasi-runner';
 
 export interface ExecutionContext {
   config: KilnConfig;
@@ -55,6 +58,7 @@ export function executorKindNames(): string[] {
 
 // --- The kinds Kiln ships with: one line each. --------------------------------
 registerRunnerKind('process', () => new ProcessRunner());
+registerRunnerKind('wasi', (ctx) => new WasiRunner({ log: ctx.log, store: ctx.store }));
 registerExecutorKind('local', async (ctx) =>
   LocalExecutor.create({
     store: ctx.store,
@@ -77,9 +81,23 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
   const runner = async () => {
     const make = runnerKinds.get(ctx.config.runner);
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
-    return make(ctx);
+    return withWasiRoute(await make(ctx), ctx);
   };
   return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+}
+
+/** Actions whose platform says OSFamily=wasi go to the WASI runner, whatever `runner:` runs the rest. */
+function withWasiRoute(runner: Runner, ctx: ExecutionContext): Runner {
+  if (ctx.config.runner === 'wasi') return runner;
+  const wasi = new WasiRunner({ log: ctx.log, store: ctx.store });
+  return new PlatformRoutingRunner([{ ...WASI_PLATFORM, runner: wasi }], runner);
+}
+
+/** What /api/status advertises: the default runner, and the platform properties that choose the others. */
+export function executionPlatforms(config: Pick<KilnConfig, 'runner'>): ApiExecutionPlatform[] {
+  const platforms: ApiExecutionPlatform[] = [{ properties: {}, runner: config.runner }];
+  if (config.runner !== 'wasi' && wasiAvailable()) platforms.push({ properties: { [WASI_PLATFORM.property]: WASI_PLATFORM.value }, runner: 'wasi' });
+  return platforms;
 }
 
 export interface DecoratorOptions extends Pick<ExecutionContext, 'actionCache' | 'log'> {

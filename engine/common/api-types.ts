@@ -34,6 +34,14 @@ export interface ApiStatus {
   /** Worker slots. */
   concurrency: number;
   cacheBudgetBytes: number;
+  /** The execution platforms this Kiln runs: the platform properties that select each runner. */
+  platforms?: ApiExecutionPlatform[];
+}
+
+/** One way this Kiln runs actions, and the platform properties that choose it ({} = the default). */
+export interface ApiExecutionPlatform {
+  properties: Record<string, string>;
+  runner: string;
 }
 
 /** The action currently occupying a worker slot. */

@@ -14,7 +14,7 @@ import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiStatus, LargestBlobs } from '../common/api-types';
+import type { ApiExecutionPlatform, ApiStatus, LargestBlobs } from '../common/api-types';
 import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
@@ -42,6 +42,8 @@ export interface HttpStartOptions {
   /** HTTPS identity (LAN mode, or TLS asked for). */
   tls?: HttpApiOptions['tls'];
   lanRoutes?: LanRoutes;
+  /** The execution platforms for /api/status. */
+  platforms?: ApiExecutionPlatform[];
 }
 
 const MAX_INSTANCE_NAMES = 64;
@@ -118,6 +120,7 @@ export class Observability {
         tokenRequiredOnLoopback: config.requireTokenOnLoopback,
         concurrency: config.concurrency,
         cacheBudgetBytes: config.cacheSizeBytes,
+        platforms: s.platforms,
       }),
     });
     await this.http.listen();

@@ -103,12 +103,14 @@ export interface ActionSpec {
   argv: string[];
   outputPaths?: string[];
   /** Files of the input root: path → content (one level deep). */
-  inputs?: Record<string, string>;
+  inputs?: Record<string, string | Uint8Array>;
   timeoutMs?: number;
   doNotCache?: boolean;
   /** Makes otherwise identical specs distinct actions. */
   salt?: string;
   env?: Record<string, string>;
+  /** The Command's platform properties. */
+  platform?: Record<string, string>;
 }
 
 /** Uploads the input root, Command and Action; returns the Action's digest. */
@@ -129,7 +131,12 @@ export async function uploadAction(clients: KilnClients, spec: ActionSpec): Prom
   const command = await uploadProto(
     clients,
     reapi.Command,
-    reapi.Command.create({ arguments: spec.argv, outputPaths: spec.outputPaths ?? [], environmentVariables: env }),
+    reapi.Command.create({
+      arguments: spec.argv,
+      outputPaths: spec.outputPaths ?? [],
+      environmentVariables: env,
+      ...(spec.platform ? { platform: { properties: Object.entries(spec.platform).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, value]) => ({ name, value })) } } : {}),
+    }),
   );
   const action = await uploadProto(
     clients,
