@@ -130,11 +130,12 @@ describe('kiln serve killed with SIGKILL during writes', () => {
       for (let round = 0; round < ROUNDS; round++) {
         const { child, clients, exited } = await startServe(dataDir);
         const stop = { now: false };
-        const ackedBefore = acked.blobs.size + acked.results.size;
+        const blobsBefore = acked.blobs.size;
+        const resultsBefore = acked.results.size;
         const writers = startWriters(clients, acked, stop);
-        // Kill only once this round has something acknowledged, so every round tests something.
+        // Kill only once this round has blobs and results acknowledged, so every round tests both.
         const deadline = Date.now() + 20_000;
-        while (acked.blobs.size + acked.results.size < ackedBefore + 20 && Date.now() < deadline) {
+        while ((acked.blobs.size < blobsBefore + 10 || acked.results.size < resultsBefore + 3) && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 20));
         }
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 250));
