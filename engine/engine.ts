@@ -27,6 +27,7 @@ import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cach
 import type { BlobStore } from './store/blob-store';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
+import { SmallBlobCache } from './store/small-blob-cache';
 import { checkCacheBudget, checkConcurrency, type SettingName } from './common/settings-limits';
 import { Observability } from './http/observability';
 import { loadOrCreateToken } from './http/auth';
@@ -154,7 +155,8 @@ export class Engine {
       await rawStore.close();
       throw err;
     }
-    const store = new ObservedBlobStore(rawStore, events, clock);
+    // Small blobs (Action, Command, Directory protos) read again and again come from memory (small-blob-cache.ts).
+    const store = new ObservedBlobStore(new SmallBlobCache(rawStore), events, clock);
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
     engine.dataDirLock = lock;
 

@@ -141,6 +141,8 @@ export class DiskActionCacheStore implements ActionCacheStore {
   private changes = 0;
   /** instance name → folder name: hashing the name on every lookup is measurable. */
   private readonly folders = new Map<string, string>();
+  /** Shard folders this process has made (bounded by instances × 256 shards). */
+  private readonly shards = new Set<string>();
 
   private constructor(private readonly options: DiskActionCacheOptions) {
     this.memory = new EncodedResultCache(options.memoryCacheBytes ?? DEFAULT_AC_MEMORY_CACHE_BYTES);
@@ -212,10 +214,21 @@ export class DiskActionCacheStore implements ActionCacheStore {
 
   async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
     const { key, path } = this.locate(instance, actionDigest);
-    await mkdir(shardDir(join(this.instancesDir, this.folderOf(instance)), actionDigest), { recursive: true });
+    const shard = shardDir(join(this.instancesDir, this.folderOf(instance)), actionDigest);
+    // A mkdir per put was a measurable share of it; a folder removed behind our back is made again below.
+    if (!this.shards.has(shard)) {
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+    }
     const bytes = encodeResult(result);
     this.changes++;
-    await writeFileAtomic(path, bytes, { tempDir: this.tmpDir });
+    try {
+      await writeFileAtomic(path, bytes, { tempDir: this.tmpDir });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(shard, { recursive: true });
+      await writeFileAtomic(path, bytes, { tempDir: this.tmpDir });
+    }
     this.changes++; // Before and after: a read overlapping the write in any way is not remembered.
     this.index.add(key, 1);
     this.memory.set(key, bytes);

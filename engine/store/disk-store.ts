@@ -53,6 +53,8 @@ export class DiskBlobStore implements BlobStore {
   private readonly clock: Clock;
   /** Per-key chains so a rename of a blob and the unlink of its evicted predecessor never cross. */
   private readonly keyLocks = new Map<string, Promise<void>>();
+  /** Shard folders this process has made or seen made (see renameIntoShard). */
+  private readonly shards = new Set<string>();
   private sweepTimer: { cancel(): void } | undefined;
   private evictions = 0;
   private evictedBytes = 0;
@@ -151,8 +153,10 @@ export class DiskBlobStore implements BlobStore {
     try {
       await this.receive(digest, source, temp);
       await this.install(digest, temp);
-    } finally {
+    } catch (err) {
+      // Only a failed write leaves its temp file behind: a successful one was renamed away.
       await removeQuietly(temp);
+      throw err;
     }
   }
 
@@ -264,7 +268,9 @@ export class DiskBlobStore implements BlobStore {
   /** Streams `source` into `temp`, hashing as it goes; rejects (leaving temp for the caller to delete) on mismatch. */
   private async receive(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable, temp: string): Promise<void> {
     const hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
-    const fh = await open(temp, 'wx', 0o644);
+    // Created read-only (this handle still writes): workers hard-link store files into
+    // action inputs, which must not change them; saves an fchmod per blob.
+    const fh = await open(temp, 'wx', 0o444);
     let size = 0;
     try {
       for await (const chunk of source as AsyncIterable<Uint8Array>) {
@@ -284,8 +290,6 @@ export class DiskBlobStore implements BlobStore {
         throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
       }
       await fh.sync();
-      // Read-only: workers hard-link store files into action inputs, which must not change them.
-      await fh.chmod(0o444);
     } catch (err) {
       throw diskFull(err, digest);
     } finally {
@@ -300,18 +304,40 @@ export class DiskBlobStore implements BlobStore {
     const key = digestKey(digest);
     const target = this.pathOf(digest);
     await this.withKeyLock(key, async () => {
-      await mkdir(shardDir(this.dir, digest), { recursive: true });
       try {
-        await rename(verifiedPath, target);
+        await this.renameIntoShard(verifiedPath, digest);
       } catch (err) {
         // Windows refuses to replace a read-only file; an identical blob is already there, which is the goal.
         if (!(await stat(target).then(() => true, () => false))) throw diskFull(err, digest);
+        await removeQuietly(verifiedPath);
       }
       this.index.add(key, digest.size);
     });
     this.journal.changed();
     // The space a new blob pushed out is freed before its write reports done.
     await this.evictOverBudget(new Set([key]));
+  }
+
+  /**
+   * Renames into the blob's shard folder. Folders known to exist are not created again
+   * (a mkdir per blob was a measurable share of a small write); one removed behind our
+   * back shows up as ENOENT, is made again and the rename retried.
+   */
+  private async renameIntoShard(from: string, digest: BlobDigest): Promise<void> {
+    const shard = shardDir(this.dir, digest);
+    if (!this.shards.has(shard)) {
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+    }
+    try {
+      await rename(from, this.pathOf(digest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.shards.delete(shard);
+      await mkdir(shard, { recursive: true });
+      this.shards.add(shard);
+      await rename(from, this.pathOf(digest));
+    }
   }
 
   /** Unindexes least recently used blobs beyond the budget at once; resolves when their files are gone. */

@@ -11,8 +11,10 @@
 //   npm run bench -- --compare test-output/bench/before.json
 //
 // Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
-// (default test-output/bench/latest.json). Sections for --only: first30, rss,
-// roundtrip, inflight, bytestream, compressed, unary, findmissing, bazel.
+// (default test-output/bench/latest.json), --cpu-prof DIR (kiln serve writes a
+// V8 CPU profile there when it stops; open it in Chrome DevTools). Sections for
+// --only: first30, rss, roundtrip, inflight, bytestream, compressed, unary,
+// findmissing, bazel.
 //
 // The machine is shared and noisy: every figure is a median over repeats with
 // its spread, and the table compares ratios against baselines from this run.
@@ -49,6 +51,7 @@ interface Options {
   out: string;
   bazel: string;
   reference: boolean;
+  cpuProfDir?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -71,6 +74,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--compare') o.compare = value();
     else if (a === '--out') o.out = value();
     else if (a === '--bazel') o.bazel = value();
+    else if (a === '--cpu-prof') o.cpuProfDir = value();
     else if (a === '--only') {
       const names = value().split(',').map((s) => s.trim()).filter(Boolean);
       for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: one of ${SECTIONS.join(', ')}`);
@@ -130,7 +134,7 @@ async function main(): Promise<void> {
 
   console.log(`kiln bench (${opts.quick ? 'quick' : 'full'}): node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   try {
-    const kiln = await startKiln(join(root, 'kiln'));
+    const kiln = await startKiln(join(root, 'kiln'), opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []);
     servers.push(kiln);
     const bare = await startBare();
     servers.push(bare);

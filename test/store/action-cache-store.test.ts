@@ -1,4 +1,4 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reapi } from '../../engine/proto';
@@ -130,6 +130,18 @@ describe('DiskActionCacheStore', () => {
     expect(await readdir(join(dir, 'instances'))).toEqual([instanceFolder('../../escape')]);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
     await ac.close();
+  });
+
+  it('makes a shard folder removed behind its back again (folders are remembered, not re-made per put)', async () => {
+    const ac = await DiskActionCacheStore.open({ dir });
+    const { digest } = await blob('action');
+    await ac.put('i', digest, result(1));
+    await rm(join(dir, 'instances', instanceFolder('i'), 'sha256', digest.hash.slice(0, 2)), { recursive: true });
+    await ac.put('i', digest, result(2));
+    await ac.close();
+    const reopened = await DiskActionCacheStore.open({ dir });
+    expect((await reopened.get('i', digest))?.exitCode).toBe(2);
+    await reopened.close();
   });
 
   it('treats a damaged entry as a miss and a smaller maxEntries trims at open', async () => {

@@ -1,5 +1,5 @@
 // One contract, every BlobStore: the same suite runs against the disk store,
-// the memory store and the observing decorator, through the BlobStore
+// the memory store and the observing and small-blob caching decorators, through the BlobStore
 // interface only. A behaviour that differs between them is a bug in one.
 import { readFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { BlobNotFoundError, DigestMismatchError, type BlobStore } from '../../en
 import { DiskBlobStore } from '../../engine/store/disk-store';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
 import { ObservedBlobStore } from '../../engine/store/observed-store';
+import { SmallBlobCache } from '../../engine/store/small-blob-cache';
 import { blob, chunksOf, drain, tempDir } from './helpers';
 
 interface Subject {
@@ -31,6 +32,14 @@ const STORES: [string, () => Promise<Subject>][] = [
     async () => {
       const { dir, cleanup } = await tempDir('kiln-conformance-');
       const store = new ObservedBlobStore(await DiskBlobStore.open({ dir, budgetBytes: 1 << 30 }), nullSink);
+      return { store, cleanup: async () => (await store.close(), await cleanup()) };
+    },
+  ],
+  [
+    'small-blob cache(disk)',
+    async () => {
+      const { dir, cleanup } = await tempDir('kiln-conformance-');
+      const store = new SmallBlobCache(await DiskBlobStore.open({ dir, budgetBytes: 1 << 30 }));
       return { store, cleanup: async () => (await store.close(), await cleanup()) };
     },
   ],

@@ -1,4 +1,4 @@
-import { readdir, stat, unlink, writeFile, readFile } from 'node:fs/promises';
+import { readdir, rm, stat, unlink, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -149,6 +149,24 @@ describe('DiskBlobStore: writing and reading', () => {
     expect(await store.delete(digest)).toBe(false);
     expect(await store.has(digest)).toBe(false);
     expect(await visibleFiles()).not.toContainEqual(expect.stringContaining(digest.hash));
+  });
+});
+
+describe('DiskBlobStore: shard folders', () => {
+  it('makes a shard folder removed behind its back again, and leaves no temp file after a write', async () => {
+    const store = await openStore();
+    const a = await blob('first blob');
+    await store.write(a.digest, chunksOf(a.data, 4));
+    // Another blob in the same shard, after a user removed the shard folder the store remembers making.
+    let b = await blob('second blob 0');
+    for (let i = 1; b.digest.hash.slice(0, 2) !== a.digest.hash.slice(0, 2); i++) b = await blob(`second blob ${i}`);
+    await rm(join(dir, 'sha256', a.digest.hash.slice(0, 2)), { recursive: true });
+    await store.writeAll(b.digest, b.data);
+    expect(await drain(await store.read(b.digest))).toEqual(b.data);
+    const files = await visibleFiles();
+    expect(files).toContain(`sha256/${b.digest.hash.slice(0, 2)}/${b.digest.hash}-${b.digest.size}`);
+    expect(files.filter((f) => f.startsWith('tmp'))).toEqual([]);
+    expect((await stat(join(dir, files.find((f) => f.includes(b.digest.hash))!))).mode & 0o222).toBe(0);
   });
 });
 

@@ -1,0 +1,138 @@
+// A BlobStore decorator that keeps recently written or read small blobs in memory,
+// so whole-blob reads of them (the Action, Command and Directory protos every
+// Execute reads, BatchReadBlobs) cost no file system round trips: a disk readAll is
+// an open, a stat, a read and a close, each a trip through the thread pool.
+//
+// Presence stays the wrapped store's business: a hit still asks it (an in-memory
+// index lookup in the disk store), which also keeps the blob's recency there, so a
+// blob the store evicted or deleted is never served from here.
+import { Readable } from 'node:stream';
+import { digestKey, type BlobDigest } from '../digest';
+import { BlobNotFoundError, readSpan, type BlobStore, type LargestBlob, type ReadRange, type StoreStats, type UploadSession } from './blob-store';
+
+export interface SmallBlobCacheOptions {
+  /** Blobs up to this size are kept. Default 64 KiB. */
+  maxBlobBytes?: number;
+  /** Bytes kept in all, least recently used dropped first. Default 32 MiB. */
+  budgetBytes?: number;
+}
+
+export const DEFAULT_SMALL_BLOB_BYTES = 64 * 1024;
+export const DEFAULT_SMALL_BLOB_CACHE_BYTES = 32 * 1024 * 1024;
+
+export class SmallBlobCache implements BlobStore {
+  readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
+  readonly setBudget?: (bytes: number) => Promise<void>;
+  readonly largest?: (limit: number) => LargestBlob[];
+  /** digestKey → bytes; Map order is recency, least recently used first. */
+  private readonly kept = new Map<string, Buffer>();
+  private keptBytes = 0;
+  private readonly maxBlobBytes: number;
+  private readonly budgetBytes: number;
+
+  constructor(
+    private readonly inner: BlobStore,
+    options: SmallBlobCacheOptions = {},
+  ) {
+    this.maxBlobBytes = options.maxBlobBytes ?? DEFAULT_SMALL_BLOB_BYTES;
+    this.budgetBytes = options.budgetBytes ?? DEFAULT_SMALL_BLOB_CACHE_BYTES;
+    if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
+    if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
+    if (inner.largest) this.largest = (limit) => inner.largest!(limit);
+  }
+
+  findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
+    return this.inner.findMissing(digests);
+  }
+
+  has(digest: BlobDigest): Promise<boolean> {
+    return this.inner.has(digest);
+  }
+
+  async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
+    const bytes = await this.hit(digest);
+    if (!bytes) return this.inner.read(digest, range);
+    const { start, end } = readSpan(digest, range);
+    return Readable.from(end > start ? [Buffer.from(bytes.subarray(start, end))] : []);
+  }
+
+  /** Callers own what they get (they may change it), so hits are copies: a memcpy of a small blob. */
+  async readAll(digest: BlobDigest): Promise<Buffer> {
+    const bytes = await this.hit(digest);
+    if (bytes) return Buffer.from(bytes);
+    const data = await this.inner.readAll(digest);
+    if (data.byteLength <= this.maxBlobBytes) this.keep(digest, Buffer.from(data));
+    return data;
+  }
+
+  write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
+    return this.inner.write(digest, source);
+  }
+
+  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+    await this.inner.writeAll(digest, data);
+    // A copy: `data` is often a view into a whole gRPC request, which must not stay alive for it.
+    if (data.byteLength <= this.maxBlobBytes) this.keep(digest, Buffer.from(data));
+  }
+
+  openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+    return this.inner.openUpload(digest, uploadId);
+  }
+
+  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
+    return this.inner.uploadStatus(digest, uploadId);
+  }
+
+  async delete(digest: BlobDigest): Promise<boolean> {
+    this.drop(digestKey(digest));
+    return this.inner.delete(digest);
+  }
+
+  pin(digests: BlobDigest[]): () => void {
+    return this.inner.pin(digests);
+  }
+
+  stats(): StoreStats {
+    return this.inner.stats();
+  }
+
+  close(): Promise<void> {
+    this.kept.clear();
+    this.keptBytes = 0;
+    return this.inner.close();
+  }
+
+  /** The kept bytes of a blob the wrapped store still holds (touching it there), else undefined. */
+  private async hit(digest: BlobDigest): Promise<Buffer | undefined> {
+    const key = digestKey(digest);
+    const bytes = this.kept.get(key);
+    if (!bytes) return undefined;
+    if (!(await this.inner.has(digest))) {
+      this.drop(key);
+      throw new BlobNotFoundError(digest);
+    }
+    this.kept.delete(key);
+    this.kept.set(key, bytes);
+    return bytes;
+  }
+
+  private keep(digest: BlobDigest, bytes: Buffer): void {
+    if (bytes.byteLength > this.maxBlobBytes || bytes.byteLength !== digest.size) return;
+    const key = digestKey(digest);
+    this.drop(key);
+    this.kept.set(key, bytes);
+    this.keptBytes += bytes.byteLength;
+    for (const [k, v] of this.kept) {
+      if (this.keptBytes <= this.budgetBytes) break;
+      this.kept.delete(k);
+      this.keptBytes -= v.byteLength;
+    }
+  }
+
+  private drop(key: string): void {
+    const old = this.kept.get(key);
+    if (!old) return;
+    this.kept.delete(key);
+    this.keptBytes -= old.byteLength;
+  }
+}

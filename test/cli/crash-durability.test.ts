@@ -1,0 +1,188 @@
+// The crash-safety promise, checked the hard way: `kiln serve` runs in its own
+// process, clients upload blobs (BatchUpdateBlobs and ByteStream) and cache results
+// concurrently, and the server is killed with SIGKILL in the middle. After a restart
+// every blob and action-cache entry the server acknowledged must be there, byte for
+// byte, and no file in the store may hold bytes other than the ones its name promises.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { reapi } from '../../engine/proto';
+import { connectClients, type KilnClients } from '../helpers';
+
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'engine', 'cli.ts');
+/** Kills per run: each costs a server start (a few seconds through tsx on a loaded machine). */
+const ROUNDS = 3;
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+interface Digest {
+  hash: string;
+  sizeBytes: number;
+}
+
+const digestOf = (data: Uint8Array): Digest => ({ hash: createHash('sha256').update(data).digest('hex'), sizeBytes: data.byteLength });
+
+async function startServe(dataDir: string): Promise<{ child: ChildProcess; clients: KilnClients; exited: Promise<unknown> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (b) => (stderr += b));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`kiln serve exited ${code} before it was ready; stderr: ${stderr}`)));
+  });
+  const m = /grpc:\/\/(\S+)/.exec(line);
+  if (!m) throw new Error(`unexpected first line from kiln serve: ${line}`);
+  return { child, clients: connectClients(m[1]!), exited };
+}
+
+/** What the server said is stored: blobs by hash, results by action hash. */
+interface Acknowledged {
+  blobs: Map<string, Buffer>;
+  results: Map<string, { actionDigest: Digest; encoded: Uint8Array }>;
+  /** Every result sent, acknowledged or not: whatever is on disk must be one of these, whole. */
+  attemptedResults: Map<string, Uint8Array>;
+}
+
+/**
+ * Writers that loop until the server goes away, each recording only what the server
+ * acknowledged. Their failures after the kill are expected and ignored.
+ */
+function startWriters(clients: KilnClients, acked: Acknowledged, stop: { now: boolean }): Promise<unknown>[] {
+  const batchWriter = async () => {
+    while (!stop.now) {
+      const blobs = Array.from({ length: 16 }, () => randomBytes(64 + Math.floor(Math.random() * 4000)));
+      const res = await clients.cas.batchUpdate({ requests: blobs.map((data) => ({ digest: digestOf(data), data })) });
+      res.responses.forEach((r, i) => {
+        if ((r.status?.code ?? 0) === 0) acked.blobs.set(digestOf(blobs[i]!).hash, blobs[i]!);
+      });
+    }
+  };
+  const streamWriter = async () => {
+    while (!stop.now) {
+      const data = randomBytes(200_000 + Math.floor(Math.random() * 400_000));
+      const d = digestOf(data);
+      const resourceName = `uploads/${randomUUID()}/blobs/${d.hash}/${d.sizeBytes}`;
+      const chunk = 64 * 1024;
+      const requests = [];
+      for (let off = 0; off < data.length; off += chunk) {
+        const end = Math.min(off + chunk, data.length);
+        requests.push({ resourceName: off === 0 ? resourceName : '', writeOffset: off, data: data.subarray(off, end), finishWrite: end === data.length });
+      }
+      const res = await clients.byteStream.write(requests);
+      if (Number(res.committedSize) === data.length) acked.blobs.set(d.hash, data);
+    }
+  };
+  const resultWriter = async () => {
+    while (!stop.now) {
+      // Outputs the server has already acknowledged, so a later lookup must be a hit.
+      const outputs = [...acked.blobs.entries()].slice(-3);
+      if (outputs.length === 0) {
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
+      const actionDigest = digestOf(randomBytes(32));
+      const result = reapi.ActionResult.create({
+        exitCode: 0,
+        outputFiles: outputs.map(([hash, data], i) => ({ path: `out/${i}`, digest: { hash, sizeBytes: data.byteLength } })),
+      });
+      const encoded = reapi.ActionResult.encode(result).finish();
+      acked.attemptedResults.set(actionDigest.hash, encoded);
+      await clients.actionCache.update({ actionDigest, actionResult: result });
+      acked.results.set(actionDigest.hash, { actionDigest, encoded });
+    }
+  };
+  return [batchWriter(), batchWriter(), streamWriter(), resultWriter(), resultWriter()].map((p) => p.catch(() => undefined));
+}
+
+/** Regular files under `dir` named {hash}-{size} (entries of the CAS or the action cache), with their bytes. */
+async function* storeFiles(dir: string): AsyncGenerator<{ name: string; hash: string; size: number; data: Buffer }> {
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const m = /^([0-9a-f]{64})-(\d+)$/.exec(entry.name);
+    if (!entry.isFile() || !m) continue;
+    const data = await readFile(join(entry.parentPath ?? entry.path, entry.name));
+    yield { name: entry.name, hash: m[1]!, size: Number(m[2]), data };
+  }
+}
+
+describe('kiln serve killed with SIGKILL during writes', () => {
+  it(
+    'keeps every acknowledged blob and action-cache entry, and shows nothing half-written',
+    async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'kiln-crash-'));
+      dirs.push(dataDir);
+      const acked: Acknowledged = { blobs: new Map(), results: new Map(), attemptedResults: new Map() };
+
+      for (let round = 0; round < ROUNDS; round++) {
+        const { child, clients, exited } = await startServe(dataDir);
+        const stop = { now: false };
+        const blobsBefore = acked.blobs.size;
+        const resultsBefore = acked.results.size;
+        const writers = startWriters(clients, acked, stop);
+        // Kill only once this round has blobs and results acknowledged, so every round tests both.
+        const deadline = Date.now() + 20_000;
+        while ((acked.blobs.size < blobsBefore + 10 || acked.results.size < resultsBefore + 3) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 250));
+        child.kill('SIGKILL');
+        await exited;
+        stop.now = true;
+        await Promise.all(writers);
+        clients.close();
+      }
+      expect(acked.blobs.size).toBeGreaterThan(0);
+      expect(acked.results.size).toBeGreaterThan(0);
+
+      // Nothing half-written under a real name: each CAS file hashes to its name, and each
+      // action-cache file is exactly a result some client sent for that action.
+      let casFiles = 0;
+      // (SHA-256 only: the folders of other functions hold just their empty blob.)
+      for await (const f of storeFiles(join(dataDir, 'cas', 'sha256'))) {
+        expect({ file: f.name, size: f.data.byteLength, hash: digestOf(f.data).hash }).toEqual({ file: f.name, size: f.size, hash: f.hash });
+        casFiles++;
+      }
+      expect(casFiles).toBeGreaterThanOrEqual(acked.blobs.size);
+      let acFiles = 0;
+      for await (const f of storeFiles(join(dataDir, 'ac'))) {
+        const sent = acked.attemptedResults.get(f.hash);
+        expect(sent && Buffer.from(sent).equals(f.data), `action-cache file ${f.name} holds a result that was sent for it`).toBe(true);
+        acFiles++;
+      }
+      expect(acFiles).toBeGreaterThanOrEqual(acked.results.size);
+
+      const { child, clients } = await startServe(dataDir);
+      try {
+        const digests = [...acked.blobs.entries()].map(([hash, data]) => ({ hash, sizeBytes: data.byteLength }));
+        const missing = await clients.cas.findMissing({ blobDigests: digests });
+        expect(missing.missingBlobDigests.map((d) => d.hash)).toEqual([]);
+        for (const [hash, data] of acked.blobs) {
+          const read = await clients.byteStream.read({ resourceName: `blobs/${hash}/${data.byteLength}` });
+          expect(read.data.equals(data), `blob ${hash} reads back as written`).toBe(true);
+        }
+        for (const { actionDigest, encoded } of acked.results.values()) {
+          const got = await clients.actionCache.get({ actionDigest });
+          expect(Buffer.from(reapi.ActionResult.encode(got).finish()).equals(Buffer.from(encoded)), `result of ${actionDigest.hash}`).toBe(true);
+        }
+      } finally {
+        clients.close();
+        child.kill('SIGKILL');
+      }
+    },
+    60_000,
+  );
+});
