@@ -27,6 +27,7 @@ const PARTS = {
   history: '^engine/history/',
   execution: '^engine/execution/', // Executor and Runner contracts and the executor decorators
   worker: '^engine/worker/',
+  sandbox: '^engine/sandbox/', // the bubblewrap runner decorator, cgroup limits, the sandbox decision
   scheduler: '^engine/scheduler/',
   reapi: '^engine/reapi/',
   lan: '^engine/lan/',
@@ -57,6 +58,8 @@ const MAY_IMPORT = {
   // Runs actions through contracts; knows nothing of the worker pool or the queue.
   execution: [...BASE, 'grpc', 'events', 'store'],
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
+  // Wraps any Runner; reads platform-property sizes with config's parser.
+  sandbox: [...BASE, 'grpc', 'config', 'execution'],
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler'],

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isLanHost } from './common/loopback';
 import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from './common/settings-limits';
+import type { SandboxMode } from './common/api-types';
 import { defaultConfig, type KilnConfig, type TlsMode } from './config';
 import { kindNames } from './common/kind-names';
 import { readSettings, SettingsError } from './settings';
@@ -30,6 +31,7 @@ export const CONFIG_KEYS = [
   'mdns',
   'executor',
   'runner',
+  'sandbox',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -185,6 +187,9 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'runner':
           config.runner = parseKind(value, 'runner', kindNames('runner'));
           break;
+        case 'sandbox':
+          config.sandbox = parseSandboxMode(value);
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -255,6 +260,14 @@ function parseTlsMode(value: unknown): TlsMode {
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
   throw new ConfigError(`${show(value)} is not a TLS mode; use auto (on in LAN mode), on or off`);
+}
+
+function parseSandboxMode(value: unknown): SandboxMode {
+  if (value === true) return 'on';
+  if (value === false) return 'off';
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
+  if (text === 'auto' || text === 'on' || text === 'off') return text;
+  throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed in LAN mode), on or off`);
 }
 
 function parseBoolean(value: unknown): boolean {

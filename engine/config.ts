@@ -2,6 +2,7 @@
 // Parsing and validation of flags and config files lives in config-load.ts.
 import { homedir, cpus, platform } from 'node:os';
 import { join } from 'node:path';
+import type { SandboxMode } from './common/api-types';
 import { isLanHost } from './common/loopback';
 import { MAX_CONCURRENCY } from './common/settings-limits';
 
@@ -37,6 +38,8 @@ export interface KilnConfig {
   runner: string;
   /** Advertised max_batch_total_size_bytes. */
   maxBatchTotalSizeBytes: number;
+  /** Run actions in the bubblewrap sandbox (engine/sandbox/): auto = in LAN mode when it works. */
+  sandbox: SandboxMode;
   /** Require a token from loopback clients too (LAN mode always requires one). */
   requireTokenOnLoopback: boolean;
   /** TLS for gRPC and the dashboard: `auto` is on in LAN mode (or with tlsCertFile), off on loopback. */
@@ -94,6 +97,7 @@ export function defaultConfig(): KilnConfig {
     executor: 'local',
     runner: 'process',
     maxBatchTotalSizeBytes: 4 * MiB,
+    sandbox: 'auto',
     requireTokenOnLoopback: false,
     tls: 'auto',
     mdns: true,

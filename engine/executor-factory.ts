@@ -18,6 +18,8 @@ import type { ActionCacheStore } from './store/action-cache-store';
 import type { BlobStore } from './store/blob-store';
 import { LocalExecutor } from './worker/local-executor';
 import { ProcessRunner } from './worker/process-runner';
+import { isLanMode } from './config';
+import { setUpSandbox, type SandboxSetup } from './sandbox/sandbox-setup';
 
 export interface ExecutionContext {
   config: KilnConfig;
@@ -25,6 +27,8 @@ export interface ExecutionContext {
   actionCache: Pick<ActionCacheStore, 'put'>;
   clock: Clock;
   log: (line: string) => void;
+  /** The sandbox decided at start: wraps the process runner when it is on. */
+  sandbox?: SandboxSetup;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -55,6 +59,9 @@ export function executorKindNames(): string[] {
 
 // --- The kinds Kiln ships with: one line each. --------------------------------
 registerRunnerKind('process', () => new ProcessRunner());
+registerRunnerKind('bubblewrap', (ctx) =>
+  (ctx.sandbox?.status.enabled ? ctx.sandbox : setUpSandbox({ mode: 'on', lanMode: isLanMode(ctx.config), dataDir: ctx.config.dataDir })).wrap(new ProcessRunner()),
+);
 registerExecutorKind('local', async (ctx) =>
   LocalExecutor.create({
     store: ctx.store,
@@ -77,7 +84,9 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
   const runner = async () => {
     const make = runnerKinds.get(ctx.config.runner);
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
-    return make(ctx);
+    const runner = await make(ctx);
+    // The sandbox wraps a runner that starts host processes; other runners (and bubblewrap itself) stay as they are.
+    return ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner;
   };
   return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
 }

@@ -34,6 +34,25 @@ export interface ApiStatus {
   /** Worker slots. */
   concurrency: number;
   cacheBudgetBytes: number;
+  /** Whether actions run in the sandbox, and why (not); absent when the executor was not built from the configuration. */
+  sandbox?: ApiSandbox;
+}
+
+/** The `sandbox:` setting: auto sandboxes in LAN mode (when bubblewrap works), on always (or refuses to start), off never. */
+export type SandboxMode = 'auto' | 'on' | 'off';
+
+/** The sandbox as decided at start (GET /api/status `sandbox`). */
+export interface ApiSandbox {
+  enabled: boolean;
+  mode: SandboxMode;
+  /** What sandboxes ("bubblewrap"), when enabled. */
+  runner?: string;
+  /** Why it is on or off, in words a person can act on. */
+  reason: string;
+  /** Which per-action limits are enforced ("cgroup v1: memory, cpus, pids"), or why none. */
+  limits?: string;
+  /** The network rule for actions. */
+  network?: string;
 }
 
 /** The action currently occupying a worker slot. */

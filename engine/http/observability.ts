@@ -13,7 +13,7 @@ import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiStatus, LargestBlobs } from '../common/api-types';
+import type { ApiSandbox, ApiStatus, LargestBlobs } from '../common/api-types';
 import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
@@ -28,6 +28,8 @@ export interface ObservabilityOptions {
   /** The store's largest blobs (BlobStore.largest), for GET /api/cache/largest; absent when it cannot list them. */
   largestBlobs?: (limit: number) => LargestBlob[];
   clock?: Clock;
+  /** The sandbox decision made at start, shown in /api/status. */
+  sandbox?: ApiSandbox;
 }
 
 export interface HttpStartOptions {
@@ -113,6 +115,7 @@ export class Observability {
         tokenRequiredOnLoopback: config.requireTokenOnLoopback,
         concurrency: config.concurrency,
         cacheBudgetBytes: config.cacheSizeBytes,
+        sandbox: this.opts.sandbox,
       }),
     });
     await this.http.listen();
