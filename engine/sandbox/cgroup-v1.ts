@@ -1,11 +1,11 @@
 // cgroup v1 (what this project's CI machine has): one hierarchy per controller.
 // Each run gets a directory in the memory, pids and cpu hierarchies (those that
-// exist and are writable), under kiln/{engine pid}/ below the engine's own
-// cgroup, so engines sharing a machine never meet.
+// exist and are writable), under kiln/{engine pid}-{n}/ below the engine's own
+// cgroup, so engines sharing a machine (or a process) never meet.
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cgroupName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
+import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
 import { killAndRemove, readCounter } from './cgroup-teardown';
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
@@ -30,7 +30,7 @@ export class CgroupV1 implements CgroupLimiter {
       if (!existsSync(join(mount, 'cgroup.procs'))) continue;
       // Below our own cgroup when the mount shows it (a container may show only its own subtree as the root).
       const own = join(mount, self.get(controller) ?? '/');
-      const parent = join(existsSync(own) ? own : mount, 'kiln', String(process.pid));
+      const parent = join(existsSync(own) ? own : mount, 'kiln', instanceName());
       try {
         mkdirSync(parent, { recursive: true });
         parents[controller] = parent;

@@ -1,4 +1,4 @@
-// cgroup v2 (the unified hierarchy): runs go in kiln-{engine pid}/ beside the
+// cgroup v2 (the unified hierarchy): runs go in kiln-{engine pid}-{n}/ beside the
 // engine's own cgroup (v2 lets only leaves hold processes, so not below it),
 // with the memory, pids and cpu controllers enabled down to them. Written for
 // hosts that give v2; this project's CI machine has only v1, so it is exercised
@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { cgroupName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
+import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
 import { killAndRemove, readCounter } from './cgroup-teardown';
 
 const CPU_PERIOD_US = 100_000;
@@ -22,7 +22,7 @@ export class CgroupV2 implements CgroupLimiter {
   static open(root: string, self: Map<string, string>): CgroupDetection {
     const own = self.get('') ?? '/';
     const base = join(root, own === '/' ? '/' : dirname(own));
-    const parent = join(base, `kiln-${process.pid}`);
+    const parent = join(base, `kiln-${instanceName()}`);
     try {
       const available = readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
       const wanted = ['memory', 'pids', 'cpu'].filter((c) => available.includes(c));

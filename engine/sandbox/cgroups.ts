@@ -62,3 +62,10 @@ export function readSelfCgroup(): Map<string, string> {
 export function cgroupName(id: string): string {
   return `run-${id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
 }
+
+let instances = 0;
+
+/** A name for one limiter's parent cgroup: unique per engine process and per limiter in it. */
+export function instanceName(): string {
+  return `${process.pid}-${++instances}`;
+}

@@ -109,6 +109,8 @@ export interface ActionSpec {
   /** Makes otherwise identical specs distinct actions. */
   salt?: string;
   env?: Record<string, string>;
+  /** Platform properties of the Command (name → value). */
+  platform?: Record<string, string>;
 }
 
 /** Uploads the input root, Command and Action; returns the Action's digest. */
@@ -129,7 +131,14 @@ export async function uploadAction(clients: KilnClients, spec: ActionSpec): Prom
   const command = await uploadProto(
     clients,
     reapi.Command,
-    reapi.Command.create({ arguments: spec.argv, outputPaths: spec.outputPaths ?? [], environmentVariables: env }),
+    reapi.Command.create({
+      arguments: spec.argv,
+      outputPaths: spec.outputPaths ?? [],
+      environmentVariables: env,
+      ...(spec.platform
+        ? { platform: { properties: Object.entries(spec.platform).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, value]) => ({ name, value })) } }
+        : {}),
+    }),
   );
   const action = await uploadProto(
     clients,
