@@ -17,6 +17,8 @@ export interface HostLayout {
    * covered with an empty tmpfs.
    */
   hidden: string[];
+  /** Files inside system folders that only root may read (/etc/shadow): replaced by an empty file. */
+  masked?: string[];
 }
 
 export interface SandboxedCommand {
@@ -33,6 +35,11 @@ export interface SandboxedCommand {
 /** Runs inside the sandbox before the action: restores the environment bwrap touched (coreutils' env). */
 export const ENV_PROGRAM = '/usr/bin/env';
 
+/** Files of the system only root may read, masked when present. */
+export const SECRET_FILES = ['/etc/shadow', '/etc/gshadow', '/etc/shadow-', '/etc/gshadow-'];
+/** Folders of the system with root-only secrets (host keys), hidden when present. */
+export const SECRET_DIRS = ['/etc/ssh'];
+
 /** The folders (or root-level symlinks) a build action reasonably needs from the system. */
 export const SYSTEM_PATHS = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
 
@@ -46,11 +53,15 @@ export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   for (const path of host.hidden) {
     if (host.system.some((e) => e.kind === 'dir' && isWithin(path, e.path))) args.push('--tmpfs', path);
   }
+  for (const path of host.masked ?? []) args.push('--ro-bind', '/dev/null', path);
   args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
   // The exec root keeps its host path, so absolute paths an action computes stay true outside.
   args.push('--bind', cmd.execRoot, cmd.execRoot);
   args.push('--chdir', join(cmd.execRoot, cmd.workingDirectory));
   args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try');
+  // bwrap keeps every capability when Kiln runs as root: without this an action
+  // could remount the system writable, or mknod and mount a disk.
+  args.push('--cap-drop', 'ALL');
   if (!cmd.network) args.push('--unshare-net');
   // The sandbox's init dies with bwrap, and the kernel then kills everything in
   // the PID namespace: a setsid'd or daemonised child cannot outlive the action.

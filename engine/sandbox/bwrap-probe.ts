@@ -3,10 +3,10 @@
 // namespaces can be disabled, a container can forbid mounts). The answer says
 // why not in words a person can act on.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, lstatSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { SYSTEM_PATHS, bwrapArgs, type HostLayout, type SystemEntry } from './bwrap-args';
+import { SECRET_DIRS, SECRET_FILES, SYSTEM_PATHS, bwrapArgs, type HostLayout, type SystemEntry } from './bwrap-args';
 
 export type BwrapProbe = { available: true; bwrap: string; host: HostLayout } | { available: false; reason: string };
 
@@ -52,7 +52,7 @@ export function hostLayout(hidden: string[]): HostLayout {
       // Not on this host (lib32, libx32…).
     }
   }
-  return { system, hidden };
+  return { system, hidden: [...hidden, ...SECRET_DIRS.filter((d) => existsSync(d))], masked: SECRET_FILES.filter((f) => existsSync(f)) };
 }
 
 function findProgram(name: string, searchPath: string): string | undefined {

@@ -37,9 +37,14 @@ describe('bwrapArgs', () => {
     expect(args).not.toContain('/home/alice');
   });
 
-  it('unshares PID, IPC, UTS and the network, and dies with its parent', () => {
+  it('masks root-only system files with an empty file', () => {
+    expect(optionsOf(bwrapArgs({ ...host, masked: ['/etc/shadow'] }, cmd))).toContain('--ro-bind /dev/null /etc/shadow');
+  });
+
+  it('unshares PID, IPC, UTS and the network, drops every capability, and dies with its parent', () => {
     const opts = optionsOf(bwrapArgs(host, cmd)).split(' ');
     expect(opts).toEqual(expect.arrayContaining(['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--die-with-parent', '--new-session']));
+    expect(optionsOf(bwrapArgs(host, cmd))).toContain('--cap-drop ALL');
     expect(optionsOf(bwrapArgs(host, { ...cmd, network: true }))).not.toContain('--unshare-net');
   });
 

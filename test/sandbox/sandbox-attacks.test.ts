@@ -84,6 +84,19 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
     }
   });
 
+  it('has no capabilities, even when Kiln runs as root: cannot mount, nor read /etc/shadow', async () => {
+    const isRoot = process.getuid?.() === 0;
+    const caps = await run("grep '^CapEff' /proc/self/status | awk '{print $2}'");
+    expect(/^0+$/.test(caps.stdout.trim())).toBe(sandboxed || !isRoot);
+    const shadow = await run("test -s /etc/shadow && head -c1 /etc/shadow >/dev/null 2>&1 && echo READ shadow; true");
+    expect(shadow.stdout.includes('READ shadow')).toBe(!sandboxed && isRoot && existsSync('/etc/shadow'));
+    if (sandboxed) {
+      // Unsandboxed this would really remount the host's /usr: only tried in the sandbox.
+      const mount = await run('mount -o remount,rw /usr 2>/dev/null && echo REMOUNTED; mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED; true');
+      expect(mount.stdout).toBe('');
+    }
+  });
+
   it('cannot see a concurrently running action\'s exec root', async () => {
     const first = run('touch i-was-here; sleep 4');
     // Long enough for the first action to be staged and running (2 slots).
