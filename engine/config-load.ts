@@ -32,6 +32,9 @@ export const CONFIG_KEYS = [
   'executor',
   'runner',
   'sandbox',
+  'action-memory',
+  'action-cpus',
+  'action-processes',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -190,6 +193,15 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'sandbox':
           config.sandbox = parseSandboxMode(value);
           break;
+        case 'action-memory':
+          config.actionMemoryBytes = parseSize(value);
+          break;
+        case 'action-cpus':
+          config.actionCpus = parseCpus(value);
+          break;
+        case 'action-processes':
+          config.actionProcesses = parseCount(value, 1, 4_194_304);
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -260,6 +272,13 @@ function parseTlsMode(value: unknown): TlsMode {
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
   throw new ConfigError(`${show(value)} is not a TLS mode; use auto (on in LAN mode), on or off`);
+}
+
+function parseCpus(value: unknown): number {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0) || n > MAX_CONCURRENCY) throw new ConfigError(`${show(value)} is not a number of cores from 0.01 to ${MAX_CONCURRENCY} (e.g. 2 or 0.5)`);
+  return n;
 }
 
 function parseSandboxMode(value: unknown): SandboxMode {

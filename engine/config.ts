@@ -40,6 +40,12 @@ export interface KilnConfig {
   maxBatchTotalSizeBytes: number;
   /** Run actions in the bubblewrap sandbox (engine/sandbox/): auto = in LAN mode when it works. */
   sandbox: SandboxMode;
+  /** Memory a sandboxed action may use unless its platform says `memory`; undefined: half the machine. */
+  actionMemoryBytes?: number;
+  /** CPU cores a sandboxed action may use unless its platform says `cpus`; undefined: no limit. */
+  actionCpus?: number;
+  /** Processes and threads a sandboxed action may have at once. */
+  actionProcesses: number;
   /** Require a token from loopback clients too (LAN mode always requires one). */
   requireTokenOnLoopback: boolean;
   /** TLS for gRPC and the dashboard: `auto` is on in LAN mode (or with tlsCertFile), off on loopback. */
@@ -98,6 +104,7 @@ export function defaultConfig(): KilnConfig {
     runner: 'process',
     maxBatchTotalSizeBytes: 4 * MiB,
     sandbox: 'auto',
+    actionProcesses: 8192,
     requireTokenOnLoopback: false,
     tls: 'auto',
     mdns: true,

@@ -136,7 +136,14 @@ export class Engine {
     const access = prepareAccess(config, loadOrCreateToken(config.dataDir));
     if (isLanMode(config) && !access.tls) log('kiln: warning: LAN mode with tls off: tokens and build data cross the network unencrypted');
     // --- The sandbox: decided before anything opens (sandbox: on without bubblewrap stops here).
-    const sandbox = opts.executor ? undefined : setUpSandbox({ mode: config.sandbox, lanMode: isLanMode(config), dataDir: config.dataDir });
+    const sandbox = opts.executor
+      ? undefined
+      : setUpSandbox({
+          mode: config.sandbox,
+          lanMode: isLanMode(config),
+          dataDir: config.dataDir,
+          defaults: { memoryBytes: config.actionMemoryBytes, cpus: config.actionCpus, pids: config.actionProcesses },
+        });
     if (sandbox) log(`kiln: sandbox ${sandbox.status.enabled ? `on (${sandbox.status.runner}; limits: ${sandbox.status.limits})` : 'off'}: ${sandbox.status.reason}`);
 
     // --- Storage -------------------------------------------------------------

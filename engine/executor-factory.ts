@@ -60,7 +60,15 @@ export function executorKindNames(): string[] {
 // --- The kinds Kiln ships with: one line each. --------------------------------
 registerRunnerKind('process', () => new ProcessRunner());
 registerRunnerKind('bubblewrap', (ctx) =>
-  (ctx.sandbox?.status.enabled ? ctx.sandbox : setUpSandbox({ mode: 'on', lanMode: isLanMode(ctx.config), dataDir: ctx.config.dataDir })).wrap(new ProcessRunner()),
+  (ctx.sandbox?.status.enabled
+    ? ctx.sandbox
+    : setUpSandbox({
+        mode: 'on',
+        lanMode: isLanMode(ctx.config),
+        dataDir: ctx.config.dataDir,
+        defaults: { memoryBytes: ctx.config.actionMemoryBytes, cpus: ctx.config.actionCpus, pids: ctx.config.actionProcesses },
+      })
+  ).wrap(new ProcessRunner()),
 );
 registerExecutorKind('local', async (ctx) =>
   LocalExecutor.create({

@@ -14,6 +14,8 @@ export interface SandboxSetupOptions {
   mode: SandboxMode;
   lanMode: boolean;
   dataDir: string;
+  /** Limits for actions whose platform asks for none (config action-memory, action-cpus, action-processes). */
+  defaults?: ActionLimits;
   /** Probes, replaceable in tests. */
   probe?: () => BwrapProbe;
   cgroups?: () => CgroupDetection;
@@ -45,7 +47,7 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
     return off(`LAN mode asks for the sandbox, but ${probe.reason}; actions from the LAN run unsandboxed`);
   }
   const cgroups = (opts.cgroups ?? (() => detectCgroups()))();
-  const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT };
+  const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT, ...definedOnly(opts.defaults ?? {}) };
   const limits = cgroups.limiter
     ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
     : `none (${cgroups.reason})`;
@@ -69,4 +71,8 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         allowOptOut: false,
       }),
   };
+}
+
+function definedOnly(limits: ActionLimits): ActionLimits {
+  return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
 }

@@ -27,7 +27,8 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
   let seq = 0;
 
   beforeAll(async () => {
-    t = await startTestEngine({ config: { sandbox } });
+    // Limits from the configuration (the unsandboxed engine cannot enforce them).
+    t = await startTestEngine({ config: { sandbox, actionMemoryBytes: 128 * 1024 ** 2, actionProcesses: 40 } });
     // Something of the engine user's own, outside Kiln's data folder.
     secretDir = mkdtempSync(join(homedir(), '.kiln-sandbox-test-'));
     writeFileSync(join(secretDir, 'id_ed25519'), 'PRIVATE KEY');
@@ -160,6 +161,33 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
     }
     const after = await run('echo still serving');
     expect(after.stdout).toBe('still serving\n');
+  });
+
+  it('is held to the configured memory limit when its platform names none', async () => {
+    const r = await run('dd if=/dev/zero of=/dev/null bs=300M count=1 2>/dev/null && echo allocated');
+    if (sandboxed) expect({ exitCode: r.exitCode, stderr: r.stderr }).toMatchObject({ exitCode: 137, stderr: expect.stringMatching(/memory limit of 128 MiB/) });
+    else expect(r.stdout).toContain('allocated');
+  });
+
+  it('cannot start more processes than the configured action-processes (a fork bomb stops there)', async () => {
+    const forks = [
+      'import os, time',
+      'n = 0',
+      'for i in range(100):',
+      '    try:',
+      '        pid = os.fork()',
+      '    except OSError:',
+      '        break',
+      '    if pid == 0:',
+      '        time.sleep(2)',
+      '        os._exit(0)',
+      '    n += 1',
+      'print(n)',
+    ].join('\n');
+    const r = await run(`/usr/bin/python3 -c '${forks}'`);
+    const started = Number(r.stdout.trim());
+    if (sandboxed) expect(started).toBeLessThan(40);
+    else expect(started).toBe(100);
   });
 
   it('reports the sandbox in /api/status', async () => {

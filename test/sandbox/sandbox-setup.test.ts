@@ -55,6 +55,15 @@ describe('the sandbox setting', () => {
     expect(loadConfig({ base: cfg, flags: { sandbox: 'on' }, savedSettings: false }).sandbox).toBe('on');
     expect(loadConfig({ base: cfg, flags: { sandbox: 'OFF' }, savedSettings: false }).sandbox).toBe('off');
   });
+  it('takes per-action limits: action-memory, action-cpus, action-processes', () => {
+    const c = loadConfig({ base: cfg, flags: { 'action-memory': '2GiB', 'action-cpus': '1.5', 'action-processes': '512' }, savedSettings: false });
+    expect(c).toMatchObject({ actionMemoryBytes: 2 * 1024 ** 3, actionCpus: 1.5, actionProcesses: 512 });
+    const d = loadConfig({ base: cfg, savedSettings: false });
+    expect([d.actionMemoryBytes, d.actionCpus, d.actionProcesses]).toEqual([undefined, undefined, 8192]);
+    expect(() => loadConfig({ base: cfg, flags: { 'action-cpus': 'many' }, savedSettings: false })).toThrow(/^action-cpus: "many" is not a number of cores/);
+    expect(() => loadConfig({ base: cfg, flags: { 'action-processes': '0' }, savedSettings: false })).toThrow(/^action-processes: "0" is not an integer from 1 to/);
+  });
+
   it('refuses anything else in one line', () => {
     expect(() => loadConfig({ base: cfg, flags: { sandbox: 'maybe' }, savedSettings: false })).toThrow(
       /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed in LAN mode\), on or off$/,
