@@ -198,6 +198,8 @@ export interface ActionDetail extends ActionSummary {
   argv: string[];
   env: Record<string, string>;
   platform: Record<string, string>;
+  /** Platform property names nothing in Kiln reads: ignored, as REAPI servers do, but shown. */
+  ignoredPlatform?: string[];
   workingDirectory: string;
   outputPaths: string[];
   timeoutMs?: number;

@@ -1,6 +1,7 @@
 // The platform properties the sandbox honours: network, memory, cpus, sandbox.
 // A malformed value is the client's mistake and says which property and what
 // it accepts; properties of other names are not the sandbox's business.
+import { declarePlatformProperties } from '../common/platform-properties';
 import { ConfigError, parseSize } from '../config-load';
 import { invalidArgument } from '../grpc/status';
 
@@ -15,6 +16,7 @@ export interface SandboxProperties {
 
 /** The property names the sandbox reads (advertised, and not "unknown" in an action's detail). */
 export const SANDBOX_PROPERTY_NAMES = ['network', 'memory', 'cpus', 'sandbox'] as const;
+declarePlatformProperties(SANDBOX_PROPERTY_NAMES);
 
 const MAX_CPUS = 1024;
 

@@ -57,6 +57,16 @@ describe.skipIf(!probe.available)(`ordinary actions in the sandbox${probe.availa
     expect(stderr).toMatch(/no-such-compiler/);
   });
 
+  it('honours the sandbox\'s platform properties and lists the ones nothing reads in the action\'s detail', async () => {
+    const digest = await uploadAction(t.clients, { argv: ['/bin/true'], platform: { memory: '1GiB', cpus: '1', memroy: '2GiB', OSFamily: 'Linux' }, salt: 'ignored-props' });
+    const ops = await t.clients.execution.execute.collect(executeRequest(digest));
+    expect(responseOf(ops.at(-1)!).result?.exitCode).toBe(0);
+    const id = ops.at(-1)!.name;
+    const detail = t.engine.history.list().items.map((s) => t.engine.history.get(s.id)).find((d) => d && id.endsWith(d.id));
+    expect(detail?.platform).toMatchObject({ memroy: '2GiB', OSFamily: 'Linux' });
+    expect(detail?.ignoredPlatform).toEqual(['OSFamily', 'memroy']);
+  });
+
   it('refuses an action that asks to run unsandboxed where the configuration sandboxes every action', async () => {
     const digest = await uploadAction(t.clients, { argv: ['/bin/true'], platform: { sandbox: 'none' } });
     const ops = await t.clients.execution.execute.collect(executeRequest(digest));
