@@ -67,8 +67,11 @@ export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   // the PID namespace: a setsid'd or daemonised child cannot outlive the action.
   // A new session keeps the action off the launcher's terminal (TIOCSTI).
   args.push('--die-with-parent', '--new-session', '--hostname', 'kiln-sandbox');
-  // bwrap always sets PWD; the action gets exactly the Command's environment.
-  args.push('--', ENV_PROGRAM, ...(cmd.pwd === undefined ? ['-u', 'PWD'] : [`PWD=${cmd.pwd}`]), '--', ...cmd.argv);
+  // bwrap always sets PWD; the action gets exactly the Command's environment
+  // (Bazel sets PWD=/proc/self/cwd). env takes assignments after "--", but a
+  // "--" after an assignment would be the command.
+  const env = cmd.pwd === undefined ? ['-u', 'PWD', '--'] : ['--', `PWD=${cmd.pwd}`];
+  args.push('--', ENV_PROGRAM, ...env, ...cmd.argv);
   return args;
 }
 

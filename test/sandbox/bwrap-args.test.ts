@@ -52,6 +52,6 @@ describe('bwrapArgs', () => {
     const args = bwrapArgs(host, cmd);
     expect(args.slice(args.indexOf('--'))).toEqual(['--', ENV_PROGRAM, '-u', 'PWD', '--', 'gcc', '-c', 'a.c']);
     const own = bwrapArgs(host, { ...cmd, pwd: '/proc/self/cwd' });
-    expect(own.slice(own.indexOf('--'))).toEqual(['--', ENV_PROGRAM, 'PWD=/proc/self/cwd', '--', 'gcc', '-c', 'a.c']);
+    expect(own.slice(own.indexOf('--'))).toEqual(['--', ENV_PROGRAM, '--', 'PWD=/proc/self/cwd', 'gcc', '-c', 'a.c']);
   });
 });

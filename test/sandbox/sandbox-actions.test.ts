@@ -51,6 +51,12 @@ describe.skipIf(!probe.available)(`ordinary actions in the sandbox${probe.availa
     expect(result.outputFiles.map((f) => [f.path, f.isExecutable])).toEqual([['hello', true]]);
   });
 
+  it('keeps a PWD the Command sets (Bazel sets PWD=/proc/self/cwd), and no other variable', async () => {
+    const { result, stdout } = await run({ argv: ['/usr/bin/env'], env: { PWD: '/proc/self/cwd', KILN_X: 'y' } });
+    expect(result.exitCode).toBe(0);
+    expect(stdout.split('\n').filter(Boolean).sort()).toEqual(['KILN_X=y', 'PATH=/usr/bin:/bin', 'PWD=/proc/self/cwd']);
+  });
+
   it('reports a program that is not there as exit 127 with the reason in stderr', async () => {
     const { result, stderr } = await run({ argv: ['no-such-compiler', '-c', 'x.c'] });
     expect(result.exitCode).toBe(127);
