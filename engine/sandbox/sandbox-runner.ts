@@ -6,7 +6,7 @@
 import { open } from 'node:fs/promises';
 import { GrpcError, Status } from '../grpc/status';
 import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
-import { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
+import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
 import { bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
 import { readSandboxProperties } from './sandbox-properties';
@@ -29,6 +29,10 @@ export interface SandboxRunnerOptions {
 const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ >"$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
 
 export class SandboxRunner implements Runner {
+  /** Runs still making their cgroup, and those of them kill() reached before the process existed. */
+  private readonly preparing = new Set<string>();
+  private readonly cancelledEarly = new Set<string>();
+
   constructor(private readonly opts: SandboxRunnerOptions) {}
 
   async run(req: RunRequest): Promise<RunExit> {
@@ -47,7 +51,18 @@ export class SandboxRunner implements Runner {
     };
     const network = props.network ?? req.resources?.network ?? false;
     let argv = [this.opts.bwrap, ...bwrapArgs(this.opts.host, { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD })];
-    const cgroup: ActionCgroup | undefined = await this.opts.cgroups?.create(req.id, limits);
+    let cgroup: ActionCgroup | undefined;
+    this.preparing.add(req.id);
+    try {
+      cgroup = await this.opts.cgroups?.create(req.id, limits);
+    } finally {
+      this.preparing.delete(req.id);
+    }
+    if (this.cancelledEarly.delete(req.id)) {
+      // kill() came while the cgroup was being made: the inner runner never heard of this run.
+      await cgroup?.finish();
+      return { exitCode: exitCodeForSignal('SIGTERM'), signal: 'SIGTERM', timedOut: false, killed: true };
+    }
     if (cgroup) argv = ['/bin/sh', '-c', JOIN_CGROUPS, 'kiln-sandbox', String(cgroup.procsFiles.length), ...cgroup.procsFiles, ...argv];
     let exit: RunExit;
     let teardown: { oomKilled: boolean } | undefined;
@@ -79,6 +94,7 @@ export class SandboxRunner implements Runner {
   }
 
   kill(id: string): void {
+    if (this.preparing.has(id)) this.cancelledEarly.add(id);
     this.opts.inner.kill(id);
   }
 
