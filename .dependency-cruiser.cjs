@@ -28,6 +28,7 @@ const PARTS = {
   execution: '^engine/execution/', // Executor and Runner contracts and the executor decorators
   worker: '^engine/worker/',
   wasi: '^engine/wasi/', // the WASI runner: WebAssembly actions in node:wasi worker threads
+  sandbox: '^engine/sandbox/', // the bubblewrap runner decorator, cgroup limits, the sandbox decision
   scheduler: '^engine/scheduler/',
   reapi: '^engine/reapi/',
   lan: '^engine/lan/',
@@ -62,6 +63,8 @@ const MAY_IMPORT = {
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
   // A Runner like the worker's ProcessRunner; reads the size syntax from config, and modules named by digest from the store.
   wasi: [...BASE, 'grpc', 'config', 'store', 'execution'],
+  // Wraps any Runner; reads platform-property sizes with config's parser.
+  sandbox: [...BASE, 'grpc', 'config', 'execution'],
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler', 'compression', 'asset'],

@@ -113,7 +113,8 @@ async function serve(args: string[]): Promise<number> {
     engine = await Engine.start({ config, log: (line) => process.stderr.write(`${line}\n`) });
   } catch (err) {
     process.stderr.write(`kiln serve: ${(err as Error).message}\n`);
-    return 1;
+    // A setting this machine cannot honour (sandbox: on without bubblewrap) is a configuration problem too.
+    return err instanceof ConfigError ? EXIT_USAGE : 1;
   }
   // Handlers go in before the ready line: a supervisor may signal as soon as it reads it.
   const stopped = new Promise<number>((resolve) => {

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isLanHost } from './common/loopback';
 import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from './common/settings-limits';
+import type { SandboxMode } from './common/api-types';
 import { defaultConfig, type KilnConfig, type TlsMode } from './config';
 import { kindNames } from './common/kind-names';
 import { readSettings, SettingsError } from './settings';
@@ -32,6 +33,10 @@ export const CONFIG_KEYS = [
   'runner',
   'asset-max-size',
   'asset-timeout',
+  'sandbox',
+  'action-memory',
+  'action-cpus',
+  'action-processes',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -193,6 +198,18 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'asset-timeout':
           config.assetDefaultTimeoutMs = parseCount(value, 1, 24 * 3600) * 1000;
           break;
+        case 'sandbox':
+          config.sandbox = parseSandboxMode(value);
+          break;
+        case 'action-memory':
+          config.actionMemoryBytes = parseSize(value);
+          break;
+        case 'action-cpus':
+          config.actionCpus = parseCpus(value);
+          break;
+        case 'action-processes':
+          config.actionProcesses = parseCount(value, 1, 4_194_304);
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -263,6 +280,21 @@ function parseTlsMode(value: unknown): TlsMode {
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
   throw new ConfigError(`${show(value)} is not a TLS mode; use auto (on in LAN mode), on or off`);
+}
+
+function parseCpus(value: unknown): number {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0) || n > MAX_CONCURRENCY) throw new ConfigError(`${show(value)} is not a number of cores from 0.01 to ${MAX_CONCURRENCY} (e.g. 2 or 0.5)`);
+  return n;
+}
+
+function parseSandboxMode(value: unknown): SandboxMode {
+  if (value === true) return 'on';
+  if (value === false) return 'off';
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
+  if (text === 'auto' || text === 'on' || text === 'off') return text;
+  throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed in LAN mode), on or off`);
 }
 
 function parseBoolean(value: unknown): boolean {

@@ -2,6 +2,7 @@
 // Parsing and validation of flags and config files lives in config-load.ts.
 import { homedir, cpus, platform } from 'node:os';
 import { join } from 'node:path';
+import type { SandboxMode } from './common/api-types';
 import { isLanHost } from './common/loopback';
 import { MAX_CONCURRENCY } from './common/settings-limits';
 
@@ -37,6 +38,14 @@ export interface KilnConfig {
   runner: string;
   /** Advertised max_batch_total_size_bytes. */
   maxBatchTotalSizeBytes: number;
+  /** Run actions in the bubblewrap sandbox (engine/sandbox/): auto = in LAN mode when it works. */
+  sandbox: SandboxMode;
+  /** Memory a sandboxed action may use unless its platform says `memory`; undefined: half the machine. */
+  actionMemoryBytes?: number;
+  /** CPU cores a sandboxed action may use unless its platform says `cpus`; undefined: no limit. */
+  actionCpus?: number;
+  /** Processes and threads a sandboxed action may have at once. */
+  actionProcesses: number;
   /** Require a token from loopback clients too (LAN mode always requires one). */
   requireTokenOnLoopback: boolean;
   /** TLS for gRPC and the dashboard: `auto` is on in LAN mode (or with tlsCertFile), off on loopback. */
@@ -98,6 +107,8 @@ export function defaultConfig(): KilnConfig {
     executor: 'local',
     runner: 'process',
     maxBatchTotalSizeBytes: 4 * MiB,
+    sandbox: 'auto',
+    actionProcesses: 8192,
     requireTokenOnLoopback: false,
     tls: 'auto',
     mdns: true,

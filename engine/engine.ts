@@ -45,6 +45,7 @@ import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, executionPlatforms } from './executor-factory';
+import { setUpSandbox } from './sandbox/sandbox-setup';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -142,6 +143,16 @@ export class Engine {
     // --- Access: tokens, policy, TLS. First, so a bad certificate fails before anything opens.
     const access = prepareAccess(config, loadOrCreateToken(config.dataDir));
     if (isLanMode(config) && !access.tls) log('kiln: warning: LAN mode with tls off: tokens and build data cross the network unencrypted');
+    // --- The sandbox: decided before anything opens (sandbox: on without bubblewrap stops here).
+    const sandbox = opts.executor
+      ? undefined
+      : setUpSandbox({
+          mode: config.sandbox,
+          lanMode: isLanMode(config),
+          dataDir: config.dataDir,
+          defaults: { memoryBytes: config.actionMemoryBytes, cpus: config.actionCpus, pids: config.actionProcesses },
+        });
+    if (sandbox) log(`kiln: sandbox ${sandbox.status.enabled ? `on (${sandbox.status.runner}; limits: ${sandbox.status.limits})` : 'off'}: ${sandbox.status.reason}`);
 
     // --- Storage -------------------------------------------------------------
     const events = new EventBus();
@@ -168,10 +179,11 @@ export class Engine {
         storeStats: () => store.stats(),
         largestBlobs: store.largest ? (limit) => store.largest!(limit) : undefined,
         clock,
+        sandbox: sandbox?.status,
       });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
-      const execution = { config, store, actionCache, clock, log };
+      const execution = { config, store, actionCache, clock, log, sandbox };
       const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
       engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, decorators) : await createExecutor(execution));
       engine.registerServices();

@@ -21,6 +21,8 @@ import type { BlobStore } from './store/blob-store';
 import { LocalExecutor } from './worker/local-executor';
 import { ProcessRunner } from './worker/process-runner';
 import { WASI_PLATFORM, WasiRunner, wasiAvailable } from './wasi/wasi-runner';
+import { isLanMode } from './config';
+import { setUpSandbox, type SandboxSetup } from './sandbox/sandbox-setup';
 
 export interface ExecutionContext {
   config: KilnConfig;
@@ -28,6 +30,8 @@ export interface ExecutionContext {
   actionCache: Pick<ActionCacheStore, 'put'>;
   clock: Clock;
   log: (line: string) => void;
+  /** The sandbox decided at start: wraps the process runner when it is on. */
+  sandbox?: SandboxSetup;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -59,6 +63,17 @@ export function executorKindNames(): string[] {
 // --- The kinds Kiln ships with: one line each. --------------------------------
 registerRunnerKind('process', () => new ProcessRunner());
 registerRunnerKind('wasi', (ctx) => new WasiRunner({ log: ctx.log, store: ctx.store }));
+registerRunnerKind('bubblewrap', (ctx) =>
+  (ctx.sandbox?.status.enabled
+    ? ctx.sandbox
+    : setUpSandbox({
+        mode: 'on',
+        lanMode: isLanMode(ctx.config),
+        dataDir: ctx.config.dataDir,
+        defaults: { memoryBytes: ctx.config.actionMemoryBytes, cpus: ctx.config.actionCpus, pids: ctx.config.actionProcesses },
+      })
+  ).wrap(new ProcessRunner()),
+);
 registerExecutorKind('local', async (ctx) =>
   LocalExecutor.create({
     store: ctx.store,
@@ -81,7 +96,9 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
   const runner = async () => {
     const make = runnerKinds.get(ctx.config.runner);
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
-    return withWasiRoute(await make(ctx), ctx);
+    const runner = await make(ctx);
+    // The sandbox wraps a runner that starts host processes; other runners (and bubblewrap itself) stay as they are.
+    return withWasiRoute(ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner, ctx);
   };
   return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
 }

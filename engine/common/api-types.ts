@@ -36,12 +36,31 @@ export interface ApiStatus {
   cacheBudgetBytes: number;
   /** The execution platforms this Kiln runs: the platform properties that select each runner. */
   platforms?: ApiExecutionPlatform[];
+  /** Whether actions run in the sandbox, and why (not); absent when the executor was not built from the configuration. */
+  sandbox?: ApiSandbox;
 }
 
 /** One way this Kiln runs actions, and the platform properties that choose it ({} = the default). */
 export interface ApiExecutionPlatform {
   properties: Record<string, string>;
   runner: string;
+}
+
+/** The `sandbox:` setting: auto sandboxes in LAN mode (when bubblewrap works), on always (or refuses to start), off never. */
+export type SandboxMode = 'auto' | 'on' | 'off';
+
+/** The sandbox as decided at start (GET /api/status `sandbox`). */
+export interface ApiSandbox {
+  enabled: boolean;
+  mode: SandboxMode;
+  /** What sandboxes ("bubblewrap"), when enabled. */
+  runner?: string;
+  /** Why it is on or off, in words a person can act on. */
+  reason: string;
+  /** Which per-action limits are enforced ("cgroup v1: memory, cpus, pids"), or why none. */
+  limits?: string;
+  /** The network rule for actions. */
+  network?: string;
 }
 
 /** The action currently occupying a worker slot. */
@@ -187,6 +206,8 @@ export interface ActionDetail extends ActionSummary {
   argv: string[];
   env: Record<string, string>;
   platform: Record<string, string>;
+  /** Platform property names nothing in Kiln reads: ignored, as REAPI servers do, but shown. */
+  ignoredPlatform?: string[];
   workingDirectory: string;
   outputPaths: string[];
   timeoutMs?: number;

@@ -8,6 +8,8 @@ export interface ActionDetails {
   argv: string[];
   env: Record<string, string>;
   platform: Record<string, string>;
+  /** Platform property names nothing in Kiln reads (ignored, listed so a typo shows). */
+  ignoredPlatform?: string[];
   workingDirectory: string;
   outputPaths: string[];
   timeoutMs: number;

@@ -138,6 +138,7 @@ export class ActionHistory {
       argv,
       env,
       platform: { ...(d?.platform ?? {}) },
+      ignoredPlatform: d?.ignoredPlatform,
       workingDirectory: d?.workingDirectory ?? '',
       outputPaths: (d?.outputPaths ?? []).slice(0, MAX_OUTPUTS).map(cap),
       timeoutMs: d?.timeoutMs,

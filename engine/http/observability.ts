@@ -14,7 +14,7 @@ import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiExecutionPlatform, ApiStatus, LargestBlobs } from '../common/api-types';
+import type { ApiExecutionPlatform, ApiSandbox, ApiStatus, LargestBlobs } from '../common/api-types';
 import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
@@ -29,6 +29,8 @@ export interface ObservabilityOptions {
   /** The store's largest blobs (BlobStore.largest), for GET /api/cache/largest; absent when it cannot list them. */
   largestBlobs?: (limit: number) => LargestBlob[];
   clock?: Clock;
+  /** The sandbox decision made at start, shown in /api/status. */
+  sandbox?: ApiSandbox;
 }
 
 export interface HttpStartOptions {
@@ -121,6 +123,7 @@ export class Observability {
         concurrency: config.concurrency,
         cacheBudgetBytes: config.cacheSizeBytes,
         platforms: s.platforms,
+        sandbox: this.opts.sandbox,
       }),
     });
     await this.http.listen();

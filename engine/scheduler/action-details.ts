@@ -1,5 +1,6 @@
 // The dashboard's view of an action, taken from its Action and Command.
 import type { ActionDetails } from '../events/event-bus';
+import { ignoredPlatformProperties } from '../common/platform-properties';
 import { effectivePlatform } from '../execution/platform';
 import type { reapi } from '../proto';
 
@@ -20,6 +21,7 @@ export function actionDetails(action: reapi.Action, command: reapi.Command, time
     argv: [...command.arguments],
     env,
     platform,
+    ignoredPlatform: ignoredPlatformProperties(platform),
     workingDirectory: command.workingDirectory,
     outputPaths: outputPathsOf(command),
     timeoutMs,

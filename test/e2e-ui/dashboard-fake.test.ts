@@ -51,6 +51,9 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await expect.poll(() => page.locator('[data-testid="slot"][data-busy="true"]').count(), { timeout: TIMEOUT }).toBeGreaterThan(0);
     expect(await page.locator('[data-testid="slot"]').count()).toBe(4);
     expect(await page.textContent('[data-testid="slot"][data-busy="true"]')).toMatch(/\/\/app\/feature\d+:build/);
+    // Whether actions are sandboxed, and why not.
+    await expect.poll(() => page.getAttribute('[data-testid="sandbox"]', 'data-enabled'), { timeout: TIMEOUT }).toBe('false');
+    expect(await page.textContent('[data-testid="sandbox"]')).toMatch(/Not sandboxed.*--sandbox on/s);
     await shot('workers-light');
   }, TIMEOUT);
 

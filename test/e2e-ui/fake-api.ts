@@ -233,6 +233,9 @@ export async function startFakeApi(
       concurrency,
       cacheBudgetBytes: budgetBytes,
       instanceNames: lan ? ['', 'ci'] : [''],
+      sandbox: lan
+        ? { enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and this is LAN mode', limits: 'cgroup v1: memory, cpus, pids' }
+        : { enabled: false, mode: 'auto', reason: 'sandbox: auto sandboxes in LAN mode only; on loopback actions run unsandboxed (use --sandbox on to sandbox them too)' },
     };
   }
 

@@ -235,7 +235,9 @@ export interface RunningKiln {
 
 export async function startKiln(opts: { dataDir?: string; config?: Partial<KilnConfig> } = {}): Promise<RunningKiln> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'kiln-e2e-data-')));
-  const config: KilnConfig = { ...defaultConfig(), port: 0, httpPort: 0, dataDir, ...opts.config };
+  // KILN_TEST_SANDBOX=on runs every fixture suite in the bubblewrap sandbox (issue 12).
+  const sandbox = process.env.KILN_TEST_SANDBOX ? { sandbox: process.env.KILN_TEST_SANDBOX as KilnConfig['sandbox'] } : {};
+  const config: KilnConfig = { ...defaultConfig(), port: 0, httpPort: 0, dataDir, ...sandbox, ...opts.config };
   const engine = await Engine.start({ config });
   return {
     engine,

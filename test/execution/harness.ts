@@ -135,7 +135,9 @@ export async function uploadAction(clients: KilnClients, spec: ActionSpec): Prom
       arguments: spec.argv,
       outputPaths: spec.outputPaths ?? [],
       environmentVariables: env,
-      ...(spec.platform ? { platform: { properties: Object.entries(spec.platform).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, value]) => ({ name, value })) } } : {}),
+      ...(spec.platform
+        ? { platform: { properties: Object.entries(spec.platform).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, value]) => ({ name, value })) } }
+        : {}),
     }),
   );
   const action = await uploadProto(

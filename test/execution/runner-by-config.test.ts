@@ -55,6 +55,6 @@ describe('choosing the runner by configuration', () => {
     const base = { ...defaultConfig(), dataDir: '/nonexistent-kiln' };
     expect(loadConfig({ base, flags: { runner: 'test-fake' }, savedSettings: false })).toMatchObject({ executor: 'local', runner: 'test-fake' });
     expect(() => loadConfig({ base, flags: { executor: 'mainframe' }, savedSettings: false })).toThrow(ConfigError);
-    expect(() => loadConfig({ base, flags: { runner: 'abacus' }, savedSettings: false })).toThrow(/^runner: "abacus" is not a known runner; use process or wasi or test-fake/);
+    expect(() => loadConfig({ base, flags: { runner: 'abacus' }, savedSettings: false })).toThrow(/^runner: "abacus" is not a known runner; use process or wasi or bubblewrap or test-fake/);
   });
 });

@@ -8,13 +8,25 @@ import { FileLogSink } from '../../engine/execution/log-sink';
 import { SPAWN_FAILURE_EXIT_CODE, type RunRequest, type Runner } from '../../engine/execution/runner';
 import { ProcessRunner } from '../../engine/worker/process-runner';
 import { FakeRunner, asProcessArgv } from './fake-runner';
+import { setUpSandbox } from '../../engine/sandbox/sandbox-setup';
+import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 
-const RUNNERS: { name: string; make: () => Runner; argv: (logical: string[]) => string[] }[] = [
+const sandboxProbe = probeBubblewrap({ dataDir: '/nonexistent-kiln' });
+
+const RUNNERS: { name: string; make: () => Runner; argv: (logical: string[]) => string[]; skip?: string }[] = [
   { name: 'ProcessRunner', make: () => new ProcessRunner(), argv: asProcessArgv },
   { name: 'FakeRunner', make: () => new FakeRunner(), argv: (a) => a },
+  {
+    name: 'SandboxRunner (bubblewrap over the ProcessRunner)',
+    make: () => setUpSandbox({ mode: 'on', lanMode: false, dataDir: '/nonexistent-kiln', probe: () => sandboxProbe }).wrap(new ProcessRunner()),
+    argv: asProcessArgv,
+    skip: sandboxProbe.available ? undefined : sandboxProbe.reason,
+  },
 ];
 
-describe.each(RUNNERS)('Runner conformance: $name', ({ make, argv }) => {
+for (const r of RUNNERS.filter((r) => r.skip)) describe.skip(`Runner conformance: ${r.name} (skipped: ${r.skip})`, () => it('runs', () => {}));
+
+describe.each(RUNNERS.filter((r) => !r.skip))('Runner conformance: $name', ({ make, argv }) => {
   let runner: Runner;
   let root: string;
   let seq = 0;

@@ -1,0 +1,80 @@
+// The bubblewrap command line for one action, as a pure function of what the
+// action needs and how this host is laid out, so the rules can be read (and
+// tested) in one place: the system read-only, the exec root the only writable
+// place besides a private /tmp, the home and Kiln's data folder not there at
+// all, fresh PID/IPC/UTS (and network) namespaces, a minimal /dev.
+import { join } from 'node:path';
+
+/** A top-level entry of the host's root that actions get to see. */
+export type SystemEntry = { path: string; kind: 'dir' } | { path: string; kind: 'symlink'; target: string };
+
+export interface HostLayout {
+  /** Read-only system folders (and the root-level symlinks between them, e.g. /bin → usr/bin). */
+  system: SystemEntry[];
+  /**
+   * Folders that must not be visible even when they sit inside a system folder
+   * (the data folder under /opt or /usr/local, a home under /etc…): each is
+   * covered with an empty tmpfs.
+   */
+  hidden: string[];
+  /** Files inside system folders that only root may read (/etc/shadow): replaced by an empty file. */
+  masked?: string[];
+}
+
+export interface SandboxedCommand {
+  execRoot: string;
+  /** Relative to execRoot. */
+  workingDirectory: string;
+  argv: string[];
+  /** False: a network namespace of its own with nothing in it (not even a working loopback). */
+  network: boolean;
+  /** The Command's own PWD, if it sets one: bwrap sets PWD itself, so it is put back or removed. */
+  pwd?: string;
+}
+
+/** Runs inside the sandbox before the action: restores the environment bwrap touched (coreutils' env). */
+export const ENV_PROGRAM = '/usr/bin/env';
+
+/** Files of the system only root may read, masked when present. */
+export const SECRET_FILES = ['/etc/shadow', '/etc/gshadow', '/etc/shadow-', '/etc/gshadow-'];
+/** Folders of the system with root-only secrets (host keys), hidden when present. */
+export const SECRET_DIRS = ['/etc/ssh'];
+
+/** The folders (or root-level symlinks) a build action reasonably needs from the system. */
+export const SYSTEM_PATHS = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+
+/** Arguments for bwrap (without the program name). */
+export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
+  const args: string[] = [];
+  for (const entry of host.system) {
+    if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
+    else args.push('--ro-bind', entry.path, entry.path);
+  }
+  for (const path of host.hidden) {
+    if (host.system.some((e) => e.kind === 'dir' && isWithin(path, e.path))) args.push('--tmpfs', path);
+  }
+  for (const path of host.masked ?? []) args.push('--ro-bind', '/dev/null', path);
+  args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  // The exec root keeps its host path, so absolute paths an action computes stay true outside.
+  args.push('--bind', cmd.execRoot, cmd.execRoot);
+  args.push('--chdir', join(cmd.execRoot, cmd.workingDirectory));
+  args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try');
+  // bwrap keeps every capability when Kiln runs as root: without this an action
+  // could remount the system writable, or mknod and mount a disk.
+  args.push('--cap-drop', 'ALL');
+  if (!cmd.network) args.push('--unshare-net');
+  // The sandbox's init dies with bwrap, and the kernel then kills everything in
+  // the PID namespace: a setsid'd or daemonised child cannot outlive the action.
+  // A new session keeps the action off the launcher's terminal (TIOCSTI).
+  args.push('--die-with-parent', '--new-session', '--hostname', 'kiln-sandbox');
+  // bwrap always sets PWD; the action gets exactly the Command's environment
+  // (Bazel sets PWD=/proc/self/cwd). env takes assignments after "--", but a
+  // "--" after an assignment would be the command.
+  const env = cmd.pwd === undefined ? ['-u', 'PWD', '--'] : ['--', `PWD=${cmd.pwd}`];
+  args.push('--', ENV_PROGRAM, ...env, ...cmd.argv);
+  return args;
+}
+
+function isWithin(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}

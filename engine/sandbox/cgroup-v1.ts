@@ -1,0 +1,93 @@
+// cgroup v1 (what this project's CI machine has): one hierarchy per controller.
+// Each run gets a directory in the memory, pids and cpu hierarchies (those that
+// exist and are writable), under kiln/{engine pid}-{n}/ below the engine's own
+// cgroup, so engines sharing a machine (or a process) never meet.
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
+import { killAndRemove, readCounter } from './cgroup-teardown';
+
+const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
+type Controller = (typeof CONTROLLERS)[number];
+
+/** The CFS period for CPU quotas (the kernel's default). */
+const CPU_PERIOD_US = 100_000;
+
+export class CgroupV1 implements CgroupLimiter {
+  readonly name = 'cgroup v1';
+  readonly enforces: CgroupLimiter['enforces'];
+
+  private constructor(private readonly parents: Partial<Record<Controller, string>>) {
+    this.enforces = { memory: !!parents.memory, cpus: !!parents.cpu, pids: !!parents.pids };
+  }
+
+  static open(root: string, self: Map<string, string>): CgroupDetection {
+    const parents: Partial<Record<Controller, string>> = {};
+    const problems: string[] = [];
+    for (const controller of CONTROLLERS) {
+      const mount = join(root, controller);
+      if (!existsSync(join(mount, 'cgroup.procs'))) continue;
+      // Below our own cgroup when the mount shows it (a container may show only its own subtree as the root).
+      const own = join(mount, self.get(controller) ?? '/');
+      const parent = join(existsSync(own) ? own : mount, 'kiln', instanceName());
+      try {
+        mkdirSync(parent, { recursive: true });
+        parents[controller] = parent;
+      } catch (err) {
+        problems.push(`${controller}: ${(err as Error).message}`);
+      }
+    }
+    if (!parents.memory && !parents.pids) {
+      return { reason: `cgroup v1 is not writable for Kiln (${problems.join('; ') || 'no memory or pids hierarchy'})` };
+    }
+    return { limiter: new CgroupV1(parents) };
+  }
+
+  async create(id: string, limits: ActionLimits): Promise<ActionCgroup> {
+    const dirs: Partial<Record<Controller, string>> = {};
+    const made: string[] = [];
+    try {
+      for (const controller of CONTROLLERS) {
+        const parent = this.parents[controller];
+        if (!parent) continue;
+        const dir = join(parent, cgroupName(id));
+        await mkdir(dir);
+        made.push(dir);
+        dirs[controller] = dir;
+      }
+      if (dirs.memory && limits.memoryBytes) {
+        await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        // With swap the limit would only push the action into it; absent without swap accounting.
+        await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => {});
+      }
+      if (dirs.pids && limits.pids) await writeFile(join(dirs.pids, 'pids.max'), String(limits.pids));
+      if (dirs.cpu && limits.cpus) {
+        await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+        await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
+      }
+    } catch (err) {
+      await Promise.all(made.map((d) => killAndRemove(d).catch(() => {})));
+      throw err;
+    }
+    return {
+      procsFiles: made.map((d) => join(d, 'cgroup.procs')),
+      finish: async () => {
+        const oomKills = dirs.memory ? await readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
+        await Promise.all(made.map((d) => killAndRemove(d)));
+        return { oomKilled: oomKills > 0 };
+      },
+    };
+  }
+
+  /** Removes this engine's (empty) parent folders. */
+  close(): void {
+    for (const parent of Object.values(this.parents)) {
+      try {
+        rmdirSync(parent);
+      } catch {
+        // A run still being torn down, or already gone.
+      }
+    }
+  }
+}

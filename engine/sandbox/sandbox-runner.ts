@@ -1,0 +1,145 @@
+// The sandboxing Runner: a decorator that runs each action through bubblewrap
+// (engine/sandbox/bwrap-args.ts has the rules) inside a cgroup of its own, on
+// top of any runner that starts processes (the launcher's ProcessRunner).
+// Killing the run kills bwrap; its PID namespace then takes every process the
+// action started with it, and the cgroup teardown kills anything left.
+import { open } from 'node:fs/promises';
+import { GrpcError, Status } from '../grpc/status';
+import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
+import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
+import { bwrapArgs, type HostLayout } from './bwrap-args';
+import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
+import { readSandboxProperties } from './sandbox-properties';
+
+export interface SandboxRunnerOptions {
+  /** Starts the bwrap process (a ProcessRunner). Closed with this runner. */
+  inner: Runner;
+  /** Path of the bwrap binary. */
+  bwrap: string;
+  host: HostLayout;
+  /** Per-action cgroups; without them memory/CPU/process limits are not enforced. */
+  cgroups?: CgroupLimiter;
+  /** Limits for actions that ask for none. */
+  defaults?: ActionLimits;
+  /** Whether an action may ask to run unsandboxed (platform property sandbox=none). */
+  allowOptOut?: boolean;
+}
+
+/** Joins the cgroups listed first, then execs the rest: no child of the action can start outside them. */
+const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ >"$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
+
+export class SandboxRunner implements Runner {
+  /** Runs still making their cgroup, and those of them kill() reached before the process existed. */
+  private readonly preparing = new Set<string>();
+  private readonly cancelledEarly = new Set<string>();
+
+  constructor(private readonly opts: SandboxRunnerOptions) {}
+
+  async run(req: RunRequest): Promise<RunExit> {
+    const props = readSandboxProperties(req.platform);
+    if (props.optOut) {
+      if (this.opts.allowOptOut) return this.opts.inner.run(req);
+      throw new GrpcError(
+        Status.FAILED_PRECONDITION,
+        'platform property sandbox=none is not allowed here: this Kiln sandboxes every action (sandbox: on, or LAN mode); drop the property',
+      );
+    }
+    const limits: ActionLimits = {
+      memoryBytes: props.memoryBytes ?? req.resources?.memoryBytes ?? this.opts.defaults?.memoryBytes,
+      cpus: props.cpus ?? req.resources?.cpus ?? this.opts.defaults?.cpus,
+      pids: this.opts.defaults?.pids,
+    };
+    const network = props.network ?? req.resources?.network ?? false;
+    let argv = [this.opts.bwrap, ...bwrapArgs(this.opts.host, { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD })];
+    let cgroup: ActionCgroup | undefined;
+    this.preparing.add(req.id);
+    try {
+      cgroup = await this.opts.cgroups?.create(req.id, limits);
+    } finally {
+      this.preparing.delete(req.id);
+    }
+    if (this.cancelledEarly.delete(req.id)) {
+      // kill() came while the cgroup was being made: the inner runner never heard of this run.
+      await cgroup?.finish();
+      return { exitCode: exitCodeForSignal('SIGTERM'), signal: 'SIGTERM', timedOut: false, killed: true };
+    }
+    if (cgroup) argv = ['/bin/sh', '-c', JOIN_CGROUPS, 'kiln-sandbox', String(cgroup.procsFiles.length), ...cgroup.procsFiles, ...argv];
+    let exit: RunExit;
+    let teardown: { oomKilled: boolean } | undefined;
+    try {
+      exit = await this.opts.inner.run({ ...req, argv });
+    } finally {
+      teardown = await cgroup?.finish();
+    }
+    if (teardown?.oomKilled) {
+      await req.stderr.write(
+        `kiln: the action went over its memory limit of ${formatBytes(limits.memoryBytes)} and the kernel killed it; ask for more with the platform property memory (e.g. memory=4GiB)\n`,
+      );
+    }
+    return this.explainBwrapFailure(exit, req);
+  }
+
+  /**
+   * bwrap reports a sandbox it could not make as exit 1 with a "bwrap: " line
+   * (Kiln's failure, not the action's); env reports a program that is not
+   * there as 126/127 with an "env: " line (the action's spawn error).
+   */
+  private async explainBwrapFailure(exit: RunExit, req: RunRequest): Promise<RunExit> {
+    if (![1, 126, 127].includes(exit.exitCode) || !req.stderr.path) return exit;
+    const last = (await tail(req.stderr.path)).trimEnd().split('\n').at(-1) ?? '';
+    const notStarted = /^(?:\/usr\/bin\/)?env: (.*)$/.exec(last);
+    if (exit.exitCode !== 1 && notStarted) return { ...exit, exitCode: SPAWN_FAILURE_EXIT_CODE, spawnError: notStarted[1] };
+    if (exit.exitCode === 1 && last.startsWith('bwrap: ')) throw new Error(`could not make the sandbox: ${last.slice('bwrap: '.length)}`);
+    return exit;
+  }
+
+  kill(id: string): void {
+    if (this.preparing.has(id)) this.cancelledEarly.add(id);
+    this.opts.inner.kill(id);
+  }
+
+  ready(): RunnerReadiness {
+    return this.opts.inner.ready();
+  }
+
+  capabilities(): RunnerCapabilities {
+    const enforces = this.opts.cgroups?.enforces;
+    return {
+      name: 'bubblewrap',
+      honours: { memoryLimit: !!enforces?.memory, cpuLimit: !!enforces?.cpus, networkIsolation: true, priority: this.opts.inner.capabilities().honours.priority },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.opts.inner.close();
+    this.opts.cgroups?.close();
+  }
+}
+
+async function tail(path: string, bytes = 1024): Promise<string> {
+  try {
+    const file = await open(path, 'r');
+    try {
+      const { size } = await file.stat();
+      const buf = Buffer.alloc(Math.min(bytes, size));
+      await file.read(buf, 0, buf.length, size - buf.length);
+      return buf.toString('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
+export function formatBytes(n: number | undefined): string {
+  if (!n) return 'unlimited';
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]}`;
+}

@@ -1,0 +1,78 @@
+// Whether actions run sandboxed, decided once at start from `sandbox:`
+// (auto | on | off), LAN mode and what this host allows, and the runner
+// decorator that does it. The decision is one record the logs, /api/status and
+// the dashboard all show, with the reason when the sandbox is off.
+import { totalmem } from 'node:os';
+import type { ApiSandbox, SandboxMode } from '../common/api-types';
+import { ConfigError } from '../config-load';
+import type { Runner } from '../execution/runner';
+import { probeBubblewrap, type BwrapProbe } from './bwrap-probe';
+import { detectCgroups, type ActionLimits, type CgroupDetection } from './cgroups';
+import { SandboxRunner } from './sandbox-runner';
+
+export interface SandboxSetupOptions {
+  mode: SandboxMode;
+  lanMode: boolean;
+  dataDir: string;
+  /** Limits for actions whose platform asks for none (config action-memory, action-cpus, action-processes). */
+  defaults?: ActionLimits;
+  /** Probes, replaceable in tests. */
+  probe?: () => BwrapProbe;
+  cgroups?: () => CgroupDetection;
+}
+
+export interface SandboxSetup {
+  status: ApiSandbox;
+  /** Wraps the runner that starts processes when the sandbox is on; returns it unchanged when off. */
+  wrap(inner: Runner): Runner;
+}
+
+/** Processes and threads an action may have at once unless configured otherwise (a fork bomb stops here). */
+export const DEFAULT_PIDS_LIMIT = 8192;
+
+/** Memory an action may use unless it asks for a limit: half the machine, so one action cannot starve the engine. */
+export function defaultMemoryLimit(): number {
+  return Math.floor(totalmem() / 2);
+}
+
+export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
+  const off = (reason: string): SandboxSetup => ({ status: { enabled: false, mode: opts.mode, reason }, wrap: (inner) => inner });
+  if (opts.mode === 'off') return off('sandbox: off in the configuration; actions run as Kiln\'s user and can read what it can');
+  if (opts.mode === 'auto' && !opts.lanMode) {
+    return off('sandbox: auto sandboxes in LAN mode only; on loopback actions run unsandboxed (use --sandbox on to sandbox them too)');
+  }
+  const probe = (opts.probe ?? (() => probeBubblewrap({ dataDir: opts.dataDir })))();
+  if (!probe.available) {
+    if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${probe.reason}; or start with --sandbox off`);
+    return off(`LAN mode asks for the sandbox, but ${probe.reason}; actions from the LAN run unsandboxed`);
+  }
+  const cgroups = (opts.cgroups ?? (() => detectCgroups()))();
+  const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT, ...definedOnly(opts.defaults ?? {}) };
+  const limits = cgroups.limiter
+    ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
+    : `none (${cgroups.reason})`;
+  return {
+    status: {
+      enabled: true,
+      mode: opts.mode,
+      runner: 'bubblewrap',
+      reason: opts.mode === 'on' ? 'sandbox: on in the configuration' : 'sandbox: auto, and this is LAN mode',
+      limits,
+      network: 'off unless the action sets the platform property network=on',
+    },
+    wrap: (inner) =>
+      new SandboxRunner({
+        inner,
+        bwrap: probe.bwrap,
+        host: probe.host,
+        cgroups: cgroups.limiter,
+        defaults,
+        // Where the sandbox is on, the configuration asked for every action to be in it.
+        allowOptOut: false,
+      }),
+  };
+}
+
+function definedOnly(limits: ActionLimits): ActionLimits {
+  return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+}

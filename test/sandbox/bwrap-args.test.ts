@@ -1,0 +1,57 @@
+// The sandbox's rules as bwrap arguments: read without running anything.
+import { describe, expect, it } from 'vitest';
+import { ENV_PROGRAM, bwrapArgs, type HostLayout } from '../../engine/sandbox/bwrap-args';
+
+const host: HostLayout = {
+  system: [
+    { path: '/usr', kind: 'dir' },
+    { path: '/opt', kind: 'dir' },
+    { path: '/bin', kind: 'symlink', target: 'usr/bin' },
+  ],
+  hidden: ['/opt/kiln-data', '/home/alice'],
+};
+const cmd = { execRoot: '/opt/kiln-data/build/run-1', workingDirectory: 'pkg', argv: ['gcc', '-c', 'a.c'], network: false };
+
+/** The pairs/triples of options as they appear, for order-insensitive checks. */
+const optionsOf = (args: string[]) => args.slice(0, args.indexOf('--')).join(' ');
+
+describe('bwrapArgs', () => {
+  it('binds the system read-only, recreates root symlinks and binds only the exec root writable', () => {
+    const opts = optionsOf(bwrapArgs(host, cmd));
+    expect(opts).toContain('--ro-bind /usr /usr');
+    expect(opts).toContain('--ro-bind /opt /opt');
+    expect(opts).toContain('--symlink usr/bin /bin');
+    expect(opts).toContain(`--bind ${cmd.execRoot} ${cmd.execRoot}`);
+    expect(opts.match(/--bind /g)).toHaveLength(1);
+    expect(opts).toContain('--tmpfs /tmp');
+    expect(opts).toContain('--dev /dev');
+    expect(opts).toContain(`--chdir ${cmd.execRoot}/pkg`);
+  });
+
+  it('covers a hidden folder that sits inside a visible system folder, before the exec root is bound into it', () => {
+    const args = bwrapArgs(host, cmd);
+    const hide = args.indexOf('/opt/kiln-data');
+    expect(args[hide - 1]).toBe('--tmpfs');
+    expect(hide).toBeLessThan(args.indexOf('--bind'));
+    // A home outside every system folder is simply never bound.
+    expect(args).not.toContain('/home/alice');
+  });
+
+  it('masks root-only system files with an empty file', () => {
+    expect(optionsOf(bwrapArgs({ ...host, masked: ['/etc/shadow'] }, cmd))).toContain('--ro-bind /dev/null /etc/shadow');
+  });
+
+  it('unshares PID, IPC, UTS and the network, drops every capability, and dies with its parent', () => {
+    const opts = optionsOf(bwrapArgs(host, cmd)).split(' ');
+    expect(opts).toEqual(expect.arrayContaining(['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--die-with-parent', '--new-session']));
+    expect(optionsOf(bwrapArgs(host, cmd))).toContain('--cap-drop ALL');
+    expect(optionsOf(bwrapArgs(host, { ...cmd, network: true }))).not.toContain('--unshare-net');
+  });
+
+  it('runs the argv through env, removing the PWD bwrap sets, or restoring the Command\'s own', () => {
+    const args = bwrapArgs(host, cmd);
+    expect(args.slice(args.indexOf('--'))).toEqual(['--', ENV_PROGRAM, '-u', 'PWD', '--', 'gcc', '-c', 'a.c']);
+    const own = bwrapArgs(host, { ...cmd, pwd: '/proc/self/cwd' });
+    expect(own.slice(own.indexOf('--'))).toEqual(['--', ENV_PROGRAM, '--', 'PWD=/proc/self/cwd', 'gcc', '-c', 'a.c']);
+  });
+});

@@ -1,0 +1,72 @@
+// The sandbox decision at start: sandbox auto | on | off, LAN mode, and what the host allows.
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../engine/config-load';
+import { defaultConfig } from '../../engine/config';
+import { setUpSandbox } from '../../engine/sandbox/sandbox-setup';
+import { FakeRunner } from '../execution/fake-runner';
+
+const works = () => ({ available: true as const, bwrap: '/usr/bin/bwrap', host: { system: [], hidden: [] } });
+const missing = () => ({ available: false as const, reason: 'bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap)' });
+const noCgroups = () => ({ reason: 'no cgroup file system at /nowhere' });
+const base = { dataDir: '/nonexistent-kiln', cgroups: noCgroups };
+
+describe('setUpSandbox', () => {
+  it('auto: on in LAN mode when bubblewrap works, wrapping the runner', () => {
+    const inner = new FakeRunner();
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: true, probe: works });
+    expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap' });
+    expect(s.status.limits).toMatch(/^none \(no cgroup file system/);
+    const wrapped = s.wrap(inner);
+    expect(wrapped).not.toBe(inner);
+    expect(wrapped.capabilities()).toMatchObject({ name: 'bubblewrap', honours: { networkIsolation: true, memoryLimit: false } });
+  });
+
+  it('auto: off on loopback, saying so and how to turn it on, without probing', () => {
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: () => { throw new Error('must not probe'); } });
+    expect(s.status).toMatchObject({ enabled: false, mode: 'auto' });
+    expect(s.status.reason).toMatch(/--sandbox on/);
+    const inner = new FakeRunner();
+    expect(s.wrap(inner)).toBe(inner);
+  });
+
+  it('auto in LAN mode without bubblewrap: runs unsandboxed and says why', () => {
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: true, probe: missing });
+    expect(s.status.enabled).toBe(false);
+    expect(s.status.reason).toMatch(/LAN mode asks for the sandbox, but bubblewrap \(bwrap\) is not installed/);
+  });
+
+  it('on without bubblewrap: one ConfigError line (exit code 2) saying what to install or set', () => {
+    expect(() => setUpSandbox({ ...base, mode: 'on', lanMode: false, probe: missing })).toThrow(ConfigError);
+    expect(() => setUpSandbox({ ...base, mode: 'on', lanMode: false, probe: missing })).toThrow(
+      /^sandbox: on, but bubblewrap \(bwrap\) is not installed; install it \(Debian\/Ubuntu: apt-get install bubblewrap\); or start with --sandbox off$/,
+    );
+  });
+
+  it('off: never probes, never wraps', () => {
+    const s = setUpSandbox({ ...base, mode: 'off', lanMode: true, probe: () => { throw new Error('must not probe'); } });
+    expect(s.status).toMatchObject({ enabled: false, mode: 'off' });
+  });
+});
+
+describe('the sandbox setting', () => {
+  const cfg = { ...defaultConfig(), dataDir: '/nonexistent-kiln' };
+  it('defaults to auto and takes auto, on, off from flags and files', () => {
+    expect(loadConfig({ base: cfg, savedSettings: false }).sandbox).toBe('auto');
+    expect(loadConfig({ base: cfg, flags: { sandbox: 'on' }, savedSettings: false }).sandbox).toBe('on');
+    expect(loadConfig({ base: cfg, flags: { sandbox: 'OFF' }, savedSettings: false }).sandbox).toBe('off');
+  });
+  it('takes per-action limits: action-memory, action-cpus, action-processes', () => {
+    const c = loadConfig({ base: cfg, flags: { 'action-memory': '2GiB', 'action-cpus': '1.5', 'action-processes': '512' }, savedSettings: false });
+    expect(c).toMatchObject({ actionMemoryBytes: 2 * 1024 ** 3, actionCpus: 1.5, actionProcesses: 512 });
+    const d = loadConfig({ base: cfg, savedSettings: false });
+    expect([d.actionMemoryBytes, d.actionCpus, d.actionProcesses]).toEqual([undefined, undefined, 8192]);
+    expect(() => loadConfig({ base: cfg, flags: { 'action-cpus': 'many' }, savedSettings: false })).toThrow(/^action-cpus: "many" is not a number of cores/);
+    expect(() => loadConfig({ base: cfg, flags: { 'action-processes': '0' }, savedSettings: false })).toThrow(/^action-processes: "0" is not an integer from 1 to/);
+  });
+
+  it('refuses anything else in one line', () => {
+    expect(() => loadConfig({ base: cfg, flags: { sandbox: 'maybe' }, savedSettings: false })).toThrow(
+      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed in LAN mode\), on or off$/,
+    );
+  });
+});
