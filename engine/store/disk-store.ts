@@ -400,7 +400,9 @@ export class DiskBlobStore implements BlobStore {
 
 function diskFull(err: unknown, digest: BlobDigest): unknown {
   if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC') {
-    return new StoreFullError(`no space left on the disk to store blob ${digest.hash} (${digest.size} bytes)`);
+    return new StoreFullError(
+      `no space left on the disk holding the cache to store blob ${digest.hash} (${digest.size} bytes); free disk space or lower the cache size, then retry`,
+    );
   }
   return err;
 }
