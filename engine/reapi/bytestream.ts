@@ -252,6 +252,8 @@ async function openAt(store: BlobStore, upload: UploadResource, writeOffset: num
     session = await store.openUpload(upload.digest, upload.uploadId);
     return session;
   }
+  // A refused first write must not leave an empty partial file behind for every bad offset.
+  if (session.committedSize === 0) await session.abort();
   throw invalidArgument(
     `write_offset ${writeOffset} does not match the ${session.committedSize} bytes committed for this upload; ` +
       'call QueryWriteStatus and resume from committed_size, or restart at 0',
