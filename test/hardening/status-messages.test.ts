@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_STATUS_MESSAGE_CHARS } from '../../engine/common/fault-errors';
-const toGrpcError = (e: unknown): any => ({ code: 13, message: String((e as Error).message) });
+import { toGrpcError } from '../../engine/grpc/status';
 import { uploadResourceName } from '../../engine/reapi/resource-names';
 import { DiskBlobStore } from '../../engine/store/disk-store';
 import { Status, digestOf, grpcError, randomBlob, startTestEngine, toWireDigest, type TestEngine } from '../helpers';
@@ -98,5 +98,30 @@ describe('file system errors a request can cause', () => {
     expect(e.code).toBe(Status.INTERNAL);
     expect(e.message).toContain('EIO');
     expect(e.message).not.toMatch(/\/srv/);
+  });
+});
+
+describe('a request that is not a valid protobuf', () => {
+  let t: TestEngine;
+  beforeAll(async () => {
+    t = await startTestEngine();
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it.each([
+    '/build.bazel.remote.execution.v2.ContentAddressableStorage/FindMissingBlobs',
+    '/build.bazel.remote.execution.v2.ActionCache/GetActionResult',
+  ])('is INVALID_ARGUMENT on %s, not INTERNAL', async (path) => {
+    const client = t.clients.raw.Capabilities;
+    const identity = (b: Buffer) => b;
+    // A length-delimited field whose length runs past the end of the message.
+    const garbage = Buffer.from([0x0a, 0xff, 0x01, 0x02]);
+    const err = await new Promise<{ code: number; details: string }>((resolve) =>
+      client.makeUnaryRequest(path, identity, identity, garbage, (e) => resolve({ code: e?.code ?? 0, details: e?.details ?? '' })),
+    );
+    expect(err.code).toBe(Status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/not a valid .* message/);
   });
 });
