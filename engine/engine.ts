@@ -17,6 +17,7 @@ import {
   ExecutionService,
   OperationsService,
 } from './grpc/services';
+import { refuseMalformed } from './grpc/malformed-requests';
 import { createActionCacheService } from './reapi/action-cache';
 import { createByteStreamService, type LiveResourceReader, type LiveResourceWriter } from './reapi/bytestream';
 import { createCapabilitiesService } from './reapi/capabilities';
@@ -289,7 +290,7 @@ export class Engine {
   private registerServices(): void {
     const { store, actionCache, events, clock, config } = this;
     const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) =>
-      this.server.addService(def, this.inFlight.track(impl));
+      this.server.addService(def, this.inFlight.track(refuseMalformed(def, impl)));
 
     add(CapabilitiesService, createCapabilitiesService({
       maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes,
