@@ -132,6 +132,7 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
             }
             window.throwIfFailed(); // A failed write says more than the offset mismatch it causes.
             if (int64(req.writeOffset) !== session.committedSize) {
+              await window.drain(); // an append refused meanwhile (store full) explains the gap, and is the answer
               throw invalidArgument(
                 `write_offset ${int64(req.writeOffset)} does not continue the upload: ${session.committedSize} bytes are committed`,
                 'write_offset',

@@ -301,7 +301,11 @@ export class UploadManager {
     try {
       this.o.makeRoom?.(chunk.byteLength);
     } catch (err) {
-      return Promise.reject(err); // refused: nothing accepted, the upload stays resumable where it is
+      // No room: this upload's own bytes go too, or a burst of refused uploads would hold the
+      // space they were refused for. Its client restarts it (QueryWriteStatus answers 0).
+      return run(() => this.finish(upload, true)).then(() => {
+        throw err;
+      });
     }
     this.partial += chunk.byteLength;
     const batch = (upload.next ??= newBatch());

@@ -43,12 +43,17 @@ describe('partial uploads and the budget', () => {
     expect(refused).toBeInstanceOf(StoreFullError);
     expect((refused as Error).message).toMatch(/uploads in progress fill the .*budget/);
 
-    // The first upload finishes; its bytes become a blob and room is back for the second.
+    // The refused upload let go of its own bytes too, so refused uploads cannot hold the space.
+    expect(await store.uploadStatus(await digestOf(b), 'b')).toBeUndefined();
+    expect(store.partialUploadBytes()).toBe(800 * KiB);
+
+    // The first upload finishes; its bytes become a blob and room is back for the second, started again.
     await sa.append(a.subarray(800 * KiB));
     await sa.commit();
     expect(store.partialUploadBytes()).toBe(0);
-    await sb.append(b); // evicts the older blob to make room
-    await sb.commit();
+    const again = await store.openUpload(await digestOf(b), 'b');
+    await again.append(b); // evicts the older blob to make room
+    await again.commit();
     expect(await store.has(await digestOf(b))).toBe(true);
     expect(store.stats().bytes + store.partialUploadBytes()).toBeLessThanOrEqual(1024 * KiB);
   });
