@@ -157,7 +157,7 @@ describe(`kill -9 during load, ${ROUNDS} rounds (KILN_FAULT_ROUNDS)`, () => {
       const workers = (['upload', 'upload', 'batch', 'batch', 'execute', 'execute', 'execute'] as const).map((what) =>
         loop(() => alive, thisRound, faults, what, c),
       );
-      await sleep(500 + Math.random() * 2500);
+      await sleep(300 + Math.random() * 1500);
       alive = false;
       await server.kill9();
       server = undefined;
