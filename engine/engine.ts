@@ -19,6 +19,7 @@ import {
   PushService,
   OperationsService,
 } from './grpc/services';
+import { refuseMalformed } from './grpc/malformed-requests';
 import { createActionCacheService } from './reapi/action-cache';
 import { createByteStreamService, type LiveResourceReader, type LiveResourceWriter } from './reapi/bytestream';
 import { createCapabilitiesService } from './reapi/capabilities';
@@ -311,7 +312,7 @@ export class Engine {
   private registerServices(): void {
     const { store, actionCache, events, clock, config } = this;
     const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) =>
-      this.server.addService(def, this.inFlight.track(impl));
+      this.server.addService(def, this.inFlight.track(refuseMalformed(def, impl)));
 
     add(CapabilitiesService, createCapabilitiesService({
       maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes,

@@ -2,6 +2,7 @@
 // servers and clients (tests, bench) share one wire description.
 import * as grpc from '@grpc/grpc-js';
 import { asset, bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
+import { lenientDecoder } from './malformed-requests';
 
 function method<Req, Res>(
   path: string,
@@ -15,7 +16,8 @@ function method<Req, Res>(
     requestStream,
     responseStream,
     requestSerialize: (m: Req) => encode(req, m),
-    requestDeserialize: (b: Buffer) => req.decode(b),
+    // A malformed request reaches the handler as a marker (malformed-requests.ts) rather than an INTERNAL from grpc-js.
+    requestDeserialize: requestStream ? (b: Buffer) => req.decode(b) : lenientDecoder((b: Buffer) => req.decode(b)),
     responseSerialize: (m: Res) => encode(res, m),
     responseDeserialize: (b: Buffer) => res.decode(b),
   };

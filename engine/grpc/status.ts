@@ -4,6 +4,7 @@ import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { packAny, encode, rpc, type MessageType, protobuf } from '../proto';
 import type { BlobDigest } from '../digest';
+import { StoreFullError, boundedMessage, errnoVerdict, messageWithoutPaths } from '../common/fault-errors';
 
 export { Status };
 
@@ -13,7 +14,8 @@ export class GrpcError extends Error {
     message: string,
     readonly details: protobuf.Any[] = [],
   ) {
-    super(message);
+    // Messages echo client input; an unbounded one never reaches the client (see boundedMessage).
+    super(boundedMessage(message));
   }
 
   /** The form grpc-js sends: code, details (message) and trailers with the rich status. */
@@ -36,7 +38,9 @@ export const invalidArgument = (message: string, field?: string) =>
   new GrpcError(
     Status.INVALID_ARGUMENT,
     message,
-    field ? [packAny(rpc.BadRequest, rpc.BadRequest.create({ fieldViolations: [{ field, description: message }] }))] : [],
+    field
+      ? [packAny(rpc.BadRequest, rpc.BadRequest.create({ fieldViolations: [{ field: boundedMessage(field), description: boundedMessage(message) }] }))]
+      : [],
   );
 
 export const notFound = (message: string) => new GrpcError(Status.NOT_FOUND, message);
@@ -96,7 +100,19 @@ export function unary<Req, Res>(body: (req: Req, call: grpc.ServerUnaryCall<Req,
 
 /** Turns anything thrown in a handler into what grpc-js should send; unknown errors become INTERNAL. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
-  if (err instanceof GrpcError) return err.toServiceError();
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: Status.INTERNAL, details: `internal error: ${message}`, message };
+  return toGrpcError(err).toServiceError();
+}
+
+/**
+ * Anything thrown, as the status a client should see: a GrpcError as it is, a full
+ * store or disk as RESOURCE_EXHAUSTED, a name the file system refuses as
+ * INVALID_ARGUMENT, anything else INTERNAL; never with the server's paths.
+ */
+export function toGrpcError(err: unknown, context = 'internal error'): GrpcError {
+  if (err instanceof GrpcError) return err;
+  if (err instanceof StoreFullError) return resourceExhausted(err.message);
+  const verdict = errnoVerdict(err);
+  if (verdict?.kind === 'resource-exhausted') return resourceExhausted(verdict.message);
+  if (verdict?.kind === 'invalid-argument') return invalidArgument(verdict.message);
+  return internal(`${context}: ${messageWithoutPaths(err)}`);
 }

@@ -145,6 +145,7 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
             }
             window.throwIfFailed(); // A failed write says more than the offset mismatch it causes.
             if (int64(req.writeOffset) !== session.committedSize) {
+              await window.drain(); // an append refused meanwhile (store full) explains the gap, and is the answer
               throw invalidArgument(
                 `write_offset ${int64(req.writeOffset)} does not continue the upload: ${session.committedSize} bytes are committed`,
                 'write_offset',
@@ -355,6 +356,8 @@ async function openAt(store: BlobStore, upload: UploadResource, writeOffset: num
     session = await store.openUpload(upload.digest, upload.uploadId);
     return session;
   }
+  // A refused first write must not leave an empty partial file behind for every bad offset.
+  if (session.committedSize === 0) await session.abort();
   throw invalidArgument(
     `write_offset ${writeOffset} does not match the ${session.committedSize} bytes committed for this upload; ` +
       'call QueryWriteStatus and resume from committed_size, or restart at 0',

@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { digestKey, toWireDigest, type BlobDigest, type DigestFunctionInfo } from '../digest';
 import { reapi } from '../proto';
 import { BlobNotFoundError, DigestMismatchError, type BlobStore } from '../store/blob-store';
-import { GrpcError, Status, invalidArgument, notFound, statusOk, toServiceError, unary } from '../grpc/status';
+import { GrpcError, Status, invalidArgument, notFound, statusOk, toGrpcError, toServiceError, unary } from '../grpc/status';
 import { requestDigest, requestDigestFunction, validateInstanceName } from './resource-names';
 import { callAbortSignal, writeWithBackpressure } from './bytestream';
 import { compressBuffer, decompressExact, ZstdFormatError } from '../compression/zstd';
@@ -111,7 +111,7 @@ async function perBlob(work: () => Promise<void>) {
     if (err instanceof GrpcError) return err.toStatus();
     if (err instanceof DigestMismatchError) return invalidArgument(err.message).toStatus();
     if (err instanceof BlobNotFoundError) return notFound(err.message).toStatus();
-    return new GrpcError(Status.INTERNAL, `internal error: ${(err as Error).message ?? err}`).toStatus();
+    return toGrpcError(err).toStatus();
   }
 }
 

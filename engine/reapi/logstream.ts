@@ -21,7 +21,7 @@ import { constants } from 'node:fs';
 import { open, truncate } from 'node:fs/promises';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
-import { GrpcError, Status, internal, invalidArgument, notFound, resourceExhausted, unary } from '../grpc/status';
+import { GrpcError, Status, invalidArgument, notFound, resourceExhausted, toGrpcError, unary } from '../grpc/status';
 import { logstream } from '../proto';
 import type { LiveResourceReader, LiveResourceWriter, LiveWriteSession } from './bytestream';
 import type { LogStreamName } from '../common/action-vocabulary';
@@ -99,8 +99,11 @@ export class LogStreams implements LiveResourceReader, LiveResourceWriter {
 
   /** CreateLogStream: a new stream under `parent`, tailable like an action's output. */
   createLogStream(parent: string): { name: string; writeResourceName: string } {
-    if (parent.startsWith('/') || parent.endsWith('/') || parent.split('/').includes(SEGMENT)) {
-      throw invalidArgument(`parent "${parent}" is not a valid resource name (no leading/trailing "/", no "${SEGMENT}" segment)`, 'parent');
+    if (parent !== '' && parent.split('/').some((seg) => ['', '.', '..', SEGMENT].includes(seg) || seg.includes('\0'))) {
+      throw invalidArgument(
+        `parent "${parent}" is not a valid resource name (no leading, trailing or doubled "/", no ".", ".." or "${SEGMENT}" segment, no NUL)`,
+        'parent',
+      );
     }
     const id = this.ids.next();
     const logId = `logstream:${id}`;
@@ -306,7 +309,7 @@ export class LogStreams implements LiveResourceReader, LiveResourceWriter {
       } catch (err) {
         // Readers may have seen part of it; cut the file back to what is committed.
         await truncate(entry.path, entry.committed).catch(() => undefined);
-        throw internal(`could not append to log stream "${resourceName}": ${(err as Error).message}`);
+        throw toGrpcError(err, `could not append to log stream "${resourceName}"`);
       }
       entry.committed += data.byteLength;
       entry.lastWriteAt = this.clock.now();

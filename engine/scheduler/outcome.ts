@@ -4,7 +4,7 @@
 // Problems of the run go in ExecuteResponse.status, never in Operation.error.
 import { status as Status } from '@grpc/grpc-js';
 import type { ActionOutcome, ActionTiming } from '../common/action-vocabulary';
-import { GrpcError } from '../grpc/status';
+import { toGrpcError } from '../grpc/status';
 import { reapi, rpc } from '../proto';
 import type { ExecutionOutcome } from '../execution/executor';
 
@@ -45,10 +45,7 @@ export function verdictFromOutcome(run: ExecutionOutcome, timeoutMs: number): Ru
 
 /** The executor refused or failed: its GrpcError (details kept), anything else INTERNAL. */
 export function verdictFromError(err: unknown): RunVerdict {
-  const st =
-    err instanceof GrpcError
-      ? err.toStatus()
-      : rpc.Status.create({ code: Status.INTERNAL, message: `internal error running the action: ${(err as Error)?.message ?? err}` });
+  const st = toGrpcError(err, 'internal error running the action').toStatus();
   // CANCELLED from an executor (the orphan reaper) is a cancellation, not a failure.
   const outcome = st.code === Status.CANCELLED ? 'cancelled' : 'error';
   return { response: reapi.ExecuteResponse.create({ status: st, message: st.message }), outcome, message: st.message };

@@ -12,8 +12,8 @@ export class BlobNotFoundError extends Error {
 /** Uploaded bytes disagree with the digest they were sent under. Nothing is stored. */
 export class DigestMismatchError extends Error {}
 
-/** The store cannot take the blob (budget full of pinned blobs, disk full). */
-export class StoreFullError extends Error {}
+// The store cannot take the blob (budget full of pinned blobs, disk full); engine/grpc answers it RESOURCE_EXHAUSTED.
+export { StoreFullError } from '../common/fault-errors';
 
 export interface ReadRange {
   offset?: number;

@@ -42,6 +42,11 @@ export interface DiskBlobStoreOptions {
   sweepIntervalMs?: number;
   /** Delay between a recency change and saving the order. Default 5 s. */
   indexSaveDelayMs?: number;
+  /**
+   * A partial upload idle this long counts as abandoned when space is short, and is
+   * reclaimed before any blob is evicted. Default 60 s (a live client never pauses that long).
+   */
+  reclaimIdleUploadMs?: number;
 }
 
 export class DiskBlobStore implements BlobStore {
@@ -80,6 +85,7 @@ export class DiskBlobStore implements BlobStore {
       clock: this.clock,
       staleMs: options.staleUploadMs ?? 60 * 60_000,
       install: (digest, path) => this.install(digest, path),
+      makeRoom: (bytes) => this.makeRoomForUpload(bytes),
     });
   }
 
@@ -340,9 +346,42 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
-  /** Unindexes least recently used blobs beyond the budget at once; resolves when their files are gone. */
+  /** Bytes of unfinished uploads; they count against the budget with the blobs. */
+  partialUploadBytes(): number {
+    return this.uploads.partialBytes;
+  }
+
+  /**
+   * Makes the budget hold blobs + partial uploads + `extra` bytes if it can: abandoned
+   * (idle) partial uploads are reclaimed first, then least recently used blobs are
+   * unindexed. Returns the evicted blobs (their files still to remove) and the bytes
+   * still over the budget (pinned blobs and active uploads cannot go).
+   */
+  private roomFor(extra: number, keep: ReadonlySet<string>): { victims: { key: string; weight: number }[]; over: number } {
+    const over = () => this.index.totalWeight + this.uploads.partialBytes + extra - this.budgetBytes;
+    if (over() > 0) this.uploads.reclaim(over(), this.options.reclaimIdleUploadMs ?? 60_000);
+    const victims = over() > 0 ? this.index.evictOver(Math.max(0, this.budgetBytes - this.uploads.partialBytes - extra), keep) : [];
+    return { victims, over: over() };
+  }
+
+  /** Before an upload takes `bytes` more: room is made, or the bytes are refused (RESOURCE_EXHAUSTED). */
+  private makeRoomForUpload(bytes: number): void {
+    const { victims, over } = this.roomFor(bytes, new Set());
+    void this.removeEvicted(victims);
+    if (over > 0) {
+      throw new StoreFullError(
+        `the cache is full: ${this.index.totalWeight} bytes of blobs in use by running actions and ${this.uploads.partialBytes} bytes ` +
+          `of uploads in progress fill the ${this.budgetBytes}-byte budget; retry when actions finish, or raise the cache size`,
+      );
+    }
+  }
+
+  /** Unindexes abandoned uploads and least recently used blobs beyond the budget at once; resolves when their files are gone. */
   private evictOverBudget(keep: ReadonlySet<string>): Promise<void> {
-    const victims = this.index.evictOver(this.budgetBytes, keep);
+    return this.removeEvicted(this.roomFor(0, keep).victims);
+  }
+
+  private removeEvicted(victims: { key: string; weight: number }[]): Promise<void> {
     if (victims.length === 0) return Promise.resolve();
     this.journal.changed();
     const removals: Promise<void>[] = [];
@@ -426,7 +465,9 @@ export class DiskBlobStore implements BlobStore {
 
 function diskFull(err: unknown, digest: BlobDigest): unknown {
   if ((err as NodeJS.ErrnoException)?.code === 'ENOSPC') {
-    return new StoreFullError(`no space left on the disk to store blob ${digest.hash} (${digest.size} bytes)`);
+    return new StoreFullError(
+      `no space left on the disk holding the cache to store blob ${digest.hash} (${digest.size} bytes); free disk space or lower the cache size, then retry`,
+    );
   }
   return err;
 }

@@ -71,13 +71,55 @@ export interface UploadManagerOptions {
   clock: Clock;
   staleMs: number;
   install: InstallFile;
+  /**
+   * Called before an append is accepted, with the bytes it adds: partial uploads
+   * count against the store's budget, so the store makes room (evicting blobs,
+   * reclaiming idle uploads) or throws StoreFullError to refuse the bytes.
+   */
+  makeRoom?: (bytes: number) => void;
 }
 
 export class UploadManager {
   private live = new Map<string, Promise<LiveUpload>>();
+  /** Live uploads once opened, for reclaiming them synchronously. */
+  private readonly opened = new Map<string, LiveUpload>();
+  /** Partial files on disk no session has open (left by a restart or a dropped client): name to size. */
+  private readonly dormant = new Map<string, number>();
+  /** Bytes held by partial uploads: accepted by live sessions plus dormant files. */
+  private partial = 0;
   private readonly hashWorker = new FileHashWorker();
 
   constructor(private readonly o: UploadManagerOptions) {}
+
+  /** Bytes partial uploads hold on disk (or are about to); they count against the store's budget. */
+  get partialBytes(): number {
+    return this.partial;
+  }
+
+  /**
+   * Frees at least `bytes` of partial uploads if it can, under pressure: dormant files
+   * first, then live uploads idle for `idleMs` or more, least recently active first.
+   * Their clients find the upload gone (QueryWriteStatus: 0) and start it again.
+   * Returns the bytes freed; the files go in the background.
+   */
+  reclaim(bytes: number, idleMs: number): number {
+    let freed = 0;
+    for (const [name, size] of this.dormant) {
+      if (freed >= bytes) return freed;
+      this.dormant.delete(name);
+      this.partial -= size;
+      freed += size;
+      void removeQuietly(join(this.o.dir, name));
+    }
+    const cutoff = this.o.clock.now() - idleMs;
+    const idle = [...this.opened.values()].filter((u) => !u.done && u.lastActivity <= cutoff).sort((a, b) => a.lastActivity - b.lastActivity);
+    for (const upload of idle) {
+      if (freed >= bytes) break;
+      freed += upload.received;
+      void this.finish(upload, true);
+    }
+    return freed;
+  }
 
   /** A file name that no upload id can use to escape the folder or collide with another id. */
   partName(digest: BlobDigest, uploadId: string): string {
@@ -93,6 +135,7 @@ export class UploadManager {
       pending = this.start(key, digest);
       this.live.set(key, pending);
       pending.catch(() => this.live.delete(key));
+      pending.then((upload) => this.opened.set(key, upload), () => undefined);
     }
     const upload = await pending;
     upload.lastActivity = this.o.clock.now();
@@ -138,9 +181,14 @@ export class UploadManager {
       if (!name.endsWith(PART_SUFFIX) || this.live.has(name)) continue;
       const path = join(this.o.dir, name);
       const info = await stat(path).catch(() => undefined);
+      if (this.live.has(name)) continue; // opened while we looked
+      this.forgetDormant(name);
       if (info && info.mtimeMs < cutoff) {
         await removeQuietly(path);
         removed++;
+      } else if (info) {
+        this.dormant.set(name, info.size);
+        this.partial += info.size;
       }
     }
     return removed;
@@ -161,7 +209,15 @@ export class UploadManager {
     await this.hashWorker.close();
   }
 
+  private forgetDormant(name: string): void {
+    const size = this.dormant.get(name);
+    if (size === undefined) return;
+    this.dormant.delete(name);
+    this.partial -= size;
+  }
+
   private async start(key: string, digest: BlobDigest): Promise<LiveUpload> {
+    this.forgetDormant(key); // counted again below, as the live upload's bytes
     const path = join(this.o.dir, key);
     // 'a' would ignore write positions on Linux; 'r+' on a file known to exist honours them.
     await (await open(path, 'a')).close();
@@ -186,6 +242,7 @@ export class UploadManager {
           size = 0;
         }
       }
+      this.partial += size;
       return {
         key,
         digest,
@@ -241,6 +298,16 @@ export class UploadManager {
     }
     upload.lastActivity = this.o.clock.now();
     if (chunk.byteLength === 0) return upload.next?.promise ?? upload.writing ?? Promise.resolve();
+    try {
+      this.o.makeRoom?.(chunk.byteLength);
+    } catch (err) {
+      // No room: this upload's own bytes go too, or a burst of refused uploads would hold the
+      // space they were refused for. Its client restarts it (QueryWriteStatus answers 0).
+      return run(() => this.finish(upload, true)).then(() => {
+        throw err;
+      });
+    }
+    this.partial += chunk.byteLength;
     const batch = (upload.next ??= newBatch());
     batch.chunks.push(chunk);
     batch.bytes += chunk.byteLength;
@@ -269,6 +336,7 @@ export class UploadManager {
       await upload.fh.truncate(upload.size).catch(() => {});
       const later = upload.next;
       upload.next = undefined;
+      this.partial -= upload.received - upload.size;
       upload.received = upload.size;
       batch.reject(err);
       later?.reject(err);
@@ -325,6 +393,10 @@ export class UploadManager {
     if (upload.done) return;
     upload.done = true;
     this.live.delete(upload.key);
+    this.opened.delete(upload.key);
+    // A committed upload's bytes now count as a blob; an aborted one's are gone; a file
+    // kept for resuming after close() is dormant, and counted again by the next start.
+    this.partial -= upload.received;
     if (deleteFile) {
       // Nothing waiting is worth writing any more; the write under way must end before the close.
       const dropped = upload.next;

@@ -19,8 +19,29 @@ export interface InputPlan {
   totalBytes: number;
 }
 
-/** A tree this large is refused rather than staged. */
-export const MAX_INPUT_NODES = 1_000_000;
+/**
+ * How large an input tree may be once expanded. Directory messages may reuse each
+ * other, so a few KB of messages can describe millions of paths: these bounds are
+ * checked on the expanded sizes, computed from the distinct messages alone, before
+ * a single path is planned or staged.
+ */
+export interface InputTreeLimits {
+  /** Files and symlinks, counting every place a shared directory appears. */
+  maxFiles: number;
+  /** Directories, the root included, counted the same way. */
+  maxDirectories: number;
+  /** Sum of the sizes of every staged file. */
+  maxBytes: number;
+  /** Levels of nesting below the input root. */
+  maxDepth: number;
+}
+
+export const DEFAULT_INPUT_TREE_LIMITS: Readonly<InputTreeLimits> = {
+  maxFiles: 250_000,
+  maxDirectories: 100_000,
+  maxBytes: 64 * 1024 ** 3,
+  maxDepth: 256,
+};
 
 /**
  * Longest path (in bytes) an input may have below the input root. Linux refuses
@@ -28,14 +49,24 @@ export const MAX_INPUT_NODES = 1_000_000;
  */
 export const MAX_INPUT_PATH_BYTES = 3072;
 
-export async function planInputTree(store: BlobStore, root: BlobDigest): Promise<InputPlan> {
+/** Entries planned between two yields to the event loop, so other calls are served meanwhile. */
+const ENTRIES_PER_YIELD = 2_000;
+
+export async function planInputTree(
+  store: BlobStore,
+  root: BlobDigest,
+  limits: InputTreeLimits = DEFAULT_INPUT_TREE_LIMITS,
+): Promise<InputPlan> {
   const fn = DIGEST_FUNCTIONS[root.fn];
   const directories = new Map<string, reapi.Directory>();
   const missing = new Map<string, BlobDigest>();
 
   // Fetch every distinct Directory message, level by level.
   let frontier = [root];
-  while (frontier.length > 0) {
+  for (let depth = 0; frontier.length > 0; depth++) {
+    if (depth > limits.maxDepth) {
+      throw invalidArgument(`input tree: directories are nested too deeply (more than ${limits.maxDepth} levels)`);
+    }
     const next: BlobDigest[] = [];
     await Promise.all(
       frontier.map(async (d) => {
@@ -59,18 +90,25 @@ export async function planInputTree(store: BlobStore, root: BlobDigest): Promise
         for (const child of dir.directories) next.push(inputDigest(child.digest, fn, `directory "${child.name}" digest`));
       }),
     );
-    if (directories.size > MAX_INPUT_NODES) throw resourceExhausted(`the input tree has more than ${MAX_INPUT_NODES} directories`);
+    if (directories.size > limits.maxDirectories) {
+      throw tooLarge(`more than ${limits.maxDirectories} distinct directories`, limits);
+    }
     // A directory shared by several parents is fetched once.
     frontier = [...new Map(next.map((d) => [digestKey(d), d])).values()];
   }
 
+  checkExpandedSize(root, directories, fn, limits);
+
   const plan: InputPlan = { directories: [], files: [], symlinks: [], blobs: [], totalBytes: 0 };
   const fileDigests = new Map<string, BlobDigest>();
-  let nodes = 0;
+  let sinceYield = 0;
 
-  const walk = (digest: BlobDigest, path: string) => {
+  // Depth first, parents before children, children in the order the message lists them.
+  const stack: { digest: BlobDigest; path: string }[] = [{ digest: root, path: '' }];
+  while (stack.length > 0) {
+    const { digest, path } = stack.pop()!;
     const dir = directories.get(digestKey(digest));
-    if (!dir) return; // reported as missing
+    if (!dir) continue; // reported as missing
     checkPathLength(path);
     plan.directories.push(path);
     validateDirectory(dir, path);
@@ -87,11 +125,16 @@ export async function planInputTree(store: BlobStore, root: BlobDigest): Promise
       validateSymlinkTarget(linkPath, target);
       plan.symlinks.push({ path: linkPath, target });
     }
-    for (const c of dir.directories) walk(inputDigest(c.digest, fn, `directory "${c.name}" digest`), join(path, c.name ?? ''));
-    nodes += dir.files.length + dir.directories.length + dir.symlinks.length;
-    if (nodes > MAX_INPUT_NODES) throw resourceExhausted(`the input tree has more than ${MAX_INPUT_NODES} entries`);
-  };
-  walk(root, '');
+    for (let i = dir.directories.length - 1; i >= 0; i--) {
+      const c = dir.directories[i]!;
+      stack.push({ digest: inputDigest(c.digest, fn, `directory "${c.name}" digest`), path: join(path, c.name ?? '') });
+    }
+    sinceYield += 1 + dir.files.length + dir.symlinks.length;
+    if (sinceYield >= ENTRIES_PER_YIELD) {
+      sinceYield = 0;
+      await yieldToEventLoop();
+    }
+  }
   checkSymlinksResolveInside(plan);
 
   for (const d of await store.findMissing([...fileDigests.values()])) missing.set(digestKey(d), d);
@@ -99,6 +142,63 @@ export async function planInputTree(store: BlobStore, root: BlobDigest): Promise
 
   plan.blobs = [...fileDigests.values(), ...[...directories.keys()].map((k) => parseKey(k))];
   return plan;
+}
+
+/** Expanded totals of one directory: itself and everything below it, every shared subtree counted where it appears. */
+interface Expanded {
+  files: number;
+  directories: number;
+  bytes: number;
+  /** Levels below this directory (0: no subdirectories). */
+  height: number;
+}
+
+/**
+ * Adds up what the tree expands to, once per distinct Directory message (memoised),
+ * and refuses it when any total is over its limit. Totals saturate just past the
+ * limit, so a tree describing 2^100 files cannot overflow the arithmetic.
+ */
+function checkExpandedSize(root: BlobDigest, directories: Map<string, reapi.Directory>, fn: DigestFunctionInfo, limits: InputTreeLimits): void {
+  const memo = new Map<string, Expanded>();
+  const cap = (n: number, limit: number) => Math.min(n, limit + 1);
+  const expand = (key: string, level: number): Expanded => {
+    // A shared directory can sit deeper than where the level-by-level fetch first met it.
+    const known = memo.get(key);
+    if (level + (known?.height ?? 0) > limits.maxDepth) {
+      throw invalidArgument(`input tree: directories are nested too deeply (more than ${limits.maxDepth} levels)`);
+    }
+    if (known) return known;
+    const dir = directories.get(key);
+    const total: Expanded = { files: 0, directories: 1, bytes: 0, height: 0 };
+    if (dir) {
+      total.files = dir.files.length + dir.symlinks.length;
+      for (const f of dir.files) total.bytes = cap(total.bytes + inputDigest(f.digest, fn, `file "${f.name}" digest`).size, limits.maxBytes);
+      for (const c of dir.directories) {
+        const sub = expand(digestKey(inputDigest(c.digest, fn, `directory "${c.name}" digest`)), level + 1);
+        total.files = cap(total.files + sub.files, limits.maxFiles);
+        total.directories = cap(total.directories + sub.directories, limits.maxDirectories);
+        total.bytes = cap(total.bytes + sub.bytes, limits.maxBytes);
+        total.height = Math.max(total.height, sub.height + 1);
+      }
+    }
+    memo.set(key, total);
+    return total;
+  };
+  const total = expand(digestKey(root), 0);
+  if (total.files > limits.maxFiles) throw tooLarge(`more than ${limits.maxFiles} files and symlinks once expanded`, limits);
+  if (total.directories > limits.maxDirectories) throw tooLarge(`more than ${limits.maxDirectories} directories once expanded`, limits);
+  if (total.bytes > limits.maxBytes) throw tooLarge(`more than ${limits.maxBytes} bytes of files once expanded`, limits);
+}
+
+function tooLarge(what: string, limits: InputTreeLimits) {
+  return resourceExhausted(
+    `input tree: the input root has ${what} (Kiln stages at most ${limits.maxFiles} files, ${limits.maxDirectories} directories, ` +
+      `${limits.maxBytes} bytes and ${limits.maxDepth} levels per action); split the action's inputs`,
+  );
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A digest from the input tree; a malformed one is the client's error (INVALID_ARGUMENT), not ours. */

@@ -1,9 +1,10 @@
 // The engine's side of the launcher: starts it lazily, sends spawn/kill
 // requests, and restarts it if it dies (failing the actions it was running).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
 import type { ExitedMessage, LauncherMessage, LauncherRequest, SpawnRequest } from './launcher-protocol';
 
 export interface ProcessExit {
@@ -22,6 +23,8 @@ interface Pending {
   onStarted?(pid: number): void;
   /** The action's process group (its leader's pid), once the launcher reported it. */
   pid?: number;
+  /** The action's marker (process-markers.ts), held open until it is over. */
+  marker?: { fd: number; id: FileIdentity; path: string };
 }
 
 /** How to start the launcher: compiled JS normally, through tsx from TypeScript sources (tests). */
@@ -45,9 +48,11 @@ export class LauncherClient {
   run(req: Omit<SpawnRequest, 'type'>, onStarted?: (pid: number) => void): Promise<ProcessExit> {
     if (this.closed) return Promise.reject(new LauncherDiedError('the launcher is closed'));
     if (this.pending.has(req.id)) return Promise.reject(new Error(`action ${req.id} is already running`));
+    const markerPath = `${req.stdoutPath}.marker`;
+    const marker = openMarker(markerPath);
     return new Promise<ProcessExit>((resolve, reject) => {
-      this.pending.set(req.id, { resolve, reject, onStarted });
-      this.send({ type: 'spawn', ...req });
+      this.pending.set(req.id, { resolve, reject, onStarted, marker });
+      this.send({ type: 'spawn', ...req, markerPath: marker ? markerPath : undefined });
     });
   }
 
@@ -90,10 +95,14 @@ export class LauncherClient {
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;
       const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        // The groups are detached, so they outlive the launcher: stop them before their exec roots are removed.
-        if (p.pid) killGroup(p.pid);
+      const lost = [...this.pending.values()];
+      this.pending.clear();
+      // The groups are detached, so they outlive the launcher: stop them before their exec roots are removed,
+      // and whatever left its group too (it still holds the marker).
+      for (const p of lost) if (p.pid) killGroup(p.pid);
+      killProcessesHolding(lost.flatMap((p) => (p.marker ? [p.marker.id] : [])));
+      for (const p of lost) {
+        releaseMarker(p);
         p.reject(err);
       }
     });
@@ -114,10 +123,28 @@ export class LauncherClient {
       p.onStarted?.(msg.pid);
     } else {
       this.pending.delete(msg.id);
+      releaseMarker(p);
       const { code, signal, timedOut, killed, spawnError } = msg as ExitedMessage;
       p.resolve({ code, signal, timedOut, killed, spawnError });
     }
   }
+}
+
+/** Creates the marker file the launcher hands the action as fd 3; without one the action still runs. */
+function openMarker(path: string): Pending['marker'] {
+  try {
+    const fd = openSync(path, 'w', 0o600);
+    return { fd, id: fdIdentity(fd), path };
+  } catch {
+    return undefined;
+  }
+}
+
+function releaseMarker(p: Pending): void {
+  if (!p.marker) return;
+  closeSync(p.marker.fd);
+  rmSync(p.marker.path, { force: true }); // normally the launcher unlinked it already
+  p.marker = undefined;
 }
 
 function killGroup(pid: number): void {

@@ -10,6 +10,12 @@ export interface SpawnRequest {
   stderrPath: string;
   /** 0 means no limit. */
   timeoutMs: number;
+  /**
+   * A file the engine created and holds open: the action gets it as fd 3 and the
+   * launcher unlinks it, so processes that left the action's group are still found
+   * by it (process-markers.ts).
+   */
+  markerPath?: string;
 }
 
 export interface KillRequest {

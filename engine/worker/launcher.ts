@@ -2,14 +2,19 @@
 // Spawning from the engine itself would fork a large process (Electron's main
 // process) and block its event loop for milliseconds per action; this process
 // stays small, so each spawn stays cheap. Each action leads its own process
-// group so a timeout or cancel can kill everything it started.
+// group, and holds a marker descriptor that follows processes out of the group
+// (process-markers.ts), so a timeout or cancel can kill everything it started.
+// If the engine goes (its end of either pipe closes), every action goes too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
 import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SpawnRequest } from './launcher-protocol';
 
 interface Running {
   child: ChildProcess;
+  /** Held until the action is over, so its inode cannot be reused while we sweep by it. */
+  marker?: { fd: number; id: FileIdentity };
   timedOut: boolean;
   killed: boolean;
   timer?: NodeJS.Timeout;
@@ -31,9 +36,29 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
+/** Everything the action started: its group, and whatever left the group but holds its marker. */
+function killAll(r: Pick<Running, 'child' | 'marker'>): void {
+  killGroup(r.child.pid, 'SIGKILL');
+  // The engine holds the marker too; it must never be taken for one of the action's processes.
+  if (r.marker) killProcessesHolding([r.marker.id], [process.ppid]);
+}
+
 function stop(r: Running): void {
   killGroup(r.child.pid, 'SIGTERM');
-  setTimeout(() => killGroup(r.child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+  // Once the action is over, finish() has swept and released the marker: never sweep by it again.
+  setTimeout(() => r.done || killAll(r), KILL_GRACE_MS).unref();
+}
+
+/** Opens the engine's marker file for the action and unlinks it, so nothing else can open it. */
+function openMarker(path: string | undefined): { fd: number; id: FileIdentity } | undefined {
+  if (!path) return undefined;
+  const fd = openSync(path, 'r');
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone: the identity is what counts.
+  }
+  return { fd, id: fdIdentity(fd) };
 }
 
 function start(req: SpawnRequest): void {
@@ -45,22 +70,27 @@ function start(req: SpawnRequest): void {
     if (r) {
       r.done = true;
       clearTimeout(r.timer);
-      // Whatever the action left behind in its group (background jobs) goes with it.
-      killGroup(r.child.pid, 'SIGKILL');
+      // Whatever the action left behind (background jobs, setsid daemons) goes with it.
+      killAll(r);
+      if (r.marker) closeSync(r.marker.fd);
     }
     running.delete(req.id);
     send({ type: 'exited', id: req.id, ...msg });
   };
+  let marker: Running['marker'];
   try {
     out = openSync(req.stdoutPath, 'a');
     err = openSync(req.stderrPath, 'a');
+    marker = openMarker(req.markerPath);
+    // The marker is the action's fd 3 (MARKER_FD).
+    const stdio = marker ? ['ignore', out, err, marker.fd] : ['ignore', out, err];
     const child = spawn(req.argv[0], req.argv.slice(1), {
       cwd: req.cwd,
       env: req.env,
-      stdio: ['ignore', out, err],
+      stdio: stdio as ('ignore' | number)[],
       detached: true,
     });
-    const r: Running = { child, timedOut: false, killed: false, done: false };
+    const r: Running = { child, marker, timedOut: false, killed: false, done: false };
     running.set(req.id, r);
     child.once('error', (e) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: e.message }));
     child.once('exit', (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }));
@@ -72,6 +102,7 @@ function start(req: SpawnRequest): void {
       }, req.timeoutMs);
     }
   } catch (e) {
+    if (marker && !running.has(req.id)) closeSync(marker.fd);
     finish({ code: null, signal: null, timedOut: false, killed: false, spawnError: (e as Error).message });
   } finally {
     // The child holds its own copies of the descriptors.
@@ -100,8 +131,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   }
 });
 
-// The engine went away: take every running action with us.
-process.stdin.on('end', () => {
-  for (const r of running.values()) killGroup(r.child.pid, 'SIGKILL');
+/** The engine went away: take every running action with us, then go. */
+function shutdown(): void {
+  for (const r of running.values()) killAll(r);
   process.exit(0);
-});
+}
+process.stdin.on('end', shutdown);
+process.stdin.on('error', shutdown);
+// Writing to an engine that died is EPIPE: without this handler the launcher
+// crashed on it and left the other actions running.
+process.stdout.on('error', shutdown);

@@ -1,0 +1,84 @@
+// Finding every process an action started, even those that left its process
+// group. `setsid`, double forks and daemonising change the session, the group and
+// the parent, but a child keeps the open files it inherited. Each action is handed
+// a marker: an extra descriptor (fd 3) on a file that nothing else can open (it is
+// unlinked once the action holds it) and whose inode cannot be reused while the
+// engine and the launcher hold it too. Sweeping /proc for processes holding the
+// marker is the fallback that works without cgroups or a PID namespace, and leaves
+// the action's environment exactly as the Command gives it. A process that closes
+// every descriptor still escapes; the stronger tools are the sandbox's job.
+import { fstatSync, readdirSync, statSync } from 'node:fs';
+
+/** A file by identity, not by name: what the processes hold open. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** Rounds of find-and-kill: a process forking while we look is caught by the next round. */
+const SWEEP_ROUNDS = 5;
+
+/** The descriptor of the action's marker in the action's processes. */
+export const MARKER_FD = 3;
+
+/** The file open as `fd`. */
+export function fdIdentity(fd: number): FileIdentity {
+  const st = fstatSync(fd);
+  return { dev: st.dev, ino: st.ino };
+}
+
+/**
+ * Pids holding any of `files` open, other than ours and those in `except` (the
+ * other holder of the markers); Linux only (elsewhere none are found).
+ */
+export function findProcessesHolding(files: FileIdentity[], except: number[] = []): number[] {
+  if (process.platform !== 'linux' || files.length === 0) return [];
+  const skip = new Set([process.pid, ...except].map(String));
+  const wanted = new Set(files.map((f) => `${f.dev}:${f.ino}`));
+  const found: number[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const name of pids) {
+    if (!/^\d+$/.test(name) || skip.has(name)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${name}/fd`);
+    } catch {
+      continue; // gone, or another user's
+    }
+    for (const fd of fds) {
+      try {
+        const st = statSync(`/proc/${name}/fd/${fd}`);
+        if (wanted.has(`${st.dev}:${st.ino}`)) {
+          found.push(Number(name));
+          break;
+        }
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return found;
+}
+
+/** SIGKILLs every process holding any of `files`, until none is left; returns how many were killed. */
+export function killProcessesHolding(files: FileIdentity[], except: number[] = []): number {
+  let killed = 0;
+  for (let round = 0; round < SWEEP_ROUNDS; round++) {
+    const pids = findProcessesHolding(files, except);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed++;
+      } catch {
+        // ESRCH: it went by itself.
+      }
+    }
+  }
+  return killed;
+}
