@@ -312,7 +312,7 @@ export interface TokenCreateRequest {
 /** POST /api/tokens response (201): the only time the token's value is shown. */
 export interface TokenCreated extends TokenInfo {
   token: string;
-  /** The Bazel flag that sends it: --remote_header=authorization=Bearer … */
+  /** The Bazel flag that sends it: --remote_header=authorization="Bearer …" (quoted, so a .bazelrc keeps it one word) */
   bazelFlag: string;
 }
 

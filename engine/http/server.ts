@@ -151,7 +151,7 @@ export class HttpApi {
       this.opts.bus.emit({ type: 'auth.rejected', at: Date.now(), transport: 'http', reason: auth.reason });
       const where = this.opts.access
         ? "use the dashboard token (file http-token in Kiln's data directory) or an access token from `kiln token add NAME`"
-        : "the token is in the file http-token in Kiln's data directory (also printed by the CLI)";
+        : "the dashboard token is in the file {data-dir}/http-token (http-token in Kiln's data folder); paste it in Settings, API token";
       throw new HttpError(401, `${auth.reason}; ${where}`, { 'WWW-Authenticate': 'Bearer realm="kiln"' });
     }
     let segments: string[];

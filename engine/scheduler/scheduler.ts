@@ -15,6 +15,7 @@
 // nobody waits for (engine/execution/orphan-reaping-executor.ts).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { actionRole } from '../common/action-role';
 import type { ExecutionStage } from '../common/action-vocabulary';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { digestKey, formatDigest, type BlobDigest } from '../digest';
@@ -437,7 +438,7 @@ export class Scheduler {
     job.finished = Promise.resolve()
       .then(() => this.opts.executor.run(prepared, job.abort.signal, hooks))
       .then(
-        (run) => this.finish(job, verdictFromOutcome(run, request.timeoutMs), run),
+        (run) => this.finish(job, verdictFromOutcome(run, request.timeoutMs, actionRole(request.command.arguments)), run),
         (err) => this.finish(job, verdictFromError(err)),
       );
   }
