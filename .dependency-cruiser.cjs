@@ -25,6 +25,7 @@ const PARTS = {
   logs: '^engine/logs/',
   metrics: '^engine/metrics/',
   history: '^engine/history/',
+  invocations: '^engine/invocations/', // Bazel invocations from RequestMetadata, and the history journal on disk
   execution: '^engine/execution/', // Executor and Runner contracts and the executor decorators
   worker: '^engine/worker/',
   scheduler: '^engine/scheduler/',
@@ -54,6 +55,7 @@ const MAY_IMPORT = {
   logs: [...BASE, 'grpc', 'events', 'store'],
   metrics: [...BASE, 'events', 'store'],
   history: [...BASE, 'events', 'store'],
+  invocations: [...BASE, 'grpc', 'events', 'history'],
   // Runs actions through contracts; knows nothing of the worker pool or the queue.
   execution: [...BASE, 'grpc', 'events', 'store'],
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
@@ -61,7 +63,7 @@ const MAY_IMPORT = {
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
-  http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'reapi', 'lan'],
+  http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'invocations', 'reapi', 'lan'],
   root: Object.keys(PARTS),
 };
 

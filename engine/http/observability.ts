@@ -8,6 +8,8 @@ import { systemClock, type Clock } from '../clock';
 import type { KilnConfig } from '../config';
 import type { EventBus } from '../events/event-bus';
 import { ActionHistory } from '../history/action-history';
+import { HistoryJournal } from '../invocations/history-journal';
+import { InvocationIndex } from '../invocations/invocation-index';
 import { LogHub } from '../logs/log-hub';
 import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
@@ -28,6 +30,8 @@ export interface ObservabilityOptions {
   /** The store's largest blobs (BlobStore.largest), for GET /api/cache/largest; absent when it cannot list them. */
   largestBlobs?: (limit: number) => LargestBlob[];
   clock?: Clock;
+  /** Progress and trouble lines (the history journal's). */
+  log?: (line: string) => void;
 }
 
 export interface HttpStartOptions {
@@ -50,6 +54,9 @@ export class Observability {
   readonly logStreams: LogStreams;
   readonly metrics: MetricsCollector;
   readonly history: ActionHistory;
+  /** Bazel invocations (RequestMetadata), kept with the history across restarts. */
+  readonly invocations: InvocationIndex;
+  private readonly journal: HistoryJournal;
   /** Bearer token for the HTTP API, kept in {dataDir}/http-token. */
   readonly token: string;
   private http?: HttpApi;
@@ -65,6 +72,10 @@ export class Observability {
     this.logs = new LogHub({ dir: join(config.dataDir, 'logs'), clock });
     this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
+    this.invocations = new InvocationIndex({}, clock);
+    // Before the history sees live events: what an earlier run saved comes first.
+    this.journal = new HistoryJournal({ dataDir: config.dataDir, log: opts.log });
+    this.journal.start(this.history, this.invocations);
     this.metrics = new MetricsCollector(events, {
       concurrency: config.concurrency,
       storeStats: opts.storeStats,
@@ -75,6 +86,7 @@ export class Observability {
     this.unsubscribe.push(
       this.logs.attach(events),
       this.history.attach(events),
+      this.invocations.attach(events),
       events.on('action.queued', (e) => {
         if (this.instances.size < MAX_INSTANCE_NAMES) this.instances.add(e.instance);
       }),
@@ -96,6 +108,7 @@ export class Observability {
       bus: events,
       metrics: this.metrics,
       history: this.history,
+      invocations: this.invocations,
       logs: this.logs,
       setExecution: s.setExecution,
       largestBlobs: this.opts.largestBlobs ? (limit) => this.largestBlobs(limit) : undefined,
@@ -135,6 +148,7 @@ export class Observability {
   async stop(): Promise<void> {
     await this.http?.close();
     this.unsubscribe.forEach((off) => off());
+    this.journal.stop();
     this.metrics.stop();
     this.logs.close();
   }
