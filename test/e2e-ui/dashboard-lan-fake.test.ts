@@ -124,7 +124,7 @@ describe.skipIf(chromiumMissing)('dashboard in LAN mode (fake API)', () => {
     await page.selectOption('[data-testid="connect-instance"]', 'ci');
     expect(await page.textContent('[data-testid="bazelrc"]')).toContain('build --remote_instance_name=ci\n');
     await page.click('[data-testid="connect-make-token"]');
-    await expect.poll(() => page.textContent('[data-testid="bazelrc"]')).toMatch(/Bearer kiln_fake\d+x+\n/);
+    await expect.poll(() => page.textContent('[data-testid="bazelrc"]')).toMatch(/Bearer kiln_fake\d+x+"\n/);
     expect(await page.textContent('[data-testid="connect-token-made"]')).toContain('connect-');
     await shot('connect');
   }, TIMEOUT);

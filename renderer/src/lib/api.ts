@@ -8,6 +8,8 @@ import type {
   ConnectInfo,
   EventTicket,
   ExecutionResponse,
+  InvocationPage,
+  InvocationSummary,
   LargestBlobs,
   LogStreamName,
   MetricsSnapshot,
@@ -47,6 +49,17 @@ export class KilnApi {
   }
   actions(filter: ActionFilter, page: { cursor?: string; limit?: number } = {}): Promise<ActionPage> {
     return this.json(`/api/actions${filterQuery(filter, page)}`);
+  }
+  /** Bazel invocations, newest first. */
+  invocations(limit = 100): Promise<InvocationPage> {
+    return this.json(`/api/invocations?limit=${limit}`);
+  }
+  invocation(id: string): Promise<InvocationSummary> {
+    return this.json(`/api/invocations/${encodeURIComponent(id)}`);
+  }
+  /** The newest `limit` actions of one invocation (its running ones included). */
+  invocationActions(id: string, limit = 500): Promise<ActionPage> {
+    return this.json(`/api/invocations/${encodeURIComponent(id)}/actions?limit=${limit}`);
   }
   action(id: string): Promise<ActionDetail> {
     return this.json(`/api/actions/${encodeURIComponent(id)}`);
