@@ -102,6 +102,22 @@ describe.skipIf(chromiumMissing)('invocation pages (real engine, driven executor
     await expect.poll(() => page.evaluate(() => location.hash), { timeout: TIMEOUT }).toBe(`#/invocations/${INV}`);
   }, TIMEOUT);
 
+  it('keeps focus inside the action drawer and gives it back to the row that opened it', async () => {
+    await page.goto(`${base()}/#/invocations/${INV}`);
+    const row = page.locator('[data-testid="invocation-actions"] button[data-action]').first();
+    await row.waitFor({ timeout: TIMEOUT });
+    const rowId = await row.getAttribute('data-action');
+    await row.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-testid="detail"]');
+    for (let i = 0; i < 25; i++) {
+      await page.keyboard.press(i % 5 === 4 ? 'Shift+Tab' : 'Tab');
+      expect(await page.evaluate(() => !!document.activeElement?.closest('[data-testid="detail"]')), `after ${i + 1} presses`).toBe(true);
+    }
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('data-action')), { timeout: TIMEOUT }).toBe(rowId);
+  }, TIMEOUT);
+
   it('lists the invocation with its true counts, and the uptime keeps counting', async () => {
     await page.goto(`${base()}/#/invocations`);
     const row = page.locator(`[data-testid="invocations"] tr[data-invocation="${INV}"]`);
