@@ -12,6 +12,7 @@ import { HistoryJournal } from '../invocations/history-journal';
 import { InvocationIndex } from '../invocations/invocation-index';
 import { LogHub } from '../logs/log-hub';
 import { MetricsCollector } from '../metrics/collector';
+import { SeriesRecorder } from '../metrics/series-recorder';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
@@ -54,6 +55,8 @@ export class Observability {
   readonly logStreams: LogStreams;
   readonly metrics: MetricsCollector;
   readonly history: ActionHistory;
+  /** The metrics over the last hour and day, for the charts. */
+  readonly series: SeriesRecorder;
   /** Bazel invocations (RequestMetadata), kept with the history across restarts. */
   readonly invocations: InvocationIndex;
   private readonly journal: HistoryJournal;
@@ -72,6 +75,7 @@ export class Observability {
     this.logs = new LogHub({ dir: join(config.dataDir, 'logs'), clock });
     this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
+    this.series = new SeriesRecorder(() => this.metrics.snapshot(), clock);
     this.invocations = new InvocationIndex({}, clock);
     // Before the history sees live events: what an earlier run saved comes first.
     this.journal = new HistoryJournal({ dataDir: config.dataDir, log: opts.log });
@@ -107,6 +111,7 @@ export class Observability {
       lanRoutes: s.lanRoutes,
       bus: events,
       metrics: this.metrics,
+      metricsHistory: (window) => this.series.history(window),
       history: this.history,
       invocations: this.invocations,
       logs: this.logs,
@@ -129,6 +134,7 @@ export class Observability {
       }),
     });
     await this.http.listen();
+    this.series.start();
   }
 
   /** The store's answer as the API's JSON, with the store size it is a share of. */
@@ -149,6 +155,7 @@ export class Observability {
     await this.http?.close();
     this.unsubscribe.forEach((off) => off());
     this.journal.stop();
+    this.series.stop();
     this.metrics.stop();
     this.logs.close();
   }

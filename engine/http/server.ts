@@ -10,6 +10,7 @@ import { InvalidCursorError, type ActionHistory } from '../history/action-histor
 import type { LogHub } from '../logs/log-hub';
 import { InvalidInvocationCursorError, type InvocationIndex } from '../invocations/invocation-index';
 import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState, type LogStreamName } from '../common/action-vocabulary';
+import type { MetricsHistory, MetricsWindow } from '../common/metrics-history-types';
 import type { ActionDetail, ApiError, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
@@ -29,6 +30,8 @@ export interface HttpApiOptions extends AuthPolicy {
   port: number;
   bus: EventBus;
   metrics: MetricsSource;
+  /** GET /api/metrics/history: the recorded series (engine/metrics/series-recorder.ts). */
+  metricsHistory?: (window: MetricsWindow) => MetricsHistory;
   history: ActionHistory;
   /** Bazel invocations: GET /api/invocations…; absent, those routes answer 404. */
   invocations?: InvocationIndex;
@@ -188,6 +191,12 @@ export class HttpApi {
         get();
         return this.sendJson(res, 200, this.opts.status());
       case 'metrics':
+        if (segments.length === 3 && id === 'history' && this.opts.metricsHistory) {
+          get();
+          const window = url.searchParams.get('window') ?? 'hour';
+          if (window !== 'hour' && window !== 'day') throw new HttpError(400, `window must be "hour" (a point a second) or "day" (a point a minute), not "${window}"`);
+          return this.sendJson(res, 200, this.opts.metricsHistory(window));
+        }
         if (segments.length !== 2) break;
         get();
         return this.sendJson(res, 200, this.opts.metrics.snapshot());

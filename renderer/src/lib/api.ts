@@ -12,7 +12,9 @@ import type {
   InvocationSummary,
   LargestBlobs,
   LogStreamName,
+  MetricsHistory,
   MetricsSnapshot,
+  MetricsWindow,
   SettingsRequest,
   SettingsResponse,
   TokenCreated,
@@ -46,6 +48,10 @@ export class KilnApi {
   }
   metrics(): Promise<MetricsSnapshot> {
     return this.json('/api/metrics');
+  }
+  /** The engine's recorded series: the last hour a point a second, or the last day a point a minute. */
+  metricsHistory(window: MetricsWindow = 'hour'): Promise<MetricsHistory> {
+    return this.json(`/api/metrics/history?window=${window}`);
   }
   actions(filter: ActionFilter, page: { cursor?: string; limit?: number } = {}): Promise<ActionPage> {
     return this.json(`/api/actions${filterQuery(filter, page)}`);

@@ -77,6 +77,8 @@ export class Dashboard {
     this.conn.start();
     void this.refreshStatus();
     void this.api.metrics().then((m) => this.model.handle({ event: 'metrics', data: m }), () => {}).then(() => this.schedule());
+    // Charts start from the engine's last hour, not from when this page opened (older engines: live only).
+    void this.api.metricsHistory('hour').then((h) => this.model.series.seed(h.points), () => {}).then(() => this.schedule());
     this.clock = setInterval(() => (this.now = Date.now()), 1000);
   }
 
