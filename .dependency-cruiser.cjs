@@ -25,6 +25,7 @@ const PARTS = {
   logs: '^engine/logs/',
   metrics: '^engine/metrics/',
   history: '^engine/history/',
+  invocations: '^engine/invocations/', // Bazel invocations from RequestMetadata, and the history journal on disk
   execution: '^engine/execution/', // Executor and Runner contracts and the executor decorators
   worker: '^engine/worker/',
   wasi: '^engine/wasi/', // the WASI runner: WebAssembly actions in node:wasi worker threads
@@ -58,6 +59,7 @@ const MAY_IMPORT = {
   logs: [...BASE, 'grpc', 'events', 'store'],
   metrics: [...BASE, 'events', 'store'],
   history: [...BASE, 'events', 'store'],
+  invocations: [...BASE, 'grpc', 'events', 'history'],
   // Runs actions through contracts; knows nothing of the worker pool or the queue.
   execution: [...BASE, 'grpc', 'events', 'store'],
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
@@ -69,7 +71,7 @@ const MAY_IMPORT = {
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler', 'compression', 'asset'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
-  http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'reapi', 'lan'],
+  http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'invocations', 'reapi', 'lan'],
   compression: [],
   asset: [...BASE, 'grpc', 'events', 'store'],
   root: Object.keys(PARTS),

@@ -11,6 +11,7 @@ import { advertisedHost, bazelrcLines, connectTokenName } from './lan/connect';
 import { discover } from './lan/discovery';
 import { ensureTlsMaterial } from './tls/certificates';
 import { isLanHost } from './common/loopback';
+import { tokenHeaderFlag } from './common/bazel-flags';
 import { join, resolve } from 'node:path';
 
 export interface CliCommand {
@@ -84,7 +85,7 @@ async function token(args: string[]): Promise<number> {
       const value = store.add(name!);
       process.stdout.write(`${value}\n`);
       process.stderr.write(
-        `kiln: token "${name}" made; it is shown only now. Give Bazel:\n  build --remote_header=authorization=Bearer ${value}\n`,
+        `kiln: token "${name}" made; it is shown only now. Give Bazel:\n  build ${tokenHeaderFlag(value)}\n`,
       );
       return 0;
     }

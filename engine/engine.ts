@@ -37,6 +37,7 @@ import type { Advertisement } from './lan/discovery';
 import { advertiseInLanMode, grpcCredentials, grpcInterceptor } from './lan/wiring';
 import { httpAccessOptions } from './http/lan-access';
 import { createExecutionService } from './reapi/execution';
+import { requestMetadataInterceptor } from './invocations/request-metadata';
 import { createOperationsService } from './reapi/operations';
 import { createFetchService, createPushService } from './reapi/remote-asset';
 import { AssetFetcher } from './asset/asset-fetcher';
@@ -119,7 +120,11 @@ export class Engine {
       'grpc.max_receive_message_length': messageLimit,
       'grpc.max_send_message_length': messageLimit,
       // Every call passes the access policy before any service sees it.
-      interceptors: [grpcInterceptor(access, events, () => clock.now())],
+      interceptors: [
+        grpcInterceptor(access, events, () => clock.now()),
+        // After the access check: only accepted calls say which invocation they belong to.
+        requestMetadataInterceptor((method, origin) => events.emit({ type: 'request.metadata', at: clock.now(), method, origin })),
+      ],
     });
   }
 
@@ -181,6 +186,7 @@ export class Engine {
         largestBlobs: store.largest ? (limit) => store.largest!(limit) : undefined,
         clock,
         sandbox: sandbox?.status,
+        log,
       });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
@@ -320,7 +326,7 @@ export class Engine {
     }));
     add(ContentAddressableStorageService, createCasService({ store, maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes }));
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
-    add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock }));
+    add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock, ids: this.ids }));
     add(LogStreamService, this.observability.logStreams.service());
     // Remote Asset API: downloads for --experimental_remote_downloader, remembered in {dataDir}/assets.json.
     const fetcher = new AssetFetcher({

@@ -3,9 +3,10 @@
 // renderer imports this file type-only, and so do metrics and history, which
 // build these records. Stable contract: add optional fields, never rename or remove.
 import type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName } from './action-vocabulary';
+import type { ActionRole } from './action-role';
 import type { SettingName } from './settings-limits';
 
-export type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName, SettingName };
+export type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionRole, ActionStage, ActionState, ActionTiming, LogStreamName, SettingName };
 
 /** Times are milliseconds since the epoch; durations are milliseconds; sizes are bytes. */
 
@@ -199,6 +200,12 @@ export interface ActionSummary {
   instance: string;
   actionDigest: string;
   slot?: number;
+  /** The Bazel invocation (tool_invocation_id) that asked for it; see GET /api/invocations/{id}. */
+  invocationId?: string;
+  /** A test's run, or its test.xml / coverage step (same label and mnemonic, different job). */
+  role?: ActionRole;
+  /** RequestMetadata.configuration_id: the build configuration of its target. */
+  configurationId?: string;
 }
 
 /** GET /api/actions/{id} */
@@ -360,7 +367,7 @@ export interface TokenCreateRequest {
 /** POST /api/tokens response (201): the only time the token's value is shown. */
 export interface TokenCreated extends TokenInfo {
   token: string;
-  /** The Bazel flag that sends it: --remote_header=authorization=Bearer … */
+  /** The Bazel flag that sends it: --remote_header=authorization="Bearer …" (quoted, so a .bazelrc keeps it one word) */
   bazelFlag: string;
 }
 
@@ -419,3 +426,7 @@ export interface SettingsResponse {
   /** Settings a flag or the config file sets at start, so their saved values are not used then. */
   fixedAtStart?: SettingName[];
 }
+
+// ---- Invocations (engine/invocations): GET /api/invocations, /api/invocations/{id}, /api/invocations/{id}/actions ----
+export type { InvocationCounts, InvocationPage, InvocationState, InvocationSummary, RequestOrigin } from './invocation-types';
+export type { MetricsHistory, MetricsPoint, MetricsWindow } from './metrics-history-types';

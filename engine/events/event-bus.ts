@@ -1,6 +1,7 @@
 // One typed event stream inside the engine. Producers (store, scheduler,
 // workers, services) emit; metrics, the HTTP API and logs subscribe. Nothing polls.
 import type { ActionOutcome, ActionOutputSummary, ActionTiming, ExecutionStage } from '../common/action-vocabulary';
+import type { RequestOrigin } from '../common/invocation-types';
 import type { BlobDigest } from '../digest';
 
 /** What the dashboard shows about an action once its Command is known. */
@@ -26,6 +27,8 @@ export type KilnEvent =
       mnemonic?: string;
       target?: string;
       toolInvocationId?: string;
+      /** Everything the caller's RequestMetadata said. */
+      origin?: RequestOrigin;
       details?: ActionDetails;
     }
   | { type: 'action.started'; id: string; at: number; slot: number; stdoutPath: string; stderrPath: string }
@@ -63,7 +66,9 @@ export type KilnEvent =
       durationMs: number;
       toolInvocationId?: string;
       message?: string;
-    };
+    }
+  /** An accepted gRPC call carried RequestMetadata (engine/invocations/request-metadata.ts); `method` is its path. */
+  | { type: 'request.metadata'; at: number; method: string; origin: RequestOrigin };
 
 export type KilnEventType = KilnEvent['type'];
 export type EventOf<T extends KilnEventType> = Extract<KilnEvent, { type: T }>;

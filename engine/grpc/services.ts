@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { asset, bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
 import { lenientDecoder } from './malformed-requests';
+import type { RequestOrigin } from '../common/invocation-types';
 
 function method<Req, Res>(
   path: string,
@@ -100,4 +101,21 @@ export function requestMetadataOf(metadata: grpc.Metadata): reapi.RequestMetadat
   } catch {
     return undefined;
   }
+}
+
+/** The metadata as plain fields, leaving out empty ones; undefined when it says nothing. */
+export function requestOrigin(meta: reapi.RequestMetadata.$Properties | null | undefined): RequestOrigin | undefined {
+  if (!meta) return undefined;
+  const text = (s: string | null | undefined, max = 1024) => (s ? s.slice(0, max) : undefined);
+  const origin: RequestOrigin = {
+    toolInvocationId: text(meta.toolInvocationId, 256),
+    correlatedInvocationsId: text(meta.correlatedInvocationsId, 256),
+    actionMnemonic: text(meta.actionMnemonic, 256),
+    targetId: text(meta.targetId),
+    configurationId: text(meta.configurationId, 256),
+    toolName: text(meta.toolDetails?.toolName, 256),
+    toolVersion: text(meta.toolDetails?.toolVersion, 256),
+  };
+  for (const k of Object.keys(origin) as (keyof RequestOrigin)[]) if (origin[k] === undefined) delete origin[k];
+  return Object.keys(origin).length > 0 ? origin : undefined;
 }

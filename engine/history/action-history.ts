@@ -3,6 +3,7 @@
 // running ones are only dropped if the count bound is exceeded by them alone.
 import { systemClock, type Clock } from '../clock';
 import type { EventBus, EventOf } from '../events/event-bus';
+import { actionRole } from '../common/action-role';
 import type { ActionChangeKind, ActionDetail, ActionOutcome, ActionPage, ActionState, ActionSummary } from '../common/api-types';
 
 export interface HistoryLimits {
@@ -23,6 +24,8 @@ export interface HistoryQuery {
   outcome?: ActionOutcome;
   /** Case-insensitive substring of id, mnemonic, target, argv, digest. */
   q?: string;
+  /** Only the actions of this Bazel invocation (tool_invocation_id). */
+  invocation?: string;
   cursor?: string;
   /** Default 50, at most 500. */
   limit?: number;
@@ -104,6 +107,7 @@ export class ActionHistory {
       const r = all[i];
       if (query.state && r.state !== query.state) continue;
       if (query.outcome && r.outcome !== query.outcome) continue;
+      if (query.invocation !== undefined && r.invocationId !== query.invocation) continue;
       if (q && !matches(r, q)) continue;
       total++;
       if (r.seq >= before) continue;
@@ -111,6 +115,28 @@ export class ActionHistory {
       else nextCursor ??= String(items[items.length - 1].seq);
     }
     return { items: items.map(stripSeq), nextCursor, total };
+  }
+
+  /**
+   * Puts back finished actions saved by an earlier run (engine/invocations'
+   * journal), oldest first, before any live event arrives. Unfinished ones
+   * are skipped: their runs died with the process that ran them.
+   */
+  restore(details: readonly Omit<ActionDetail, 'logs'>[]): void {
+    for (const d of details) {
+      if (d.state !== 'finished' || this.records.has(d.id)) continue;
+      const r: Rec = { ...d, seq: ++this.seq, bytes: 0 };
+      r.bytes = estimate(r);
+      this.records.set(r.id, r);
+      this.bytes += r.bytes;
+    }
+    this.prune();
+  }
+
+  /** Every finished action it still holds, oldest first (what a restart should get back). */
+  finished(): Omit<ActionDetail, 'logs'>[] {
+    this.prune();
+    return [...this.records.values()].filter((r) => r.state === 'finished').map((r) => this.detail(r));
   }
 
   stats(): { actions: number; bytes: number } {
@@ -131,6 +157,9 @@ export class ActionHistory {
       mnemonic: e.mnemonic && cap(e.mnemonic),
       target: e.target && cap(e.target),
       argv0: argv[0],
+      invocationId: e.origin?.toolInvocationId ?? e.toolInvocationId,
+      configurationId: e.origin?.configurationId,
+      role: actionRole(argv),
       stage: 'queued',
       queuedAt: e.at,
       instance: e.instance,
@@ -240,6 +269,9 @@ export class ActionHistory {
       instance: r.instance,
       actionDigest: r.actionDigest,
       slot: r.slot,
+      invocationId: r.invocationId,
+      role: r.role,
+      configurationId: r.configurationId,
     };
   }
 

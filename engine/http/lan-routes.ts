@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import { TokenError, type TokenStore } from '../auth/tokens';
 import { isLoopbackAddress } from '../common/loopback';
+import { tokenHeaderFlag } from '../common/bazel-flags';
 import { advertisedHost, bazelrcLines, connectEndpoint, connectTokenName } from '../lan/connect';
 import { ConfigError, parseSize } from '../config-load';
 import { checkCacheBudget, checkConcurrency, InvalidSettingError, type SettingName } from '../common/settings-limits';
@@ -98,7 +99,7 @@ export class LanRoutes {
       throw err;
     }
     const createdAt = this.opts.tokens.list().find((t) => t.name === name)?.createdAt ?? new Date().toISOString();
-    return { name, createdAt, token, bazelFlag: `--remote_header=authorization=Bearer ${token}` };
+    return { name, createdAt, token, bazelFlag: tokenHeaderFlag(token) };
   }
 
   private revoke(name: string): RouteReply {

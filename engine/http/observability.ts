@@ -9,8 +9,11 @@ import type { KilnConfig } from '../config';
 import type { EventBus } from '../events/event-bus';
 import { ActionHistory } from '../history/action-history';
 import { AssetFetchLog } from '../history/asset-fetch-log';
+import { HistoryJournal } from '../invocations/history-journal';
+import { InvocationIndex } from '../invocations/invocation-index';
 import { LogHub } from '../logs/log-hub';
 import { MetricsCollector } from '../metrics/collector';
+import { SeriesRecorder } from '../metrics/series-recorder';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
@@ -31,6 +34,8 @@ export interface ObservabilityOptions {
   clock?: Clock;
   /** The sandbox decision made at start, shown in /api/status. */
   sandbox?: ApiSandbox;
+  /** Progress and trouble lines (the history journal's). */
+  log?: (line: string) => void;
 }
 
 export interface HttpStartOptions {
@@ -57,6 +62,11 @@ export class Observability {
   readonly history: ActionHistory;
   /** Recent Remote Asset fetches (GET /api/assets). */
   readonly assetFetches = new AssetFetchLog();
+  /** The metrics over the last hour and day, for the charts. */
+  readonly series: SeriesRecorder;
+  /** Bazel invocations (RequestMetadata), kept with the history across restarts. */
+  readonly invocations: InvocationIndex;
+  private readonly journal: HistoryJournal;
   /** Bearer token for the HTTP API, kept in {dataDir}/http-token. */
   readonly token: string;
   private http?: HttpApi;
@@ -72,6 +82,11 @@ export class Observability {
     this.logs = new LogHub({ dir: join(config.dataDir, 'logs'), clock });
     this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
+    this.series = new SeriesRecorder(() => this.metrics.snapshot(), clock);
+    this.invocations = new InvocationIndex({}, clock);
+    // Before the history sees live events: what an earlier run saved comes first.
+    this.journal = new HistoryJournal({ dataDir: config.dataDir, log: opts.log });
+    this.journal.start(this.history, this.invocations);
     this.metrics = new MetricsCollector(events, {
       concurrency: config.concurrency,
       storeStats: opts.storeStats,
@@ -83,6 +98,7 @@ export class Observability {
       this.logs.attach(events),
       this.history.attach(events),
       this.assetFetches.attach(events),
+      this.invocations.attach(events),
       events.on('action.queued', (e) => {
         if (this.instances.size < MAX_INSTANCE_NAMES) this.instances.add(e.instance);
       }),
@@ -103,8 +119,10 @@ export class Observability {
       lanRoutes: s.lanRoutes,
       bus: events,
       metrics: this.metrics,
+      metricsHistory: (window) => this.series.history(window),
       history: this.history,
       assetFetches: this.assetFetches,
+      invocations: this.invocations,
       logs: this.logs,
       setExecution: s.setExecution,
       largestBlobs: this.opts.largestBlobs ? (limit) => this.largestBlobs(limit) : undefined,
@@ -127,6 +145,7 @@ export class Observability {
       }),
     });
     await this.http.listen();
+    this.series.start();
   }
 
   /** The store's answer as the API's JSON, with the store size it is a share of. */
@@ -146,6 +165,8 @@ export class Observability {
   async stop(): Promise<void> {
     await this.http?.close();
     this.unsubscribe.forEach((off) => off());
+    this.journal.stop();
+    this.series.stop();
     this.metrics.stop();
     this.logs.close();
   }

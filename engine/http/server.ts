@@ -9,7 +9,9 @@ import type { EventBus } from '../events/event-bus';
 import { InvalidCursorError, type ActionHistory } from '../history/action-history';
 import type { AssetFetchLog } from '../history/asset-fetch-log';
 import type { LogHub } from '../logs/log-hub';
+import { InvalidInvocationCursorError, type InvocationIndex } from '../invocations/invocation-index';
 import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState, type LogStreamName } from '../common/action-vocabulary';
+import type { MetricsHistory, MetricsWindow } from '../common/metrics-history-types';
 import type { ActionDetail, ApiError, AssetFetchList, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
@@ -29,9 +31,13 @@ export interface HttpApiOptions extends AuthPolicy {
   port: number;
   bus: EventBus;
   metrics: MetricsSource;
+  /** GET /api/metrics/history: the recorded series (engine/metrics/series-recorder.ts). */
+  metricsHistory?: (window: MetricsWindow) => MetricsHistory;
   history: ActionHistory;
   /** Recent Remote Asset fetches (GET /api/assets); absent: the route answers an empty list. */
   assetFetches?: AssetFetchLog;
+  /** Bazel invocations: GET /api/invocations…; absent, those routes answer 404. */
+  invocations?: InvocationIndex;
   logs: LogHub;
   status(): ApiStatus;
   /** Flips the engine's execution switch. */
@@ -154,7 +160,7 @@ export class HttpApi {
       this.opts.bus.emit({ type: 'auth.rejected', at: Date.now(), transport: 'http', reason: auth.reason });
       const where = this.opts.access
         ? "use the dashboard token (file http-token in Kiln's data directory) or an access token from `kiln token add NAME`"
-        : "the token is in the file http-token in Kiln's data directory (also printed by the CLI)";
+        : "the dashboard token is in the file {data-dir}/http-token (http-token in Kiln's data folder); paste it in Settings, API token";
       throw new HttpError(401, `${auth.reason}; ${where}`, { 'WWW-Authenticate': 'Bearer realm="kiln"' });
     }
     let segments: string[];
@@ -194,6 +200,12 @@ export class HttpApi {
         get();
         return this.sendJson(res, 200, this.opts.status());
       case 'metrics':
+        if (segments.length === 3 && id === 'history' && this.opts.metricsHistory) {
+          get();
+          const window = url.searchParams.get('window') ?? 'hour';
+          if (window !== 'hour' && window !== 'day') throw new HttpError(400, `window must be "hour" (a point a second) or "day" (a point a minute), not "${window}"`);
+          return this.sendJson(res, 200, this.opts.metricsHistory(window));
+        }
         if (segments.length !== 2) break;
         get();
         return this.sendJson(res, 200, this.opts.metrics.snapshot());
@@ -213,6 +225,15 @@ export class HttpApi {
         if (segments.length !== 3 || id !== 'largest') break;
         get();
         return this.largest(res, url);
+      case 'invocations':
+        get();
+        if (segments.length === 2) return this.listInvocations(res, url);
+        if (segments.length === 3) return this.invocation(res, id);
+        if (segments.length === 4 && sub === 'actions') {
+          this.invocation(undefined, id);
+          return this.listActions(res, url, id);
+        }
+        break;
       case 'actions':
         get();
         if (segments.length === 2) return this.listActions(res, url);
@@ -228,7 +249,30 @@ export class HttpApi {
     return { ok: false, reason: 'the event ticket is unknown, used or expired (POST /api/session with the token for a new one)' };
   }
 
-  private listActions(res: ServerResponse, url: URL): void {
+  private listInvocations(res: ServerResponse, url: URL): void {
+    const index = this.invocationIndex();
+    const limit = pageLimit(url.searchParams.get('limit'));
+    try {
+      this.sendJson(res, 200, index.list({ cursor: url.searchParams.get('cursor') || undefined, limit }));
+    } catch (err) {
+      if (err instanceof InvalidInvocationCursorError) throw new HttpError(400, `${err.message}; use nextCursor from a previous page`);
+      throw err;
+    }
+  }
+
+  /** Sends the invocation, or only checks it exists when `res` is undefined. */
+  private invocation(res: ServerResponse | undefined, id: string): void {
+    const inv = this.invocationIndex().get(id);
+    if (!inv) throw new HttpError(404, `no invocation "${id}" (unknown, or older than the history keeps); GET /api/invocations lists them`);
+    if (res) this.sendJson(res, 200, inv);
+  }
+
+  private invocationIndex(): InvocationIndex {
+    if (!this.opts.invocations) throw new HttpError(404, 'this Kiln does not keep invocations');
+    return this.opts.invocations;
+  }
+
+  private listActions(res: ServerResponse, url: URL, invocationFromPath?: string): void {
     const p = url.searchParams;
     const state = p.get('state') || undefined;
     const outcome = p.get('outcome') || undefined;
@@ -238,13 +282,10 @@ export class HttpApi {
     if (outcome && !(ACTION_OUTCOMES as readonly string[]).includes(outcome)) {
       throw new HttpError(400, `outcome must be one of ${ACTION_OUTCOMES.join(', ')}, not "${outcome}"`);
     }
-    const limitText = p.get('limit');
-    const limit = limitText === null ? undefined : Number(limitText);
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 500)) {
-      throw new HttpError(400, `limit must be an integer from 1 to 500, not "${limitText}"`);
-    }
+    const limit = pageLimit(p.get('limit'));
     try {
       const page = this.opts.history.list({
+        invocation: invocationFromPath ?? (p.get('invocation') || undefined),
         state: state as ActionState | undefined,
         outcome: outcome as ActionOutcome | undefined,
         q: p.get('q') ?? undefined,
@@ -363,6 +404,14 @@ export class HttpApi {
       res.destroy();
     }
   }
+}
+
+/** ?limit= of a paged list: 1 to 500, or undefined for the default. */
+function pageLimit(text: string | null): number | undefined {
+  if (text === null) return undefined;
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new HttpError(400, `limit must be an integer from 1 to 500, not "${text}"`);
+  return limit;
 }
 
 const STATUS_NAMES: Record<number, string> = {

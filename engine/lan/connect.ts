@@ -1,6 +1,7 @@
 // The .bazelrc lines that point Bazel at this Kiln, shared by `kiln connect`
 // and the dashboard's Connect view so both always say the same thing.
 import { networkInterfaces } from 'node:os';
+import { tokenHeaderFlag } from '../common/bazel-flags';
 
 export interface ConnectOptions {
   /** Host or address other machines reach this one by. */
@@ -30,7 +31,7 @@ export function bazelrcLines(o: ConnectOptions): string[] {
     );
   }
   // Loopback without require-token needs no header, but a token does no harm and keeps the lines copyable.
-  lines.push(`build --remote_header=authorization=Bearer ${o.token ?? TOKEN_PLACEHOLDER}`);
+  lines.push(`build ${tokenHeaderFlag(o.token ?? TOKEN_PLACEHOLDER)}`);
   return lines;
 }
 

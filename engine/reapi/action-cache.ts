@@ -2,9 +2,11 @@
 // (outputs, stdout/stderr, every file of every output Tree) is still in the CAS:
 // otherwise the client would get a result it cannot download, so it is a miss.
 import type * as grpc from '@grpc/grpc-js';
-import { systemClock, type Clock } from '../clock';
-import { DIGEST_FUNCTIONS, DigestError, toBlobDigest, type BlobDigest, type DigestFunctionInfo, type DigestFunctionName } from '../digest';
+import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
+import { DIGEST_FUNCTIONS, DigestError, formatDigest, toBlobDigest, type BlobDigest, type DigestFunctionInfo, type DigestFunctionName } from '../digest';
+import { cachedActionEvents, digestText } from '../events/cached-action';
 import { nullSink, type EventSink } from '../events/event-bus';
+import { requestMetadataOf, requestOrigin } from '../grpc/services';
 import { reapi } from '../proto';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { ActionCacheStore } from '../store/action-cache-store';
@@ -19,15 +21,18 @@ export interface ActionCacheOptions {
   actionCache: ActionCacheStore;
   events?: EventSink;
   clock?: Clock;
+  /** Ids for the cached-action records of hits; the scheduler's source, so ids never collide. */
+  ids?: IdSource;
 }
 
 export function createActionCacheService(opts: ActionCacheOptions): grpc.UntypedServiceImplementation {
   const { store, actionCache } = opts;
   const events = opts.events ?? nullSink;
   const clock = opts.clock ?? systemClock;
+  const ids = opts.ids ?? uuidIds;
 
   return {
-    getActionResult: unary<reapi.GetActionResultRequest, reapi.ActionResult>(async (req) => {
+    getActionResult: unary<reapi.GetActionResultRequest, reapi.ActionResult>(async (req, call) => {
       validateInstanceName(req.instanceName);
       const fn = requestDigestFunction(req.digestFunction);
       const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
@@ -38,6 +43,18 @@ export function createActionCacheService(opts: ActionCacheOptions): grpc.Untyped
         const why = cached ? 'its outputs are no longer all in the CAS' : 'no result is cached';
         throw notFound(`action ${actionDigest.hash}/${actionDigest.size}: ${why}`);
       }
+      // A hit is an action Bazel did not have to run: count and list it as one (outcome cached).
+      const facts = cachedActionEvents({
+        id: ids.next(),
+        at: clock.now(),
+        actionDigest: formatDigest(actionDigest),
+        instance: req.instanceName,
+        origin: requestOrigin(requestMetadataOf(call.metadata)),
+        exitCode: cached.exitCode,
+        stdoutDigest: digestText(cached.stdoutDigest),
+        stderrDigest: digestText(cached.stderrDigest),
+      });
+      for (const e of facts) events.emit(e);
       await inlineRequested(store, cached, req, fn);
       return cached;
     }),

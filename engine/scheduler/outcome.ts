@@ -3,6 +3,7 @@
 // CachingExecutor's job (engine/execution/caching-executor.ts).
 // Problems of the run go in ExecuteResponse.status, never in Operation.error.
 import { status as Status } from '@grpc/grpc-js';
+import type { ActionRole } from '../common/action-role';
 import type { ActionOutcome, ActionTiming } from '../common/action-vocabulary';
 import { toGrpcError } from '../grpc/status';
 import { reapi, rpc } from '../proto';
@@ -15,7 +16,20 @@ export interface RunVerdict {
   message?: string;
 }
 
-export function verdictFromOutcome(run: ExecutionOutcome, timeoutMs: number): RunVerdict {
+/**
+ * What to change when an action runs out of time. The gRPC deadline
+ * (--remote_timeout) has nothing to do with it: a test's time comes from
+ * --test_timeout or its size, any other action's from its `timeout` exec property.
+ */
+export function timeoutMessage(timeoutMs: number, role?: ActionRole): string {
+  const took = timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`;
+  if (role === 'test') {
+    return `test timed out after ${took}; give it more time with --test_timeout=SECONDS or a larger size (size = "large") on the test rule`;
+  }
+  return `action timed out after ${took}; give it more time with its "timeout" exec property (exec_properties = {"timeout": "SECONDS"})`;
+}
+
+export function verdictFromOutcome(run: ExecutionOutcome, timeoutMs: number, role?: ActionRole): RunVerdict {
   const result = run.result;
   const exitCode = result.exitCode;
   const respond = (code: Status, message: string) =>
@@ -23,7 +37,7 @@ export function verdictFromOutcome(run: ExecutionOutcome, timeoutMs: number): Ru
 
   switch (run.status) {
     case 'timeout': {
-      const message = `action timed out after ${timeoutMs} ms; raise the action's timeout (--remote_timeout / exec_properties) if it needs longer`;
+      const message = timeoutMessage(timeoutMs, role);
       return { response: respond(Status.DEADLINE_EXCEEDED, message), outcome: 'timeout', exitCode, message };
     }
     case 'cancelled': {

@@ -15,10 +15,13 @@
 // nobody waits for (engine/execution/orphan-reaping-executor.ts).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { actionRole } from '../common/action-role';
 import type { ExecutionStage } from '../common/action-vocabulary';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { digestKey, formatDigest, type BlobDigest } from '../digest';
+import { cachedActionEvents, digestText } from '../events/cached-action';
 import { nullSink, type EventSink } from '../events/event-bus';
+import { requestOrigin } from '../grpc/services';
 import { resourceExhausted, unavailable } from '../grpc/status';
 import { reapi } from '../proto';
 import type { Attention, ExecutionOutcome, Executor, PreparedAction } from '../execution/executor';
@@ -224,6 +227,7 @@ export class Scheduler {
       mnemonic: meta?.actionMnemonic || undefined,
       target: meta?.targetId || undefined,
       toolInvocationId: meta?.toolInvocationId || undefined,
+      origin: requestOrigin(meta),
       details: actionDetails(request.action, request.command, request.timeoutMs),
     });
     // The caller learns it was queued even when a free slot starts it right away.
@@ -242,27 +246,18 @@ export class Scheduler {
     const id = this.ids.next();
     const at = this.clock.now();
     const op = this.newOperation(id, id, instance, actionDigest, at, false, false);
-    this.events.emit({
-      type: 'action.queued',
+    const result = response.result;
+    const facts = cachedActionEvents({
       id,
       at,
       actionDigest: formatDigest(actionDigest),
       instance,
-      mnemonic: requestMetadata?.actionMnemonic || undefined,
-      target: requestMetadata?.targetId || undefined,
-      toolInvocationId: requestMetadata?.toolInvocationId || undefined,
-    });
-    const result = response.result;
-    this.events.emit({
-      type: 'action.finished',
-      id,
-      at,
-      outcome: 'cached',
+      origin: requestOrigin(requestMetadata),
       exitCode: result?.exitCode ?? 0,
-      timing: timingBreakdown(at, at, at),
-      stdoutDigest: result?.stdoutDigest ? `${result.stdoutDigest.hash}/${result.stdoutDigest.sizeBytes}` : undefined,
-      stderrDigest: result?.stderrDigest ? `${result.stderrDigest.hash}/${result.stderrDigest.sizeBytes}` : undefined,
+      stdoutDigest: digestText(result?.stdoutDigest),
+      stderrDigest: digestText(result?.stderrDigest),
     });
+    for (const e of facts) this.events.emit(e);
     this.complete(op, response);
     return this.snapshot(op);
   }
@@ -437,7 +432,7 @@ export class Scheduler {
     job.finished = Promise.resolve()
       .then(() => this.opts.executor.run(prepared, job.abort.signal, hooks))
       .then(
-        (run) => this.finish(job, verdictFromOutcome(run, request.timeoutMs), run),
+        (run) => this.finish(job, verdictFromOutcome(run, request.timeoutMs, actionRole(request.command.arguments)), run),
         (err) => this.finish(job, verdictFromError(err)),
       );
   }

@@ -70,7 +70,7 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
       // Wait until that page has landed (the button re-enables, or goes at the end).
       await page.waitForFunction(() => !document.querySelector('.more button:disabled'));
     }
-    await expect.poll(() => page.textContent('header p'), { timeout: TIMEOUT }).toMatch(/10,0\d\d finished/);
+    await expect.poll(() => page.textContent('header p'), { timeout: TIMEOUT }).toMatch(/10,0\d\d in the history/);
     expect(await page.locator('[data-testid="action-row"]').count()).toBeLessThan(60);
     // Keyboard: End jumps to the last row, which gets rendered.
     await page.focus('[role="listbox"]');

@@ -83,7 +83,7 @@ describe.skipIf(chromiumMissing)('dashboard in LAN mode (fake API)', () => {
     await page.click('[data-testid="token-create"]');
     const value = (await page.waitForSelector('[data-testid="token-value"]').then((e) => e.textContent())) ?? '';
     expect(value).toMatch(/^kiln_fake/);
-    expect(await page.textContent('[data-testid="token-flag"]')).toBe(`--remote_header=authorization=Bearer ${value}`);
+    expect(await page.textContent('[data-testid="token-flag"]')).toBe(`--remote_header=authorization="Bearer ${value}"`);
     await expect.poll(() => page.locator('[data-testid="token-row"]').count()).toBe(2);
     await page.locator('[data-testid="tokens-panel"]').scrollIntoViewIfNeeded();
     await shot('settings-token-created');
@@ -113,7 +113,7 @@ describe.skipIf(chromiumMissing)('dashboard in LAN mode (fake API)', () => {
         [
           'build --remote_executor=grpcs://192.168.1.20:8980',
           'build --tls_certificate=/home/kiln/.local/share/kiln/tls/ca.pem',
-          'build --remote_header=authorization=Bearer TOKEN',
+          'build --remote_header=authorization="Bearer TOKEN"',
           'build --jobs=8',
           '',
         ].join('\n'),
@@ -124,7 +124,7 @@ describe.skipIf(chromiumMissing)('dashboard in LAN mode (fake API)', () => {
     await page.selectOption('[data-testid="connect-instance"]', 'ci');
     expect(await page.textContent('[data-testid="bazelrc"]')).toContain('build --remote_instance_name=ci\n');
     await page.click('[data-testid="connect-make-token"]');
-    await expect.poll(() => page.textContent('[data-testid="bazelrc"]')).toMatch(/Bearer kiln_fake\d+x+\n/);
+    await expect.poll(() => page.textContent('[data-testid="bazelrc"]')).toMatch(/Bearer kiln_fake\d+x+"\n/);
     expect(await page.textContent('[data-testid="connect-token-made"]')).toContain('connect-');
     await shot('connect');
   }, TIMEOUT);

@@ -294,7 +294,7 @@ export async function startFakeApi(
     const value = `kiln_fake${++tokenSeq}${'x'.repeat(20)}`;
     const info = { name, createdAt: new Date().toISOString() };
     tokens.push(info);
-    return { ...info, token: value, bazelFlag: `--remote_header=authorization=Bearer ${value}` };
+    return { ...info, token: value, bazelFlag: `--remote_header=authorization="Bearer ${value}"` };
   }
 
   function connect(withToken: boolean): ConnectInfo {
@@ -307,7 +307,7 @@ export async function startFakeApi(
       bazelrc: [
         'build --remote_executor=grpcs://192.168.1.20:8980',
         'build --tls_certificate=/home/kiln/.local/share/kiln/tls/ca.pem',
-        `build --remote_header=authorization=Bearer ${created?.token ?? 'TOKEN'}`,
+        `build --remote_header=authorization="Bearer ${created?.token ?? 'TOKEN'}"`,
       ],
       token: created,
     };

@@ -9,7 +9,7 @@
 // $KILN_TEST_BAZEL4) and, for that Debian build, libnetty-tcnative-jni (see
 // bazelTlsSupport in harness.ts); skipped with the reason otherwise.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +96,28 @@ describe.skipIf(!!skipReason)(`Bazel 4.2.3 over TLS with a token (LAN mode)${ski
     expect(ran.remote, summary!.line).toBeGreaterThanOrEqual(5);
     expect(run.output).toMatch(/\/\/:shout_test\s+PASSED/);
     expect(await expectBasicOutputs(ws)).toEqual([]);
+  }, LONG);
+
+  it('builds with the lines of `kiln connect` pasted into a .bazelrc as they are', async () => {
+    const port = new URL(url.replace(/^grpcs/, 'https')).port;
+    const connect = spawnSync(process.execPath, kilnArgs('connect', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', port), {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(connect.status, `kiln connect: ${connect.stderr}`).toBe(0);
+    const lines = connect.stdout.trim().split('\n');
+    expect(lines.some((l) => l.startsWith('build --remote_header='))).toBe(true);
+    const rc = join(ws.root, 'connect.bazelrc');
+    await writeFile(rc, connect.stdout);
+    // A running Kiln picks up the token kiln connect just made within a second.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await ws.clean()).code).toBe(0);
+    const flags = ['--spawn_strategy=remote', '--noremote_local_fallback', '--remote_timeout=60', '--remote_download_outputs=all', '--noremote_accept_cached'];
+    const run = await ws.build('build', flags, ['//:greeting'], { bazelrc: rc });
+    expect(run.code, `${connect.stdout}\n${run.output}\n--- kiln stderr ---\n${serverLog}`).toBe(0);
+    expect(executedKinds(parseProcessSummary(run.output)!)).toHaveProperty('remote');
+    expect(await ws.readOutput('greeting.txt')).toBeDefined();
   }, LONG);
 
   it('fails the same build with UNAUTHENTICATED without the header, and with a wrong token', async () => {

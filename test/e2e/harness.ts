@@ -161,17 +161,18 @@ export class BazelWorkspace {
   }
 
   /** `bazel <command> <common flags> <flags> -- <targets>` */
-  build(command: 'build' | 'test', flags: string[], targets: string[]): Promise<BazelRun> {
-    return this.run([command, ...this.commonFlags(), ...flags, '--', ...targets]);
+  build(command: 'build' | 'test', flags: string[], targets: string[], opts: { bazelrc?: string } = {}): Promise<BazelRun> {
+    return this.run([command, ...this.commonFlags(), ...flags, '--', ...targets], opts.bazelrc ? [`--bazelrc=${opts.bazelrc}`] : []);
   }
 
   clean(): Promise<BazelRun> {
     return this.run(['clean', '--color=no', '--curses=no']);
   }
 
-  run(args: string[]): Promise<BazelRun> {
+  /** `startup`: extra startup options for this run (a different set restarts the Bazel server). */
+  run(args: string[], startup: string[] = []): Promise<BazelRun> {
     return new Promise((resolvePromise, reject) => {
-      const child = spawn(this.bazel.path, [...this.startup, ...args], {
+      const child = spawn(this.bazel.path, [...this.startup, ...startup, ...args], {
         cwd: this.dir,
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -273,7 +273,7 @@ describe('createDesktopApp', () => {
       expect(lines.slice(0, 3)).toEqual(connect);
       expect(lines[0]).not.toContain('0.0.0.0');
       expect(lines[1]).toBe(`build --tls_certificate=${kilnCaPath(dataDir)}`);
-      expect(lines[2]).toBe('build --remote_header=authorization=Bearer TOKEN');
+      expect(lines[2]).toBe('build --remote_header=authorization="Bearer TOKEN"');
       expect(lines.slice(3)).toEqual(['build --remote_timeout=3600']);
     }, 60_000);
 

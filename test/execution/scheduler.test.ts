@@ -278,6 +278,18 @@ describe('Scheduler', () => {
     expect(await actionCache.get('', req.actionDigest)).toBeUndefined();
   });
 
+  it("names the knob that gives a timed-out action more time: a test's --test_timeout or size, otherwise the timeout exec property, never --remote_timeout", async () => {
+    const s = scheduler({ concurrency: 2 });
+    const test = s.submit(request({ command: reapi.Command.create({ arguments: ['external/bazel_tools/tools/test/test-setup.sh', 'pkg/my_test'] }) }));
+    const build = s.submit(request({ timeoutMs: 90_000 }));
+    for (const run of await executor.started(2)) run.finish({ status: 'timeout', exitCode: 0 });
+    const [t, b] = [await record(s, test.name).done, await record(s, build.name).done];
+    expect(t.response?.status?.message).toMatch(/--test_timeout/);
+    expect(t.response?.status?.message).toMatch(/size/);
+    expect(b.response?.status?.message).toMatch(/after 90 s.*"timeout" exec property/);
+    for (const m of [t.response?.status?.message, b.response?.status?.message]) expect(m).not.toMatch(/remote_timeout/);
+  });
+
   it('passes an executor GrpcError through with its details, and turns anything else into INTERNAL', async () => {
     const s = scheduler({ concurrency: 2 });
     const a = s.submit(request());

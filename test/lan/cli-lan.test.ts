@@ -52,7 +52,7 @@ describe('kiln token and kiln connect', () => {
     expect(added.code).toBe(0);
     const token = added.stdout.trim();
     expect(token).toMatch(/^kiln_\S+$/);
-    expect(added.stderr).toContain(`--remote_header=authorization=Bearer ${token}`);
+    expect(added.stderr).toContain(`--remote_header=authorization="Bearer ${token}"`);
     expect(readFileSync(join(dataDir, 'tokens.json'), 'utf8')).not.toContain(token);
 
     const listed = kiln('token', 'list', '--data-dir', dataDir);
@@ -79,7 +79,7 @@ describe('kiln token and kiln connect', () => {
     expect(lines).toHaveLength(3);
     expect(lines[0]).toBe('build --remote_executor=grpcs://kiln.example.internal:8990');
     expect(lines[1]).toBe(`build --tls_certificate=${join(dataDir, 'tls', 'ca.pem')}`);
-    const m = /^build --remote_header=authorization=Bearer (kiln_\S+)$/.exec(lines[2]);
+    const m = /^build --remote_header=authorization="Bearer (kiln_[^"\s]+)"$/.exec(lines[2]);
     expect(m).not.toBeNull();
     const ca = readFileSync(join(dataDir, 'tls', 'ca.pem'));
     await eventually(async () => (await capabilitiesStatus(target, grpc.credentials.createSsl(ca), m![1])).code === grpc.status.OK, 'the connect token is served');

@@ -84,7 +84,7 @@ describe('the dashboard over HTTPS', () => {
     const made = await httpsCall(`${api}/api/tokens`, { ca, token, method: 'POST', body: { name: 'ci-box' } });
     expect(made.status).toBe(201);
     const created = made.json();
-    expect(created).toMatchObject({ name: 'ci-box', bazelFlag: `--remote_header=authorization=Bearer ${created.token}` });
+    expect(created).toMatchObject({ name: 'ci-box', bazelFlag: `--remote_header=authorization="Bearer ${created.token}"` });
     expect((await httpsCall(`${api}/api/tokens`, { ca, token, method: 'POST', body: { name: 'ci-box' } })).status).toBe(409);
     expect((await httpsCall(`${api}/api/tokens`, { ca, token, method: 'POST', body: { name: 'bad name' } })).status).toBe(400);
 
@@ -107,13 +107,13 @@ describe('the dashboard over HTTPS', () => {
     expect(shown.bazelrc).toEqual([
       `build --remote_executor=${endpoint}`,
       `build --tls_certificate=${caPath}`,
-      'build --remote_header=authorization=Bearer TOKEN',
+      'build --remote_header=authorization="Bearer TOKEN"',
     ]);
     const made = await httpsCall(`${api}/api/connect`, { ca, token, method: 'POST' });
     expect(made.status).toBe(201);
     const info = made.json();
     expect(info.token.name).toMatch(/^connect-\d{8}-\d{6}/);
-    expect(info.bazelrc[2]).toBe(`build --remote_header=authorization=Bearer ${info.token.token}`);
+    expect(info.bazelrc[2]).toBe(`build --remote_header=authorization="Bearer ${info.token.token}"`);
     expect((await capabilitiesStatus(target, trusting(), info.token.token)).code).toBe(grpc.status.OK);
   });
 

@@ -144,6 +144,8 @@ describe('HTTP API', () => {
     const missing = await call(base, '/api/execution', { method: 'POST', body: '{"enabled": false}' });
     expect(missing.status).toBe(401);
     expect(missing.json.error.message).toContain('missing Authorization');
+    // It says where the token is, not a command that does not print one.
+    expect(missing.json.error.message).toContain('{data-dir}/http-token');
     const wrong = await call(base, '/api/execution', { method: 'POST', body: '{"enabled": false}', token: 'nope' });
     expect(wrong.status).toBe(401);
     expect(t.state.executing).toBe(true);

@@ -9,9 +9,13 @@ import type {
   ConnectInfo,
   EventTicket,
   ExecutionResponse,
+  InvocationPage,
+  InvocationSummary,
   LargestBlobs,
   LogStreamName,
+  MetricsHistory,
   MetricsSnapshot,
+  MetricsWindow,
   SettingsRequest,
   SettingsResponse,
   TokenCreated,
@@ -46,8 +50,23 @@ export class KilnApi {
   metrics(): Promise<MetricsSnapshot> {
     return this.json('/api/metrics');
   }
+  /** The engine's recorded series: the last hour a point a second, or the last day a point a minute. */
+  metricsHistory(window: MetricsWindow = 'hour'): Promise<MetricsHistory> {
+    return this.json(`/api/metrics/history?window=${window}`);
+  }
   actions(filter: ActionFilter, page: { cursor?: string; limit?: number } = {}): Promise<ActionPage> {
     return this.json(`/api/actions${filterQuery(filter, page)}`);
+  }
+  /** Bazel invocations, newest first. */
+  invocations(limit = 100): Promise<InvocationPage> {
+    return this.json(`/api/invocations?limit=${limit}`);
+  }
+  invocation(id: string): Promise<InvocationSummary> {
+    return this.json(`/api/invocations/${encodeURIComponent(id)}`);
+  }
+  /** The newest `limit` actions of one invocation (its running ones included). */
+  invocationActions(id: string, limit = 500): Promise<ActionPage> {
+    return this.json(`/api/invocations/${encodeURIComponent(id)}/actions?limit=${limit}`);
   }
   action(id: string): Promise<ActionDetail> {
     return this.json(`/api/actions/${encodeURIComponent(id)}`);

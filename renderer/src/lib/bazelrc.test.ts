@@ -14,7 +14,7 @@ describe('bazelrcSnippet', () => {
       'build --remote_executor=grpc://10.0.0.5:8980',
       'build --remote_instance_name=main',
       'build --jobs=8',
-      'build --remote_header=Authorization=Bearer YOUR_TOKEN',
+      'build --remote_header=authorization="Bearer YOUR_TOKEN"',
       '',
     ]);
   });

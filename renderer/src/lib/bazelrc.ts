@@ -1,4 +1,5 @@
 // The .bazelrc lines that point Bazel at this Kiln.
+import { tokenHeaderFlag } from '../../../engine/common/bazel-flags';
 
 export interface BazelrcInput {
   /** e.g. "grpc://127.0.0.1:8980" from /api/status. */
@@ -32,6 +33,6 @@ export function bazelrcSnippet(input: BazelrcInput): string {
   const lines = [`build --remote_executor=${executorUrl(input.grpcUrl, input.host)}`];
   if (input.instanceName) lines.push(`build --remote_instance_name=${input.instanceName}`);
   lines.push(`build --jobs=${suggestedJobs(input.concurrency)}`);
-  if (input.tokenRequired) lines.push('build --remote_header=Authorization=Bearer YOUR_TOKEN');
+  if (input.tokenRequired) lines.push(`build ${tokenHeaderFlag('YOUR_TOKEN')}`);
   return lines.join('\n') + '\n';
 }

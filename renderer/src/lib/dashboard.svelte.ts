@@ -28,6 +28,8 @@ export class Dashboard {
   /** A clock for "running for 12 s" labels, ticking once a second. */
   now = $state(Date.now());
   token = $state<string | undefined>(undefined);
+  /** When `status` was read (epoch ms). */
+  private statusAt = 0;
 
   readonly model = new LiveModel();
   readonly api: KilnApi;
@@ -75,6 +77,8 @@ export class Dashboard {
     this.conn.start();
     void this.refreshStatus();
     void this.api.metrics().then((m) => this.model.handle({ event: 'metrics', data: m }), () => {}).then(() => this.schedule());
+    // Charts start from the engine's last hour, not from when this page opened (older engines: live only).
+    void this.api.metricsHistory('hour').then((h) => this.model.series.seed(h.points), () => {}).then(() => this.schedule());
     this.clock = setInterval(() => (this.now = Date.now()), 1000);
   }
 
@@ -83,9 +87,17 @@ export class Dashboard {
     clearInterval(this.clock);
   }
 
+  /** The engine's uptime now: its last answer plus the time since (so it keeps counting between reads). */
+  uptimeMs(): number | null {
+    const s = this.status;
+    return s ? s.uptimeMs + Math.max(0, this.now - this.statusAt) : null;
+  }
+
   async refreshStatus(): Promise<void> {
     try {
-      this.model.applyStatus(await this.api.status());
+      const status = await this.api.status();
+      this.statusAt = Date.now();
+      this.model.applyStatus(status);
       this.schedule();
     } catch {
       /* the connection state already says the engine is away */

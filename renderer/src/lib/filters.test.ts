@@ -55,3 +55,13 @@ describe('actionLabel', () => {
     expect(actionLabel({ id: 'x' })).toEqual({ title: 'Action', subtitle: 'x' });
   });
 });
+
+describe('actionLabel for a test\'s steps', () => {
+  it('tells the test run from its test.xml step, which share mnemonic and label', () => {
+    const run = actionLabel({ id: '1', mnemonic: 'TestRunner', target: '//pkg:t', role: 'test' });
+    const xml = actionLabel({ id: '2', mnemonic: 'TestRunner', target: '//pkg:t', role: 'test-xml' });
+    expect(run.title).toBe('TestRunner · test run');
+    expect(xml.title).toBe('TestRunner · test.xml report');
+    expect(run.subtitle).toBe(xml.subtitle);
+  });
+});

@@ -1,6 +1,7 @@
 // The action list's filter: the same predicate runs client-side on live events
 // and is sent to the server as query parameters for history pages.
 import type { ActionOutcome, ActionState, ActionSummary } from '../../../engine/common/api-types';
+import { ACTION_ROLE_LABELS, type ActionRole } from '../../../engine/common/action-role';
 
 export interface ActionFilter {
   state: ActionState | 'all';
@@ -46,8 +47,10 @@ export function filterQuery(f: ActionFilter, extra: { cursor?: string; limit?: n
 }
 
 /** The label an action goes by: Bazel's mnemonic and target, else the program it runs. */
-export function actionLabel(a: Pick<ActionSummary, 'mnemonic' | 'target' | 'argv0' | 'id'>): { title: string; subtitle: string } {
-  if (a.mnemonic || a.target) return { title: a.mnemonic ?? 'Action', subtitle: a.target ?? a.argv0 ?? '' };
+export function actionLabel(a: Pick<ActionSummary, 'mnemonic' | 'target' | 'argv0' | 'id'> & { role?: ActionRole }): { title: string; subtitle: string } {
+  // A test's run and its test.xml step share mnemonic and label: say which one this is.
+  const role = a.role ? ` · ${ACTION_ROLE_LABELS[a.role]}` : '';
+  if (a.mnemonic || a.target) return { title: `${a.mnemonic ?? 'Action'}${role}`, subtitle: a.target ?? a.argv0 ?? '' };
   if (a.argv0) return { title: basename(a.argv0), subtitle: a.argv0 };
   return { title: 'Action', subtitle: a.id };
 }

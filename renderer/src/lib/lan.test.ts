@@ -13,8 +13,8 @@ describe('token names', () => {
   });
 
   it('gives the exact Bazel flag for a new token', () => {
-    expect(bazelFlagFor({ token: 'kiln_abc', bazelFlag: '--remote_header=authorization=Bearer kiln_abc' })).toBe('--remote_header=authorization=Bearer kiln_abc');
-    expect(bazelFlagFor({ token: 'kiln_old' })).toBe('--remote_header=authorization=Bearer kiln_old');
+    expect(bazelFlagFor({ token: 'kiln_abc', bazelFlag: '--remote_header=authorization="Bearer kiln_abc"' })).toBe('--remote_header=authorization="Bearer kiln_abc"');
+    expect(bazelFlagFor({ token: 'kiln_old' })).toBe('--remote_header=authorization="Bearer kiln_old"');
   });
 });
 
@@ -51,7 +51,7 @@ describe('connect lines', () => {
     bazelrc: [
       'build --remote_executor=grpcs://192.168.1.20:8980',
       'build --tls_certificate=/srv/kiln/tls/ca.pem',
-      'build --remote_header=authorization=Bearer TOKEN',
+      'build --remote_header=authorization="Bearer TOKEN"',
     ],
   };
 
@@ -61,7 +61,7 @@ describe('connect lines', () => {
         'build --remote_executor=grpcs://192.168.1.20:8980',
         'build --remote_instance_name=ci',
         'build --tls_certificate=/srv/kiln/tls/ca.pem',
-        'build --remote_header=authorization=Bearer TOKEN',
+        'build --remote_header=authorization="Bearer TOKEN"',
         'build --jobs=8',
         '',
       ].join('\n'),

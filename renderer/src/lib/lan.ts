@@ -2,6 +2,7 @@
 // the Bazel flag a new token goes with, and the Connect view's lines (from
 // GET /api/connect when the engine has it, the local snippet otherwise).
 import type { ApiStatus, ConnectInfo, TokenCreated } from '../../../engine/common/api-types';
+import { tokenHeaderFlag } from '../../../engine/common/bazel-flags';
 import { ApiFailure } from './api';
 import { bazelrcSnippet, suggestedJobs } from './bazelrc';
 
@@ -20,7 +21,7 @@ export function tokenNameProblem(name: string, taken: readonly string[] = []): s
 
 /** The exact flag Bazel needs to send a token (the engine says it; older engines don't). */
 export function bazelFlagFor(created: Pick<TokenCreated, 'token'> & Partial<Pick<TokenCreated, 'bazelFlag'>>): string {
-  return created.bazelFlag ?? `--remote_header=authorization=Bearer ${created.token}`;
+  return created.bazelFlag ?? tokenHeaderFlag(created.token);
 }
 
 export type Tone = 'ok' | 'warn' | 'idle';

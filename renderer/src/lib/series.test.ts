@@ -46,3 +46,20 @@ describe('MetricSeries', () => {
     expect(s.columns(['queueDepth'])).toEqual([[3, 4, 5], [3, 4, 5]]);
   });
 });
+
+describe('MetricSeries.seed', () => {
+  const point = (at: number, queueDepth: number, busySlots: number) => ({
+    at, queueDepth, running: busySlots, busySlots, slots: 4, acHits: at / 1000, acMisses: 0, casHits: 0, casMisses: 0,
+    actionsPerSecond: 1, bytesInRate: 0, bytesOutRate: 0, storeBytes: 0, evictions: 0,
+  });
+
+  it("puts the engine's recorded hour before the live points, skipping what the page already has", () => {
+    const s = new MetricSeries();
+    s.push(metricsFixture({ at: 5000, queueDepth: 7 }));
+    s.seed([point(2000, 1, 2), point(3000, 2, 4), point(5000, 99, 0)]);
+    const [t, q, u] = s.columns(['queueDepth', 'utilization']);
+    expect(t).toEqual([2, 3, 5]);
+    expect(q).toEqual([1, 2, 7]);
+    expect(u.slice(0, 2)).toEqual([0.5, 1]);
+  });
+});

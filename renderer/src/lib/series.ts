@@ -1,7 +1,34 @@
 // Time series for the charts, built from successive metrics snapshots. Counters
 // that only grow (cache hits) are turned into rates over a trailing window, so the
 // chart shows how the cache does now rather than since the engine started.
-import type { MetricsSnapshot } from '../../../engine/common/api-types';
+import type { MetricsPoint, MetricsSnapshot } from '../../../engine/common/api-types';
+
+/** What a chart point needs: a live snapshot has it, and so does a recorded point (inputFromPoint). */
+export type SeriesInput = Pick<MetricsSnapshot, 'at' | 'queueDepth' | 'running' | 'utilization1m'> & {
+  slots: readonly { busy: boolean }[];
+  actionCache: { hits: number; misses: number };
+  cas: { hits: number; misses: number };
+  actions: { perSecond: number };
+  bytes: { inRate: number; outRate: number };
+  store: { bytes: number; evictions: number };
+};
+
+/** A point of the engine's recorded series (GET /api/metrics/history) as chart input. */
+export function inputFromPoint(p: MetricsPoint): SeriesInput {
+  const busy = Math.round(p.busySlots);
+  return {
+    at: p.at,
+    queueDepth: p.queueDepth,
+    running: p.running,
+    utilization1m: p.slots ? p.busySlots / p.slots : 0,
+    slots: Array.from({ length: Math.round(p.slots) }, (_, i) => ({ busy: i < busy })),
+    actionCache: { hits: p.acHits, misses: p.acMisses },
+    cas: { hits: p.casHits, misses: p.casMisses },
+    actions: { perSecond: p.actionsPerSecond },
+    bytes: { inRate: p.bytesInRate, outRate: p.bytesOutRate },
+    store: { bytes: p.storeBytes, evictions: p.evictions },
+  };
+}
 
 export type SeriesKey =
   | 'queueDepth'
@@ -35,15 +62,16 @@ export class MetricSeries {
   /** Seconds since the epoch, as uPlot expects. */
   private times: number[] = [];
   private values = new Map<SeriesKey, (number | null)[]>(KEYS.map((k) => [k, []]));
-  private recent: MetricsSnapshot[] = [];
+  private recent: SeriesInput[] = [];
 
-  constructor(private readonly capacity = 600) {}
+  /** An hour at one point a second, like the engine's own record. */
+  constructor(private readonly capacity = 3_600) {}
 
   get length(): number {
     return this.times.length;
   }
 
-  push(m: MetricsSnapshot): void {
+  push(m: SeriesInput): void {
     const lastT = this.times[this.times.length - 1];
     const t = m.at / 1000;
     if (lastT !== undefined && t <= lastT) return; // duplicate tick after a reconnect
@@ -69,6 +97,20 @@ export class MetricSeries {
       this.times.shift();
       for (const k of KEYS) this.values.get(k)!.shift();
     }
+  }
+
+  /**
+   * Puts the engine's recorded points before what this page has seen live, so a
+   * chart opened now still shows the last hour. Points not older than the first
+   * live one are ignored.
+   */
+  seed(points: readonly MetricsPoint[]): void {
+    const first = this.times[0] ?? Infinity;
+    const older = new MetricSeries(this.capacity);
+    for (const p of points) if (p.at / 1000 < first) older.push(inputFromPoint(p));
+    if (older.length === 0) return;
+    this.times = [...older.times, ...this.times].slice(-this.capacity);
+    for (const k of KEYS) this.values.set(k, [...older.values.get(k)!, ...this.values.get(k)!].slice(-this.capacity));
   }
 
   /** uPlot's data layout: [x values, ...one array per series]. Fresh arrays each call. */

@@ -36,3 +36,10 @@ describe('TokenKeeper', () => {
     expect(k.get()).toBeUndefined();
   });
 });
+
+describe('fragmentWithoutToken and routes', () => {
+  it('leaves a route fragment untouched, so deep links survive the token check', () => {
+    expect(fragmentWithoutToken('#/invocations/5b0c-1/actions/op-2')).toBe('#/invocations/5b0c-1/actions/op-2');
+    expect(fragmentWithoutToken('#token=abc')).toBe('');
+  });
+});

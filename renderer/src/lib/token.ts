@@ -13,6 +13,8 @@ export function tokenFromFragment(hash: string): string | undefined {
 
 /** The fragment with the token removed, so it doesn't linger in the address bar or history. */
 export function fragmentWithoutToken(hash: string): string {
+  // A route (#/invocations/ID) is not a parameter list: leave it exactly as it is.
+  if (!/(^#?|&)token=/.test(hash)) return hash;
   const params = new URLSearchParams(hash.replace(/^#/, ''));
   params.delete('token');
   const rest = params.toString();
