@@ -130,7 +130,9 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
   it('leaves no process behind, even one that left its process group (setsid)', async () => {
     const marker = `1000.${process.pid}${Date.now() % 100000}${sandbox === 'on' ? 1 : 2}`;
     // The pause lets the child leave the process group before the action ends (as an attacker would).
-    const r = await run(`setsid sleep ${marker} </dev/null >/dev/null 2>&1 & sleep 0.5; echo started`);
+    // It also closes fd 3, the marker the unsandboxed launcher sweeps for (engine/worker/process-markers.ts):
+    // an attacker who knows of it escapes that sweep, but not the sandbox's PID namespace.
+    const r = await run(`setsid sleep ${marker} 3>&- </dev/null >/dev/null 2>&1 & sleep 0.5; echo started`);
     expect(r.stdout).toContain('started');
     const survivors = pgrep(`sleep ${marker}`);
     for (const pid of survivors) process.kill(pid, 'SIGKILL');
@@ -140,7 +142,8 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
   it('is killed at its timeout when it traps SIGTERM, with everything it started', async () => {
     const marker = `1000.${process.pid}${Date.now() % 100000}${sandbox === 'on' ? 3 : 4}`;
     const started = Date.now();
-    const r = await run(`trap '' TERM; setsid bash -c "trap '' TERM; sleep ${marker}" </dev/null >/dev/null 2>&1 & sleep 60`, { timeoutMs: 1000 });
+    // Closing fd 3 escapes the unsandboxed launcher's marker sweep, as above.
+    const r = await run(`trap '' TERM; setsid bash -c "trap '' TERM; sleep ${marker}" 3>&- </dev/null >/dev/null 2>&1 & sleep 60`, { timeoutMs: 1000 });
     expect(r.code).toBe(4); // DEADLINE_EXCEEDED
     expect(Date.now() - started).toBeLessThan(30_000);
     await new Promise((res) => setTimeout(res, 500));
