@@ -18,7 +18,7 @@ import { inputDigest, planInputTree } from './input-tree';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
 import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
-import { findTamperedInputs, releaseLinks, stageInputs, type LinkedInput, type StagingResult } from './stage-inputs';
+import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
   store: BlobStore;
@@ -86,11 +86,11 @@ export class LocalExecutor implements Executor {
         throw invalidArgument(`working_directory "${command.workingDirectory}" is not a directory in the input root`, 'working_directory');
       }
       release = store.pin(plan.blobs);
-      await mkdir(execRoot, { recursive: true });
+      // Staging creates the exec root itself (the plan's first directory).
       staged = await stageInputs(store, plan, execRoot, this.links);
       const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
-      await prepareOutputDirs(workDir, outputs);
+      await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
       t.inputFetchCompleted = now();
 
       t.executionStart = now();
@@ -181,7 +181,8 @@ export class LocalExecutor implements Executor {
   /** Logs are uploaded from their local file; no file (a runner that wrote nothing there) is an empty log. */
   private async uploadLog(path: string | undefined, fn: PreparedAction['actionDigest']['fn']) {
     const size = path ? await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))) : undefined;
-    if (!path || size === undefined) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
+    // Most actions print nothing: an empty log is the empty blob, which every store has, so it is not read.
+    if (!path || !size) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
     return uploadFile(this.opts.store, path, fn, size);
   }
 

@@ -32,17 +32,27 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 }
 
 /**
+ * What the caller already knows is at a path below `base` (because it made it
+ * there itself and nothing else has run since), so no lstat is needed;
+ * undefined when it does not know.
+ */
+export type KnownEntries = (rel: string) => 'directory' | 'file' | 'symlink' | undefined;
+
+/**
  * Creates base/rel and its missing parents (like mkdir -p) without following
  * symlinks. `rel` is a '/'-separated relative path already checked to have no
  * '.', '..' or empty segments. Throws NotADirectoryOnPath when a segment exists
- * and is not a real directory.
+ * and is not a real directory. Segments `known` answers for are not looked at.
  */
-export async function mkdirsNoFollow(base: string, rel: string): Promise<void> {
+export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEntries): Promise<void> {
   let path = base;
   let relSoFar = '';
   for (const seg of rel.split('/')) {
     path = join(path, seg);
     relSoFar = relSoFar ? `${relSoFar}/${seg}` : seg;
+    const kind = known?.(relSoFar);
+    if (kind === 'directory') continue;
+    if (kind) throw new NotADirectoryOnPath(relSoFar, kind);
     const st = await lstatOrUndefined(path);
     if (st?.isDirectory()) continue;
     if (st) throw new NotADirectoryOnPath(relSoFar, st.isSymbolicLink() ? 'symlink' : 'file');

@@ -12,7 +12,7 @@ import { encode, reapi } from '../proto';
 import type { BlobStore } from '../store/blob-store';
 import { fileNameProblem, shownName, utf8Name } from './file-names';
 import { compareNames } from './input-tree';
-import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow } from './no-follow';
+import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow, type KnownEntries } from './no-follow';
 
 
 export interface RequestedOutput {
@@ -67,13 +67,17 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
 }
 
 /** Creates the parent folders of every output (and, for v2.0, not the output directories themselves). */
-export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[]): Promise<void> {
+export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<void> {
+  const made = new Set<string>();
+  // What staging made needs no lstat, nor does a folder made here for an earlier output.
+  const knownOrMade: KnownEntries = (rel) => (made.has(rel) ? 'directory' : known?.(rel));
   for (const o of outputs) {
     const parent = posix.dirname(o.path);
     if (parent === '.' || o.path === '') continue;
     try {
       // Never through a symlink: input symlinks could otherwise steer mkdir outside the exec root.
-      await mkdirsNoFollow(workDir, parent);
+      await mkdirsNoFollow(workDir, parent, knownOrMade);
+      for (let p = parent; p !== '.'; p = posix.dirname(p)) made.add(p);
     } catch (err) {
       if (!(err instanceof NotADirectoryOnPath)) throw err;
       throw invalidArgument(

@@ -15,6 +15,7 @@ import { missingBlobs } from '../grpc/status';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
 import { LinkLedger } from './link-ledger';
+import type { KnownEntries } from './no-follow';
 
 export interface LinkedInput {
   path: string;
@@ -58,8 +59,9 @@ export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
 }
 
 async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
-  // Parents come before children in the plan, so creating in order never races.
-  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { recursive: true, mode: 0o755 });
+  // Parents come before children in the plan (the exec root itself, '', first), so
+  // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
+  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { mode: 0o755 });
 
   let copied = 0;
   let linkingWorks = true;
@@ -95,6 +97,25 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
   });
   for (const s of plan.symlinks) await symlink(s.target, join(execRoot, s.path));
   return { linked, copied };
+}
+
+/**
+ * What staging `plan` put in the exec root, as seen from `workingDirectory`:
+ * before the action runs that is exactly what is there, so output folders can
+ * be made without an lstat per path segment. Built on first use.
+ */
+export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownEntries {
+  let kinds: Map<string, 'directory' | 'file' | 'symlink'> | undefined;
+  const prefix = workingDirectory ? `${workingDirectory}/` : '';
+  return (rel) => {
+    if (!kinds) {
+      kinds = new Map();
+      for (const d of plan.directories) kinds.set(d, 'directory');
+      for (const f of plan.files) kinds.set(f.path, 'file');
+      for (const l of plan.symlinks) kinds.set(l.path, 'symlink');
+    }
+    return kinds.get(prefix + rel);
+  };
 }
 
 /**

@@ -139,6 +139,37 @@ describe('LocalExecutor: running', () => {
     expect(r.status).toBe('cancelled');
   });
 
+  it('runs an action with no inputs that prints nothing without reading the store (the empty tree and logs are known)', async () => {
+    const reads: string[] = [];
+    // The store seam, watched: every read an action costs shows up here.
+    const watched = new Proxy(store, {
+      get(target, key) {
+        const v = Reflect.get(target, key, target);
+        if (key === 'read' || key === 'readAll' || key === 'localPath') {
+          return (d: BlobDigest, ...rest: unknown[]) => {
+            reads.push(`${String(key)} ${d.hash}/${d.size}`);
+            return (v as (...a: unknown[]) => unknown).call(target, d, ...rest);
+          };
+        }
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as BlobStore;
+    const quiet = await LocalExecutor.create({ store: watched, buildRoot: join(root, 'build-quiet'), runner: new ProcessRunner() });
+    try {
+      const a = await prepare(command(['true'], { environmentVariables: env(PATH) }));
+      const out = await quiet.run(a, new AbortController().signal);
+      expect(out.result.exitCode).toBe(0);
+      expect(out.result.stdoutDigest?.sizeBytes ?? 0).toBe(0);
+      expect(out.result.stderrDigest?.sizeBytes ?? 0).toBe(0);
+      expect(reads).toEqual([]);
+      // A tree with an empty folder still stages the folder.
+      const b = await prepare(command(['test', '-d', 'empty'], { environmentVariables: env(PATH) }), { empty: {} });
+      expect((await quiet.run(b, new AbortController().signal)).result.exitCode).toBe(0);
+    } finally {
+      await quiet.close().catch(() => undefined);
+    }
+  });
+
   it('removes the exec root afterwards, and clears leftovers from a crash at start', async () => {
     await run(await prepare(command(['true'], { environmentVariables: env(PATH) })));
     expect(readdirSync(join(root, 'build'))).toEqual([]);
