@@ -100,6 +100,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   }
 });
 
+send({ type: 'ready' });
+
 // The engine went away: take every running action with us.
 process.stdin.on('end', () => {
   for (const r of running.values()) killGroup(r.child.pid, 'SIGKILL');

@@ -52,7 +52,10 @@ export class LocalExecutor implements Executor {
     // Exec roots left by a crash: nothing in them is worth keeping.
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
-    return new LocalExecutor(opts);
+    const executor = new LocalExecutor(opts);
+    // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
+    await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
+    return executor;
   }
 
   validateCommand(command: reapi.Command): void {

@@ -139,6 +139,22 @@ describe('LocalExecutor: running', () => {
     expect(r.status).toBe('cancelled');
   });
 
+  it('has its launcher running and ready once created, before the first action', async () => {
+    const fresh = new ProcessRunner();
+    expect(fresh.launcherPid).toBeUndefined();
+    const e = await LocalExecutor.create({ store, buildRoot: join(root, 'build-warm'), runner: fresh });
+    try {
+      const pid = fresh.launcherPid;
+      expect(pid).toBeDefined();
+      expect(isAlive(pid!)).toBe(true);
+      // The first action uses that launcher, not a new one.
+      expect((await e.run(await prepare(command(['true'], { environmentVariables: env(PATH) })), new AbortController().signal)).result.exitCode).toBe(0);
+      expect(fresh.launcherPid).toBe(pid);
+    } finally {
+      await e.close();
+    }
+  });
+
   it('runs an action with no inputs that prints nothing without reading the store (the empty tree and logs are known)', async () => {
     const reads: string[] = [];
     // The store seam, watched: every read an action costs shows up here.
