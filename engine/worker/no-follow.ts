@@ -16,6 +16,27 @@ export async function readStreamNoFollow(path: string): Promise<ReadStream> {
   return handle.createReadStream({ highWaterMark: 1 << 20 });
 }
 
+/**
+ * Reads a file expected to be `size` bytes into memory in one go, refusing a
+ * symlink (ELOOP) like readStreamNoFollow. Reads up to one byte more, so a file
+ * that grew shows as longer than expected.
+ */
+export async function readSmallNoFollow(path: string, size: number): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(size + 1);
+    let filled = 0;
+    while (filled < buf.length) {
+      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
+
 export class NotADirectoryOnPath extends Error {
   constructor(readonly segmentPath: string, readonly kind: 'symlink' | 'file') {
     super(`"${segmentPath}" is a ${kind}, not a directory`);

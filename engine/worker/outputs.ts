@@ -12,7 +12,7 @@ import { encode, reapi } from '../proto';
 import type { BlobStore } from '../store/blob-store';
 import { fileNameProblem, shownName, utf8Name } from './file-names';
 import { compareNames } from './input-tree';
-import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow, type KnownEntries } from './no-follow';
+import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readSmallNoFollow, readStreamNoFollow, type KnownEntries } from './no-follow';
 
 
 export interface RequestedOutput {
@@ -96,8 +96,17 @@ export interface CollectedOutputs {
   summary: ActionOutputSummary[];
 }
 
-/** Hashes a file by streaming it, then streams it into the store. */
+/**
+ * Files up to this size are read into memory once, hashed there and written
+ * with writeAll; larger ones are streamed twice (hash, then upload). Most
+ * outputs and logs are this small, and one read saves a second open and a
+ * stream's machinery per file.
+ */
+export const SMALL_FILE_BYTES = 256 * 1024;
+
+/** Hashes a file and puts it in the store: small files from one read, larger ones streamed. */
 export async function uploadFile(store: BlobStore, path: string, fn: DigestFunctionName, size: number): Promise<BlobDigest> {
+  if (size <= SMALL_FILE_BYTES) return uploadSmallFile(store, path, fn, size);
   const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
   let seen = 0;
   for await (const chunk of await readStreamNoFollow(path)) {
@@ -114,6 +123,16 @@ export async function uploadFile(store: BlobStore, path: string, fn: DigestFunct
       source.destroy(); // closes the file even if the store gave up early
     }
   }
+  return digest;
+}
+
+async function uploadSmallFile(store: BlobStore, path: string, fn: DigestFunctionName, size: number): Promise<BlobDigest> {
+  const bytes = await readSmallNoFollow(path, size);
+  if (bytes.length !== size) throw new GrpcError(Status.FAILED_PRECONDITION, `output ${path} changed size while it was being read`);
+  const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  hasher.update(bytes);
+  const digest: BlobDigest = { fn, hash: hasher.digest(), size };
+  if (!(await store.has(digest))) await store.writeAll(digest, bytes);
   return digest;
 }
 
