@@ -6,7 +6,7 @@
 // changed one has corrupted that blob, which is then dropped from the store.
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
-import { chmod, copyFile, link, lstat, mkdir, symlink } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,7 @@ import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
 import { LinkLedger } from './link-ledger';
 import type { KnownEntries } from './no-follow';
+import { SMALL_FILE_BYTES } from './outputs';
 
 export interface LinkedInput {
   path: string;
@@ -139,7 +140,7 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
         st.size !== l.size ||
         st.mtimeNs !== l.mtimeNs ||
         Number(st.mode) !== l.mode ||
-        (st.ctimeNs !== l.ctimeNs && (await hashFile(path, l.digest.fn)) !== l.digest.hash);
+        (st.ctimeNs !== l.ctimeNs && (await hashFile(path, l.digest.fn, st.size)) !== l.digest.hash);
       if (changed) tampered.push(l);
       return; // same inode either way: one look is enough
     }
@@ -147,8 +148,13 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
   return tampered;
 }
 
-async function hashFile(path: string, fn: DigestFunctionName): Promise<string> {
+async function hashFile(path: string, fn: DigestFunctionName, size: bigint): Promise<string> {
   const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  // Shared inputs are re-hashed often (another action linking them moves the ctime): small ones in one read.
+  if (size <= BigInt(SMALL_FILE_BYTES)) {
+    hasher.update(await readFile(path));
+    return hasher.digest();
+  }
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
   return hasher.digest();
 }
