@@ -119,6 +119,8 @@ export class Engine {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': messageLimit,
       'grpc.max_send_message_length': messageLimit,
+      // Kiln serves no channelz service; tracking every call for it cost ~50 µs of CPU per call.
+      'grpc.enable_channelz': 0,
       // Every call passes the access policy before any service sees it.
       interceptors: [
         grpcInterceptor(access, events, () => clock.now()),

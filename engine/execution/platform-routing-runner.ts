@@ -47,8 +47,16 @@ export class PlatformRoutingRunner implements Runner {
     return this.fallback.capabilities();
   }
 
+  /** Warms every runner it routes to. */
+  async warm(): Promise<void> {
+    await Promise.all([...this.runners()].map((r) => r.warm?.()));
+  }
+
   async close(): Promise<void> {
-    const all = new Set([this.fallback, ...this.routes.map((r) => r.runner)]);
-    await Promise.all([...all].map((r) => r.close()));
+    await Promise.all([...this.runners()].map((r) => r.close()));
+  }
+
+  private runners(): Set<Runner> {
+    return new Set([this.fallback, ...this.routes.map((r) => r.runner)]);
   }
 }

@@ -68,6 +68,12 @@ export interface Runner {
   kill(id: string): void;
   ready(): RunnerReadiness;
   capabilities(): RunnerCapabilities;
+  /**
+   * Starts whatever the runner needs (a helper process, a JIT) before the first
+   * action, so that action does not wait for it. Optional; the executor calls
+   * it once when it is created.
+   */
+  warm?(): Promise<void>;
   close(): Promise<void>;
 }
 

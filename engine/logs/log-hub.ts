@@ -111,7 +111,7 @@ export class LogHub {
     const offs = [
       bus.on('action.queued', (e) => this.expect(e.id)),
       bus.on('action.started', (e) => this.start(e.id, { stdout: e.stdoutPath, stderr: e.stderrPath })),
-      bus.on('action.finished', (e) => void this.finish(e.id)),
+      bus.on('action.finished', (e) => void this.finish(e.id, logBytes(e.stdoutDigest, e.stderrDigest))),
     ];
     return () => offs.forEach((off) => off());
   }
@@ -150,13 +150,14 @@ export class LogHub {
    * The action is over: readers drain what is in the files, then end. The
    * promise settles once the log is counted against retention (callers may ignore it).
    */
-  finish(id: string): Promise<void> {
+  /** The action is done; `knownBytes`, when given, is both logs' size, so the files need no stat. */
+  finish(id: string, knownBytes?: number): Promise<void> {
     const entry = this.entries.get(id);
     if (!entry || entry.finished) return Promise.resolve();
     entry.finished = true;
     entry.finishedAt = this.clock.now();
     this.wake(entry);
-    return this.account(entry).catch((err) => console.error(`kiln: log retention failed for ${id}:`, err));
+    return this.account(entry, knownBytes).catch((err) => console.error(`kiln: log retention failed for ${id}:`, err));
   }
 
   /**
@@ -244,10 +245,10 @@ export class LogHub {
     for (const s of LOG_STREAMS) entry.waiters[s].wakeAll();
   }
 
-  private async account(entry: LogEntry): Promise<void> {
-    const [a, b] = await Promise.all(LOG_STREAMS.map((s) => sizeOf(entry.paths?.[s])));
+  private async account(entry: LogEntry, knownBytes?: number): Promise<void> {
+    const bytes = knownBytes ?? (await Promise.all(LOG_STREAMS.map((s) => sizeOf(entry.paths?.[s])))).reduce((a, b) => a + b, 0);
     if (!this.entries.has(entry.id)) return;
-    entry.bytes = a + b;
+    entry.bytes = bytes;
     this.finishedBytes += entry.bytes;
     this.finishedOrder.add(entry.id);
     await this.prune();
@@ -289,4 +290,16 @@ async function sizeOf(path: string | undefined): Promise<number> {
   } catch {
     return 0;
   }
+}
+
+/**
+ * Both logs' size from a finished action's digests ("hash/size"): the logs were
+ * uploaded from these files once the process had exited, so nothing grows them
+ * after. Undefined unless both are there (then the files are measured).
+ */
+function logBytes(stdoutDigest: string | undefined, stderrDigest: string | undefined): number | undefined {
+  if (stdoutDigest === undefined || stderrDigest === undefined) return undefined;
+  const size = (d: string) => Number(d.slice(d.lastIndexOf('/') + 1));
+  const bytes = size(stdoutDigest) + size(stderrDigest);
+  return Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : undefined;
 }

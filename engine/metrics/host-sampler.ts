@@ -2,8 +2,8 @@
 // request never waits on (or multiplies) system calls. Timers are unref'd.
 import { statfs } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import si from 'systeminformation';
 import type { HostSnapshot } from '../common/api-types';
+import { procReader } from './proc-host-sample';
 
 export interface HostSampler {
   /** The latest sample, or null before the first one completes. */
@@ -13,17 +13,29 @@ export interface HostSampler {
 
 export type SampleFn = () => Promise<HostSnapshot>;
 
-/** Reads the machine through systeminformation (CPU, memory) and statfs (the data dir's disk). */
-export function systemSample(dataDir: string): SampleFn {
+type CpuAndMemory = () => Promise<{ cpu: number; memUsedBytes: number; memTotalBytes: number }>;
+
+/** systeminformation, loaded only where it is used: it spawns shells on Linux, so there /proc is read instead. */
+function systeminformationReader(): CpuAndMemory {
   return async () => {
-    const [load, mem, disk] = await Promise.all([si.currentLoad(), si.mem(), statfs(dataDir).catch(() => undefined)]);
+    const si = (await import('systeminformation')).default;
+    const [load, mem] = await Promise.all([si.currentLoad(), si.mem()]);
+    return { cpu: Math.min(1, Math.max(0, (load.currentLoad ?? 0) / 100)), memUsedBytes: mem.active, memTotalBytes: mem.total };
+  };
+}
+
+/** Reads the machine's CPU and memory (/proc on Linux, systeminformation elsewhere) and statfs (the data dir's disk). */
+export function systemSample(dataDir: string, platform: NodeJS.Platform = process.platform): SampleFn {
+  const cpuAndMemory = platform === 'linux' ? procReader() : systeminformationReader();
+  return async () => {
+    const [host, disk] = await Promise.all([cpuAndMemory(), statfs(dataDir).catch(() => undefined)]);
     const diskTotal = disk ? disk.blocks * disk.bsize : 0;
     return {
       sampledAt: Date.now(),
-      cpu: Math.min(1, Math.max(0, (load.currentLoad ?? 0) / 100)),
+      cpu: host.cpu,
       cores: cpus().length,
-      memUsedBytes: mem.active,
-      memTotalBytes: mem.total,
+      memUsedBytes: host.memUsedBytes,
+      memTotalBytes: host.memTotalBytes,
       diskUsedBytes: disk ? diskTotal - disk.bavail * disk.bsize : 0,
       diskTotalBytes: diskTotal,
     };

@@ -74,7 +74,8 @@ export async function planInputTree(
         if (directories.has(key) || missing.has(key)) return;
         let bytes: Buffer;
         try {
-          bytes = await store.readAll(d);
+          // The empty Directory encodes to no bytes at all: nothing to read (an action with no inputs, an empty folder).
+          bytes = isEmptyBlob(d) ? Buffer.alloc(0) : await store.readAll(d);
         } catch (err) {
           if (!(err instanceof BlobNotFoundError)) throw err; // a store failure is not the client's fault
           missing.set(key, d);

@@ -1,5 +1,6 @@
-// The engine's side of the launcher: starts it lazily, sends spawn/kill
-// requests, and restarts it if it dies (failing the actions it was running).
+// The engine's side of the launcher: starts it (at warm(), else at the first
+// request), sends spawn/kill requests, and restarts it if it dies (failing the
+// actions it was running).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +44,8 @@ export class LauncherClient {
   private child?: ChildProcess;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
+  /** Settles when the running launcher has said it is ready (or has died). */
+  private started?: Promise<void>;
 
   /** Runs argv through the launcher; resolves when the process (group leader) exits. */
   run(req: Omit<SpawnRequest, 'type'>, onStarted?: (pid: number) => void): Promise<ProcessExit> {
@@ -54,6 +57,16 @@ export class LauncherClient {
       this.pending.set(req.id, { resolve, reject, onStarted, marker });
       this.send({ type: 'spawn', ...req, markerPath: marker ? markerPath : undefined });
     });
+  }
+
+  /**
+   * Starts the launcher now and resolves once it is reading requests, so the
+   * first action does not pay for starting a Node process. Rejects if it dies first.
+   */
+  warm(): Promise<void> {
+    if (this.closed) return Promise.reject(new LauncherDiedError('the launcher is closed'));
+    this.ensureStarted();
+    return this.started!;
   }
 
   /** Kills the action's whole process group (SIGTERM, then SIGKILL). */
@@ -88,10 +101,16 @@ export class LauncherClient {
     const { command, args, env } = launcherCommand();
     const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
+    let onReady = () => {};
+    this.started = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      child.once('exit', (code, signal) => reject(new LauncherDiedError(`the action launcher exited (${signal ?? code}) while starting`)));
+    });
+    this.started.catch(() => {}); // nobody may be waiting; a request then fails through 'exit' below
     child.stdin!.on('error', () => {
       /* reported through 'exit' */
     });
-    createInterface({ input: child.stdout! }).on('line', (line) => this.onMessage(line));
+    createInterface({ input: child.stdout! }).on('line', (line) => this.onMessage(line, onReady));
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined;
       const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
@@ -109,13 +128,14 @@ export class LauncherClient {
     return child;
   }
 
-  private onMessage(line: string): void {
+  private onMessage(line: string, onReady: () => void): void {
     let msg: LauncherMessage;
     try {
       msg = JSON.parse(line) as LauncherMessage;
     } catch {
       return;
     }
+    if (msg.type === 'ready') return onReady();
     const p = this.pending.get(msg.id);
     if (!p) return;
     if (msg.type === 'started') {

@@ -43,7 +43,12 @@ export interface ExitedMessage {
   spawnError?: string;
 }
 
-export type LauncherMessage = StartedMessage | ExitedMessage;
+/** Sent once at start: the launcher reads requests from now on. */
+export interface ReadyMessage {
+  type: 'ready';
+}
+
+export type LauncherMessage = StartedMessage | ExitedMessage | ReadyMessage;
 
 /** Milliseconds between SIGTERM and SIGKILL when a group is stopped. */
 export const KILL_GRACE_MS = 2000;

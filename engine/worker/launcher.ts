@@ -131,6 +131,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   }
 });
 
+send({ type: 'ready' });
+
 /** The engine went away: take every running action with us, then go. */
 function shutdown(): void {
   for (const r of running.values()) killAll(r);

@@ -18,7 +18,7 @@ import { inputDigest, planInputTree } from './input-tree';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
 import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
-import { findTamperedInputs, releaseLinks, stageInputs, type LinkedInput, type StagingResult } from './stage-inputs';
+import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
   store: BlobStore;
@@ -52,7 +52,10 @@ export class LocalExecutor implements Executor {
     // Exec roots left by a crash: nothing in them is worth keeping.
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
-    return new LocalExecutor(opts);
+    const executor = new LocalExecutor(opts);
+    // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
+    await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
+    return executor;
   }
 
   validateCommand(command: reapi.Command): void {
@@ -86,11 +89,11 @@ export class LocalExecutor implements Executor {
         throw invalidArgument(`working_directory "${command.workingDirectory}" is not a directory in the input root`, 'working_directory');
       }
       release = store.pin(plan.blobs);
-      await mkdir(execRoot, { recursive: true });
+      // Staging creates the exec root itself (the plan's first directory).
       staged = await stageInputs(store, plan, execRoot, this.links);
       const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
-      await prepareOutputDirs(workDir, outputs);
+      await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
       t.inputFetchCompleted = now();
 
       t.executionStart = now();
@@ -181,7 +184,8 @@ export class LocalExecutor implements Executor {
   /** Logs are uploaded from their local file; no file (a runner that wrote nothing there) is an empty log. */
   private async uploadLog(path: string | undefined, fn: PreparedAction['actionDigest']['fn']) {
     const size = path ? await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))) : undefined;
-    if (!path || size === undefined) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
+    // Most actions print nothing: an empty log is the empty blob, which every store has, so it is not read.
+    if (!path || !size) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
     return uploadFile(this.opts.store, path, fn, size);
   }
 

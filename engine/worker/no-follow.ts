@@ -16,6 +16,27 @@ export async function readStreamNoFollow(path: string): Promise<ReadStream> {
   return handle.createReadStream({ highWaterMark: 1 << 20 });
 }
 
+/**
+ * Reads a file expected to be `size` bytes into memory in one go, refusing a
+ * symlink (ELOOP) like readStreamNoFollow. Reads up to one byte more, so a file
+ * that grew shows as longer than expected.
+ */
+export async function readSmallNoFollow(path: string, size: number): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(size + 1);
+    let filled = 0;
+    while (filled < buf.length) {
+      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
+
 export class NotADirectoryOnPath extends Error {
   constructor(readonly segmentPath: string, readonly kind: 'symlink' | 'file') {
     super(`"${segmentPath}" is a ${kind}, not a directory`);
@@ -32,17 +53,27 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 }
 
 /**
+ * What the caller already knows is at a path below `base` (because it made it
+ * there itself and nothing else has run since), so no lstat is needed;
+ * undefined when it does not know.
+ */
+export type KnownEntries = (rel: string) => 'directory' | 'file' | 'symlink' | undefined;
+
+/**
  * Creates base/rel and its missing parents (like mkdir -p) without following
  * symlinks. `rel` is a '/'-separated relative path already checked to have no
  * '.', '..' or empty segments. Throws NotADirectoryOnPath when a segment exists
- * and is not a real directory.
+ * and is not a real directory. Segments `known` answers for are not looked at.
  */
-export async function mkdirsNoFollow(base: string, rel: string): Promise<void> {
+export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEntries): Promise<void> {
   let path = base;
   let relSoFar = '';
   for (const seg of rel.split('/')) {
     path = join(path, seg);
     relSoFar = relSoFar ? `${relSoFar}/${seg}` : seg;
+    const kind = known?.(relSoFar);
+    if (kind === 'directory') continue;
+    if (kind) throw new NotADirectoryOnPath(relSoFar, kind);
     const st = await lstatOrUndefined(path);
     if (st?.isDirectory()) continue;
     if (st) throw new NotADirectoryOnPath(relSoFar, st.isSymbolicLink() ? 'symlink' : 'file');

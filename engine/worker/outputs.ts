@@ -12,7 +12,7 @@ import { encode, reapi } from '../proto';
 import type { BlobStore } from '../store/blob-store';
 import { fileNameProblem, shownName, utf8Name } from './file-names';
 import { compareNames } from './input-tree';
-import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readStreamNoFollow } from './no-follow';
+import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readSmallNoFollow, readStreamNoFollow, type KnownEntries } from './no-follow';
 
 
 export interface RequestedOutput {
@@ -67,13 +67,17 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
 }
 
 /** Creates the parent folders of every output (and, for v2.0, not the output directories themselves). */
-export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[]): Promise<void> {
+export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<void> {
+  const made = new Set<string>();
+  // What staging made needs no lstat, nor does a folder made here for an earlier output.
+  const knownOrMade: KnownEntries = (rel) => (made.has(rel) ? 'directory' : known?.(rel));
   for (const o of outputs) {
     const parent = posix.dirname(o.path);
     if (parent === '.' || o.path === '') continue;
     try {
       // Never through a symlink: input symlinks could otherwise steer mkdir outside the exec root.
-      await mkdirsNoFollow(workDir, parent);
+      await mkdirsNoFollow(workDir, parent, knownOrMade);
+      for (let p = parent; p !== '.'; p = posix.dirname(p)) made.add(p);
     } catch (err) {
       if (!(err instanceof NotADirectoryOnPath)) throw err;
       throw invalidArgument(
@@ -92,8 +96,17 @@ export interface CollectedOutputs {
   summary: ActionOutputSummary[];
 }
 
-/** Hashes a file by streaming it, then streams it into the store. */
+/**
+ * Files up to this size are read into memory once, hashed there and written
+ * with writeAll; larger ones are streamed twice (hash, then upload). Most
+ * outputs and logs are this small, and one read saves a second open and a
+ * stream's machinery per file.
+ */
+export const SMALL_FILE_BYTES = 256 * 1024;
+
+/** Hashes a file and puts it in the store: small files from one read, larger ones streamed. */
 export async function uploadFile(store: BlobStore, path: string, fn: DigestFunctionName, size: number): Promise<BlobDigest> {
+  if (size <= SMALL_FILE_BYTES) return uploadSmallFile(store, path, fn, size);
   const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
   let seen = 0;
   for await (const chunk of await readStreamNoFollow(path)) {
@@ -110,6 +123,16 @@ export async function uploadFile(store: BlobStore, path: string, fn: DigestFunct
       source.destroy(); // closes the file even if the store gave up early
     }
   }
+  return digest;
+}
+
+async function uploadSmallFile(store: BlobStore, path: string, fn: DigestFunctionName, size: number): Promise<BlobDigest> {
+  const bytes = await readSmallNoFollow(path, size);
+  if (bytes.length !== size) throw new GrpcError(Status.FAILED_PRECONDITION, `output ${path} changed size while it was being read`);
+  const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  hasher.update(bytes);
+  const digest: BlobDigest = { fn, hash: hasher.digest(), size };
+  if (!(await store.has(digest))) await store.writeAll(digest, bytes);
   return digest;
 }
 

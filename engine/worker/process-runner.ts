@@ -34,6 +34,11 @@ export class ProcessRunner implements Runner {
     this.launcher.kill(id);
   }
 
+  /** Starts the launcher process now rather than at the first action. */
+  warm(): Promise<void> {
+    return this.launcher.warm();
+  }
+
   ready(): RunnerReadiness {
     return { ready: true };
   }

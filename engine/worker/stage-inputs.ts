@@ -6,7 +6,7 @@
 // changed one has corrupted that blob, which is then dropped from the store.
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
-import { chmod, copyFile, link, lstat, mkdir, symlink } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,8 @@ import { missingBlobs } from '../grpc/status';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
 import { LinkLedger } from './link-ledger';
+import type { KnownEntries } from './no-follow';
+import { SMALL_FILE_BYTES } from './outputs';
 
 export interface LinkedInput {
   path: string;
@@ -58,8 +60,9 @@ export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
 }
 
 async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
-  // Parents come before children in the plan, so creating in order never races.
-  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { recursive: true, mode: 0o755 });
+  // Parents come before children in the plan (the exec root itself, '', first), so
+  // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
+  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { mode: 0o755 });
 
   let copied = 0;
   let linkingWorks = true;
@@ -98,6 +101,25 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
 }
 
 /**
+ * What staging `plan` put in the exec root, as seen from `workingDirectory`:
+ * before the action runs that is exactly what is there, so output folders can
+ * be made without an lstat per path segment. Built on first use.
+ */
+export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownEntries {
+  let kinds: Map<string, 'directory' | 'file' | 'symlink'> | undefined;
+  const prefix = workingDirectory ? `${workingDirectory}/` : '';
+  return (rel) => {
+    if (!kinds) {
+      kinds = new Map();
+      for (const d of plan.directories) kinds.set(d, 'directory');
+      for (const f of plan.files) kinds.set(f.path, 'file');
+      for (const l of plan.symlinks) kinds.set(l.path, 'symlink');
+    }
+    return kinds.get(prefix + rel);
+  };
+}
+
+/**
  * The hard-linked inputs whose shared inode was changed. The inode is looked
  * up through the exec root and through the store's own path, so an action
  * cannot hide a write by then deleting or replacing its link. Size, mtime or
@@ -118,7 +140,7 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
         st.size !== l.size ||
         st.mtimeNs !== l.mtimeNs ||
         Number(st.mode) !== l.mode ||
-        (st.ctimeNs !== l.ctimeNs && (await hashFile(path, l.digest.fn)) !== l.digest.hash);
+        (st.ctimeNs !== l.ctimeNs && (await hashFile(path, l.digest.fn, st.size)) !== l.digest.hash);
       if (changed) tampered.push(l);
       return; // same inode either way: one look is enough
     }
@@ -126,8 +148,13 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
   return tampered;
 }
 
-async function hashFile(path: string, fn: DigestFunctionName): Promise<string> {
+async function hashFile(path: string, fn: DigestFunctionName, size: bigint): Promise<string> {
   const hasher = await DIGEST_FUNCTIONS[fn].createHasher();
+  // Shared inputs are re-hashed often (another action linking them moves the ctime): small ones in one read.
+  if (size <= BigInt(SMALL_FILE_BYTES)) {
+    hasher.update(await readFile(path));
+    return hasher.digest();
+  }
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hasher.update(chunk as Buffer);
   return hasher.digest();
 }

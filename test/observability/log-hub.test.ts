@@ -83,6 +83,35 @@ describe('LogHub', () => {
 });
 
 describe('LogHub retention', () => {
+  it("counts a finished action's logs by the sizes its digests carry", async () => {
+    const tmp = tempDir();
+    const bus = new EventBus();
+    const hub = new LogHub({ dir: tmp.dir, clock: new ManualClock() });
+    const off = hub.attach(bus);
+    try {
+      const p = hub.pathsFor('a');
+      writeFileSync(p.stdout, 'x'.repeat(7));
+      writeFileSync(p.stderr, 'y'.repeat(5));
+      bus.emit({ type: 'action.queued', id: 'a', at: 0, actionDigest: 'd/1', instance: '' });
+      bus.emit({ type: 'action.started', id: 'a', at: 0, slot: 0, stdoutPath: p.stdout, stderrPath: p.stderr });
+      const finished = { type: 'action.finished' as const, id: 'a', at: 1, outcome: 'success' as const, timing: {} as never };
+      bus.emit({ ...finished, stdoutDigest: 'aa/7', stderrDigest: 'bb/5' });
+      await waitFor(() => hub.stats().finished === 1, 'the log to be accounted');
+      expect(hub.stats().finishedBytes).toBe(12);
+      // Without digests (an action that failed before it ran) the files are measured.
+      const q = hub.pathsFor('b');
+      writeFileSync(q.stdout, 'z'.repeat(3));
+      bus.emit({ type: 'action.started', id: 'b', at: 0, slot: 0, stdoutPath: q.stdout, stderrPath: q.stderr });
+      bus.emit({ ...finished, id: 'b' });
+      await waitFor(() => hub.stats().finished === 2, 'the second log to be accounted');
+      expect(hub.stats().finishedBytes).toBe(15);
+    } finally {
+      off();
+      hub.close();
+      tmp.cleanup();
+    }
+  });
+
   it('deletes the oldest finished logs beyond count, bytes and age', async () => {
     const tmp = tempDir();
     const clock = new ManualClock();

@@ -3,6 +3,7 @@ import { ManualClock } from '../../engine/clock';
 import { EventBus } from '../../engine/events/event-bus';
 import { MetricsCollector } from '../../engine/metrics/collector';
 import { startHostSampler } from '../../engine/metrics/host-sampler';
+import { cpuLoadBetween, parseMeminfo, parseProcStat } from '../../engine/metrics/proc-host-sample';
 import { parsePrometheus, sampleValue } from './prom-parser';
 import { waitFor } from './helpers';
 
@@ -131,12 +132,37 @@ describe('host sampler', () => {
 });
 
 describe('system host sample', () => {
-  it('reads real CPU, memory and disk numbers', async () => {
+  // Both readers on Linux; elsewhere /proc does not exist, so only systeminformation.
+  const platforms: NodeJS.Platform[] = process.platform === 'linux' ? ['linux', 'darwin'] : [process.platform];
+  it.each(platforms)('reads real CPU, memory and disk numbers (the reader chosen for %s)', async (platform) => {
     const { systemSample } = await import('../../engine/metrics/host-sampler');
-    const s = await systemSample(process.cwd())();
-    expect(s.cpu).toBeGreaterThanOrEqual(0);
-    expect(s.cpu).toBeLessThanOrEqual(1);
-    expect(s.memTotalBytes).toBeGreaterThan(s.memUsedBytes);
-    expect(s.diskTotalBytes).toBeGreaterThan(0);
+    const sample = systemSample(process.cwd(), platform);
+    for (const s of [await sample(), await sample()]) {
+      expect(s.cpu).toBeGreaterThanOrEqual(0);
+      expect(s.cpu).toBeLessThanOrEqual(1);
+      expect(s.memUsedBytes).toBeGreaterThan(0);
+      expect(s.memTotalBytes).toBeGreaterThan(s.memUsedBytes);
+      expect(s.diskTotalBytes).toBeGreaterThan(0);
+    }
   }, 30_000);
+});
+
+describe('/proc host readings', () => {
+  const stat = 'cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 50 2 25 400 20 1 1 0 0 0\nintr 1 2 3\n';
+  it('counts idle and iowait as idle, the rest as busy', () => {
+    expect(parseProcStat(stat)).toEqual({ busy: 160, total: 1000 });
+    expect(parseProcStat('intr 1 2\n')).toBeUndefined();
+  });
+  it('measures load over the interval between two readings', () => {
+    const before = parseProcStat(stat)!;
+    const after = parseProcStat('cpu  130 5 60 850 50 3 2 0 0 0\n')!;
+    // 40 busy jiffies of 100.
+    expect(cpuLoadBetween(before, after)).toBeCloseTo(0.4);
+    expect(cpuLoadBetween(after, after)).toBe(0);
+  });
+  it('reads MemTotal and MemAvailable in bytes', () => {
+    const text = 'MemTotal:       2048 kB\nMemFree:         100 kB\nMemAvailable:    512 kB\n';
+    expect(parseMeminfo(text)).toEqual({ total: 2048 * 1024, available: 512 * 1024 });
+    expect(parseMeminfo('MemTotal: 2048 kB\n')).toBeUndefined();
+  });
 });

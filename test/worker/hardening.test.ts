@@ -95,6 +95,17 @@ describe('outputs never follow a symlink out of the exec root', () => {
     expect(err.message).toMatch(/"link" is a symlink/);
     expect(readdirSync(buildRoot)).toEqual([]);
   });
+
+  it('refuses an output whose parent is an input file, in the working directory too', async () => {
+    const a = await prepare(
+      command(['true'], { environmentVariables: PATH, workingDirectory: 'wd', outputPaths: ['ok/dir/x', 'f.txt/out.txt'] }),
+      { wd: { 'f.txt': 'x', ok: {} } },
+    );
+    const err = await rejection(run(a));
+    expect(err.code).toBe(Status.INVALID_ARGUMENT);
+    expect(err.message).toMatch(/output "f.txt\/out.txt": its parent "f.txt" is a file/);
+    expect(readdirSync(buildRoot)).toEqual([]);
+  });
 });
 
 describe('the working directory', () => {

@@ -1,4 +1,5 @@
 // The local worker through its Executor seam: real processes, real files.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { FileLogSink } from '../../engine/execution/log-sink';
 import { ResultShapingExecutor } from '../../engine/execution/result-shaping-executor';
 import { ProcessRunner } from '../../engine/worker/process-runner';
 import { LocalExecutor } from '../../engine/worker/local-executor';
+import { SMALL_FILE_BYTES } from '../../engine/worker/outputs';
 import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-worker-'));
@@ -139,6 +141,53 @@ describe('LocalExecutor: running', () => {
     expect(r.status).toBe('cancelled');
   });
 
+  it('has its launcher running and ready once created, before the first action', async () => {
+    const fresh = new ProcessRunner();
+    expect(fresh.launcherPid).toBeUndefined();
+    const e = await LocalExecutor.create({ store, buildRoot: join(root, 'build-warm'), runner: fresh });
+    try {
+      const pid = fresh.launcherPid;
+      expect(pid).toBeDefined();
+      expect(isAlive(pid!)).toBe(true);
+      // The first action uses that launcher, not a new one.
+      expect((await e.run(await prepare(command(['true'], { environmentVariables: env(PATH) })), new AbortController().signal)).result.exitCode).toBe(0);
+      expect(fresh.launcherPid).toBe(pid);
+    } finally {
+      await e.close();
+    }
+  });
+
+  it('runs an action with no inputs that prints nothing without reading the store (the empty tree and logs are known)', async () => {
+    const reads: string[] = [];
+    // The store seam, watched: every read an action costs shows up here.
+    const watched = new Proxy(store, {
+      get(target, key) {
+        const v = Reflect.get(target, key, target);
+        if (key === 'read' || key === 'readAll' || key === 'localPath') {
+          return (d: BlobDigest, ...rest: unknown[]) => {
+            reads.push(`${String(key)} ${d.hash}/${d.size}`);
+            return (v as (...a: unknown[]) => unknown).call(target, d, ...rest);
+          };
+        }
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as BlobStore;
+    const quiet = await LocalExecutor.create({ store: watched, buildRoot: join(root, 'build-quiet'), runner: new ProcessRunner() });
+    try {
+      const a = await prepare(command(['true'], { environmentVariables: env(PATH) }));
+      const out = await quiet.run(a, new AbortController().signal);
+      expect(out.result.exitCode).toBe(0);
+      expect(out.result.stdoutDigest?.sizeBytes ?? 0).toBe(0);
+      expect(out.result.stderrDigest?.sizeBytes ?? 0).toBe(0);
+      expect(reads).toEqual([]);
+      // A tree with an empty folder still stages the folder.
+      const b = await prepare(command(['test', '-d', 'empty'], { environmentVariables: env(PATH) }), { empty: {} });
+      expect((await quiet.run(b, new AbortController().signal)).result.exitCode).toBe(0);
+    } finally {
+      await quiet.close().catch(() => undefined);
+    }
+  });
+
   it('removes the exec root afterwards, and clears leftovers from a crash at start', async () => {
     await run(await prepare(command(['true'], { environmentVariables: env(PATH) })));
     expect(readdirSync(join(root, 'build'))).toEqual([]);
@@ -192,6 +241,24 @@ describe('LocalExecutor: outputs', () => {
     // The root Directory is stored on its own too, so GetTree works on it.
     expect(await store.has(blob(dir.rootDirectoryDigest))).toBe(true);
     expect(r.outputs.find((o) => o.path === 'out/tree')).toMatchObject({ kind: 'directory', bytes: 4 });
+  });
+
+  it('stores outputs at, just over and well over the size read in one go, with digests of their exact bytes', async () => {
+    const sizes = [0, 1, SMALL_FILE_BYTES, SMALL_FILE_BYTES + 1, 3 * SMALL_FILE_BYTES + 17];
+    // Different bytes per file (its index), so a mix-up between files cannot pass.
+    const script = sizes.map((n, i) => `head -c ${n} /dev/zero | tr '\\0' '${String.fromCharCode(97 + i)}' > f${i}`).join(' && ');
+    const r = await run(
+      await prepare(command(['sh', '-c', `${script} && printf logged`], { environmentVariables: env(PATH), outputPaths: sizes.map((_, i) => `f${i}`) })),
+    );
+    expect(r.result.exitCode).toBe(0);
+    expect(r.result.outputFiles.map((f) => f.path)).toEqual(sizes.map((_, i) => `f${i}`));
+    for (const [i, f] of r.result.outputFiles.entries()) {
+      const expected = Buffer.alloc(sizes[i], String.fromCharCode(97 + i));
+      expect(Number(f.digest!.sizeBytes)).toBe(sizes[i]);
+      expect(f.digest!.hash).toBe(createHash('sha256').update(expected).digest('hex'));
+      expect((await store.readAll(blob(f.digest))).equals(expected)).toBe(true);
+    }
+    expect(await text(r.result.stdoutDigest)).toBe('logged');
   });
 
   it('honours the v2.0 output_files/output_directories fields and reports file symlinks there', async () => {
