@@ -31,6 +31,8 @@ const PARTS = {
   reapi: '^engine/reapi/',
   lan: '^engine/lan/',
   http: '^engine/http/',
+  governor: '^engine/governor/', // the polite farm: slot governor, desk signals, pause
+  health: '^engine/health/', // named health problems
   // Composition roots: they build the engine out of everything else.
   root: '^engine/(engine|cli|cli-lan|executor-factory)\\.ts$',
 };
@@ -62,6 +64,9 @@ const MAY_IMPORT = {
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
   http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'reapi', 'lan'],
+  // Knows the scheduler only through the small interface farm.ts declares.
+  governor: [...BASE, 'events'],
+  health: [...BASE, 'events'],
   root: Object.keys(PARTS),
 };
 
