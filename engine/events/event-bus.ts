@@ -2,6 +2,7 @@
 // workers, services) emit; metrics, the HTTP API and logs subscribe. Nothing polls.
 import type { ActionOutcome, ActionOutputSummary, ActionTiming, ExecutionStage } from '../common/action-vocabulary';
 import type { BlobDigest } from '../digest';
+import type { ActionSignal, FarmStatus } from '../common/farm-modes';
 
 /** What the dashboard shows about an action once its Command is known. */
 export interface ActionDetails {
@@ -50,7 +51,13 @@ export type KilnEvent =
   /** Worker slots or the cache budget changed at run time (Engine.updateSettings); both are the values now. */
   | { type: 'settings.changed'; at: number; concurrency: number; cacheSizeBytes: number }
   | { type: 'worker.slot'; at: number; slot: number; busy: boolean; actionId?: string }
-  | { type: 'auth.rejected'; at: number; transport: 'grpc' | 'http'; reason: string };
+  | { type: 'auth.rejected'; at: number; transport: 'grpc' | 'http'; reason: string }
+  /** Execute refused before queuing: execution off, the queue full, or Kiln stopping. */
+  | { type: 'execution.refused'; at: number; reason: 'off' | 'queue-full' | 'stopping' }
+  /** A person (or the farm's pause) signalled or cancelled a running or queued action; `result` says what came of it. */
+  | { type: 'action.control'; id: string; at: number; control: 'signal' | 'cancel'; signal?: ActionSignal; by: string; result: string }
+  /** The farm's mode, slots, reason or pause changed (engine/governor/farm.ts). */
+  | { type: 'farm.changed'; at: number; status: FarmStatus };
 
 export type KilnEventType = KilnEvent['type'];
 export type EventOf<T extends KilnEventType> = Extract<KilnEvent, { type: T }>;

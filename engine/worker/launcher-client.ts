@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { ExitedMessage, LauncherMessage, LauncherRequest, SpawnRequest } from './launcher-protocol';
+import type { ExitedMessage, LauncherMessage, LauncherRequest, SignalRequest, SpawnRequest } from './launcher-protocol';
 
 export interface ProcessExit {
   code: number | null;
@@ -54,6 +54,13 @@ export class LauncherClient {
   /** Kills the action's whole process group (SIGTERM, then SIGKILL). */
   kill(id: string): void {
     if (this.pending.has(id)) this.send({ type: 'kill', id });
+  }
+
+  /** Signals the action's process group; false when the launcher runs no action of that id. */
+  signal(id: string, signal: SignalRequest['signal']): boolean {
+    if (!this.pending.has(id)) return false;
+    this.send({ type: 'signal', id, signal });
+    return true;
   }
 
   get pid(): number | undefined {

@@ -4,15 +4,19 @@
 // stays small, so each spawn stays cheap. Each action leads its own process
 // group so a timeout or cancel can kill everything it started.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
-import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SpawnRequest } from './launcher-protocol';
+import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SignalRequest, type SpawnRequest } from './launcher-protocol';
 
 interface Running {
   child: ChildProcess;
   timedOut: boolean;
   killed: boolean;
   timer?: NodeJS.Timeout;
+  /** Time left on the timeout while the group is stopped (SIGSTOP); undefined while it runs. */
+  pausedLeft?: number;
+  deadline?: number;
   done: boolean;
 }
 
@@ -33,7 +37,68 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 
 function stop(r: Running): void {
   killGroup(r.child.pid, 'SIGTERM');
+  // A stopped group only acts on SIGTERM once it runs again.
+  if (r.pausedLeft !== undefined) killGroup(r.child.pid, 'SIGCONT');
   setTimeout(() => killGroup(r.child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+}
+
+function armTimeout(r: Running, ms: number): void {
+  r.deadline = Date.now() + ms;
+  r.timer = setTimeout(() => {
+    r.timedOut = true;
+    stop(r);
+  }, ms);
+}
+
+/**
+ * The lowest priority an unprivileged process can have: nice 19 for the
+ * action's leader (what it starts inherits it, and Linux derives the lowest
+ * best-effort I/O priority from it), and nice 19 for its autogroup. The
+ * action leads a session of its own (detached), and where the kernel groups
+ * sessions for CPU fairness (sched_autogroup) a process's own nice counts only
+ * inside its group: without the group's nice an action would still get as
+ * much CPU as the person's terminal. Best effort: a failure leaves the normal
+ * priority.
+ */
+function background(pid: number): void {
+  try {
+    setPriority(pid, 19);
+  } catch {
+    /* already gone, or not allowed */
+  }
+  if (process.platform !== 'linux') return;
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, '19');
+  } catch {
+    /* no autogroups in this kernel */
+  }
+}
+
+function signal(req: SignalRequest): void {
+  const r = running.get(req.id);
+  if (!r || r.done) return;
+  const pid = r.child.pid;
+  if (req.signal === 'STOP') {
+    if (r.pausedLeft !== undefined) return;
+    r.pausedLeft = r.timer && r.deadline !== undefined ? Math.max(0, r.deadline - Date.now()) : -1;
+    clearTimeout(r.timer);
+    killGroup(pid, 'SIGSTOP');
+  } else if (req.signal === 'CONT') {
+    if (r.pausedLeft === undefined) return;
+    const left = r.pausedLeft;
+    r.pausedLeft = undefined;
+    killGroup(pid, 'SIGCONT');
+    if (left >= 0) armTimeout(r, left);
+  } else {
+    killGroup(pid, `SIG${req.signal}`);
+    if (r.pausedLeft !== undefined && req.signal !== 'KILL') {
+      // Let a stopped group see the signal; its timeout runs again with it.
+      const left = r.pausedLeft;
+      r.pausedLeft = undefined;
+      killGroup(pid, 'SIGCONT');
+      if (left >= 0) armTimeout(r, left);
+    }
+  }
 }
 
 function start(req: SpawnRequest): void {
@@ -64,13 +129,9 @@ function start(req: SpawnRequest): void {
     running.set(req.id, r);
     child.once('error', (e) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: e.message }));
     child.once('exit', (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }));
+    if (child.pid && req.background) background(child.pid);
     if (child.pid) send({ type: 'started', id: req.id, pid: child.pid });
-    if (req.timeoutMs > 0) {
-      r.timer = setTimeout(() => {
-        r.timedOut = true;
-        stop(r);
-      }, req.timeoutMs);
-    }
+    if (req.timeoutMs > 0) armTimeout(r, req.timeoutMs);
   } catch (e) {
     finish({ code: null, signal: null, timedOut: false, killed: false, spawnError: (e as Error).message });
   } finally {
@@ -82,6 +143,7 @@ function start(req: SpawnRequest): void {
 
 function handle(req: LauncherRequest): void {
   if (req.type === 'spawn') start(req);
+  else if (req.type === 'signal') signal(req);
   else if (req.type === 'kill') {
     const r = running.get(req.id);
     if (r && !r.done) {

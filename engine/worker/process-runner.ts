@@ -3,7 +3,7 @@
 // itself). The launcher writes stdout/stderr straight into the log files, so
 // this runner needs sinks backed by a local file.
 import { join } from 'node:path';
-import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
+import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type ActionSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
 import { LauncherClient } from './launcher-client';
 
 export class ProcessRunner implements Runner {
@@ -25,6 +25,7 @@ export class ProcessRunner implements Runner {
       stdoutPath: req.stdout.path,
       stderrPath: req.stderr.path,
       timeoutMs: req.timeoutMs,
+      background: req.priority === 'background',
     });
     const exitCode = exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : exitCodeForSignal(exit.signal));
     return { exitCode, signal: exit.signal ?? undefined, timedOut: exit.timedOut, killed: exit.killed, spawnError: exit.spawnError };
@@ -34,13 +35,17 @@ export class ProcessRunner implements Runner {
     this.launcher.kill(id);
   }
 
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.launcher.signal(id, signal);
+  }
+
   ready(): RunnerReadiness {
     return { ready: true };
   }
 
   capabilities(): RunnerCapabilities {
-    // Resource hints and priority are not enforced yet: the process runs as the engine's user.
-    return { name: 'process', honours: { memoryLimit: false, cpuLimit: false, networkIsolation: false, priority: false } };
+    // Resource hints are not enforced yet: the process runs as the engine's user. Background priority is (launcher.ts).
+    return { name: 'process', honours: { memoryLimit: false, cpuLimit: false, networkIsolation: false, priority: true } };
   }
 
   /** The launcher's pid once it runs (tests kill it to check recovery). */
