@@ -36,6 +36,8 @@ Flags:
   --mdns BOOL          advertise on the LAN with mDNS in LAN mode (default true)
   --executor KIND      where actions run (default local: on this machine)
   --runner KIND        how the local executor runs a process (default process)
+  --mode MODE          polite (background priority, slots follow the machine), normal
+                       (default: the configured slots) or all-out (every core)
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 

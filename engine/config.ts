@@ -4,6 +4,7 @@ import { homedir, cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import { isLanHost } from './common/loopback';
 import { MAX_CONCURRENCY } from './common/settings-limits';
+import type { FarmMode } from './common/farm-modes';
 
 export interface KilnConfig {
   /** Interface to listen on; 127.0.0.1 unless the user opts into the LAN. */
@@ -48,6 +49,12 @@ export interface KilnConfig {
   tlsClientCaFile?: string;
   /** Advertise on the LAN with mDNS; only ever done in LAN mode. */
   mdns: boolean;
+  /**
+   * How hard Kiln may use this machine (engine/governor/): `polite` (background
+   * priority, slots follow the machine; the desktop app's default), `normal`
+   * (the configured slots; `kiln serve`'s default) or `all-out` (every core).
+   */
+  mode: FarmMode;
   /**
    * Keys a flag or the config file set (config-load.ts fills it in, e.g. "concurrency",
    * "cache-size", "host"). Settings saved from the dashboard never override these at start.
@@ -97,5 +104,6 @@ export function defaultConfig(): KilnConfig {
     requireTokenOnLoopback: false,
     tls: 'auto',
     mdns: true,
+    mode: 'normal',
   };
 }

@@ -13,7 +13,8 @@ import type { Executor } from './execution/executor';
 import { MetadataExecutor } from './execution/metadata-executor';
 import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
-import type { Runner } from './execution/runner';
+import type { RunPriority, Runner } from './execution/runner';
+import { PriorityRunner } from './execution/priority-runner';
 import type { ActionCacheStore } from './store/action-cache-store';
 import type { BlobStore } from './store/blob-store';
 import { LocalExecutor } from './worker/local-executor';
@@ -25,6 +26,8 @@ export interface ExecutionContext {
   actionCache: Pick<ActionCacheStore, 'put'>;
   clock: Clock;
   log: (line: string) => void;
+  /** The priority each run gets as it starts (the farm's mode); absent: the runner's default. */
+  priority?: () => RunPriority;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -77,7 +80,8 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
   const runner = async () => {
     const make = runnerKinds.get(ctx.config.runner);
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
-    return make(ctx);
+    const made = await make(ctx);
+    return ctx.priority ? new PriorityRunner(made, ctx.priority) : made;
   };
   return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
 }

@@ -18,6 +18,7 @@ import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
 import type { LanRoutes } from './lan-routes';
+import { FarmRoutes, type FarmControl } from './farm-routes';
 import { HttpApi, type HttpApiOptions } from './server';
 import { packageRoot } from './static-files';
 
@@ -41,6 +42,8 @@ export interface HttpStartOptions {
   /** HTTPS identity (LAN mode, or TLS asked for). */
   tls?: HttpApiOptions['tls'];
   lanRoutes?: LanRoutes;
+  /** The polite farm and the health monitor (absent without a scheduler). */
+  farm?: FarmControl;
 }
 
 const MAX_INSTANCE_NAMES = 64;
@@ -93,6 +96,8 @@ export class Observability {
       access: s.access,
       tls: s.tls,
       lanRoutes: s.lanRoutes,
+      farmRoutes: s.farm && new FarmRoutes(s.farm),
+      onHealthChange: s.farm && ((listener) => s.farm!.onHealthChange(listener)),
       bus: events,
       metrics: this.metrics,
       history: this.history,
@@ -113,6 +118,8 @@ export class Observability {
         tokenRequiredOnLoopback: config.requireTokenOnLoopback,
         concurrency: config.concurrency,
         cacheBudgetBytes: config.cacheSizeBytes,
+        farm: s.farm?.status(true),
+        health: s.farm?.health().problems,
       }),
     });
     await this.http.listen();
