@@ -12,7 +12,8 @@
 //
 // Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
 // (default test-output/bench/latest.json). Sections for --only: first30, rss,
-// roundtrip, inflight, bytestream, unary, findmissing, bazel.
+// roundtrip, inflight, bytestream, unary, findmissing, bazel, polite (the polite
+// farm: foreground work rate beside a polite Kiln, all-out throughput).
 //
 // The machine is shared and noisy: every figure is a median over repeats with
 // its spread, and the table compares ratios against baselines from this run.
@@ -37,9 +38,10 @@ import {
   childPids,
   type Server,
 } from './processes';
+import { politeRows } from './polite';
 import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
-const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'unary', 'findmissing', 'bazel'] as const;
+const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'unary', 'findmissing', 'bazel', 'polite'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -383,6 +385,13 @@ async function main(): Promise<void> {
         notes.push(`Bazel rows skipped: ${missing}`);
         rows.push(skippedRow('bazel', `Bazel many_genrules / many_cc: skipped: ${missing}`));
       } else await benchBazel(opts.bazel, kiln, ref);
+    }
+
+    // ------------------------------------------------------- polite farm
+    // Last: it loads every core on purpose, and starts Kilns of its own (polite, all-out, normal).
+    if (opts.only.has('polite')) {
+      if (process.platform !== 'linux') rows.push(skippedRow('polite', 'polite farm rows: skipped: the busy actions use /usr/bin/timeout and /bin/sh'));
+      else rows.push(...(await politeRows(root, opts.quick, log)));
     }
   } catch (err) {
     // Keep the rows measured so far: print them, and say where it stopped.
