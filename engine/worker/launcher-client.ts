@@ -24,9 +24,14 @@ interface Pending {
   pid?: number;
 }
 
+/** Set in a background launcher's environment: it lowers its own priority first, and every action inherits it. */
+export const BACKGROUND_ENV = 'KILN_LAUNCHER_BACKGROUND';
+
 /** How to start the launcher: compiled JS normally, through tsx from TypeScript sources (tests). */
-export function launcherCommand(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+export function launcherCommand(background = false): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const env: NodeJS.ProcessEnv = { ...process.env };
+  if (background) env[BACKGROUND_ENV] = '1';
+  else delete env[BACKGROUND_ENV];
   // Inside Electron, process.execPath is the Electron binary: make it behave as node.
   if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1';
   const js = join(__dirname, 'launcher.js');
@@ -37,6 +42,9 @@ export function launcherCommand(): { command: string; args: string[]; env: NodeJ
 }
 
 export class LauncherClient {
+  /** background: a launcher at the lowest priority, whose actions inherit it from the first instruction on. */
+  constructor(private readonly options: { background?: boolean } = {}) {}
+
   private child?: ChildProcess;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
@@ -87,7 +95,7 @@ export class LauncherClient {
 
   private ensureStarted(): ChildProcess {
     if (this.child) return this.child;
-    const { command, args, env } = launcherCommand();
+    const { command, args, env } = launcherCommand(this.options.background);
     const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     child.stdin!.on('error', () => {

@@ -22,6 +22,16 @@ interface Running {
 
 const running = new Map<string, Running>();
 
+// A background launcher (polite mode) lowers its own priority before it starts anything, so each
+// action inherits nice 19 at fork: nothing it starts ever runs at normal priority, not even briefly.
+if (process.env.KILN_LAUNCHER_BACKGROUND === '1') {
+  try {
+    setPriority(19);
+  } catch {
+    /* not allowed here: background() below still renices each action */
+  }
+}
+
 function send(msg: LauncherMessage): void {
   process.stdout.write(JSON.stringify(msg) + '\n');
 }
@@ -52,8 +62,9 @@ function armTimeout(r: Running, ms: number): void {
 
 /**
  * The lowest priority an unprivileged process can have: nice 19 for the
- * action's leader (what it starts inherits it, and Linux derives the lowest
- * best-effort I/O priority from it), and nice 19 for its autogroup. The
+ * action's leader (inherited already in a background launcher; what it starts
+ * inherits it, and Linux derives the lowest best-effort I/O priority from
+ * it), and nice 19 for its autogroup. The
  * action leads a session of its own (detached), and where the kernel groups
  * sessions for CPU fairness (sched_autogroup) a process's own nice counts only
  * inside its group: without the group's nice an action would still get as

@@ -8,16 +8,23 @@ import { LauncherClient } from './launcher-client';
 
 export class ProcessRunner implements Runner {
   private readonly launcher: LauncherClient;
+  /** Started on the first background run (polite mode): a launcher that itself runs at nice 19. */
+  private backgroundLauncher?: LauncherClient;
 
   constructor(launcher?: LauncherClient) {
     this.launcher = launcher ?? new LauncherClient();
+  }
+
+  private launcherFor(req: RunRequest): LauncherClient {
+    if (req.priority !== 'background') return this.launcher;
+    return (this.backgroundLauncher ??= new LauncherClient({ background: true }));
   }
 
   async run(req: RunRequest): Promise<RunExit> {
     if (!req.stdout.path || !req.stderr.path) {
       throw new Error('the process runner writes logs straight into files; give it log sinks with a local path');
     }
-    const exit = await this.launcher.run({
+    const exit = await this.launcherFor(req).run({
       id: req.id,
       argv: req.argv,
       cwd: join(req.execRoot, req.workingDirectory),
@@ -33,10 +40,11 @@ export class ProcessRunner implements Runner {
 
   kill(id: string): void {
     this.launcher.kill(id);
+    this.backgroundLauncher?.kill(id);
   }
 
   signal(id: string, signal: ActionSignal): boolean {
-    return this.launcher.signal(id, signal);
+    return this.launcher.signal(id, signal) || (this.backgroundLauncher?.signal(id, signal) ?? false);
   }
 
   ready(): RunnerReadiness {
@@ -53,7 +61,7 @@ export class ProcessRunner implements Runner {
     return this.launcher.pid;
   }
 
-  close(): Promise<void> {
-    return this.launcher.close();
+  async close(): Promise<void> {
+    await Promise.all([this.launcher.close(), this.backgroundLauncher?.close()]);
   }
 }

@@ -49,6 +49,12 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]);
 }
 
+/** The process state letter: T while stopped (SIGSTOP), R or S otherwise. */
+function stateOf(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+}
+
 function niceOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
@@ -78,14 +84,17 @@ describe.skipIf(!linux)('the polite farm through the HTTP API (needs /proc)', ()
     const te = await start('polite');
     const { engine } = te;
     const { id, pid, call: execute } = await spinningAction(te, 'pause');
+    // Inherited from the background launcher at fork, so already when it printed its pid.
     expect(niceOf(pid)).toBe(19);
-    expect(await gain(pid, 1_000)).toBeGreaterThan(0);
+    // At nice 19 on a busy shared machine the action may get no CPU at all, so this test reads its
+    // state (T: stopped); the next one, at normal priority, watches its CPU time stop and go.
+    expect(stateOf(pid)).not.toBe('T');
 
     const paused = await call(engine, '/api/pause', { method: 'POST', body: { minutes: 15 } });
     expect(paused.status).toBe(200);
     expect(paused.json as FarmStatus).toMatchObject({ slots: 0, reason: 'paused', summary: '0 of 2 slots: paused' });
     expect(paused.json.paused.until - paused.json.paused.since).toBe(15 * 60_000);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => stateOf(pid) === 'T', 'the action to be stopped');
     expect(await gain(pid, 1_500)).toBe(0);
     let ended = false;
     execute.then(() => (ended = true), () => (ended = true));
@@ -101,8 +110,7 @@ describe.skipIf(!linux)('the polite farm through the HTTP API (needs /proc)', ()
     const resumed = (await call(engine, '/api/pause', { method: 'DELETE' })).json as FarmStatus;
     expect(resumed).toMatchObject({ slots: 2 });
     expect(resumed.paused).toBeUndefined();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await gain(pid, 1_500)).toBeGreaterThan(0);
+    await waitFor(() => stateOf(pid) !== 'T', 'the action to run again');
     expect(((await call(engine, '/api/health')).json as HealthReport).problems.map((p) => p.id)).not.toContain('farm-paused');
 
     const cancelled = await call(engine, `/api/actions/${id}/cancel`, { method: 'POST' });
