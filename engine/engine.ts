@@ -265,9 +265,10 @@ export class Engine {
     this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
   }
 
-  /** Worker slots and the cache budget as they are now. */
+  /** Worker slots and the cache budget as they are now (with a farm, the configured slots: its ceiling, not its choice). */
   get liveSettings(): LiveSettings {
-    return { concurrency: this.scheduler?.concurrency ?? this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+    const concurrency = this.farm ? this.config.concurrency : (this.scheduler?.concurrency ?? this.config.concurrency);
+    return { concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
   }
 
   /**

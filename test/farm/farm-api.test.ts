@@ -151,6 +151,9 @@ describe('farm mode, health and bad requests through the HTTP API', () => {
     desk = { othersBusy: 0, onBattery: true, batteryPercent: 80 };
     await engine.farm!.tick();
     expect((await call(engine, '/api/mode')).json).toMatchObject({ mode: 'polite', slots: 1, maxSlots: 2, summary: '1 of 2 slots: on battery' });
+    // The scheduler runs the farm's choice; Settings keeps showing (and saving) the configured ceiling.
+    expect(engine.scheduler!.concurrency).toBe(1);
+    expect((await call(engine, '/api/settings')).json.concurrency).toBe(2);
     const allOut = await call(engine, '/api/mode', { method: 'PUT', body: { mode: 'all-out' } });
     expect(allOut).toMatchObject({ status: 200, json: { mode: 'all-out', slots: 2, background: false } });
     expect(allOut.json.history.map((p: { slots: number }) => p.slots)).toEqual([2, 1, 2]);
