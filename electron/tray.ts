@@ -9,7 +9,7 @@ import type { ElectronLike, MenuItemConstructorOptions, TrayLike } from './elect
 import { platformLoginItem, type LoginItem } from './login-item';
 import { coalesce, realTimers, type Coalesced, type Timers } from './throttle';
 import { pausedUntil, statusLine, trayStatus, trayTooltip, type TrayState, type TrayStatus } from './tray-view';
-import { FARM_MODES, type FarmMode } from '../engine/common/farm-modes';
+import { FARM_MODES, type FarmMode, type HealthProblem } from '../engine/common/farm-modes';
 
 const MODE_LABELS: Record<FarmMode, string> = {
   polite: 'Polite — yield to the desk',
@@ -71,13 +71,13 @@ export class KilnTray {
       executionEnabled: engine.executionEnabled,
       metrics: engine.metrics.snapshot(),
       farm: engine.farm?.status(),
-      worst: engine.health?.current().problems[0],
+      worst: worstForTray(engine.health?.current().problems ?? []),
     };
     this.unsubscribe.push(engine.events.subscribe((e) => this.onEvent(e)));
     if (engine.health) {
       this.unsubscribe.push(
         engine.health.onChange((report) => {
-          this.state.worst = report.problems[0];
+          this.state.worst = worstForTray(report.problems);
           this.refresh();
         }),
       );
@@ -219,4 +219,9 @@ export class KilnTray {
     const size = this.options.platform === 'linux' ? 32 : 16;
     return this.options.electron.nativeImage.createFromPath(join(this.options.iconDir, `${status}-${size}.png`));
   }
+}
+
+/** The worst problem that needs a person; notes (severity info) stay in the dashboard's health list. */
+function worstForTray(problems: HealthProblem[]): HealthProblem | undefined {
+  return problems.find((p) => p.severity !== 'info');
 }

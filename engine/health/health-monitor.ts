@@ -175,7 +175,7 @@ export class HealthMonitor {
       const until = paused.until === undefined ? 'until you resume it' : `until ${clockTime(paused.until)}`;
       add(
         'farm-paused',
-        queue.depth > 0 ? 'warning' : 'info',
+        'warning',
         'No slots: the farm is paused',
         `The farm is paused ${until}; ${queue.depth} queued action(s) wait and running ones are stopped. Resume it in the tray or the dashboard (or DELETE /api/pause).`,
       );

@@ -244,5 +244,8 @@ describe('KilnTray', () => {
     expect(tray.tooltip.split('\n')[1]).toBe('Queue far beyond the slots');
     engine.setProblems([]);
     expect(tray.tooltip).not.toContain('Queue far beyond');
+    // A note (a cache evicting at its budget, as it should) is not worth the tray's attention.
+    engine.setProblems([{ id: 'cache-nearly-full', severity: 'info', title: 'The cache is nearly at its budget', message: 'm', since: 0 }]);
+    expect(tray.tooltip).not.toContain('cache is nearly');
   });
 });

@@ -83,11 +83,10 @@ describe('HealthMonitor', () => {
     expect(ids()).not.toContain('execution-off');
   });
 
-  it('names a paused farm (no slots), a warning while actions wait', () => {
+  it('names a paused farm (no slots)', () => {
     facts.paused = { until: clock.now() + 15 * 60_000 };
-    expect(problem('farm-paused')).toMatchObject({ severity: 'info', title: 'No slots: the farm is paused' });
+    expect(problem('farm-paused')).toMatchObject({ severity: 'warning', title: 'No slots: the farm is paused' });
     facts.queue = { depth: 2, slots: 4 };
-    expect(problem('farm-paused')?.severity).toBe('warning');
     expect(problem('farm-paused')?.message).toMatch(/until \d\d:\d\d UTC; 2 queued/);
     facts.paused = undefined;
     expect(ids()).toEqual([]);
