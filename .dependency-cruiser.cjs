@@ -36,6 +36,8 @@ const PARTS = {
   http: '^engine/http/',
   compression: '^engine/compression/', // zstd streams for compressed-blobs transfers
   asset: '^engine/asset/', // Remote Asset API: URL downloads, checksum qualifiers, the URL → digest index
+  governor: '^engine/governor/', // the polite farm: slot governor, desk signals, pause
+  health: '^engine/health/', // named health problems
   // Composition roots: they build the engine out of everything else.
   root: '^engine/(engine|cli|cli-lan|executor-factory)\\.ts$',
 };
@@ -74,6 +76,9 @@ const MAY_IMPORT = {
   http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'invocations', 'reapi', 'lan'],
   compression: [],
   asset: [...BASE, 'grpc', 'events', 'store'],
+  // Knows the scheduler only through the small interface farm.ts declares.
+  governor: [...BASE, 'events'],
+  health: [...BASE, 'events'],
   root: Object.keys(PARTS),
 };
 

@@ -11,6 +11,7 @@ import type { ElectronLike } from './electron-like';
 import { fileSettingsStore, type SettingsStore } from './settings';
 import { HIDDEN_FLAG } from './login-item';
 import { KilnTray } from './tray';
+import { powerMonitorSignals } from './power-signals';
 import { DashboardWindow, localDashboardUrl } from './window';
 
 export interface DesktopAppOptions {
@@ -91,7 +92,7 @@ export function createDesktopApp(options: DesktopAppOptions): DesktopApp {
     });
     try {
       const config = await desktopEngineConfig(userData, await settings.load(), options.loadConfigFile, options.dataDir);
-      const engine = await options.startEngine(config);
+      const engine = await options.startEngine(config, { deskSignals: powerMonitorSignals(electron.powerMonitor) });
       // Remember the switch whichever side flipped it, tray or dashboard.
       engine.events.on('execution.toggled', (e) => {
         settings.update({ executionEnabled: e.enabled }).catch((err: unknown) => {

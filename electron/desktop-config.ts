@@ -24,7 +24,8 @@ export async function desktopEngineConfig(
   loadConfigFile: ConfigFileLoader,
   dataDir: string = defaultDataDir(),
 ): Promise<KilnConfig> {
-  const base: KilnConfig = { ...defaultConfig(), dataDir };
+  // On a desktop the person at it comes first: polite unless config.yaml or the tray says otherwise.
+  const base: KilnConfig = { ...defaultConfig(), dataDir, mode: 'polite' };
   let config = await loadConfigFile(desktopConfigPath(userData), base);
   if (!config) {
     // No config file, so no host was chosen: the dashboard's LAN switch decides, as for

@@ -79,6 +79,14 @@ export interface TrayLike {
   destroy(): void;
 }
 
+/** Electron's powerMonitor: the person at the desk and the battery (the farm's desk signals). */
+export interface PowerMonitorLike {
+  /** Seconds since the last keyboard or mouse input. */
+  getSystemIdleTime(): number;
+  getSystemIdleState(idleThreshold: number): 'active' | 'idle' | 'locked' | 'unknown';
+  isOnBatteryPower(): boolean;
+}
+
 export interface ElectronLike {
   app: AppLike;
   BrowserWindow: new (options: BrowserWindowConstructorOptions) => WindowLike;
@@ -87,4 +95,5 @@ export interface ElectronLike {
   nativeImage: { createFromPath(path: string): ImageLike };
   shell: { openExternal(url: string): Promise<void> };
   clipboard: { writeText(text: string): unknown };
+  powerMonitor: PowerMonitorLike;
 }

@@ -11,7 +11,7 @@ const shell: ElectronLike = electron;
 
 createDesktopApp({
   electron: shell,
-  startEngine: (config) => startEngine(config),
+  startEngine: (config, extras) => startEngine(config, undefined, extras),
   loadConfigFile,
   // dist/electron/ → the app root (the checkout, or app.asar when packaged).
   resourceDir: join(__dirname, '..', '..'),

@@ -8,7 +8,21 @@ import type { EngineHandle } from './engine-handle';
 import type { ElectronLike, MenuItemConstructorOptions, TrayLike } from './electron-like';
 import { platformLoginItem, type LoginItem } from './login-item';
 import { coalesce, realTimers, type Coalesced, type Timers } from './throttle';
-import { statusLine, trayStatus, trayTooltip, type TrayState, type TrayStatus } from './tray-view';
+import { pausedUntil, statusLine, trayStatus, trayTooltip, type TrayState, type TrayStatus } from './tray-view';
+import { FARM_MODES, type FarmMode, type HealthProblem } from '../engine/common/farm-modes';
+
+const MODE_LABELS: Record<FarmMode, string> = {
+  polite: 'Polite — yield to the desk',
+  normal: 'Normal — fixed slots',
+  'all-out': 'All-out — every core',
+};
+
+/** The pause choices: label and minutes (undefined: until resumed). */
+const PAUSES: [string, number | undefined][] = [
+  ['For 15 minutes', 15],
+  ['For 1 hour', 60],
+  ['Until resumed', undefined],
+];
 
 export { HIDDEN_FLAG } from './login-item';
 
@@ -53,12 +67,31 @@ export class KilnTray {
   attach(engine: EngineHandle, flags: () => string = () => bazelFlags(engine.grpcUrl)): void {
     this.engine = engine;
     this.flags = flags;
-    this.state = { executionEnabled: engine.executionEnabled, metrics: engine.metrics.snapshot() };
+    this.state = {
+      executionEnabled: engine.executionEnabled,
+      metrics: engine.metrics.snapshot(),
+      farm: engine.farm?.status(),
+      worst: worstForTray(engine.health?.current().problems ?? []),
+    };
     this.unsubscribe.push(engine.events.subscribe((e) => this.onEvent(e)));
+    if (engine.health) {
+      this.unsubscribe.push(
+        engine.health.onChange((report) => {
+          this.state.worst = worstForTray(report.problems);
+          this.refresh();
+        }),
+      );
+    }
     this.refresh();
   }
 
   private onEvent(e: KilnEvent): void {
+    if (e.type === 'farm.changed') {
+      // Mode and pause are user-facing too: at once.
+      this.state.farm = e.status;
+      this.refresh();
+      return;
+    }
     if (e.type === 'execution.toggled') {
       // The switch is user-facing: show it at once, not at the next throttled tick.
       this.state.executionEnabled = e.enabled;
@@ -104,7 +137,7 @@ export class KilnTray {
     if (tooltip !== this.shown.tooltip) this.tray.setToolTip(tooltip);
     // Rebuilding an open menu closes it on some platforms: only when its content changes.
     const template = this.menuTemplate();
-    const menuKey = JSON.stringify(template.map((i) => [i.label, i.checked, i.enabled]));
+    const menuKey = JSON.stringify(template, (key, value) => (key === 'click' ? undefined : value));
     if (menuKey !== this.shown.menuKey) {
       this.tray.setContextMenu(this.options.electron.Menu.buildFromTemplate(template));
     }
@@ -124,6 +157,7 @@ export class KilnTray {
           label: this.state.executionEnabled ? 'Disable execution' : 'Enable execution',
           click: () => engine.setExecutionEnabled(!engine.executionEnabled),
         },
+        ...this.farmItems(engine),
         { label: 'Open dashboard', click: () => this.options.openDashboard() },
         { label: 'Copy Bazel flags', click: () => clipboard.writeText(this.flags()) },
         { type: 'separator' },
@@ -139,6 +173,30 @@ export class KilnTray {
       });
     }
     items.push({ label: 'Quit Kiln', enabled: !this.quitting, click: () => this.options.quit() });
+    return items;
+  }
+
+  /** Mode submenu, and Pause (or Resume while paused), when the engine has a farm. */
+  private farmItems(engine: EngineHandle): MenuItemConstructorOptions[] {
+    const farm = this.state.farm;
+    const { setMode, pause, resume } = engine;
+    if (!farm || !setMode || !pause || !resume) return [];
+    const items: MenuItemConstructorOptions[] = [
+      {
+        label: 'Mode',
+        submenu: FARM_MODES.map((mode) => ({
+          label: MODE_LABELS[mode],
+          type: 'radio' as const,
+          checked: farm.mode === mode,
+          click: () => setMode.call(engine, mode),
+        })),
+      },
+    ];
+    if (farm.paused) {
+      items.push({ label: `Resume (paused ${pausedUntil(farm.paused)})`, click: () => resume.call(engine) });
+    } else {
+      items.push({ label: 'Pause', submenu: PAUSES.map(([label, minutes]) => ({ label, click: () => pause.call(engine, minutes) })) });
+    }
     return items;
   }
 
@@ -161,4 +219,9 @@ export class KilnTray {
     const size = this.options.platform === 'linux' ? 32 : 16;
     return this.options.electron.nativeImage.createFromPath(join(this.options.iconDir, `${status}-${size}.png`));
   }
+}
+
+/** The worst problem that needs a person; notes (severity info) stay in the dashboard's health list. */
+function worstForTray(problems: HealthProblem[]): HealthProblem | undefined {
+  return problems.find((p) => p.severity !== 'info');
 }

@@ -38,6 +38,8 @@ Flags:
   --runner KIND        how the local executor runs a process (default process)
   --asset-max-size SIZE largest download for Bazel's remote downloader (default 4GiB)
   --asset-timeout SECS download timeout when the request sets none (default 300)
+  --mode MODE          polite (background priority, slots follow the machine), normal
+                       (default: the configured slots) or all-out (every core)
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 

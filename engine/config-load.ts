@@ -10,6 +10,7 @@ import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCUR
 import type { SandboxMode } from './common/api-types';
 import { defaultConfig, type KilnConfig, type TlsMode } from './config';
 import { kindNames } from './common/kind-names';
+import { FARM_MODES, isFarmMode, type FarmMode } from './common/farm-modes';
 import { readSettings, SettingsError } from './settings';
 
 export class ConfigError extends Error {}
@@ -37,6 +38,7 @@ export const CONFIG_KEYS = [
   'action-memory',
   'action-cpus',
   'action-processes',
+  'mode',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -79,7 +81,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): KilnConfig {
 }
 
 /** The keys saved from the dashboard stand in for; a flag or config-file key of that name wins. */
-const SAVED_KEYS = { lan: 'host', concurrency: 'concurrency', cacheSizeBytes: 'cache-size' } as const;
+const SAVED_KEYS = { lan: 'host', concurrency: 'concurrency', cacheSizeBytes: 'cache-size', mode: 'mode' } as const;
 
 /** Whether a flag or the config file set what the saved dashboard setting `key` would. */
 export function savedSettingOverridden(config: Pick<KilnConfig, 'explicitKeys'>, key: keyof typeof SAVED_KEYS): boolean {
@@ -93,7 +95,8 @@ export function savedSettingOverridden(config: Pick<KilnConfig, 'explicitKeys'>,
  */
 export function applySavedSettings(config: KilnConfig): void {
   const lanOpen = !savedSettingOverridden(config, 'lan') && !isLanHost(config.host);
-  const open = lanOpen || !savedSettingOverridden(config, 'concurrency') || !savedSettingOverridden(config, 'cacheSizeBytes');
+  const open =
+    lanOpen || !savedSettingOverridden(config, 'concurrency') || !savedSettingOverridden(config, 'cacheSizeBytes') || !savedSettingOverridden(config, 'mode');
   if (!open) return;
   let saved;
   try {
@@ -105,6 +108,7 @@ export function applySavedSettings(config: KilnConfig): void {
   if (saved.lan && lanOpen) config.host = '0.0.0.0';
   if (saved.concurrency !== undefined && !savedSettingOverridden(config, 'concurrency')) config.concurrency = saved.concurrency;
   if (saved.cacheSizeBytes !== undefined && !savedSettingOverridden(config, 'cacheSizeBytes')) config.cacheSizeBytes = saved.cacheSizeBytes;
+  if (saved.mode !== undefined && !savedSettingOverridden(config, 'mode')) config.mode = saved.mode;
 }
 
 /** Cross-key rules, one line each. */
@@ -209,6 +213,9 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
           break;
         case 'action-processes':
           config.actionProcesses = parseCount(value, 1, 4_194_304);
+          break;
+        case 'mode':
+          config.mode = parseMode(value);
           break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
@@ -329,4 +336,9 @@ function show(value: unknown): string {
 
 function firstLine(s: string): string {
   return s.split('\n')[0] ?? s;
+}
+
+function parseMode(value: unknown): FarmMode {
+  if (!isFarmMode(value)) throw new ConfigError(`"${String(value)}" is not a mode; use ${FARM_MODES.join(', ')}`);
+  return value;
 }

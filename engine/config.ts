@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { SandboxMode } from './common/api-types';
 import { isLanHost } from './common/loopback';
 import { MAX_CONCURRENCY } from './common/settings-limits';
+import type { FarmMode } from './common/farm-modes';
 
 export interface KilnConfig {
   /** Interface to listen on; 127.0.0.1 unless the user opts into the LAN. */
@@ -62,6 +63,12 @@ export interface KilnConfig {
   /** Remote Asset API: download timeout when the request sets none (a request may ask for up to an hour). */
   assetDefaultTimeoutMs: number;
   /**
+   * How hard Kiln may use this machine (engine/governor/): `polite` (background
+   * priority, slots follow the machine; the desktop app's default), `normal`
+   * (the configured slots; `kiln serve`'s default) or `all-out` (every core).
+   */
+  mode: FarmMode;
+  /**
    * Keys a flag or the config file set (config-load.ts fills it in, e.g. "concurrency",
    * "cache-size", "host"). Settings saved from the dashboard never override these at start.
    */
@@ -114,5 +121,6 @@ export function defaultConfig(): KilnConfig {
     mdns: true,
     assetMaxDownloadBytes: 4 * GiB,
     assetDefaultTimeoutMs: 5 * 60_000,
+    mode: 'normal',
   };
 }

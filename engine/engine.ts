@@ -48,6 +48,14 @@ import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, executionPlatforms } from './executor-factory';
 import { setUpSandbox } from './sandbox/sandbox-setup';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { ActionSignal, FarmMode } from './common/farm-modes';
+import { defaultDeskSignals, type DeskSignals } from './governor/desk-signals';
+import { Farm } from './governor/farm';
+import type { SlotGovernor } from './governor/slot-governor';
+import { HealthMonitor, type HealthTuning } from './health/health-monitor';
+import type { FarmControl } from './http/farm-routes';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -64,6 +72,14 @@ export interface EngineOptions {
    * engine still adds the decorators (caching, metadata, result shaping). Closed on stop.
    */
   executor?: Executor;
+  /** What the farm knows of the desk; /proc (or systeminformation) by default. The desktop app adds powerMonitor. */
+  deskSignals?: DeskSignals;
+  /** Cores the all-out mode uses and the governor reckons with; the machine's by default. */
+  cores?: number;
+  /** Tests: a governor with short delays. */
+  governor?: SlotGovernor;
+  /** Tests: a health monitor with short windows. */
+  healthTuning?: Partial<HealthTuning>;
 }
 
 /** Settings the dashboard can change while Kiln runs. */
@@ -94,6 +110,10 @@ export class Engine {
   observability!: Observability;
   /** Queue, worker slots and operations; undefined when the engine has no executor. */
   scheduler?: Scheduler;
+  /** The polite farm: mode, slots that follow the machine, pause (engine/governor/). */
+  farm?: Farm;
+  /** Named problems (engine/health/). */
+  health?: HealthMonitor;
   private executor?: Executor;
   private readonly server: grpc.Server;
   private port = 0;
@@ -192,9 +212,12 @@ export class Engine {
       });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
-      const execution = { config, store, actionCache, clock, log, sandbox };
+      // Each run asks the farm's mode as it starts (the farm comes after the scheduler it drives).
+      const priority = () => (engine.farm?.background ? ('background' as const) : ('normal' as const));
+      const execution = { config, store, actionCache, clock, log, sandbox, priority };
       const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
       engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, decorators) : await createExecutor(execution));
+      engine.startFarm(opts);
       engine.registerServices();
       await engine.listen();
       // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
@@ -203,6 +226,7 @@ export class Engine {
         executing: () => engine.executionEnabled,
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
         platforms: executionPlatforms(config),
+        farm: engine.farmControl(),
         ...httpAccessOptions(config, access, () => engine.grpcPort, {
           current: () => engine.liveSettings,
           update: (patch) => engine.updateSettings(patch),
@@ -272,9 +296,10 @@ export class Engine {
     this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
   }
 
-  /** Worker slots and the cache budget as they are now. */
+  /** Worker slots and the cache budget as they are now (with a farm, the configured slots: its ceiling, not its choice). */
   get liveSettings(): LiveSettings {
-    return { concurrency: this.scheduler?.concurrency ?? this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+    const concurrency = this.farm ? this.config.concurrency : (this.scheduler?.concurrency ?? this.config.concurrency);
+    return { concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
   }
 
   /**
@@ -291,7 +316,9 @@ export class Engine {
     if (Object.keys(save).length === 0) return result;
     saveSettings(this.config.dataDir, save);
     if (save.concurrency !== undefined) {
-      this.scheduler?.setConcurrency(save.concurrency);
+      // The farm decides the slots under the configured ceiling; without one, the scheduler takes it as it is.
+      if (this.farm) this.farm.setConfiguredSlots(save.concurrency);
+      else this.scheduler?.setConcurrency(save.concurrency);
       this.config.concurrency = save.concurrency;
       result.appliedNow.push('concurrency');
     }
@@ -309,6 +336,33 @@ export class Engine {
       this.log(`kiln: now ${this.liveSettings.concurrency} worker slot(s), cache budget ${this.liveSettings.cacheSizeBytes} bytes`);
     }
     return result;
+  }
+
+  /** Changes the farm's mode at once and remembers it in settings.json (flags and the config file still win at start). */
+  setMode(mode: FarmMode): void {
+    if (!this.farm) return;
+    saveSettings(this.config.dataDir, { mode });
+    this.config.mode = mode;
+    this.farm.setMode(mode);
+  }
+
+  /** Pauses the farm for `minutes`, or until resume() when undefined. */
+  pause(minutes?: number): void {
+    this.farm?.pause(minutes);
+  }
+
+  resume(): void {
+    this.farm?.resume();
+  }
+
+  /** Signals a running action (STOP pauses, CONT resumes); what came of it, or undefined when it is not running. */
+  signalAction(id: string, signal: ActionSignal, by = 'the dashboard'): string | undefined {
+    return this.scheduler?.signal(id, signal, by);
+  }
+
+  /** Cancels a queued or running action for every caller on it; undefined when there is none of that id. */
+  cancelAction(id: string, by = 'the dashboard'): string | undefined {
+    return this.scheduler?.cancelAction(id, by);
   }
 
   /** Stops accepting calls, lets running ones finish for up to drainMs, then closes the stores. */
@@ -378,6 +432,61 @@ export class Engine {
     });
   }
 
+  private startFarm(opts: EngineOptions): void {
+    const scheduler = this.scheduler!;
+    this.farm = new Farm({
+      slots: scheduler,
+      desk: opts.deskSignals ?? defaultDeskSignals(),
+      mode: this.config.mode,
+      configuredSlots: this.config.concurrency,
+      cores: opts.cores ?? availableParallelism(),
+      clock: this.clock,
+      events: this.events,
+      governor: opts.governor,
+      log: this.log,
+    });
+    this.farm.start();
+    const farm = this.farm;
+    const executor = this.executor!;
+    this.health = new HealthMonitor(
+      this.events,
+      {
+        executionEnabled: () => this.executionOn,
+        queue: () => ({ depth: scheduler.view().queueDepth, slots: farm.slots }),
+        paused: () => farm.paused,
+        readiness: () => executor.capacity(),
+        cache: () => {
+          const s = this.store.stats();
+          return { bytes: s.bytes, budgetBytes: s.budgetBytes };
+        },
+        disk: () => {
+          const host = this.observability.metrics.hostSample();
+          return host ? { usedBytes: host.diskUsedBytes, totalBytes: host.diskTotalBytes } : null;
+        },
+        monotonic: () => performance.now(),
+      },
+      this.clock,
+      opts.healthTuning,
+    );
+    this.health.start();
+  }
+
+  /** The farm and health as the HTTP API sees them; undefined without a scheduler. */
+  private farmControl(): FarmControl | undefined {
+    const { farm, health } = this;
+    if (!farm || !health) return undefined;
+    return {
+      status: (withHistory) => farm.status(withHistory),
+      setMode: (mode) => this.setMode(mode),
+      pause: (minutes) => this.pause(minutes),
+      resume: () => this.resume(),
+      signal: (id, signal) => this.signalAction(id, signal),
+      cancel: (id) => this.cancelAction(id),
+      health: () => health.check(),
+      onHealthChange: (listener) => health.onChange(listener),
+    };
+  }
+
   private listen(): Promise<void> {
     const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
     return new Promise((resolve, reject) => {
@@ -392,6 +501,10 @@ export class Engine {
   private async shutdown(drainMs: number): Promise<void> {
     // Stop telling the LAN about us before we stop answering.
     await this.advertisement?.stop();
+    // Nothing may change the slots while it drains. Actions a pause stopped stay stopped (and get
+    // SIGTERM with a SIGCONT when the drain time is up), so a paused farm does not wake on Quit.
+    this.health?.stop();
+    this.farm?.stop();
     // Running actions get drainMs to finish, then are cancelled; their Execute streams end with them.
     const drained = this.scheduler?.stop(drainMs);
     // Real timers on purpose: an injected test clock must not be able to stall shutdown.

@@ -14,8 +14,9 @@ import { MetadataExecutor } from './execution/metadata-executor';
 import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
 import { PlatformRoutingRunner } from './execution/platform-routing-runner';
-import type { Runner } from './execution/runner';
+import type { RunPriority, Runner } from './execution/runner';
 import type { ApiExecutionPlatform } from './common/api-types';
+import { PriorityRunner } from './execution/priority-runner';
 import type { ActionCacheStore } from './store/action-cache-store';
 import type { BlobStore } from './store/blob-store';
 import { LocalExecutor } from './worker/local-executor';
@@ -32,6 +33,8 @@ export interface ExecutionContext {
   log: (line: string) => void;
   /** The sandbox decided at start: wraps the process runner when it is on. */
   sandbox?: SandboxSetup;
+  /** The priority each run gets as it starts (the farm's mode); absent: the runner's default. */
+  priority?: () => RunPriority;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -98,7 +101,8 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
     const runner = await make(ctx);
     // The sandbox wraps a runner that starts host processes; other runners (and bubblewrap itself) stay as they are.
-    return withWasiRoute(ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner, ctx);
+    const routed = withWasiRoute(ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner, ctx);
+    return ctx.priority ? new PriorityRunner(routed, ctx.priority) : routed;
   };
   return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
 }

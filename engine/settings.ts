@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkCacheBudget, checkConcurrency } from './common/settings-limits';
+import { FARM_MODES, isFarmMode, type FarmMode } from './common/farm-modes';
 import { writeFileAtomicSync } from './util/atomic-file';
 
 export const SETTINGS_FILE = 'settings.json';
@@ -16,6 +17,8 @@ export interface SavedSettings {
   concurrency?: number;
   /** CAS budget in bytes, unless a flag or the config file sets cache-size. */
   cacheSizeBytes?: number;
+  /** The farm's mode (tray or dashboard), unless a flag or the config file sets mode. */
+  mode?: FarmMode;
 }
 
 export class SettingsError extends Error {}
@@ -43,9 +46,11 @@ export function readSettings(dataDir: string): SavedSettings {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new SettingsError(`${path} must be a JSON object like {"lan": true}`);
   }
-  const { lan, concurrency, cacheSizeBytes } = data as Record<string, unknown>;
+  const { lan, concurrency, cacheSizeBytes, mode } = data as Record<string, unknown>;
   if (lan !== undefined && typeof lan !== 'boolean') throw new SettingsError(`${path}: "lan" must be true or false`);
+  if (mode !== undefined && !isFarmMode(mode)) throw new SettingsError(`${path}: "mode" must be one of ${FARM_MODES.join(', ')}`);
   const settings: SavedSettings = {};
+  if (mode !== undefined) settings.mode = mode;
   if (lan !== undefined) settings.lan = lan;
   try {
     if (concurrency !== undefined) settings.concurrency = checkConcurrency(concurrency);

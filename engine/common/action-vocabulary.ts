@@ -16,7 +16,7 @@ export type ExecutionStage = 'fetching-inputs' | 'running' | 'uploading-outputs'
 export type ActionStage = 'queued' | ExecutionStage | 'finished';
 
 /** What just happened to an action, as the history and the live event stream report it. */
-export type ActionChangeKind = 'queued' | 'started' | 'stage' | 'finished';
+export type ActionChangeKind = 'queued' | 'started' | 'stage' | 'finished' | 'control';
 
 export type LogStreamName = 'stdout' | 'stderr';
 

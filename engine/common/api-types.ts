@@ -5,6 +5,7 @@
 import type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionStage, ActionState, ActionTiming, LogStreamName } from './action-vocabulary';
 import type { ActionRole } from './action-role';
 import type { SettingName } from './settings-limits';
+import type { ActionSignal, FarmStatus, HealthProblem, HealthReport } from './farm-modes';
 
 export type { ActionChangeKind, ActionOutcome, ActionOutputSummary, ActionRole, ActionStage, ActionState, ActionTiming, LogStreamName, SettingName };
 
@@ -35,6 +36,10 @@ export interface ApiStatus {
   /** Worker slots. */
   concurrency: number;
   cacheBudgetBytes: number;
+  /** The polite farm: mode, the slots taking work and why, pause, slots over time. */
+  farm?: FarmStatus;
+  /** Named problems, worst first (the same as GET /api/health). */
+  health?: HealthProblem[];
   /** The execution platforms this Kiln runs: the platform properties that select each runner. */
   platforms?: ApiExecutionPlatform[];
   /** Whether actions run in the sandbox, and why (not); absent when the executor was not built from the configuration. */
@@ -192,6 +197,8 @@ export interface ActionSummary {
   exitCode?: number;
   /** Current stage, useful while running. */
   stage: ActionStage;
+  /** Running but stopped (SIGSTOP), by a person or the farm's pause. */
+  stopped?: boolean;
   queuedAt: number;
   startedAt?: number;
   finishedAt?: number;
@@ -226,8 +233,21 @@ export interface ActionDetail extends ActionSummary {
   stdoutDigest?: string;
   stderrDigest?: string;
   message?: string;
+  /** Signals and cancels sent to it from the dashboard, the API or the farm's pause, oldest first. */
+  controls?: ActionControlRecord[];
   /** Whether GET /api/actions/{id}/stdout|stderr can still serve the log (retention). */
   logs: { stdout: boolean; stderr: boolean };
+}
+
+/** One signal or cancel an action got, and what came of it. */
+export interface ActionControlRecord {
+  at: number;
+  control: 'signal' | 'cancel';
+  signal?: ActionSignal;
+  /** Who sent it: "the dashboard", "the farm pause"… */
+  by: string;
+  /** "paused (SIGSTOP)", "sent SIGTERM", "cancelled while running…" */
+  result: string;
 }
 
 /** GET /api/actions?state=&outcome=&q=&cursor=&limit= — newest first. */
@@ -334,7 +354,21 @@ export interface SseExecutionEvent {
   data: { executing: boolean; at: number };
 }
 
+/** The farm's mode, slots, reason or pause changed (no history: append the point yourself). */
+export interface SseFarmEvent {
+  event: 'farm';
+  data: FarmStatus;
+}
+
+/** The health report changed. */
+export interface SseHealthEvent {
+  event: 'health';
+  data: HealthReport;
+}
+
 export type SseEvent =
+  | SseFarmEvent
+  | SseHealthEvent
   | SseMetricsEvent
   | SseActionEvent
   | SseLogEvent

@@ -3,6 +3,7 @@
 import type { ActionOutcome, ActionOutputSummary, ActionTiming, ExecutionStage } from '../common/action-vocabulary';
 import type { RequestOrigin } from '../common/invocation-types';
 import type { BlobDigest } from '../digest';
+import type { ActionSignal, FarmStatus } from '../common/farm-modes';
 
 /** What the dashboard shows about an action once its Command is known. */
 export interface ActionDetails {
@@ -68,7 +69,13 @@ export type KilnEvent =
       message?: string;
     }
   /** An accepted gRPC call carried RequestMetadata (engine/invocations/request-metadata.ts); `method` is its path. */
-  | { type: 'request.metadata'; at: number; method: string; origin: RequestOrigin };
+  | { type: 'request.metadata'; at: number; method: string; origin: RequestOrigin }
+  /** Execute refused before queuing: execution off, the queue full, or Kiln stopping. */
+  | { type: 'execution.refused'; at: number; reason: 'off' | 'queue-full' | 'stopping' }
+  /** A person (or the farm's pause) signalled or cancelled a running or queued action; `result` says what came of it. */
+  | { type: 'action.control'; id: string; at: number; control: 'signal' | 'cancel'; signal?: ActionSignal; by: string; result: string }
+  /** The farm's mode, slots, reason or pause changed (engine/governor/farm.ts). */
+  | { type: 'farm.changed'; at: number; status: FarmStatus };
 
 export type KilnEventType = KilnEvent['type'];
 export type EventOf<T extends KilnEventType> = Extract<KilnEvent, { type: T }>;

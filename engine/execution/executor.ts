@@ -5,6 +5,7 @@
 // behaviours (result shaping, metadata, caching, orphan reaping) are Executor
 // decorators, one file each, composed by engine/executor-factory.ts.
 import type { ActionOutputSummary, ExecutionStage } from '../common/action-vocabulary';
+import type { ActionSignal } from '../common/farm-modes';
 import type { BlobDigest } from '../digest';
 import type { reapi } from '../proto';
 import type { LogSink } from './log-sink';
@@ -105,6 +106,8 @@ export interface Executor {
    */
   run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks): Promise<ExecutionOutcome>;
   capacity(): ExecutorCapacity;
+  /** Signals the running action with this id (its Runner's processes); false when it has none running. Optional. */
+  signal?(id: string, signal: ActionSignal): boolean;
   close(): Promise<void>;
 }
 
@@ -122,6 +125,10 @@ export abstract class ExecutorDecorator implements Executor {
 
   capacity(): ExecutorCapacity {
     return this.inner.capacity();
+  }
+
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.inner.signal?.(id, signal) ?? false;
   }
 
   close(): Promise<void> {

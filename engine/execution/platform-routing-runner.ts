@@ -1,7 +1,7 @@
 // Picks a runner per action by a platform property (e.g. OSFamily=wasi to a
 // WASI runner), falling back to a default runner for everything else. Kill
 // reaches whichever runner took the run.
-import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from './runner';
+import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from './runner';
 
 export interface PlatformRoute {
   /** Platform property name and the value that selects `runner` (exact match). */
@@ -31,6 +31,10 @@ export class PlatformRoutingRunner implements Runner {
     } finally {
       this.byRun.delete(req.id);
     }
+  }
+
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.byRun.get(id)?.signal?.(id, signal) ?? false;
   }
 
   kill(id: string): void {

@@ -2,7 +2,10 @@
 // and knows nothing of REAPI. The launcher-backed ProcessRunner is the first;
 // a sandboxing runner (bubblewrap) or a WASI runner is one more file behind
 // this interface, registered in engine/executor-factory.ts.
+import type { ActionSignal } from '../common/farm-modes';
 import type { LogSink } from './log-sink';
+
+export type { ActionSignal };
 
 export interface RunResources {
   memoryBytes?: number;
@@ -11,6 +14,7 @@ export interface RunResources {
   network?: boolean;
 }
 
+/** background: the lowest CPU (and, where the OS allows, I/O) priority, so the person at the desk does not feel it. */
 export type RunPriority = 'normal' | 'background';
 
 export interface RunRequest {
@@ -66,6 +70,12 @@ export interface Runner {
   run(request: RunRequest): Promise<RunExit>;
   /** Stops the run with this id and everything it started; unknown ids are ignored. */
   kill(id: string): void;
+  /**
+   * Sends a signal to the run with this id and everything it started (STOP
+   * pauses it, CONT resumes it; a paused run's timeout waits with it).
+   * Returns false for an unknown id. Optional: a runner without processes has none to signal.
+   */
+  signal?(id: string, signal: ActionSignal): boolean;
   ready(): RunnerReadiness;
   capabilities(): RunnerCapabilities;
   /**

@@ -40,6 +40,7 @@ const MAX_ARGV = 1_000;
 const MAX_ENV = 500;
 const MAX_OUTPUTS = 1_000;
 const MAX_STRING = 8 * 1024;
+const MAX_CONTROLS = 50;
 
 type Rec = Omit<ActionDetail, 'logs'> & { seq: number; bytes: number };
 
@@ -69,6 +70,13 @@ export class ActionHistory {
       })),
       bus.on('action.stage', (e) => this.update(e.id, 'stage', (r) => void (r.stage = e.stage))),
       bus.on('action.finished', (e) => this.onFinished(e)),
+      bus.on('action.control', (e) => this.update(e.id, 'control', (r) => {
+        const { at, control, signal, by, result } = e;
+        // Bounded like everything else here: a script sending signals in a loop keeps the last few.
+        r.controls = [...(r.controls ?? []), { at, control, signal, by, result }].slice(-MAX_CONTROLS);
+        if (control === 'signal' && result.startsWith('paused')) r.stopped = true;
+        if (control === 'signal' && result.startsWith('resumed')) r.stopped = undefined;
+      })),
     ];
     return () => offs.forEach((off) => off());
   }
@@ -185,6 +193,7 @@ export class ActionHistory {
     this.update(e.id, 'finished', (r) => {
       r.state = 'finished';
       r.stage = 'finished';
+      r.stopped = undefined;
       r.outcome = e.outcome;
       r.cached = e.outcome === 'cached';
       r.exitCode = e.exitCode;
@@ -272,6 +281,7 @@ export class ActionHistory {
       invocationId: r.invocationId,
       role: r.role,
       configurationId: r.configurationId,
+      stopped: r.stopped,
     };
   }
 
@@ -306,5 +316,6 @@ function estimate(r: Rec): number {
   for (const [k, v] of Object.entries(r.env)) str(k), str(v);
   for (const [k, v] of Object.entries(r.platform)) str(k), str(v);
   for (const o of r.outputs) str(o.path), (n += 48);
+  for (const c of r.controls ?? []) str(c.by), str(c.result), (n += 48);
   return n;
 }

@@ -22,6 +22,7 @@ import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
 import type { LanRoutes } from './lan-routes';
+import { FarmRoutes, type FarmControl } from './farm-routes';
 import { HttpApi, type HttpApiOptions } from './server';
 import { packageRoot } from './static-files';
 
@@ -51,6 +52,8 @@ export interface HttpStartOptions {
   lanRoutes?: LanRoutes;
   /** The execution platforms for /api/status. */
   platforms?: ApiExecutionPlatform[];
+  /** The polite farm and the health monitor (absent without a scheduler). */
+  farm?: FarmControl;
 }
 
 const MAX_INSTANCE_NAMES = 64;
@@ -117,6 +120,8 @@ export class Observability {
       access: s.access,
       tls: s.tls,
       lanRoutes: s.lanRoutes,
+      farmRoutes: s.farm && new FarmRoutes(s.farm),
+      onHealthChange: s.farm && ((listener) => s.farm!.onHealthChange(listener)),
       bus: events,
       metrics: this.metrics,
       metricsHistory: (window) => this.series.history(window),
@@ -142,6 +147,8 @@ export class Observability {
         cacheBudgetBytes: config.cacheSizeBytes,
         platforms: s.platforms,
         sandbox: this.opts.sandbox,
+        farm: s.farm?.status(true),
+        health: s.farm?.health().problems,
       }),
     });
     await this.http.listen();

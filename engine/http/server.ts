@@ -11,10 +11,12 @@ import type { AssetFetchLog } from '../history/asset-fetch-log';
 import type { LogHub } from '../logs/log-hub';
 import { InvalidInvocationCursorError, type InvocationIndex } from '../invocations/invocation-index';
 import { ACTION_OUTCOMES, ACTION_STATES, type ActionOutcome, type ActionState, type LogStreamName } from '../common/action-vocabulary';
+import type { HealthReport } from '../common/farm-modes';
 import type { MetricsHistory, MetricsWindow } from '../common/metrics-history-types';
 import type { ActionDetail, ApiError, AssetFetchList, ApiStatus, EventTicket, ExecutionResponse, LargestBlobs, MetricsSnapshot } from '../common/api-types';
 import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult } from './auth';
 import { CA_PATH, type LanRoutes } from './lan-routes';
+import type { FarmRoutes } from './farm-routes';
 import { HttpError, readBody } from './request';
 import { DEFAULT_FOLLOW_LIMITS, followLog, type FollowLimits } from './log-follower';
 import { DEFAULT_SSE_LIMITS, SseConnection, type SseLimits } from './sse';
@@ -53,6 +55,10 @@ export interface HttpApiOptions extends AuthPolicy {
   tls?: { certPem: string; keyPem: string; clientCas: string[] };
   /** Tokens, CA download, connect lines, settings. */
   lanRoutes?: LanRoutes;
+  /** Health, the farm's mode and pause, signals and cancel for one action. */
+  farmRoutes?: FarmRoutes;
+  /** Health reports as they change (the `health` SSE event). */
+  onHealthChange?: (listener: (report: HealthReport) => void) => () => void;
   /** How long an unused /api/events ticket from POST /api/session stays good; default 30 s. */
   eventTicketTtlMs?: number;
   /** The `limit` largest CAS blobs (GET /api/cache/largest); absent when the store cannot list them. */
@@ -140,7 +146,17 @@ export class HttpApi {
       this.opts.bus.on('execution.toggled', (e) => {
         for (const c of this.clients) c.send({ event: 'execution', data: { executing: e.enabled, at: e.at } });
       }),
+      this.opts.bus.on('farm.changed', (e) => {
+        for (const c of this.clients) c.send({ event: 'farm', data: e.status });
+      }),
     );
+    if (this.opts.onHealthChange) {
+      this.unsubscribe.push(
+        this.opts.onHealthChange((report) => {
+          for (const c of this.clients) c.send({ event: 'health', data: report });
+        }),
+      );
+    }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -187,6 +203,8 @@ export class HttpApi {
     if (lan) {
       return 'json' in lan ? this.sendJson(res, lan.status, lan.json) : this.sendText(res, lan.status, lan.text, lan.type, lan.headers);
     }
+    const farm = await this.opts.farmRoutes?.handle(req, segments);
+    if (farm) return 'json' in farm ? this.sendJson(res, farm.status, farm.json) : this.sendText(res, farm.status, farm.text, farm.type, farm.headers);
     const [, resource, id, sub] = segments;
     switch (resource) {
       case 'assets': {

@@ -3,11 +3,12 @@
 // the set of queued/running actions, which the scheduler's queue bound limits.
 import { systemClock, type Clock } from '../clock';
 import { ACTION_OUTCOMES, type ActionOutcome } from '../common/action-vocabulary';
-import type { HitRate, MetricsSnapshot, SlotSnapshot } from '../common/api-types';
+import type { HitRate, HostSnapshot, MetricsSnapshot, SlotSnapshot } from '../common/api-types';
 import type { EventBus, EventOf } from '../events/event-bus';
 import type { StoreStats } from '../store/blob-store';
 import { Histogram } from './histogram';
 import type { HostSampler } from './host-sampler';
+import { FARM_MODES, type FarmStatus } from '../common/farm-modes';
 import { PromText } from './prometheus';
 import { TimeBuckets } from './time-buckets';
 import { SlotUtilization } from './utilization';
@@ -73,6 +74,8 @@ export class MetricsCollector {
   private readonly authRejections = { grpc: 0, http: 0 };
   private executionEnabled: boolean;
   private concurrency: number;
+  /** The polite farm's latest state, once it has one. */
+  private farm?: FarmStatus;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -105,6 +108,7 @@ export class MetricsCollector {
       bus.on('auth.rejected', (e) => void this.authRejections[e.transport]++),
       bus.on('execution.toggled', (e) => void (this.executionEnabled = e.enabled)),
       bus.on('settings.changed', (e) => this.setConcurrency(e.concurrency)),
+      bus.on('farm.changed', (e) => void (this.farm = e.status)),
     ];
     this.unsubscribe = () => offs.forEach((off) => off());
   }
@@ -156,6 +160,11 @@ export class MetricsCollector {
     };
   }
 
+  /** The host's latest background sample (disk, CPU), without building a whole snapshot. */
+  hostSample(): HostSnapshot | null {
+    return this.opts.host?.latest() ?? null;
+  }
+
   /** Prometheus text exposition of the same numbers (`kiln_*`, base units). */
   prometheus(): string {
     const s = this.snapshot();
@@ -191,6 +200,13 @@ export class MetricsCollector {
         [{ transport: 'grpc' }, this.authRejections.grpc],
         [{ transport: 'http' }, this.authRejections.http],
       ]);
+    if (this.farm) {
+      const f = this.farm;
+      p.gauge('kiln_farm_target_slots', 'Worker slots the farm lets take work now (0 while paused).', f.slots)
+        .gauge('kiln_farm_max_slots', 'The most slots the farm mode may use.', f.maxSlots)
+        .gauge('kiln_farm_paused', '1 while the farm is paused.', f.paused ? 1 : 0)
+        .gauge('kiln_farm_mode', '1 for the farm mode in use.', FARM_MODES.map((m) => [{ mode: m }, m === f.mode ? 1 : 0]));
+    }
     if (s.host) {
       p.gauge('kiln_host_cpu_ratio', 'Host CPU load in [0, 1].', s.host.cpu)
         .gauge('kiln_host_memory_used_bytes', 'Host memory in use.', s.host.memUsedBytes)

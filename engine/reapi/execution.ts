@@ -45,7 +45,11 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
         validateInstanceName(req.instanceName);
         const fn = requestDigestFunction(req.digestFunction);
         const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
-        if (!scheduler.enabled) throw unavailable(EXECUTION_PAUSED_MESSAGE);
+        if (!scheduler.enabled) {
+          // The health monitor names "execution off while Bazel waits" from these.
+          events.emit({ type: 'execution.refused', at: clock.now(), reason: 'off' });
+          throw unavailable(EXECUTION_PAUSED_MESSAGE);
+        }
         const meta = requestMetadataOf(call.metadata);
 
         if (!req.skipCacheLookup) {

@@ -17,6 +17,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { actionRole } from '../common/action-role';
 import type { ExecutionStage } from '../common/action-vocabulary';
+import type { ActionSignal } from '../common/farm-modes';
 import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { digestKey, formatDigest, type BlobDigest } from '../digest';
 import { cachedActionEvents, digestText } from '../events/cached-action';
@@ -87,10 +88,12 @@ export type OperationListener = (op: OperationSnapshot) => void;
 /** What the dashboard shows of the scheduler. */
 export interface SchedulerView {
   enabled: boolean;
+  /** Queued actions wait (the farm is paused); running ones are not affected by the hold itself. */
+  held: boolean;
   concurrency: number;
   queueDepth: number;
   running: number;
-  slots: { slot: number; actionId?: string; since?: number }[];
+  slots: { slot: number; actionId?: string; since?: number; stopped?: boolean }[];
   /** Queued action ids in the order they will run. */
   queued: string[];
 }
@@ -105,6 +108,8 @@ interface Job {
   state: 'queued' | 'running' | 'finishing' | 'finished';
   slot?: number;
   startedAt?: number;
+  /** Its processes are stopped (SIGSTOP) until a CONT. */
+  stopped?: boolean;
   streamNames?: StreamNames;
   abort: AbortController;
   ops: Set<Operation>;
@@ -148,6 +153,7 @@ export class Scheduler {
   private readonly ids: IdSource;
   private readonly log: (line: string) => void;
   private enabledFlag: boolean;
+  private held = false;
   private stopping = false;
   private seq = 0;
 
@@ -169,6 +175,62 @@ export class Scheduler {
   /** Off: new submissions are refused; queued and running actions still finish. */
   setEnabled(enabled: boolean): void {
     this.enabledFlag = enabled;
+  }
+
+  /**
+   * Held: queued actions wait and nothing new starts (the farm is paused);
+   * submissions are still accepted and their callers see QUEUED. Releasing
+   * starts queued work on the free slots at once.
+   */
+  hold(held: boolean): void {
+    this.held = held;
+    if (!held && !this.stopping) this.pump();
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  /**
+   * Sends a signal to a running action's processes (STOP pauses, CONT resumes).
+   * Returns what came of it in words, or undefined when no action of that id runs
+   * here (queued, finished or unknown).
+   */
+  signal(actionId: string, signal: ActionSignal, by = 'the dashboard'): string | undefined {
+    const job = this.runningJob(actionId);
+    if (!job) return undefined;
+    const sent = this.opts.executor.signal?.(actionId, signal) ?? false;
+    const result = !sent
+      ? `the ${signal} signal could not be delivered: the action's executor cannot signal it, or its process has already ended`
+      : signal === 'STOP'
+        ? 'paused (SIGSTOP)'
+        : signal === 'CONT'
+          ? 'resumed (SIGCONT)'
+          : `sent SIG${signal}`;
+    if (sent && (signal === 'STOP' || signal === 'CONT')) job.stopped = signal === 'STOP';
+    this.events.emit({ type: 'action.control', id: actionId, at: this.clock.now(), control: 'signal', signal, by, result });
+    return result;
+  }
+
+  /** Ids of the actions running now, and whether each is stopped. */
+  runningActions(): { id: string; stopped: boolean }[] {
+    return this.slots.filter((j): j is Job => j !== undefined && j.state === 'running').map((j) => ({ id: j.id, stopped: !!j.stopped }));
+  }
+
+  /**
+   * Cancels a queued or running action for every caller on it (their operations
+   * complete CANCELLED). Returns what came of it, or undefined for an action
+   * that is not queued or running here.
+   */
+  cancelAction(actionId: string, by = 'the dashboard'): string | undefined {
+    const job = this.queue.items().find((j) => j.id === actionId) ?? this.runningJob(actionId);
+    if (!job) return undefined;
+    const why = `the action was cancelled from ${by}`;
+    const result = job.state === 'queued' ? 'cancelled before it started' : 'cancelled while running; its processes are stopped';
+    this.events.emit({ type: 'action.control', id: actionId, at: this.clock.now(), control: 'cancel', by, result });
+    for (const op of [...job.ops]) this.complete(op, cancelledVerdict(why).response);
+    this.cancelJob(job, why);
+    return result;
   }
 
   get concurrency(): number {
@@ -194,8 +256,14 @@ export class Scheduler {
    * Throws UNAVAILABLE when execution is off and RESOURCE_EXHAUSTED when the queue is full.
    */
   submit(request: ExecutionRequest): OperationSnapshot {
-    if (this.stopping) throw unavailable('Kiln is shutting down; retry against a running server');
-    if (!this.enabledFlag) throw unavailable(EXECUTION_PAUSED_MESSAGE);
+    if (this.stopping) {
+      this.events.emit({ type: 'execution.refused', at: this.clock.now(), reason: 'stopping' });
+      throw unavailable('Kiln is shutting down; retry against a running server');
+    }
+    if (!this.enabledFlag) {
+      this.events.emit({ type: 'execution.refused', at: this.clock.now(), reason: 'off' });
+      throw unavailable(EXECUTION_PAUSED_MESSAGE);
+    }
     const priority = request.priority ?? 0;
     const key = request.action.doNotCache ? undefined : dedupKey(request.instance, request.actionDigest);
     const existing = key ? this.inFlight.get(key) : undefined;
@@ -207,6 +275,7 @@ export class Scheduler {
       return this.snapshot(this.attach(existing, request, this.ids.next()));
     }
     if (this.queue.size >= this.opts.queueSize) {
+      this.events.emit({ type: 'execution.refused', at: this.clock.now(), reason: 'queue-full' });
       throw resourceExhausted(
         `the execution queue is full: ${this.queue.size} actions are waiting for ${this.limit} worker slot(s); ` +
           `retry later, or raise queue-size (or concurrency) in the Kiln configuration`,
@@ -318,12 +387,13 @@ export class Scheduler {
   view(): SchedulerView {
     return {
       enabled: this.enabledFlag,
+      held: this.held,
       concurrency: this.limit,
       queueDepth: this.queue.size,
       running: this.slots.filter(Boolean).length,
       // Removed slots still show while they finish their action.
       slots: this.slots
-        .map((job, slot) => (job ? { slot, actionId: job.id, since: job.startedAt } : { slot }))
+        .map((job, slot) => (job ? { slot, actionId: job.id, since: job.startedAt, stopped: job.stopped || undefined } : { slot }))
         .filter((s) => s.slot < this.limit || s.actionId !== undefined),
       queued: this.queue.items().map((j) => j.id),
     };
@@ -379,7 +449,12 @@ export class Scheduler {
     return op;
   }
 
+  private runningJob(actionId: string): Job | undefined {
+    return this.slots.find((j) => j?.id === actionId && j.state === 'running');
+  }
+
   private pump(): void {
+    if (this.held) return;
     for (let slot = 0; slot < this.limit && this.queue.size > 0; slot++) {
       if (this.slots[slot]) continue;
       this.start(this.queue.shift()!, slot);

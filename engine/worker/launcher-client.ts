@@ -6,7 +6,7 @@ import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
-import type { ExitedMessage, LauncherMessage, LauncherRequest, SpawnRequest } from './launcher-protocol';
+import type { ExitedMessage, LauncherMessage, LauncherRequest, SignalRequest, SpawnRequest } from './launcher-protocol';
 
 export interface ProcessExit {
   code: number | null;
@@ -28,9 +28,14 @@ interface Pending {
   marker?: { fd: number; id: FileIdentity; path: string };
 }
 
+/** Set in a background launcher's environment: it lowers its own priority first, and every action inherits it. */
+export const BACKGROUND_ENV = 'KILN_LAUNCHER_BACKGROUND';
+
 /** How to start the launcher: compiled JS normally, through tsx from TypeScript sources (tests). */
-export function launcherCommand(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+export function launcherCommand(background = false): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const env: NodeJS.ProcessEnv = { ...process.env };
+  if (background) env[BACKGROUND_ENV] = '1';
+  else delete env[BACKGROUND_ENV];
   // Inside Electron, process.execPath is the Electron binary: make it behave as node.
   if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1';
   const js = join(__dirname, 'launcher.js');
@@ -41,6 +46,9 @@ export function launcherCommand(): { command: string; args: string[]; env: NodeJ
 }
 
 export class LauncherClient {
+  /** background: a launcher at the lowest priority, whose actions inherit it from the first instruction on. */
+  constructor(private readonly options: { background?: boolean } = {}) {}
+
   private child?: ChildProcess;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
@@ -74,6 +82,13 @@ export class LauncherClient {
     if (this.pending.has(id)) this.send({ type: 'kill', id });
   }
 
+  /** Signals the action's process group; false when the launcher runs no action of that id. */
+  signal(id: string, signal: SignalRequest['signal']): boolean {
+    if (!this.pending.has(id)) return false;
+    this.send({ type: 'signal', id, signal });
+    return true;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -98,7 +113,7 @@ export class LauncherClient {
 
   private ensureStarted(): ChildProcess {
     if (this.child) return this.child;
-    const { command, args, env } = launcherCommand();
+    const { command, args, env } = launcherCommand(this.options.background);
     const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     let onReady = () => {};

@@ -16,6 +16,8 @@ export interface SpawnRequest {
    * by it (process-markers.ts).
    */
   markerPath?: string;
+  /** Run at the lowest priority the OS gives an unprivileged process (see launcher.ts). */
+  background?: boolean;
 }
 
 export interface KillRequest {
@@ -23,7 +25,14 @@ export interface KillRequest {
   id: string;
 }
 
-export type LauncherRequest = SpawnRequest | KillRequest;
+/** A signal for the action's whole process group; STOP also stops its timeout clock, CONT restarts it. */
+export interface SignalRequest {
+  type: 'signal';
+  id: string;
+  signal: 'STOP' | 'CONT' | 'TERM' | 'INT' | 'KILL';
+}
+
+export type LauncherRequest = SpawnRequest | KillRequest | SignalRequest;
 
 export interface StartedMessage {
   type: 'started';

@@ -6,10 +6,11 @@
 // (process-markers.ts), so a timeout or cancel can kill everything it started.
 // If the engine goes (its end of either pipe closes), every action goes too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, unlinkSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
-import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SpawnRequest } from './launcher-protocol';
+import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SignalRequest, type SpawnRequest } from './launcher-protocol';
 
 interface Running {
   child: ChildProcess;
@@ -18,10 +19,23 @@ interface Running {
   timedOut: boolean;
   killed: boolean;
   timer?: NodeJS.Timeout;
+  /** Time left on the timeout while the group is stopped (SIGSTOP); undefined while it runs. */
+  pausedLeft?: number;
+  deadline?: number;
   done: boolean;
 }
 
 const running = new Map<string, Running>();
+
+// A background launcher (polite mode) lowers its own priority before it starts anything, so each
+// action inherits nice 19 at fork: nothing it starts ever runs at normal priority, not even briefly.
+if (process.env.KILN_LAUNCHER_BACKGROUND === '1') {
+  try {
+    setPriority(19);
+  } catch {
+    /* not allowed here: background() below still renices each action */
+  }
+}
 
 function send(msg: LauncherMessage): void {
   process.stdout.write(JSON.stringify(msg) + '\n');
@@ -45,6 +59,8 @@ function killAll(r: Pick<Running, 'child' | 'marker'>): void {
 
 function stop(r: Running): void {
   killGroup(r.child.pid, 'SIGTERM');
+  // A stopped group only acts on SIGTERM once it runs again.
+  if (r.pausedLeft !== undefined) killGroup(r.child.pid, 'SIGCONT');
   // Once the action is over, finish() has swept and released the marker: never sweep by it again.
   setTimeout(() => r.done || killAll(r), KILL_GRACE_MS).unref();
 }
@@ -59,6 +75,66 @@ function openMarker(path: string | undefined): { fd: number; id: FileIdentity } 
     // Already gone: the identity is what counts.
   }
   return { fd, id: fdIdentity(fd) };
+}
+
+function armTimeout(r: Running, ms: number): void {
+  r.deadline = Date.now() + ms;
+  r.timer = setTimeout(() => {
+    r.timedOut = true;
+    stop(r);
+  }, ms);
+}
+
+/**
+ * The lowest priority an unprivileged process can have: nice 19 for the
+ * action's leader (inherited already in a background launcher; what it starts
+ * inherits it, and Linux derives the lowest best-effort I/O priority from
+ * it), and nice 19 for its autogroup. The
+ * action leads a session of its own (detached), and where the kernel groups
+ * sessions for CPU fairness (sched_autogroup) a process's own nice counts only
+ * inside its group: without the group's nice an action would still get as
+ * much CPU as the person's terminal. Best effort: a failure leaves the normal
+ * priority.
+ */
+function background(pid: number): void {
+  try {
+    setPriority(pid, 19);
+  } catch {
+    /* already gone, or not allowed */
+  }
+  if (process.platform !== 'linux') return;
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, '19');
+  } catch {
+    /* no autogroups in this kernel */
+  }
+}
+
+function signal(req: SignalRequest): void {
+  const r = running.get(req.id);
+  if (!r || r.done) return;
+  const pid = r.child.pid;
+  if (req.signal === 'STOP') {
+    if (r.pausedLeft !== undefined) return;
+    r.pausedLeft = r.timer && r.deadline !== undefined ? Math.max(0, r.deadline - Date.now()) : -1;
+    clearTimeout(r.timer);
+    killGroup(pid, 'SIGSTOP');
+  } else if (req.signal === 'CONT') {
+    if (r.pausedLeft === undefined) return;
+    const left = r.pausedLeft;
+    r.pausedLeft = undefined;
+    killGroup(pid, 'SIGCONT');
+    if (left >= 0) armTimeout(r, left);
+  } else {
+    killGroup(pid, `SIG${req.signal}`);
+    if (r.pausedLeft !== undefined && req.signal !== 'KILL') {
+      // Let a stopped group see the signal; its timeout runs again with it.
+      const left = r.pausedLeft;
+      r.pausedLeft = undefined;
+      killGroup(pid, 'SIGCONT');
+      if (left >= 0) armTimeout(r, left);
+    }
+  }
 }
 
 function start(req: SpawnRequest): void {
@@ -94,13 +170,9 @@ function start(req: SpawnRequest): void {
     running.set(req.id, r);
     child.once('error', (e) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: e.message }));
     child.once('exit', (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }));
+    if (child.pid && req.background) background(child.pid);
     if (child.pid) send({ type: 'started', id: req.id, pid: child.pid });
-    if (req.timeoutMs > 0) {
-      r.timer = setTimeout(() => {
-        r.timedOut = true;
-        stop(r);
-      }, req.timeoutMs);
-    }
+    if (req.timeoutMs > 0) armTimeout(r, req.timeoutMs);
   } catch (e) {
     if (marker && !running.has(req.id)) closeSync(marker.fd);
     finish({ code: null, signal: null, timedOut: false, killed: false, spawnError: (e as Error).message });
@@ -113,6 +185,7 @@ function start(req: SpawnRequest): void {
 
 function handle(req: LauncherRequest): void {
   if (req.type === 'spawn') start(req);
+  else if (req.type === 'signal') signal(req);
   else if (req.type === 'kill') {
     const r = running.get(req.id);
     if (r && !r.done) {

@@ -13,7 +13,7 @@ import { reapi } from '../proto';
 import { effectivePlatformProperties } from '../execution/platform';
 import type { BlobStore } from '../store/blob-store';
 import type { ExecutionHooks, ExecutionOutcome, ExecutionTimings, Executor, ExecutorCapacity, PreparedAction } from '../execution/executor';
-import type { RunExit, Runner } from '../execution/runner';
+import type { ActionSignal, RunExit, Runner } from '../execution/runner';
 import { inputDigest, planInputTree } from './input-tree';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
 import { LinkLedger } from './link-ledger';
@@ -65,6 +65,10 @@ export class LocalExecutor implements Executor {
   capacity(): ExecutorCapacity {
     const { ready, reason } = this.runner.ready();
     return { slots: this.opts.slots, ready, reason };
+  }
+
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.runner.signal?.(id, signal) ?? false;
   }
 
   /** Staging → runner → collection. */

@@ -3,21 +3,28 @@
 // itself). The launcher writes stdout/stderr straight into the log files, so
 // this runner needs sinks backed by a local file.
 import { join } from 'node:path';
-import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
+import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type ActionSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
 import { LauncherClient } from './launcher-client';
 
 export class ProcessRunner implements Runner {
   private readonly launcher: LauncherClient;
+  /** Started on the first background run (polite mode): a launcher that itself runs at nice 19. */
+  private backgroundLauncher?: LauncherClient;
 
   constructor(launcher?: LauncherClient) {
     this.launcher = launcher ?? new LauncherClient();
+  }
+
+  private launcherFor(req: RunRequest): LauncherClient {
+    if (req.priority !== 'background') return this.launcher;
+    return (this.backgroundLauncher ??= new LauncherClient({ background: true }));
   }
 
   async run(req: RunRequest): Promise<RunExit> {
     if (!req.stdout.path || !req.stderr.path) {
       throw new Error('the process runner writes logs straight into files; give it log sinks with a local path');
     }
-    const exit = await this.launcher.run({
+    const exit = await this.launcherFor(req).run({
       id: req.id,
       argv: req.argv,
       cwd: join(req.execRoot, req.workingDirectory),
@@ -25,6 +32,7 @@ export class ProcessRunner implements Runner {
       stdoutPath: req.stdout.path,
       stderrPath: req.stderr.path,
       timeoutMs: req.timeoutMs,
+      background: req.priority === 'background',
     });
     const exitCode = exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : exitCodeForSignal(exit.signal));
     return { exitCode, signal: exit.signal ?? undefined, timedOut: exit.timedOut, killed: exit.killed, spawnError: exit.spawnError };
@@ -32,6 +40,11 @@ export class ProcessRunner implements Runner {
 
   kill(id: string): void {
     this.launcher.kill(id);
+    this.backgroundLauncher?.kill(id);
+  }
+
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.launcher.signal(id, signal) || (this.backgroundLauncher?.signal(id, signal) ?? false);
   }
 
   /** Starts the launcher process now rather than at the first action. */
@@ -44,8 +57,8 @@ export class ProcessRunner implements Runner {
   }
 
   capabilities(): RunnerCapabilities {
-    // Resource hints and priority are not enforced yet: the process runs as the engine's user.
-    return { name: 'process', honours: { memoryLimit: false, cpuLimit: false, networkIsolation: false, priority: false } };
+    // Resource hints are not enforced yet: the process runs as the engine's user. Background priority is (launcher.ts).
+    return { name: 'process', honours: { memoryLimit: false, cpuLimit: false, networkIsolation: false, priority: true } };
   }
 
   /** The launcher's pid once it runs (tests kill it to check recovery). */
@@ -53,7 +66,7 @@ export class ProcessRunner implements Runner {
     return this.launcher.pid;
   }
 
-  close(): Promise<void> {
-    return this.launcher.close();
+  async close(): Promise<void> {
+    await Promise.all([this.launcher.close(), this.backgroundLauncher?.close()]);
   }
 }

@@ -53,10 +53,10 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** `kiln serve` from dist/ (run `npm run build` first), on free ports, with its own data folder. */
-export async function startKiln(dataDir: string, nodeArgs: string[] = []): Promise<Server> {
+export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeArgs: string[] = []): Promise<Server> {
   const cli = join(REPO, 'dist/engine/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const m = await waitForLine(child, /kiln listening grpc:\/\/(\S+)/, 'kiln serve', 60_000);

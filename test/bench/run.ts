@@ -14,7 +14,8 @@
 // (default test-output/bench/latest.json), --cpu-prof DIR (kiln serve writes a
 // V8 CPU profile there when it stops; open it in Chrome DevTools). Sections for
 // --only: first30, rss, roundtrip, inflight, bytestream, compressed, unary,
-// findmissing, bazel.
+// findmissing, bazel, polite (the polite farm: foreground work rate beside a
+// polite Kiln, all-out throughput).
 //
 // The machine is shared and noisy: every figure is a median over repeats with
 // its spread, and the table compares ratios against baselines from this run.
@@ -39,9 +40,10 @@ import {
   childPids,
   type Server,
 } from './processes';
+import { politeRows } from './polite';
 import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
-const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel'] as const;
+const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel', 'polite'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
 
   console.log(`kiln bench (${opts.quick ? 'quick' : 'full'}): node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   try {
-    const kiln = await startKiln(join(root, 'kiln'), opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []);
+    const kiln = await startKiln(join(root, 'kiln'), [], opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []);
     servers.push(kiln);
     const bare = await startBare();
     servers.push(bare);
@@ -420,6 +422,13 @@ async function main(): Promise<void> {
         notes.push(`Bazel rows skipped: ${missing}`);
         rows.push(skippedRow('bazel', `Bazel many_genrules / many_cc: skipped: ${missing}`));
       } else await benchBazel(opts.bazel, kiln, ref);
+    }
+
+    // ------------------------------------------------------- polite farm
+    // Last: it loads every core on purpose, and starts Kilns of its own (polite, all-out, normal).
+    if (opts.only.has('polite')) {
+      if (process.platform !== 'linux') rows.push(skippedRow('polite', 'polite farm rows: skipped: the busy actions use /usr/bin/timeout and /bin/sh'));
+      else rows.push(...(await politeRows(root, opts.quick, log)));
     }
   } catch (err) {
     // Keep the rows measured so far: print them, and say where it stopped.

@@ -2,6 +2,7 @@
 // and let tests fire the events Electron and the engine would.
 import type { MenuItemConstructorOptions } from 'electron';
 import { EventBus } from '../../engine/events/event-bus';
+import { describeSlots, type FarmMode, type FarmStatus, type HealthProblem, type HealthReport } from '../../engine/common/farm-modes';
 import type { EngineHandle, TrayMetrics } from '../../electron/engine-handle';
 import type {
   AppLike,
@@ -186,8 +187,14 @@ export class FakeTray extends Emitter implements TrayLike {
   get icon(): string {
     return this.images.at(-1)!;
   }
-  item(label: string | RegExp): MenuItemConstructorOptions | undefined {
-    return this.menu?.find((i) => (typeof label === 'string' ? i.label === label : label.test(i.label ?? '')));
+  /** A menu item by label, looking into submenus too. */
+  item(label: string | RegExp, items = this.menu): MenuItemConstructorOptions | undefined {
+    for (const i of items ?? []) {
+      if (typeof label === 'string' ? i.label === label : label.test(i.label ?? '')) return i;
+      const inner = Array.isArray(i.submenu) ? this.item(label, i.submenu) : undefined;
+      if (inner) return inner;
+    }
+    return undefined;
   }
   /** Clicks a menu item the way Electron does (a checkbox flips before click runs). */
   click(label: string | RegExp): void {
@@ -212,6 +219,20 @@ export function fakeElectron(appData = '/fake/appData') {
     nativeImage: { createFromPath: (path: string) => ({ path }) as unknown as ImageLike },
     shell,
     clipboard,
+    powerMonitor: {
+      idleSeconds: 0,
+      state: 'active' as 'active' | 'idle' | 'locked' | 'unknown',
+      onBattery: false,
+      getSystemIdleTime() {
+        return this.idleSeconds;
+      },
+      getSystemIdleState() {
+        return this.state;
+      },
+      isOnBatteryPower() {
+        return this.onBattery;
+      },
+    },
   } satisfies ElectronLike;
   return electron;
 }
@@ -245,5 +266,42 @@ export class FakeEngine implements EngineHandle {
   stop(options: { drainMs: number }) {
     this.calls.push(`stop(${options.drainMs})`);
     return this.stopResult;
+  }
+
+  // --- the polite farm, as the real engine offers it -------------------------
+  farmNow: FarmStatus = { mode: 'polite', slots: 8, maxSlots: 8, reason: 'machine free', summary: '8 of 8 slots: machine free', background: true };
+  healthNow: HealthReport = { at: 0, problems: [] };
+  private healthListeners = new Set<(r: HealthReport) => void>();
+  readonly farm = { status: () => this.farmNow };
+  readonly health = {
+    current: () => this.healthNow,
+    onChange: (l: (r: HealthReport) => void) => {
+      this.healthListeners.add(l);
+      return () => this.healthListeners.delete(l);
+    },
+  };
+  setMode(mode: FarmMode) {
+    this.calls.push(`setMode(${mode})`);
+    this.farmChanged({ mode, background: mode === 'polite' });
+  }
+  pause(minutes?: number) {
+    this.calls.push(`pause(${minutes ?? ''})`);
+    const since = Date.now();
+    this.farmChanged({ slots: 0, reason: 'paused', paused: minutes === undefined ? { since } : { since, until: since + minutes * 60_000 } });
+  }
+  resume() {
+    this.calls.push('resume()');
+    this.farmChanged({ slots: this.farmNow.maxSlots, reason: 'machine free', paused: undefined });
+  }
+  /** What the engine's farm does on a change: a new status in a farm.changed event. */
+  farmChanged(patch: Partial<FarmStatus>) {
+    const next = { ...this.farmNow, ...patch };
+    this.farmNow = { ...next, summary: describeSlots(next.slots, next.maxSlots, next.reason) };
+    this.events.emit({ type: 'farm.changed', at: Date.now(), status: this.farmNow });
+  }
+  /** What the health monitor does when its report changes. */
+  setProblems(problems: HealthProblem[]) {
+    this.healthNow = { at: Date.now(), problems };
+    for (const l of this.healthListeners) l(this.healthNow);
   }
 }

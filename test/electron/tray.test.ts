@@ -199,4 +199,53 @@ describe('KilnTray', () => {
     expect(tray.item('Disable execution')).toBeDefined();
     expect(tray.destroyed).toBe(true);
   });
+  it('switches the farm mode from a submenu, and follows a switch made in the dashboard', () => {
+    makeTray();
+    expect(tray.item('Polite — yield to the desk')).toMatchObject({ type: 'radio', checked: true });
+    tray.click('All-out — every core');
+    expect(engine.calls).toEqual(['setMode(all-out)']);
+    expect(tray.item('All-out — every core')?.checked).toBe(true);
+    expect(tray.item('Polite — yield to the desk')?.checked).toBe(false);
+    // The dashboard's PUT /api/mode goes through the same engine.
+    engine.setMode('normal');
+    expect(tray.item('Normal — fixed slots')?.checked).toBe(true);
+  });
+
+  it('says the slots and why in the tooltip', () => {
+    makeTray();
+    engine.farmChanged({ slots: 2, reason: 'on battery' });
+    expect(tray.tooltip).toContain('2 of 8 slots: on battery');
+  });
+
+  it('pauses the farm for 15 minutes, an hour or until resumed, and offers Resume while paused', () => {
+    makeTray();
+    tray.click('For 15 minutes');
+    expect(engine.calls).toEqual(['pause(15)']);
+    expect(tray.icon).toBe('/icons/paused-32.png');
+    expect(tray.item(/^Kiln — farm paused until \d\d:\d\d$/)).toBeDefined();
+    expect(tray.item('For 1 hour')).toBeUndefined();
+    tray.click(/^Resume \(paused until \d\d:\d\d\)$/);
+    expect(tray.icon).toBe('/icons/idle-32.png');
+    tray.click('For 1 hour');
+    tray.click(/^Resume/);
+    tray.click('Until resumed');
+    expect(tray.item('Resume (paused until resumed)')).toBeDefined();
+    expect(engine.calls).toEqual(['pause(15)', 'resume()', 'pause(60)', 'resume()', 'pause()']);
+  });
+
+  it('shows the worst health problem: red for an error, in words in the tooltip for a warning', () => {
+    makeTray();
+    const problem = (severity: 'error' | 'warning', title: string) => ({ id: title, severity, title, message: `${title}: do something`, since: 0 });
+    engine.setProblems([problem('error', 'Execution is off while Bazel waits'), problem('warning', 'Queue far beyond the slots')]);
+    expect(tray.icon).toBe('/icons/error-32.png');
+    expect(tray.item('Kiln — execution is off while bazel waits')).toBeDefined();
+    engine.setProblems([problem('warning', 'Queue far beyond the slots')]);
+    expect(tray.icon).toBe('/icons/idle-32.png');
+    expect(tray.tooltip.split('\n')[1]).toBe('Queue far beyond the slots');
+    engine.setProblems([]);
+    expect(tray.tooltip).not.toContain('Queue far beyond');
+    // A note (a cache evicting at its budget, as it should) is not worth the tray's attention.
+    engine.setProblems([{ id: 'cache-nearly-full', severity: 'info', title: 'The cache is nearly at its budget', message: 'm', since: 0 }]);
+    expect(tray.tooltip).not.toContain('cache is nearly');
+  });
 });

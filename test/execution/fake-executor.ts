@@ -1,5 +1,6 @@
 // An Executor the test drives by hand: every run waits until the test finishes
 // it (or its signal aborts, which resolves it 'cancelled' like a killed process).
+import type { ActionSignal } from '../../engine/common/farm-modes';
 import type { ExecutionHooks, ExecutionOutcome, Executor, ExecutorCapacity, PreparedAction } from '../../engine/execution/executor';
 import { validateCommand } from '../../engine/worker/outputs';
 import { reapi } from '../../engine/proto';
@@ -16,6 +17,9 @@ export interface FakeRun {
 export class FakeExecutor implements Executor {
   readonly runs: FakeRun[] = [];
   private waiters: (() => void)[] = [];
+  /** Signals delivered to running actions, in order. */
+  readonly signals: { id: string; signal: ActionSignal }[] = [];
+  private readonly live = new Set<string>();
   /** When set, runs finish at once with this exit code instead of waiting. */
   autoFinishExitCode?: number;
 
@@ -28,6 +32,12 @@ export class FakeExecutor implements Executor {
     return { ready: true };
   }
 
+  signal(id: string, signal: ActionSignal): boolean {
+    if (!this.live.has(id)) return false;
+    this.signals.push({ id, signal });
+    return true;
+  }
+
   run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks): Promise<ExecutionOutcome> {
     return new Promise<ExecutionOutcome>((resolve, reject) => {
       let settle!: () => void;
@@ -38,16 +48,19 @@ export class FakeExecutor implements Executor {
         hooks,
         done,
         finish: (o = {}) => {
+          this.live.delete(action.id);
           resolve(outcome(o));
           settle();
         },
         fail: (err) => {
+          this.live.delete(action.id);
           reject(err);
           settle();
         },
       };
       signal.addEventListener('abort', () => run.finish({ status: 'cancelled', exitCode: 137 }), { once: true });
       this.runs.push(run);
+      this.live.add(action.id);
       hooks?.onStage?.('fetching-inputs', 0);
       hooks?.onStage?.('running', 0);
       for (const w of this.waiters.splice(0)) w();

@@ -479,3 +479,72 @@ describe('Scheduler orphan timeout', () => {
     expect(peek(s, op.name).done).toBe(false);
   });
 });
+
+describe('Scheduler: hold, signals and cancel from the dashboard (the polite farm)', () => {
+  const peek = (s: Scheduler, name: string) => s.list().find((o) => o.name === name)!;
+  it('holds queued actions while held, accepting new ones, and starts them when released', async () => {
+    const s = scheduler({ concurrency: 2 });
+    s.hold(true);
+    const a = s.submit(request());
+    const b = s.submit(request());
+    await flush();
+    expect(executor.runs).toHaveLength(0);
+    expect(s.view()).toMatchObject({ held: true, queueDepth: 2, running: 0 });
+    expect(peek(s, a.name).stage).toBe('QUEUED');
+    s.hold(false);
+    await executor.started(2);
+    expect(s.view()).toMatchObject({ held: false, queueDepth: 0, running: 2 });
+    expect(peek(s, b.name).stage).toBe('EXECUTING');
+  });
+
+  it('signals a running action through its executor, records it, and marks it stopped until CONT', async () => {
+    const s = scheduler();
+    const op = s.submit(request());
+    await executor.started(1);
+    expect(s.signal(op.id, 'STOP', 'a test')).toBe('paused (SIGSTOP)');
+    expect(s.view().slots[0]).toMatchObject({ actionId: op.id, stopped: true });
+    expect(s.runningActions()).toEqual([{ id: op.id, stopped: true }]);
+    expect(s.signal(op.id, 'CONT')).toBe('resumed (SIGCONT)');
+    expect(s.view().slots[0].stopped).toBeUndefined();
+    expect(executor.signals).toEqual([
+      { id: op.id, signal: 'STOP' },
+      { id: op.id, signal: 'CONT' },
+    ]);
+    expect(events.filter((e) => e.type === 'action.control')).toMatchObject([
+      { id: op.id, control: 'signal', signal: 'STOP', by: 'a test', result: 'paused (SIGSTOP)' },
+      { id: op.id, control: 'signal', signal: 'CONT', result: 'resumed (SIGCONT)' },
+    ]);
+  });
+
+  it('answers undefined when signalling an action that is not running', async () => {
+    const s = scheduler();
+    const running = s.submit(request());
+    const queued = s.submit(request());
+    await executor.started(1);
+    expect(s.signal(queued.id, 'TERM')).toBeUndefined();
+    expect(s.signal('no-such-action', 'TERM')).toBeUndefined();
+    expect(s.signal(running.id, 'TERM')).toBe('sent SIGTERM');
+  });
+
+  it('cancels a running action for every caller on it, and a queued one before it starts', async () => {
+    const s = scheduler();
+    const req = request();
+    const a = s.submit(req);
+    const b = s.submit({ ...req });
+    const queued = s.submit(request());
+    const [run] = await executor.started(1);
+    expect(s.cancelAction(a.id)).toMatch(/cancelled while running/);
+    expect(run.signal.aborted).toBe(true);
+    expect(peek(s, a.name).response?.status?.code).toBe(Status.CANCELLED);
+    expect(peek(s, b.name).response?.status?.code).toBe(Status.CANCELLED);
+    await executor.started(2);
+    expect(executor.runs[1].action.id).toBe(queued.id);
+    expect(s.cancelAction('no-such-action')).toBeUndefined();
+  });
+
+  it('reports Execute calls it refuses while execution is off', () => {
+    const s = scheduler({ enabled: false });
+    expect(() => s.submit(request())).toThrow(GrpcError);
+    expect(events.filter((e) => e.type === 'execution.refused')).toMatchObject([{ reason: 'off' }]);
+  });
+});

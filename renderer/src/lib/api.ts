@@ -22,6 +22,7 @@ import type {
   TokenList,
   TokenRevoked,
 } from '../../../engine/common/api-types';
+import type { ActionControlResponse, ActionSignal, FarmMode, FarmStatus, HealthReport } from '../../../engine/common/farm-modes';
 import { filterQuery, type ActionFilter } from './filters';
 
 export class ApiFailure extends Error {
@@ -85,6 +86,28 @@ export class KilnApi {
   }
   setExecution(enabled: boolean): Promise<ExecutionResponse> {
     return this.json('/api/execution', { method: 'POST', body: JSON.stringify({ enabled }), headers: { 'content-type': 'application/json' } });
+  }
+
+  health(): Promise<HealthReport> {
+    return this.json('/api/health');
+  }
+  /** Applies at once and is remembered; the answer is the farm with its slots history. */
+  setMode(mode: FarmMode): Promise<FarmStatus> {
+    return this.json('/api/mode', { method: 'PUT', body: JSON.stringify({ mode }), headers: { 'content-type': 'application/json' } });
+  }
+  /** Minutes, or undefined to pause until resumed. */
+  pause(minutes?: number): Promise<FarmStatus> {
+    return this.json('/api/pause', { method: 'POST', body: JSON.stringify(minutes === undefined ? {} : { minutes }), headers: { 'content-type': 'application/json' } });
+  }
+  resume(): Promise<FarmStatus> {
+    return this.json('/api/pause', { method: 'DELETE' });
+  }
+  /** STOP pauses a running action, CONT resumes it; TERM, INT, KILL as a shell would send them. */
+  signal(id: string, signal: ActionSignal): Promise<ActionControlResponse> {
+    return this.json(`/api/actions/${encodeURIComponent(id)}/signal`, { method: 'POST', body: JSON.stringify({ signal }), headers: { 'content-type': 'application/json' } });
+  }
+  cancel(id: string): Promise<ActionControlResponse> {
+    return this.json(`/api/actions/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
   }
 
   settings(): Promise<SettingsResponse> {

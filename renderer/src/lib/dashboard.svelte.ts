@@ -2,6 +2,7 @@
 // connection, and publishes the model to the views at most once per frame, so a
 // burst of events costs one render.
 import type { ActionSummary, ApiStatus, MetricsSnapshot } from '../../../engine/common/api-types';
+import type { ActionSignal, FarmMode, FarmStatus, HealthProblem } from '../../../engine/common/farm-modes';
 import { ApiFailure, KilnApi } from './api';
 import { EMPTY_FILTER, matchesFilter, type ActionFilter } from './filters';
 import { LiveConnection } from './live-connection';
@@ -17,6 +18,10 @@ export class Dashboard {
   retryAt = $state<number | null>(null);
   status = $state.raw<ApiStatus | null>(null);
   metrics = $state.raw<MetricsSnapshot | null>(null);
+  /** The polite farm (mode, slots and why, pause, slots history); null from an engine without one. */
+  farm = $state.raw<FarmStatus | null>(null);
+  /** Named problems, worst first. */
+  health = $state.raw<readonly HealthProblem[]>([]);
   /** All known actions, newest first (unfiltered). */
   allActions = $state.raw<readonly ActionSummary[]>([]);
   filter = $state.raw<ActionFilter>(EMPTY_FILTER);
@@ -156,6 +161,31 @@ export class Dashboard {
     this.schedule();
   }
 
+  async setMode(mode: FarmMode): Promise<void> {
+    this.model.applyFarm(await this.api.setMode(mode));
+    this.schedule();
+  }
+
+  /** Minutes, or undefined for until resumed. */
+  async pause(minutes?: number): Promise<void> {
+    this.model.applyFarm(await this.api.pause(minutes));
+    this.schedule();
+  }
+
+  async resume(): Promise<void> {
+    this.model.applyFarm(await this.api.resume());
+    this.schedule();
+  }
+
+  /** Signals a running action; resolves with what came of it ("paused (SIGSTOP)"). */
+  async signal(id: string, signal: ActionSignal): Promise<string> {
+    return (await this.api.signal(id, signal)).done;
+  }
+
+  async cancel(id: string): Promise<string> {
+    return (await this.api.cancel(id)).done;
+  }
+
   /** Starts streaming an action's logs over the live connection. */
   follow(id: string) {
     const logs = this.model.follow(id);
@@ -184,6 +214,8 @@ export class Dashboard {
   private publish(): void {
     this.status = this.model.status;
     this.metrics = this.model.metrics;
+    this.farm = this.model.farm;
+    this.health = this.model.health;
     this.allActions = this.model.actions.list();
     this.hasOlder = this.model.nextCursor !== undefined;
     this.revision++;

@@ -34,7 +34,7 @@ export interface LiveConnectionOptions {
   clearTimer?: (t: unknown) => void;
 }
 
-const EVENT_NAMES: SseEventName[] = ['metrics', 'action', 'log', 'log-gap', 'log-end', 'execution'];
+const EVENT_NAMES: SseEventName[] = ['metrics', 'action', 'log', 'log-gap', 'log-end', 'execution', 'farm', 'health'];
 
 export class LiveConnection {
   private source: EventSourceLike | undefined;

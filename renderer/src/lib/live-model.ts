@@ -2,6 +2,8 @@
 // Plain TypeScript (no Svelte), so the reducer logic is unit-tested directly;
 // the Svelte store publishes snapshots of it to the views.
 import type { ActionPage, ApiStatus, LogStreamName, MetricsSnapshot, SseEvent } from '../../../engine/common/api-types';
+import type { FarmStatus, HealthProblem } from '../../../engine/common/farm-modes';
+import { withSlotPoint } from './farm';
 import { ActionIndex } from './action-index';
 import { LogBuffer } from './log-buffer';
 import { MetricSeries } from './series';
@@ -14,6 +16,10 @@ export interface ActionLogs {
 export class LiveModel {
   status: ApiStatus | null = null;
   metrics: MetricsSnapshot | null = null;
+  /** The polite farm with its slots history; null from an engine without one. */
+  farm: FarmStatus | null = null;
+  /** Named problems, worst first. */
+  health: HealthProblem[] = [];
   readonly series = new MetricSeries();
   readonly actions = new ActionIndex();
   /** Total matching actions on the server, from the last page; live inserts add to it. */
@@ -23,6 +29,13 @@ export class LiveModel {
 
   applyStatus(s: ApiStatus): void {
     this.status = s;
+    if (s.farm) this.farm = s.farm;
+    if (s.health) this.health = s.health;
+  }
+
+  /** A farm status from a PUT/POST answer or a `farm` event; events carry no history, so the point is added here. */
+  applyFarm(f: FarmStatus, at = Date.now()): void {
+    this.farm = { ...f, history: f.history ?? withSlotPoint(this.farm?.history ?? [], { at, slots: f.slots }) };
   }
 
   applyPage(page: ActionPage, append: boolean): void {
@@ -53,6 +66,12 @@ export class LiveModel {
       case 'execution':
         if (this.status) this.status = { ...this.status, executing: e.data.executing };
         if (this.metrics) this.metrics = { ...this.metrics, executionEnabled: e.data.executing };
+        break;
+      case 'farm':
+        this.applyFarm(e.data);
+        break;
+      case 'health':
+        this.health = e.data.problems;
         break;
       case 'log':
         this.logs.get(e.data.id)?.[e.data.stream].applyChunk(e.data.offset, e.data.data);
