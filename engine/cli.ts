@@ -36,6 +36,11 @@ Flags:
   --mdns BOOL          advertise on the LAN with mDNS in LAN mode (default true)
   --executor KIND      where actions run (default local: on this machine)
   --runner KIND        how the local executor runs a process (default process)
+  --upstream URL       grpc://HOST:PORT or grpcs://HOST:PORT of a REAPI cluster behind this Kiln
+  --upstream-instance NAME     instance name on the upstream (default empty)
+  --upstream-header K=V        header sent with every upstream call (repeatable)
+  --upstream-tls-ca FILE       CA (PEM) for the upstream's certificate
+  --placement POLICY   local-first (default: overflow to the upstream), upstream, or local
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 
@@ -95,6 +100,8 @@ async function serve(args: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         ...Object.fromEntries(CONFIG_KEYS.map((k) => [k, { type: BOOLEAN_KEYS.includes(k) ? ('boolean' as const) : ('string' as const) }])),
+        // Repeatable: every --upstream-header K=V counts.
+        'upstream-header': { type: 'string', multiple: true },
         config: { type: 'string' },
       },
     });
