@@ -29,6 +29,7 @@ const PARTS = {
   worker: '^engine/worker/',
   scheduler: '^engine/scheduler/',
   reapi: '^engine/reapi/',
+  upstream: '^engine/upstream/', // an upstream REAPI server: its client, the remote executor, read/write-through
   lan: '^engine/lan/',
   http: '^engine/http/',
   // Composition roots: they build the engine out of everything else.
@@ -60,6 +61,8 @@ const MAY_IMPORT = {
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler'],
+  // Speaks REAPI to another server; reuses the worker's input-tree walk and reapi's resource names.
+  upstream: [...BASE, 'grpc', 'events', 'store', 'execution', 'worker', 'reapi'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
   http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'reapi', 'lan'],
   root: Object.keys(PARTS),

@@ -38,7 +38,9 @@ import { Scheduler } from './scheduler/scheduler';
 import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
-import { createExecutor, decorateExecutor } from './executor-factory';
+import { createExecutor, decorateExecutor, placeExecutor, runsUpstream } from './executor-factory';
+import { loadUpstreamCa, UpstreamClient } from './upstream/upstream-client';
+import type { UpstreamStatus } from './common/api-types';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -91,6 +93,8 @@ export class Engine {
   private stopping: Promise<void> | undefined;
   private advertisement?: Advertisement;
   private dataDirLock?: DataDirLock;
+  /** The upstream REAPI server (config `upstream:`), when there is one. */
+  upstream?: UpstreamClient;
 
   private constructor(
     readonly config: KilnConfig,
@@ -162,15 +166,19 @@ export class Engine {
       });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
-      const execution = { config, store, actionCache, clock, log };
+      engine.upstream = startUpstream(config, clock);
+      const execution = { config, store, actionCache, clock, log, upstream: engine.upstream, localEnabled: () => engine.executionEnabled };
       const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
-      engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, decorators) : await createExecutor(execution));
+      engine.startScheduler(
+        opts.executor ? decorateExecutor(placeExecutor(opts.executor, execution), decorators) : await createExecutor(execution),
+      );
       engine.registerServices();
       await engine.listen();
       // --- HTTP API (dashboard, metrics, live events): start here, after gRPC is up.
       await engine.observability.startHttp({
         grpcUrl: () => engine.grpcUrl,
         executing: () => engine.executionEnabled,
+        upstream: () => engine.upstreamStatus(),
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
         ...httpAccessOptions(config, access, () => engine.grpcPort, {
           current: () => engine.liveSettings,
@@ -236,14 +244,30 @@ export class Engine {
   setExecutionEnabled(enabled: boolean): void {
     if (enabled === this.executionOn) return;
     this.executionOn = enabled;
-    this.scheduler?.setEnabled(enabled);
+    this.scheduler?.setEnabled(this.acceptsExecute);
     this.events.emit({ type: 'execution.toggled', at: this.clock.now(), enabled });
     this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
   }
 
+  /** Execute is accepted: execution is on here, or an upstream takes what this machine does not run. */
+  get acceptsExecute(): boolean {
+    return this.executionOn || runsUpstream(this.config);
+  }
+
+  /** The upstream as /api/status reports it; undefined without one. */
+  upstreamStatus(): UpstreamStatus | undefined {
+    if (!this.upstream) return undefined;
+    return { ...this.upstream.status(), placement: this.config.placement };
+  }
+
+  /** Scheduler slots: the local ones, plus the upstream's when actions may run there. */
+  private schedulerSlots(local: number): number {
+    return local + (runsUpstream(this.config) ? this.config.upstreamSlots : 0);
+  }
+
   /** Worker slots and the cache budget as they are now. */
   get liveSettings(): LiveSettings {
-    return { concurrency: this.scheduler?.concurrency ?? this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+    return { concurrency: this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
   }
 
   /**
@@ -260,7 +284,7 @@ export class Engine {
     if (Object.keys(save).length === 0) return result;
     saveSettings(this.config.dataDir, save);
     if (save.concurrency !== undefined) {
-      this.scheduler?.setConcurrency(save.concurrency);
+      this.scheduler?.setConcurrency(this.schedulerSlots(save.concurrency));
       this.config.concurrency = save.concurrency;
       result.appliedNow.push('concurrency');
     }
@@ -293,7 +317,7 @@ export class Engine {
 
     add(CapabilitiesService, createCapabilitiesService({
       maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes,
-      executionEnabled: () => this.executionOn,
+      executionEnabled: () => this.acceptsExecute,
     }));
     add(ContentAddressableStorageService, createCasService({ store, maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes }));
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
@@ -320,10 +344,10 @@ export class Engine {
     this.executor = executor;
     this.scheduler = new Scheduler({
       executor,
-      concurrency: this.config.concurrency,
+      concurrency: this.schedulerSlots(this.config.concurrency),
       queueSize: this.config.queueSize,
       operationRetentionMs: this.config.operationRetentionMs,
-      enabled: this.executionOn,
+      enabled: this.acceptsExecute,
       logPathsFor: (id) => logs.pathsFor(id),
       streamNamesFor: (id, instance) => logStreams.streamNamesFor(id, instance),
       events: this.events,
@@ -363,12 +387,28 @@ export class Engine {
     // Cancelled handlers still unwind (an upload closing its file); let them before closing stores.
     await drained;
     await this.executor?.close();
+    this.upstream?.close();
     await this.inFlight.idle(DEFAULT_DRAIN_MS);
     await this.observability?.stop();
     await Promise.allSettled([this.store.close(), this.actionCache.close()]);
     this.dataDirLock?.release();
     this.log('kiln: stopped');
   }
+}
+
+/** How often Kiln checks that the upstream answers, so /api/status and placement stay current. */
+const UPSTREAM_PROBE_MS = 10_000;
+
+function startUpstream(config: KilnConfig, clock: Clock): UpstreamClient | undefined {
+  if (!config.upstream) return undefined;
+  return new UpstreamClient({
+    url: config.upstream,
+    instance: config.upstreamInstance,
+    headers: config.upstreamHeaders,
+    tlsCa: loadUpstreamCa(config.upstreamTlsCaFile),
+    probeIntervalMs: UPSTREAM_PROBE_MS,
+    clock,
+  });
 }
 
 /** Counts running handler invocations, so shutdown can wait for them to unwind. */

@@ -12,6 +12,9 @@ import { CachingExecutor } from './execution/caching-executor';
 import type { Executor } from './execution/executor';
 import { MetadataExecutor } from './execution/metadata-executor';
 import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
+import { PlacementExecutor } from './execution/placement-executor';
+import { RemoteExecutor } from './upstream/remote-executor';
+import { UpstreamUnreachableError, type UpstreamClient } from './upstream/upstream-client';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
 import type { Runner } from './execution/runner';
 import type { ActionCacheStore } from './store/action-cache-store';
@@ -25,6 +28,10 @@ export interface ExecutionContext {
   actionCache: Pick<ActionCacheStore, 'put'>;
   clock: Clock;
   log: (line: string) => void;
+  /** The upstream REAPI server (`upstream:`), when there is one: actions may run there by `placement:`. */
+  upstream?: UpstreamClient;
+  /** The execution switch; with an upstream, off sends local-first actions there. */
+  localEnabled?: () => boolean;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -79,7 +86,28 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
     return make(ctx);
   };
-  return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+  return decorateExecutor(placeExecutor(await kind({ ...ctx, runner }), ctx), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+}
+
+/** Whether actions can run on the upstream: there is one and `placement:` is not `local`. */
+export function runsUpstream(config: Pick<KilnConfig, 'upstream' | 'placement'>): boolean {
+  return config.upstream !== undefined && config.placement !== 'local';
+}
+
+/**
+ * `local` as it is, or, with an upstream and a placement other than `local`,
+ * a PlacementExecutor choosing between it and the upstream per action.
+ */
+export function placeExecutor(local: Executor, ctx: Pick<ExecutionContext, 'config' | 'store' | 'clock' | 'log' | 'upstream' | 'localEnabled'>): Executor {
+  if (!ctx.upstream || !runsUpstream(ctx.config)) return local;
+  const remote = new RemoteExecutor({ upstream: ctx.upstream, store: ctx.store, clock: ctx.clock, slots: ctx.config.upstreamSlots });
+  return new PlacementExecutor(local, remote, {
+    policy: ctx.config.placement,
+    localSlots: () => ctx.config.concurrency,
+    localEnabled: ctx.localEnabled,
+    isUnreachable: (err) => err instanceof UpstreamUnreachableError,
+    log: ctx.log,
+  });
 }
 
 export interface DecoratorOptions extends Pick<ExecutionContext, 'actionCache' | 'log'> {

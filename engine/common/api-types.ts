@@ -34,6 +34,23 @@ export interface ApiStatus {
   /** Worker slots. */
   concurrency: number;
   cacheBudgetBytes: number;
+  /** Present when Kiln has an upstream REAPI server (--upstream). */
+  upstream?: UpstreamStatus;
+}
+
+/** The upstream REAPI server as Kiln sees it (GET /api/status). */
+export interface UpstreamStatus {
+  url: string;
+  /** Where actions run: local-first, upstream or local. */
+  placement: string;
+  /** Undefined until the first call answered or failed. */
+  reachable?: boolean;
+  /** Why it is unreachable, in words a person can act on. */
+  problem?: string;
+  /** When `reachable` last changed. */
+  since?: number;
+  /** Blobs and action results waiting to be copied to the upstream (write-through queue). */
+  pendingUploads?: number;
 }
 
 /** The action currently occupying a worker slot. */
@@ -185,6 +202,8 @@ export interface ActionDetail extends ActionSummary {
   doNotCache?: boolean;
   inputFiles?: number;
   inputBytes?: number;
+  /** Where the action ran: 'local' (this machine) or 'upstream' (the upstream REAPI cluster). */
+  ranOn?: string;
   outputs: ActionOutputSummary[];
   timing?: ActionTiming;
   stdoutDigest?: string;

@@ -13,7 +13,7 @@ import { MetricsCollector } from '../metrics/collector';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiStatus, LargestBlobs } from '../common/api-types';
+import type { ApiStatus, LargestBlobs, UpstreamStatus } from '../common/api-types';
 import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
@@ -33,6 +33,8 @@ export interface ObservabilityOptions {
 export interface HttpStartOptions {
   grpcUrl: () => string;
   executing: () => boolean;
+  /** The upstream's health, when there is one. */
+  upstream?: () => UpstreamStatus | undefined;
   setExecution: (enabled: boolean) => void | Promise<void>;
   /** Tests: exercise the off-loopback rule from 127.0.0.1. */
   treatLoopbackAsRemote?: boolean;
@@ -113,6 +115,7 @@ export class Observability {
         tokenRequiredOnLoopback: config.requireTokenOnLoopback,
         concurrency: config.concurrency,
         cacheBudgetBytes: config.cacheSizeBytes,
+        upstream: s.upstream?.(),
       }),
     });
     await this.http.listen();
