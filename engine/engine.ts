@@ -40,6 +40,8 @@ import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, placeExecutor, runsUpstream } from './executor-factory';
 import { loadUpstreamCa, UpstreamClient } from './upstream/upstream-client';
+import { ReadThroughActionCache, ReadThroughBlobStore } from './upstream/read-through-store';
+import { WriteThroughQueue } from './upstream/write-through-queue';
 import type { UpstreamStatus } from './common/api-types';
 
 export interface EngineOptions {
@@ -95,6 +97,8 @@ export class Engine {
   private dataDirLock?: DataDirLock;
   /** The upstream REAPI server (config `upstream:`), when there is one. */
   upstream?: UpstreamClient;
+  /** What still has to be copied to the upstream (write-through). */
+  upstreamQueue?: WriteThroughQueue;
 
   private constructor(
     readonly config: KilnConfig,
@@ -145,15 +149,27 @@ export class Engine {
       opts.blobStore ??
       (await DiskBlobStore.open({ dir: join(config.dataDir, 'cas'), budgetBytes: config.cacheSizeBytes, events, clock }));
     let actionCache: ActionCacheStore;
+    let upstreamQueue: WriteThroughQueue | undefined;
     try {
       actionCache = opts.actionCache ?? (await DiskActionCacheStore.open({ dir: join(config.dataDir, 'ac'), clock }));
     } catch (err) {
       await rawStore.close();
       throw err;
     }
-    const store = new ObservedBlobStore(rawStore, events, clock);
+    // --- Upstream REAPI server: the local stores become a cache in front of its own.
+    const upstream = startUpstream(config, clock);
+    let cas: BlobStore = rawStore;
+    if (upstream) {
+      const queue = new WriteThroughQueue({ upstream, store: rawStore, actionCache, dir: config.dataDir, log });
+      cas = new ReadThroughBlobStore(rawStore, upstream, queue, log);
+      actionCache = new ReadThroughActionCache(actionCache, rawStore, upstream, queue, log);
+      upstreamQueue = queue;
+    }
+    const store = new ObservedBlobStore(cas, events, clock);
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
     engine.dataDirLock = lock;
+    engine.upstream = upstream;
+    engine.upstreamQueue = upstreamQueue;
 
     try {
       // --- Scheduler, workers, live logs: create here, before services that use them.
@@ -166,7 +182,6 @@ export class Engine {
       });
       engine.liveReaders.push(engine.observability.logStreams);
       engine.liveWriters.push(engine.observability.logStreams);
-      engine.upstream = startUpstream(config, clock);
       const execution = { config, store, actionCache, clock, log, upstream: engine.upstream, localEnabled: () => engine.executionEnabled };
       const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
       engine.startScheduler(
@@ -257,7 +272,7 @@ export class Engine {
   /** The upstream as /api/status reports it; undefined without one. */
   upstreamStatus(): UpstreamStatus | undefined {
     if (!this.upstream) return undefined;
-    return { ...this.upstream.status(), placement: this.config.placement };
+    return { ...this.upstream.status(), placement: this.config.placement, pendingUploads: this.upstreamQueue?.pending };
   }
 
   /** Scheduler slots: the local ones, plus the upstream's when actions may run there. */
@@ -387,10 +402,10 @@ export class Engine {
     // Cancelled handlers still unwind (an upload closing its file); let them before closing stores.
     await drained;
     await this.executor?.close();
-    this.upstream?.close();
     await this.inFlight.idle(DEFAULT_DRAIN_MS);
     await this.observability?.stop();
     await Promise.allSettled([this.store.close(), this.actionCache.close()]);
+    this.upstream?.close();
     this.dataDirLock?.release();
     this.log('kiln: stopped');
   }

@@ -11,7 +11,7 @@ import type { BlobStore } from '../store/blob-store';
 import type { ExecutionHooks, ExecutionOutcome, ExecutionTimings, Executor, ExecutorCapacity, PreparedAction } from '../execution/executor';
 import type { Clock } from '../clock';
 import { inputDigest, planInputTree } from '../worker/input-tree';
-import type { ActionOutputSummary } from '../common/action-vocabulary';
+import { copyResultBlobs } from './result-blobs';
 import { UpstreamUnreachableError, type UpstreamClient } from './upstream-client';
 
 export interface RemoteExecutorOptions {
@@ -73,7 +73,7 @@ export class RemoteExecutor implements Executor {
     t.outputUploadStart = now();
     hooks.onStage?.('uploading-outputs', t.outputUploadStart);
     const result = reapi.ActionResult.create(response.result ?? {});
-    const outputs = await this.fetchOutputs(result, fn);
+    const outputs = await copyResultBlobs(upstream, store, result, fn);
     await this.relayLogs(action, result, fn);
     t.outputUploadCompleted = now();
     t.workerCompleted = now();
@@ -107,39 +107,6 @@ export class RemoteExecutor implements Executor {
     const response = unpackAny(reapi.ExecuteResponse, op.response as never) as reapi.ExecuteResponse | undefined;
     if (!response) throw new UpstreamUnreachableError(this.opts.upstream.url, 'the finished operation carried no ExecuteResponse');
     return response;
-  }
-
-  /** Copies every output (files, trees and the files in them) the local CAS lacks. */
-  private async fetchOutputs(result: reapi.ActionResult, fn: (typeof DIGEST_FUNCTIONS)[keyof typeof DIGEST_FUNCTIONS]): Promise<ActionOutputSummary[]> {
-    const { store, upstream } = this.opts;
-    const wanted: BlobDigest[] = [];
-    const summary: ActionOutputSummary[] = [];
-    for (const f of result.outputFiles) {
-      const d = toBlobDigest(f.digest, fn, 'output_files.digest');
-      wanted.push(d);
-      summary.push({ path: f.path ?? '', kind: 'file', bytes: d.size });
-    }
-    for (const dir of result.outputDirectories) {
-      const treeDigest = toBlobDigest(dir.treeDigest, fn, 'output_directories.tree_digest');
-      if (!(await store.has(treeDigest))) await upstream.download(store, treeDigest);
-      const tree = reapi.Tree.decode(await store.readAll(treeDigest));
-      let bytes = 0;
-      for (const d of [tree.root, ...tree.children]) {
-        for (const file of d?.files ?? []) {
-          const fd = toBlobDigest(file.digest, fn, 'tree file digest');
-          wanted.push(fd);
-          bytes += fd.size;
-        }
-      }
-      summary.push({ path: dir.path ?? '', kind: 'directory', bytes });
-    }
-    for (const s of [...result.outputSymlinks, ...result.outputFileSymlinks, ...result.outputDirectorySymlinks]) {
-      summary.push({ path: s.path ?? '', kind: 'symlink', bytes: 0 });
-    }
-    for (const d of [result.stdoutDigest, result.stderrDigest]) if (d?.hash) wanted.push(toBlobDigest(d, fn));
-    const missing = await store.findMissing(unique(wanted));
-    for (const d of missing) await upstream.download(store, d);
-    return summary;
   }
 
   /** The run's stdout/stderr into the action's log sinks, so the dashboard and LogStream readers see them. */

@@ -58,7 +58,12 @@ export class UpstreamUnreachableError extends Error {
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
 export function loadUpstreamCa(file: string | undefined): Buffer | undefined {
-  return file ? readFileSync(file) : undefined;
+  if (!file) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`upstream-tls-ca: cannot read ${file}: ${(err as Error).message}`);
+  }
 }
 
 export class UpstreamClient {
