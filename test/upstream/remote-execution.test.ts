@@ -83,6 +83,19 @@ describe('remote execution on an upstream REAPI server', () => {
     expect(kiln.engine.history.get(idOf(firstDone.name))?.ranOn).toBe('local');
   });
 
+  it('local-first sends actions upstream while execution here is switched off', async () => {
+    const upstream = await upstreamKiln();
+    const { kiln, local } = await kilnWithUpstream(upstream, 'local-first');
+    kiln.engine.setExecutionEnabled(false);
+    // Bazel still sees execution offered: the upstream takes the work.
+    expect((await kiln.clients.capabilities.get()).executionCapabilities?.execEnabled).toBe(true);
+    const digest = await uploadAction(kiln.clients, { argv: ['/bin/sh', '-c', 'echo off-here'] });
+    const ops = await kiln.clients.execution.execute.collect(executeRequest(digest));
+    expect(responseOf(ops.at(-1)!).result?.exitCode).toBe(0);
+    expect(local.runs).toHaveLength(0);
+    expect(kiln.engine.history.get(idOf(ops.at(-1)!.name))?.ranOn).toBe('upstream');
+  });
+
   it('runs locally when the upstream is unreachable, and says so in /api/status', async () => {
     const upstream = await upstreamKiln();
     const local = new FakeExecutor();
