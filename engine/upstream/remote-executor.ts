@@ -12,7 +12,7 @@ import type { ExecutionHooks, ExecutionOutcome, ExecutionTimings, Executor, Exec
 import type { Clock } from '../clock';
 import { inputDigest, planInputTree } from '../worker/input-tree';
 import { copyResultBlobs } from './result-blobs';
-import { UpstreamUnreachableError, type UpstreamClient } from './upstream-client';
+import { UpstreamDeadlineError, UpstreamUnreachableError, type UpstreamClient } from './upstream-client';
 
 export interface RemoteExecutorOptions {
   upstream: UpstreamClient;
@@ -58,6 +58,7 @@ export class RemoteExecutor implements Executor {
       response = await this.execute(action, signal);
     } catch (err) {
       if (signal.aborted) return this.cancelled(t, plan.files.length, plan.totalBytes);
+      if (err instanceof UpstreamDeadlineError) return this.unfinished('timeout', t, plan.files.length, plan.totalBytes);
       // Bazel's own FAILED_PRECONDITION dance: upload what the upstream says it lacks, and try once more.
       const missing = missingFrom(err, fn);
       if (!missing) throw err;
@@ -125,16 +126,20 @@ export class RemoteExecutor implements Executor {
   }
 
   private cancelled(t: Partial<ExecutionTimings>, inputFiles: number, inputBytes: number): ExecutionOutcome {
+    return this.unfinished('cancelled', t, inputFiles, inputBytes);
+  }
+
+  private unfinished(status: 'cancelled' | 'timeout', t: Partial<ExecutionTimings>, inputFiles: number, inputBytes: number): ExecutionOutcome {
     const at = this.opts.clock.now();
     return {
       result: reapi.ActionResult.create({}),
-      status: 'cancelled',
+      status,
       timings: { ...t, executionCompleted: at, outputUploadStart: at, outputUploadCompleted: at, workerCompleted: at } as ExecutionTimings,
       inputFiles,
       inputBytes,
       outputs: [],
       cacheable: false,
-      notCacheableReason: 'cancelled',
+      notCacheableReason: status,
       ranOn: 'upstream',
     };
   }

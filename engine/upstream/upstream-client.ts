@@ -55,6 +55,9 @@ export class UpstreamUnreachableError extends Error {
   }
 }
 
+/** The Execute call outlived the action's timeout plus grace. */
+export class UpstreamDeadlineError extends Error {}
+
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
 export function loadUpstreamCa(file: string | undefined): Buffer | undefined {
@@ -221,7 +224,11 @@ export class UpstreamClient {
     );
     return new Promise((resolve, reject) => {
       let last: longrunning.Operation | undefined;
-      const abort = () => call.cancel();
+      const abort = () => {
+        call.cancel();
+        // Closing our stream may leave it running there; ask the upstream to stop it too.
+        if (last?.name) void this.cancelOperation(last.name);
+      };
       opts.signal.addEventListener('abort', abort, { once: true });
       call.on('data', (op: longrunning.Operation) => {
         this.answered();
@@ -230,6 +237,8 @@ export class UpstreamClient {
       });
       call.on('error', (err: grpc.ServiceError) => {
         opts.signal.removeEventListener('abort', abort);
+        // Our own deadline (the action's timeout plus grace) passed: the action timed out, the upstream is fine.
+        if (err.code === grpc.status.DEADLINE_EXCEEDED) return reject(new UpstreamDeadlineError(`upstream ${this.url} did not finish the action in time`));
         reject(this.translate(err));
       });
       call.on('end', () => {
@@ -238,6 +247,11 @@ export class UpstreamClient {
         else reject(new UpstreamUnreachableError(this.url, 'the Execute stream ended before the operation was done'));
       });
     });
+  }
+
+  /** Best effort: the operation may already be done, or the upstream may not allow it. */
+  async cancelOperation(name: string): Promise<void> {
+    await this.unary<longrunning.CancelOperationRequest.$Properties, unknown>('Operations', 'cancelOperation', { name }, 10_000).catch(() => {});
   }
 
   close(): void {
@@ -310,7 +324,7 @@ export class UpstreamClient {
 
   /** Transport failures become UpstreamUnreachableError (and mark the upstream down); answers stay ServiceErrors. */
   private translate(err: grpc.ServiceError): Error {
-    if (err.code === grpc.status.UNAVAILABLE || (err.code === grpc.status.DEADLINE_EXCEEDED && !err.details?.includes('timed out'))) {
+    if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
       this.setReachable(false, err.details || err.message);
       return new UpstreamUnreachableError(this.url, err.details || err.message);
     }

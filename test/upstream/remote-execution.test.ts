@@ -2,7 +2,7 @@
 // server): actions forwarded there come back with their outputs in the local
 // CAS, placement picks local or upstream, and an upstream that is gone never
 // fails an action this machine can run.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { toBlobDigest, DIGEST_FUNCTIONS } from '../../engine/digest';
 import { blobResourceName } from '../../engine/reapi/resource-names';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
@@ -118,6 +118,20 @@ describe('remote execution on an upstream REAPI server', () => {
     const body = (await res.json()) as { upstream?: { reachable?: boolean; url: string } };
     expect(body.upstream?.reachable).toBe(false);
     expect(body.upstream?.url).toBe(`grpc://127.0.0.1:${upstream.engine.grpcPort}`);
+  });
+
+  it('cancelling here cancels the run on the upstream', async () => {
+    const upstream = await upstreamKiln();
+    const { kiln } = await kilnWithUpstream(upstream, 'upstream');
+    const digest = await uploadAction(kiln.clients, { argv: ['/bin/sleep', '60'] });
+    const call = kiln.clients.execution.execute.open(executeRequest(digest));
+    const name = await new Promise<string>((resolve) => call.once('data', (op: { name: string }) => resolve(op.name)));
+    call.on('error', () => {});
+    await vi.waitFor(() => expect(upstream.engine.history.list({}).items.some((a) => a.state === 'running')).toBe(true), { timeout: 20_000 });
+
+    await kiln.clients.operations.cancel({ name });
+    await vi.waitFor(() => expect(upstream.engine.history.list({}).items[0]?.outcome).toBe('cancelled'), { timeout: 20_000 });
+    call.cancel();
   });
 
   it('reports the upstream exit code and does not cache a failed run', async () => {
