@@ -55,6 +55,8 @@ export class UpstreamUnreachableError extends Error {
   }
 }
 
+const UNUSABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED]);
+
 /** The Execute call outlived the action's timeout plus grace. */
 export class UpstreamDeadlineError extends Error {}
 
@@ -322,9 +324,13 @@ export class UpstreamClient {
     return md;
   }
 
-  /** Transport failures become UpstreamUnreachableError (and mark the upstream down); answers stay ServiceErrors. */
+  /**
+   * Transport failures, and an upstream that refuses our credentials, become
+   * UpstreamUnreachableError (and mark the upstream down): either way it cannot
+   * take work until somebody fixes it. Other answers stay ServiceErrors.
+   */
   private translate(err: grpc.ServiceError): Error {
-    if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+    if (UNUSABLE.has(err.code)) {
       this.setReachable(false, err.details || err.message);
       return new UpstreamUnreachableError(this.url, err.details || err.message);
     }
