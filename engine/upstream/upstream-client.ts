@@ -9,8 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { DIGEST_FUNCTIONS, toBlobDigest, toWireDigest, type BlobDigest } from '../digest';
-import { clients } from '../grpc/services';
-import { bytestream, longrunning, reapi } from '../proto';
+import { clients, REQUEST_METADATA_HEADER } from '../grpc/services';
+import { bytestream, encode, longrunning, reapi } from '../proto';
 import { blobResourceName, uploadResourceName } from '../reapi/resource-names';
 import type { BlobStore } from '../store/blob-store';
 
@@ -79,6 +79,10 @@ export class UpstreamClient {
   private health: UpstreamHealth;
   private probe?: NodeJS.Timeout;
   private readonly clock: { now(): number };
+  private readonly requestMetadata = encode(
+    reapi.RequestMetadata,
+    reapi.RequestMetadata.create({ toolDetails: { toolName: 'kiln' }, toolInvocationId: randomUUID() }),
+  );
 
   constructor(opts: UpstreamOptions) {
     const m = /^(grpcs?):\/\/(.+)$/.exec(opts.url);
@@ -320,6 +324,8 @@ export class UpstreamClient {
 
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
+    // Some servers (Bazel's reference worker) refuse calls without RequestMetadata.
+    md.set(REQUEST_METADATA_HEADER, this.requestMetadata);
     for (const [k, v] of Object.entries(this.headers)) md.set(k, v);
     return md;
   }
