@@ -43,6 +43,8 @@ export class ReadThroughBlobStore implements BlobStore {
     } catch (err) {
       if (!(err instanceof BlobNotFoundError)) throw err;
     }
+    // Known to be down: a miss at once, rather than a wait on every read (the probe notices when it is back).
+    if (!this.upstream.reachable) throw new BlobNotFoundError(digest);
     if (range?.offset || range?.limit) {
       // A partial read: fetch the whole blob first, then serve the range from here.
       await this.fetch(digest);
@@ -110,6 +112,7 @@ export class ReadThroughBlobStore implements BlobStore {
 
   /** Copies the blob from the upstream into the local store; a miss there (or no upstream) is BlobNotFoundError. */
   private async fetch(digest: BlobDigest): Promise<void> {
+    if (!this.upstream.reachable) throw new BlobNotFoundError(digest);
     try {
       await this.upstream.download(this.inner, digest);
     } catch (err) {
@@ -152,7 +155,7 @@ export class ReadThroughActionCache implements ActionCacheStore {
 
   async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
     const local = await this.inner.get(instance, actionDigest);
-    if (local) return local;
+    if (local || !this.upstream.reachable) return local;
     let result: reapi.ActionResult | undefined;
     try {
       result = await this.upstream.getActionResult(actionDigest);

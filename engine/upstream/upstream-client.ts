@@ -41,6 +41,8 @@ const BATCH_BLOB_LIMIT = 1024 * 1024;
 /** Total bytes of one BatchUpdateBlobs request (the REAPI default limit is 4 MiB). */
 const BATCH_TOTAL_LIMIT = 2 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
+/** A cache lookup sits in front of every Execute: an upstream slower than this counts as down. */
+const LOOKUP_DEADLINE_MS = 10_000;
 /** Unary calls that take longer than this count as the upstream being unreachable. */
 const UNARY_DEADLINE_MS = 60_000;
 const CLIENT_OPTIONS: grpc.ClientOptions = {
@@ -191,7 +193,7 @@ export class UpstreamClient {
         actionDigest: toWireDigest(actionDigest),
         inlineStdout: false,
         inlineStderr: false,
-      });
+      }, LOOKUP_DEADLINE_MS);
     } catch (err) {
       if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
       throw err;
