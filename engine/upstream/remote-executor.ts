@@ -68,6 +68,10 @@ export class RemoteExecutor implements Executor {
     t.executionCompleted = now();
 
     const status = response.status ?? rpc.Status.create();
+    if (!signal.aborted && (status.code === Status.CANCELLED || status.code === Status.UNAVAILABLE)) {
+      // The upstream gave up on the run (its shutdown, a lost worker), not the action: it may run elsewhere.
+      throw new UpstreamUnreachableError(upstream.url, `it stopped the action: ${status.message}`);
+    }
     if (status.code && status.code !== Status.DEADLINE_EXCEEDED) {
       throw new GrpcError(status.code, `upstream ${upstream.url}: ${status.message}`);
     }

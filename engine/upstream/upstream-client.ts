@@ -247,6 +247,10 @@ export class UpstreamClient {
         opts.signal.removeEventListener('abort', abort);
         // Our own deadline (the action's timeout plus grace) passed: the action timed out, the upstream is fine.
         if (err.code === grpc.status.DEADLINE_EXCEEDED) return reject(new UpstreamDeadlineError(`upstream ${this.url} did not finish the action in time`));
+        // Cancelled without our asking: the upstream dropped the call (shutting down, restarting).
+        if (err.code === grpc.status.CANCELLED && !opts.signal.aborted) {
+          return reject(new UpstreamUnreachableError(this.url, `it dropped the Execute call (${err.details})`));
+        }
         reject(this.translate(err));
       });
       call.on('end', () => {

@@ -120,6 +120,24 @@ describe('remote execution on an upstream REAPI server', () => {
     expect(body.upstream?.url).toBe(`grpc://127.0.0.1:${upstream.engine.grpcPort}`);
   });
 
+  it('an upstream stopped mid-action: the action runs here instead and the build goes on', async () => {
+    const upstream = await upstreamKiln();
+    const local = new FakeExecutor();
+    local.autoFinishExitCode = 0;
+    const { kiln } = await kilnWithUpstream(upstream, 'upstream', local);
+    const digest = await uploadAction(kiln.clients, { argv: ['/bin/sleep', '30'] });
+    const result = kiln.clients.execution.execute.collect(executeRequest(digest));
+    await vi.waitFor(() => expect(upstream.engine.history.list({}).items.some((a) => a.state === 'running')).toBe(true), { timeout: 20_000 });
+
+    await upstream.stop();
+    const ops = await result;
+    const response = responseOf(ops.at(-1)!);
+    expect(response.status?.code ?? 0, response.status?.message ?? '').toBe(0);
+    expect(response.result?.exitCode).toBe(0);
+    expect(local.runs).toHaveLength(1);
+    expect(kiln.engine.history.get(idOf(ops.at(-1)!.name))?.ranOn).toBe('local');
+  });
+
   it('cancelling here cancels the run on the upstream', async () => {
     const upstream = await upstreamKiln();
     const { kiln } = await kilnWithUpstream(upstream, 'upstream');
