@@ -206,7 +206,7 @@ export class UpstreamClient {
       digestFunction: DIGEST_FUNCTIONS[actionDigest.fn].value,
       actionDigest: toWireDigest(actionDigest),
       actionResult: reapi.ActionResult.create(result),
-    });
+    }, UNARY_DEADLINE_MS, true);
   }
 
   /**
@@ -314,13 +314,21 @@ export class UpstreamClient {
     this.answered();
   }
 
-  private unary<Req, Res>(service: keyof typeof clients, method: string, req: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
+  private unary<Req, Res>(
+    service: keyof typeof clients,
+    method: string,
+    req: Req,
+    deadlineMs = UNARY_DEADLINE_MS,
+    /** A refusal of this call alone (no right to write the action cache) says nothing about the rest. */
+    refusalIsLocal = false,
+  ): Promise<Res> {
     const client = this.raw[service] as unknown as Record<
       string,
       (r: Req, md: grpc.Metadata, o: grpc.CallOptions, cb: Callback<Res>) => grpc.ClientUnaryCall
     >;
     return new Promise((resolve, reject) => {
       client[method]!.call(client, req, this.metadata(), { deadline: Date.now() + deadlineMs }, (err, value) => {
+        if (err && refusalIsLocal && (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED)) return reject(err);
         if (err) return reject(this.translate(err));
         this.answered();
         resolve(value as Res);
