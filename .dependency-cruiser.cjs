@@ -32,6 +32,7 @@ const PARTS = {
   sandbox: '^engine/sandbox/', // the bubblewrap runner decorator, cgroup limits, the sandbox decision
   scheduler: '^engine/scheduler/',
   reapi: '^engine/reapi/',
+  upstream: '^engine/upstream/', // an upstream REAPI server: its client, the remote executor, read/write-through
   lan: '^engine/lan/',
   http: '^engine/http/',
   compression: '^engine/compression/', // zstd streams for compressed-blobs transfers
@@ -72,6 +73,8 @@ const MAY_IMPORT = {
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler', 'compression', 'asset'],
+  // Speaks REAPI to another server; reuses the worker's input-tree walk and reapi's resource names.
+  upstream: [...BASE, 'grpc', 'events', 'store', 'execution', 'worker', 'reapi'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
   http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'invocations', 'reapi', 'lan'],
   compression: [],

@@ -40,6 +40,11 @@ Flags:
   --asset-timeout SECS download timeout when the request sets none (default 300)
   --mode MODE          polite (background priority, slots follow the machine), normal
                        (default: the configured slots) or all-out (every core)
+  --upstream URL       grpc://HOST:PORT or grpcs://HOST:PORT of a REAPI cluster behind this Kiln
+  --upstream-instance NAME     instance name on the upstream (default empty)
+  --upstream-header K=V        header sent with every upstream call (repeatable)
+  --upstream-tls-ca FILE       CA (PEM) for the upstream's certificate
+  --placement POLICY   local-first (default: overflow to the upstream), upstream, or local
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 
@@ -99,6 +104,8 @@ async function serve(args: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         ...Object.fromEntries(CONFIG_KEYS.map((k) => [k, { type: BOOLEAN_KEYS.includes(k) ? ('boolean' as const) : ('string' as const) }])),
+        // Repeatable: every --upstream-header K=V counts.
+        'upstream-header': { type: 'string', multiple: true },
         config: { type: 'string' },
       },
     });

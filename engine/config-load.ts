@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { isLanHost } from './common/loopback';
 import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from './common/settings-limits';
 import type { SandboxMode } from './common/api-types';
-import { defaultConfig, type KilnConfig, type TlsMode } from './config';
+import { defaultConfig, type KilnConfig, type Placement, type TlsMode } from './config';
 import { kindNames } from './common/kind-names';
 import { FARM_MODES, isFarmMode, type FarmMode } from './common/farm-modes';
 import { readSettings, SettingsError } from './settings';
@@ -39,6 +39,11 @@ export const CONFIG_KEYS = [
   'action-cpus',
   'action-processes',
   'mode',
+  'upstream',
+  'upstream-instance',
+  'upstream-header',
+  'upstream-tls-ca',
+  'placement',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -217,6 +222,21 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'mode':
           config.mode = parseMode(value);
           break;
+        case 'upstream':
+          config.upstream = parseUpstreamUrl(value);
+          break;
+        case 'upstream-instance':
+          config.upstreamInstance = typeof value === 'string' ? value.trim() : parseNonEmpty(value);
+          break;
+        case 'upstream-header':
+          config.upstreamHeaders = { ...config.upstreamHeaders, ...parseHeaders(value) };
+          break;
+        case 'upstream-tls-ca':
+          config.upstreamTlsCaFile = resolve(baseDir, parseNonEmpty(value));
+          break;
+        case 'placement':
+          config.placement = parsePlacement(value);
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -302,6 +322,44 @@ function parseSandboxMode(value: unknown): SandboxMode {
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
   throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed in LAN mode), on or off`);
+}
+
+function parseUpstreamUrl(value: unknown): string {
+  const text = parseNonEmpty(value);
+  if (!/^grpcs?:\/\/[^/\s]+:\d{1,5}\/?$/.test(text)) {
+    throw new ConfigError(`${show(value)} is not an upstream address; use grpc://HOST:PORT or grpcs://HOST:PORT`);
+  }
+  return text.replace(/\/$/, '');
+}
+
+/** `K=V`, a list of them (repeated flags, a YAML list) or a mapping (config file). */
+function parseHeaders(value: unknown): Record<string, string> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => checkHeader(k, String(v), value)));
+  }
+  const items = Array.isArray(value) ? value : [value];
+  return Object.fromEntries(
+    items.map((item) => {
+      const text = typeof item === 'string' ? item : '';
+      const at = text.indexOf('=');
+      if (at < 1) throw new ConfigError(`${show(item)} is not a header; use NAME=VALUE (e.g. x-buildbuddy-api-key=...)`);
+      return checkHeader(text.slice(0, at).trim(), text.slice(at + 1).trim(), item);
+    }),
+  );
+}
+
+function checkHeader(name: string, val: string, raw: unknown): [string, string] {
+  const lower = name.toLowerCase();
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(lower) || lower.endsWith('-bin')) {
+    throw new ConfigError(`${show(raw)}: header name "${name}" must be letters, digits, '.', '_' or '-' (and not a -bin header)`);
+  }
+  return [lower, val];
+}
+
+function parsePlacement(value: unknown): Placement {
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
+  if (text === 'local-first' || text === 'upstream' || text === 'local') return text;
+  throw new ConfigError(`${show(value)} is not a placement; use local-first (overflow to the upstream), upstream (always) or local`);
 }
 
 function parseBoolean(value: unknown): boolean {

@@ -68,6 +68,18 @@ export interface KilnConfig {
    * (the configured slots; `kiln serve`'s default) or `all-out` (every core).
    */
   mode: FarmMode;
+  /** Another REAPI server (`grpc://HOST:PORT` or `grpcs://`) behind the local cache and executor; engine/upstream/. */
+  upstream?: string;
+  /** Instance name to use on the upstream (default: the empty instance). */
+  upstreamInstance: string;
+  /** Headers sent with every upstream call (an API key, say). */
+  upstreamHeaders: Record<string, string>;
+  /** A CA (PEM) the upstream's TLS certificate is checked against, instead of the system's. */
+  upstreamTlsCaFile?: string;
+  /** Where actions run when there is an upstream: `local-first` (overflow), `upstream` (always) or `local`. */
+  placement: Placement;
+  /** Actions sent to the upstream at once, on top of the local slots (not a user setting yet). */
+  upstreamSlots: number;
   /**
    * Keys a flag or the config file set (config-load.ts fills it in, e.g. "concurrency",
    * "cache-size", "host"). Settings saved from the dashboard never override these at start.
@@ -76,6 +88,7 @@ export interface KilnConfig {
 }
 
 export type TlsMode = 'auto' | 'on' | 'off';
+export type Placement = 'local-first' | 'upstream' | 'local';
 
 /** LAN mode: listening beyond loopback, so every remote call needs a token. */
 export function isLanMode(config: Pick<KilnConfig, 'host'>): boolean {
@@ -122,5 +135,9 @@ export function defaultConfig(): KilnConfig {
     assetMaxDownloadBytes: 4 * GiB,
     assetDefaultTimeoutMs: 5 * 60_000,
     mode: 'normal',
+    upstreamInstance: '',
+    upstreamHeaders: {},
+    placement: 'local-first',
+    upstreamSlots: 16,
   };
 }

@@ -46,16 +46,20 @@ import { Scheduler } from './scheduler/scheduler';
 import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
-import { createExecutor, decorateExecutor, executionPlatforms } from './executor-factory';
+import { createExecutor, decorateExecutor, executionPlatforms, placeExecutor, runsUpstream } from './executor-factory';
 import { setUpSandbox } from './sandbox/sandbox-setup';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ActionSignal, FarmMode } from './common/farm-modes';
 import { defaultDeskSignals, type DeskSignals } from './governor/desk-signals';
-import { Farm } from './governor/farm';
+import { Farm, type FarmSlots } from './governor/farm';
 import type { SlotGovernor } from './governor/slot-governor';
 import { HealthMonitor, type HealthTuning } from './health/health-monitor';
 import type { FarmControl } from './http/farm-routes';
+import { loadUpstreamCa, UpstreamClient } from './upstream/upstream-client';
+import { ReadThroughActionCache, ReadThroughBlobStore } from './upstream/read-through-store';
+import { WriteThroughQueue } from './upstream/write-through-queue';
+import type { UpstreamStatus } from './common/api-types';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -122,6 +126,10 @@ export class Engine {
   private stopping: Promise<void> | undefined;
   private advertisement?: Advertisement;
   private dataDirLock?: DataDirLock;
+  /** The upstream REAPI server (config `upstream:`), when there is one. */
+  upstream?: UpstreamClient;
+  /** What still has to be copied to the upstream (write-through). */
+  upstreamQueue?: WriteThroughQueue;
 
   private constructor(
     readonly config: KilnConfig,
@@ -188,16 +196,28 @@ export class Engine {
       opts.blobStore ??
       (await DiskBlobStore.open({ dir: join(config.dataDir, 'cas'), budgetBytes: config.cacheSizeBytes, events, clock }));
     let actionCache: ActionCacheStore;
+    let upstreamQueue: WriteThroughQueue | undefined;
     try {
       actionCache = opts.actionCache ?? (await DiskActionCacheStore.open({ dir: join(config.dataDir, 'ac'), clock }));
     } catch (err) {
       await rawStore.close();
       throw err;
     }
+    // --- Upstream REAPI server: the local stores become a cache in front of its own.
+    const upstream = startUpstream(config, clock);
+    let cas: BlobStore = rawStore;
+    if (upstream) {
+      const queue = new WriteThroughQueue({ upstream, store: rawStore, actionCache, dir: config.dataDir, log });
+      cas = new ReadThroughBlobStore(rawStore, upstream, queue, log);
+      actionCache = new ReadThroughActionCache(actionCache, rawStore, upstream, queue, log);
+      upstreamQueue = queue;
+    }
     // Small blobs (Action, Command, Directory protos) read again and again come from memory (small-blob-cache.ts).
-    const store = new ObservedBlobStore(new SmallBlobCache(rawStore), events, clock);
+    const store = new ObservedBlobStore(new SmallBlobCache(cas), events, clock);
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
     engine.dataDirLock = lock;
+    engine.upstream = upstream;
+    engine.upstreamQueue = upstreamQueue;
 
     try {
       // --- Scheduler, workers, live logs: create here, before services that use them.
@@ -214,9 +234,21 @@ export class Engine {
       engine.liveWriters.push(engine.observability.logStreams);
       // Each run asks the farm's mode as it starts (the farm comes after the scheduler it drives).
       const priority = () => (engine.farm?.background ? ('background' as const) : ('normal' as const));
-      const execution = { config, store, actionCache, clock, log, sandbox, priority };
+      const execution = {
+        config,
+        store,
+        actionCache,
+        clock,
+        log,
+        sandbox,
+        priority,
+        upstream: engine.upstream,
+        localEnabled: () => engine.executionEnabled,
+      };
       const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
-      engine.startScheduler(opts.executor ? decorateExecutor(opts.executor, decorators) : await createExecutor(execution));
+      engine.startScheduler(
+        opts.executor ? decorateExecutor(placeExecutor(opts.executor, execution), decorators) : await createExecutor(execution),
+      );
       engine.startFarm(opts);
       engine.registerServices();
       await engine.listen();
@@ -224,6 +256,7 @@ export class Engine {
       await engine.observability.startHttp({
         grpcUrl: () => engine.grpcUrl,
         executing: () => engine.executionEnabled,
+        upstream: () => engine.upstreamStatus(),
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
         platforms: executionPlatforms(config),
         farm: engine.farmControl(),
@@ -291,15 +324,30 @@ export class Engine {
   setExecutionEnabled(enabled: boolean): void {
     if (enabled === this.executionOn) return;
     this.executionOn = enabled;
-    this.scheduler?.setEnabled(enabled);
+    this.scheduler?.setEnabled(this.acceptsExecute);
     this.events.emit({ type: 'execution.toggled', at: this.clock.now(), enabled });
     this.log(`kiln: execution ${enabled ? 'enabled' : 'disabled'}`);
   }
 
-  /** Worker slots and the cache budget as they are now (with a farm, the configured slots: its ceiling, not its choice). */
+  /** Execute is accepted: execution is on here, or an upstream takes what this machine does not run. */
+  get acceptsExecute(): boolean {
+    return this.executionOn || runsUpstream(this.config);
+  }
+
+  /** The upstream as /api/status reports it; undefined without one. */
+  upstreamStatus(): UpstreamStatus | undefined {
+    if (!this.upstream) return undefined;
+    return { ...this.upstream.status(), placement: this.config.placement, pendingUploads: this.upstreamQueue?.pending };
+  }
+
+  /** Scheduler slots: the local ones, plus the upstream's when actions may run there. */
+  private schedulerSlots(local: number): number {
+    return local + (runsUpstream(this.config) ? this.config.upstreamSlots : 0);
+  }
+
+  /** Worker slots and the cache budget as they are now (the configured slots: the farm's ceiling, not its choice). */
   get liveSettings(): LiveSettings {
-    const concurrency = this.farm ? this.config.concurrency : (this.scheduler?.concurrency ?? this.config.concurrency);
-    return { concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+    return { concurrency: this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
   }
 
   /**
@@ -318,7 +366,7 @@ export class Engine {
     if (save.concurrency !== undefined) {
       // The farm decides the slots under the configured ceiling; without one, the scheduler takes it as it is.
       if (this.farm) this.farm.setConfiguredSlots(save.concurrency);
-      else this.scheduler?.setConcurrency(save.concurrency);
+      else this.scheduler?.setConcurrency(this.schedulerSlots(save.concurrency));
       this.config.concurrency = save.concurrency;
       result.appliedNow.push('concurrency');
     }
@@ -378,7 +426,7 @@ export class Engine {
 
     add(CapabilitiesService, createCapabilitiesService({
       maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes,
-      executionEnabled: () => this.executionOn,
+      executionEnabled: () => this.acceptsExecute,
     }));
     add(ContentAddressableStorageService, createCasService({ store, maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes }));
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
@@ -419,10 +467,10 @@ export class Engine {
     this.executor = executor;
     this.scheduler = new Scheduler({
       executor,
-      concurrency: this.config.concurrency,
+      concurrency: this.schedulerSlots(this.config.concurrency),
       queueSize: this.config.queueSize,
       operationRetentionMs: this.config.operationRetentionMs,
-      enabled: this.executionOn,
+      enabled: this.acceptsExecute,
       logPathsFor: (id) => logs.pathsFor(id),
       streamNamesFor: (id, instance) => logStreams.streamNamesFor(id, instance),
       events: this.events,
@@ -434,8 +482,15 @@ export class Engine {
 
   private startFarm(opts: EngineOptions): void {
     const scheduler = this.scheduler!;
+    // The farm decides the local slots; the upstream's, when actions may go there, come on top.
+    const slots: FarmSlots = {
+      setConcurrency: (n) => scheduler.setConcurrency(this.schedulerSlots(n)),
+      hold: (held) => scheduler.hold(held),
+      runningActions: () => scheduler.runningActions(),
+      signal: (id, signal, by) => scheduler.signal(id, signal, by),
+    };
     this.farm = new Farm({
-      slots: scheduler,
+      slots,
       desk: opts.deskSignals ?? defaultDeskSignals(),
       mode: this.config.mode,
       configuredSlots: this.config.concurrency,
@@ -524,9 +579,25 @@ export class Engine {
     await this.inFlight.idle(DEFAULT_DRAIN_MS);
     await this.observability?.stop();
     await Promise.allSettled([this.store.close(), this.actionCache.close()]);
+    this.upstream?.close();
     this.dataDirLock?.release();
     this.log('kiln: stopped');
   }
+}
+
+/** How often Kiln checks that the upstream answers, so /api/status and placement stay current. */
+const UPSTREAM_PROBE_MS = 10_000;
+
+function startUpstream(config: KilnConfig, clock: Clock): UpstreamClient | undefined {
+  if (!config.upstream) return undefined;
+  return new UpstreamClient({
+    url: config.upstream,
+    instance: config.upstreamInstance,
+    headers: config.upstreamHeaders,
+    tlsCa: loadUpstreamCa(config.upstreamTlsCaFile),
+    probeIntervalMs: UPSTREAM_PROBE_MS,
+    clock,
+  });
 }
 
 /** Counts running handler invocations, so shutdown can wait for them to unwind. */

@@ -12,6 +12,9 @@ import { CachingExecutor } from './execution/caching-executor';
 import type { Executor } from './execution/executor';
 import { MetadataExecutor } from './execution/metadata-executor';
 import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
+import { PlacementExecutor } from './execution/placement-executor';
+import { RemoteExecutor } from './upstream/remote-executor';
+import { UpstreamUnreachableError, type UpstreamClient } from './upstream/upstream-client';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
 import { PlatformRoutingRunner } from './execution/platform-routing-runner';
 import type { RunPriority, Runner } from './execution/runner';
@@ -35,6 +38,10 @@ export interface ExecutionContext {
   sandbox?: SandboxSetup;
   /** The priority each run gets as it starts (the farm's mode); absent: the runner's default. */
   priority?: () => RunPriority;
+  /** The upstream REAPI server (`upstream:`), when there is one: actions may run there by `placement:`. */
+  upstream?: UpstreamClient;
+  /** The execution switch; with an upstream, off sends local-first actions there. */
+  localEnabled?: () => boolean;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -104,7 +111,28 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
     const routed = withWasiRoute(ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner, ctx);
     return ctx.priority ? new PriorityRunner(routed, ctx.priority) : routed;
   };
-  return decorateExecutor(await kind({ ...ctx, runner }), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+  return decorateExecutor(placeExecutor(await kind({ ...ctx, runner }), ctx), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });
+}
+
+/** Whether actions can run on the upstream: there is one and `placement:` is not `local`. */
+export function runsUpstream(config: Pick<KilnConfig, 'upstream' | 'placement'>): boolean {
+  return config.upstream !== undefined && config.placement !== 'local';
+}
+
+/**
+ * `local` as it is, or, with an upstream and a placement other than `local`,
+ * a PlacementExecutor choosing between it and the upstream per action.
+ */
+export function placeExecutor(local: Executor, ctx: Pick<ExecutionContext, 'config' | 'store' | 'clock' | 'log' | 'upstream' | 'localEnabled'>): Executor {
+  if (!ctx.upstream || !runsUpstream(ctx.config)) return local;
+  const remote = new RemoteExecutor({ upstream: ctx.upstream, store: ctx.store, clock: ctx.clock, slots: ctx.config.upstreamSlots });
+  return new PlacementExecutor(local, remote, {
+    policy: ctx.config.placement,
+    localSlots: () => ctx.config.concurrency,
+    localEnabled: ctx.localEnabled,
+    isUnreachable: (err) => err instanceof UpstreamUnreachableError,
+    log: ctx.log,
+  });
 }
 
 /** Actions whose platform says OSFamily=wasi go to the WASI runner, whatever `runner:` runs the rest. */

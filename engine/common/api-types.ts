@@ -40,6 +40,8 @@ export interface ApiStatus {
   farm?: FarmStatus;
   /** Named problems, worst first (the same as GET /api/health). */
   health?: HealthProblem[];
+  /** Present when Kiln has an upstream REAPI server (--upstream). */
+  upstream?: UpstreamStatus;
   /** The execution platforms this Kiln runs: the platform properties that select each runner. */
   platforms?: ApiExecutionPlatform[];
   /** Whether actions run in the sandbox, and why (not); absent when the executor was not built from the configuration. */
@@ -67,6 +69,21 @@ export interface ApiSandbox {
   limits?: string;
   /** The network rule for actions. */
   network?: string;
+}
+
+/** The upstream REAPI server as Kiln sees it (GET /api/status). */
+export interface UpstreamStatus {
+  url: string;
+  /** Where actions run: local-first, upstream or local. */
+  placement: string;
+  /** Undefined until the first call answered or failed. */
+  reachable?: boolean;
+  /** Why it is unreachable, in words a person can act on. */
+  problem?: string;
+  /** When `reachable` last changed. */
+  since?: number;
+  /** Blobs and action results waiting to be copied to the upstream (write-through queue). */
+  pendingUploads?: number;
 }
 
 /** The action currently occupying a worker slot. */
@@ -228,6 +245,8 @@ export interface ActionDetail extends ActionSummary {
   doNotCache?: boolean;
   inputFiles?: number;
   inputBytes?: number;
+  /** Where the action ran: 'local' (this machine) or 'upstream' (the upstream REAPI cluster). */
+  ranOn?: string;
   outputs: ActionOutputSummary[];
   timing?: ActionTiming;
   stdoutDigest?: string;

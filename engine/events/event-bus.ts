@@ -43,6 +43,8 @@ export type KilnEvent =
       timing: ActionTiming;
       inputFiles?: number;
       inputBytes?: number;
+      /** Where it ran ('local', 'upstream'), when an executor said so. */
+      ranOn?: string;
       outputs?: ActionOutputSummary[];
       stdoutDigest?: string;
       stderrDigest?: string;

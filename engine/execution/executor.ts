@@ -72,6 +72,8 @@ export interface ExecutionOutcome {
   timings: ExecutionTimings;
   /** Which worker ran it (ExecutedActionMetadata.worker). */
   worker?: string;
+  /** Where it ran: 'local' or 'upstream' (the placement executor fills it in; the dashboard shows it). */
+  ranOn?: string;
   inputFiles: number;
   inputBytes: number;
   outputs: ActionOutputSummary[];

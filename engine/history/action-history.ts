@@ -202,6 +202,7 @@ export class ActionHistory {
       r.timing = e.timing;
       r.inputFiles = e.inputFiles;
       r.inputBytes = e.inputBytes;
+      r.ranOn = e.ranOn;
       r.outputs = (e.outputs ?? []).slice(0, MAX_OUTPUTS).map((o) => ({ ...o, path: cap(o.path) }));
       r.stdoutDigest = e.stdoutDigest;
       r.stderrDigest = e.stderrDigest;

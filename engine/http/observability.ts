@@ -17,7 +17,7 @@ import { SeriesRecorder } from '../metrics/series-recorder';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiExecutionPlatform, ApiSandbox, ApiStatus, LargestBlobs } from '../common/api-types';
+import type { ApiExecutionPlatform, ApiSandbox, ApiStatus, LargestBlobs, UpstreamStatus } from '../common/api-types';
 import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
@@ -42,6 +42,8 @@ export interface ObservabilityOptions {
 export interface HttpStartOptions {
   grpcUrl: () => string;
   executing: () => boolean;
+  /** The upstream's health, when there is one. */
+  upstream?: () => UpstreamStatus | undefined;
   setExecution: (enabled: boolean) => void | Promise<void>;
   /** Tests: exercise the off-loopback rule from 127.0.0.1. */
   treatLoopbackAsRemote?: boolean;
@@ -149,6 +151,7 @@ export class Observability {
         sandbox: this.opts.sandbox,
         farm: s.farm?.status(true),
         health: s.farm?.health().problems,
+        upstream: s.upstream?.(),
       }),
     });
     await this.http.listen();

@@ -531,6 +531,7 @@ export class Scheduler {
       timing: timingBreakdown(job.queuedAt, job.startedAt, at, run),
       inputFiles: run?.inputFiles,
       inputBytes: run?.inputBytes,
+      ranOn: run?.ranOn,
       outputs: run?.outputs,
       stdoutDigest: result?.stdoutDigest ? `${result.stdoutDigest.hash}/${result.stdoutDigest.sizeBytes}` : undefined,
       stderrDigest: result?.stderrDigest ? `${result.stderrDigest.hash}/${result.stderrDigest.sizeBytes}` : undefined,

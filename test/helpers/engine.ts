@@ -8,6 +8,7 @@ import { defaultConfig, type KilnConfig } from '../../engine/config';
 import { Engine } from '../../engine/engine';
 import type { ActionCacheStore } from '../../engine/store/action-cache-store';
 import type { BlobStore } from '../../engine/store/blob-store';
+import type { Executor } from '../../engine/execution/executor';
 import { connectClients, type KilnClients } from './clients';
 
 export interface TestEngineOptions {
@@ -16,6 +17,8 @@ export interface TestEngineOptions {
   actionCache?: ActionCacheStore;
   clock?: Clock;
   ids?: IdSource;
+  /** Runs actions in place of the configured executor (the engine still decorates it). */
+  executor?: Executor;
 }
 
 export interface TestEngine {

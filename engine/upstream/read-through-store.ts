@@ -1,0 +1,195 @@
+// The local CAS and action cache as a cache in front of the upstream's:
+// a blob or action result missing here is fetched from the upstream (a blob is
+// streamed to the reader while it is stored), and what is written here is
+// queued for the upstream (WriteThroughQueue). An unreachable upstream reads
+// as a miss: the local cache keeps serving what it has.
+import { PassThrough, type Readable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import { DIGEST_FUNCTIONS, type BlobDigest } from '../digest';
+import type { ActionCacheStore } from '../store/action-cache-store';
+import { BlobNotFoundError, type BlobStore, type LargestBlob, type ReadRange, type StoreStats, type UploadSession } from '../store/blob-store';
+import { reapi } from '../proto';
+import { copyResultBlobs } from './result-blobs';
+import { UpstreamUnreachableError, type UpstreamClient } from './upstream-client';
+import type { WriteThroughQueue } from './write-through-queue';
+
+export class ReadThroughBlobStore implements BlobStore {
+  readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
+  readonly setBudget?: (bytes: number) => Promise<void>;
+  readonly largest?: (limit: number) => LargestBlob[];
+
+  constructor(
+    private readonly inner: BlobStore,
+    private readonly upstream: UpstreamClient,
+    private readonly queue: WriteThroughQueue,
+    private readonly log: (line: string) => void = () => {},
+  ) {
+    if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
+    if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
+    if (inner.largest) this.largest = (limit) => inner.largest!(limit);
+  }
+
+  findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
+    return this.inner.findMissing(digests);
+  }
+
+  has(digest: BlobDigest): Promise<boolean> {
+    return this.inner.has(digest);
+  }
+
+  async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
+    try {
+      return await this.inner.read(digest, range);
+    } catch (err) {
+      if (!(err instanceof BlobNotFoundError)) throw err;
+    }
+    // Known to be down: a miss at once, rather than a wait on every read (the probe notices when it is back).
+    if (!this.upstream.reachable) throw new BlobNotFoundError(digest);
+    if (range?.offset || range?.limit) {
+      // A partial read: fetch the whole blob first, then serve the range from here.
+      await this.fetch(digest);
+      return this.inner.read(digest, range);
+    }
+    return this.streamThrough(digest);
+  }
+
+  async readAll(digest: BlobDigest): Promise<Buffer> {
+    try {
+      return await this.inner.readAll(digest);
+    } catch (err) {
+      if (!(err instanceof BlobNotFoundError)) throw err;
+    }
+    await this.fetch(digest);
+    return this.inner.readAll(digest);
+  }
+
+  async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
+    await this.inner.write(digest, source);
+    this.queue.add({ kind: 'blob', digest });
+  }
+
+  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+    await this.inner.writeAll(digest, data);
+    this.queue.add({ kind: 'blob', digest });
+  }
+
+  async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+    const session = await this.inner.openUpload(digest, uploadId);
+    const queue = this.queue;
+    return {
+      get committedSize() {
+        return session.committedSize;
+      },
+      append: (chunk) => session.append(chunk),
+      commit: async () => {
+        await session.commit();
+        queue.add({ kind: 'blob', digest });
+      },
+      abort: () => session.abort(),
+    };
+  }
+
+  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
+    return this.inner.uploadStatus(digest, uploadId);
+  }
+
+  delete(digest: BlobDigest): Promise<boolean> {
+    return this.inner.delete(digest);
+  }
+
+  pin(digests: BlobDigest[]): () => void {
+    return this.inner.pin(digests);
+  }
+
+  stats(): StoreStats {
+    return this.inner.stats();
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+    await this.inner.close();
+  }
+
+  /** Copies the blob from the upstream into the local store; a miss there (or no upstream) is BlobNotFoundError. */
+  private async fetch(digest: BlobDigest): Promise<void> {
+    if (!this.upstream.reachable) throw new BlobNotFoundError(digest);
+    try {
+      await this.upstream.download(this.inner, digest);
+    } catch (err) {
+      throw asMiss(err, digest);
+    }
+  }
+
+  /** Serves the upstream's bytes as they arrive and stores them on the side. */
+  private async streamThrough(digest: BlobDigest): Promise<Readable> {
+    const source = this.upstream.read(digest);
+    // A miss upstream must reject here (NOT_FOUND for the caller), not break the stream later.
+    await new Promise<void>((resolve, reject) => {
+      source.once('readable', resolve);
+      source.once('error', (err) => reject(asMiss(err, digest)));
+    });
+    const toStore = new PassThrough();
+    const toReader = new PassThrough();
+    source.on('error', (err) => {
+      toStore.destroy(err);
+      toReader.destroy(err);
+    });
+    // pipe() waits for both sides; a reader that goes away is unpiped and the store still gets every byte.
+    source.pipe(toStore);
+    source.pipe(toReader);
+    this.inner.write(digest, toStore).catch((err) => this.log(`kiln: could not keep blob ${digest.hash} from the upstream: ${(err as Error).message}`));
+    return toReader;
+  }
+}
+
+/** The action cache in front of the upstream's: a miss here asks the upstream; results written here are queued for it. */
+export class ReadThroughActionCache implements ActionCacheStore {
+  constructor(
+    private readonly inner: ActionCacheStore,
+    /** The local CAS, undecorated: blobs copied here are not queued back upstream. */
+    private readonly store: BlobStore,
+    private readonly upstream: UpstreamClient,
+    private readonly queue: WriteThroughQueue,
+    private readonly log: (line: string) => void = () => {},
+  ) {}
+
+  async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
+    const local = await this.inner.get(instance, actionDigest);
+    if (local || !this.upstream.reachable) return local;
+    let result: reapi.ActionResult | undefined;
+    try {
+      result = await this.upstream.getActionResult(actionDigest);
+      if (!result) return undefined;
+      // Its outputs come along, so the local cache can answer for it completely.
+      await copyResultBlobs(this.upstream, this.store, result, DIGEST_FUNCTIONS[actionDigest.fn]);
+    } catch (err) {
+      if (!(err instanceof UpstreamUnreachableError)) this.log(`kiln: action ${actionDigest.hash} from the upstream is unusable: ${(err as Error).message}`);
+      return undefined;
+    }
+    await this.inner.put(instance, actionDigest, result);
+    return result;
+  }
+
+  async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
+    await this.inner.put(instance, actionDigest, result);
+    this.queue.add({ kind: 'action', instance, digest: actionDigest });
+  }
+
+  delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
+    return this.inner.delete(instance, actionDigest);
+  }
+
+  size(): number {
+    return this.inner.size();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+function asMiss(err: unknown, digest: BlobDigest): Error {
+  if (err instanceof UpstreamUnreachableError) return new BlobNotFoundError(digest);
+  if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) return new BlobNotFoundError(digest);
+  return err as Error;
+}
