@@ -59,7 +59,7 @@ import type { FarmControl } from './http/farm-routes';
 import { loadUpstreamCa, UpstreamClient } from './upstream/upstream-client';
 import { ReadThroughActionCache, ReadThroughBlobStore } from './upstream/read-through-store';
 import { WriteThroughQueue } from './upstream/write-through-queue';
-import type { UpstreamStatus } from './common/api-types';
+import type { ApiSandbox, UpstreamStatus } from './common/api-types';
 
 export interface EngineOptions {
   config: KilnConfig;
@@ -118,6 +118,8 @@ export class Engine {
   farm?: Farm;
   /** Named problems (engine/health/). */
   health?: HealthMonitor;
+  /** The sandbox as decided at start; undefined when the executor was given rather than configured. */
+  private sandboxStatus?: ApiSandbox;
   private executor?: Executor;
   private readonly server: grpc.Server;
   private port = 0;
@@ -215,6 +217,7 @@ export class Engine {
     // Small blobs (Action, Command, Directory protos) read again and again come from memory (small-blob-cache.ts).
     const store = new ObservedBlobStore(new SmallBlobCache(cas), events, clock);
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
+    engine.sandboxStatus = sandbox?.status;
     engine.dataDirLock = lock;
     engine.upstream = upstream;
     engine.upstreamQueue = upstreamQueue;
@@ -519,6 +522,9 @@ export class Engine {
           return host ? { usedBytes: host.diskUsedBytes, totalBytes: host.diskTotalBytes } : null;
         },
         monotonic: () => performance.now(),
+        // Asked for: in LAN mode under `auto` (`on` without bubblewrap never starts).
+        sandbox: () => (this.sandboxStatus && isLanMode(this.config) ? this.sandboxStatus : undefined),
+        upstream: () => this.upstreamStatus(),
       },
       this.clock,
       opts.healthTuning,

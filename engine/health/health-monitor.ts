@@ -25,6 +25,10 @@ export interface HealthFacts {
   disk(): { usedBytes: number; totalBytes: number } | null;
   /** A clock that never jumps (performance.now()), to notice the wall clock jumping. */
   monotonic(): number;
+  /** Present when the configuration asks for a sandbox (LAN mode, or `sandbox: on`); `enabled` false says it could not be had. */
+  sandbox?(): { enabled: boolean; reason: string } | undefined;
+  /** Present with an upstream (--upstream); `reachable` false while it cannot be used. */
+  upstream?(): { url: string; reachable?: boolean; problem?: string } | undefined;
 }
 
 export interface HealthEvents {
@@ -220,6 +224,26 @@ export class HealthMonitor {
     const readiness = this.facts.readiness();
     if (!readiness.ready) {
       add('runner-unavailable', 'error', 'Actions cannot run here', `${readiness.reason ?? 'The executor is not ready'}. Actions wait until it is.`);
+    }
+
+    const sandbox = this.facts.sandbox?.();
+    if (sandbox && !sandbox.enabled) {
+      add(
+        'sandbox-unavailable',
+        'error',
+        'Actions run without the sandbox',
+        `The sandbox was asked for but is off: ${sandbox.reason}. Actions can read this machine's files and reach its network; install bubblewrap (or fix what the reason names) and restart Kiln.`,
+      );
+    }
+
+    const upstream = this.facts.upstream?.();
+    if (upstream && upstream.reachable === false) {
+      add(
+        'upstream-unreachable',
+        'warning',
+        'The upstream cannot be used',
+        `${upstream.url} cannot be used${upstream.problem ? `: ${upstream.problem}` : ''}. Actions run here and the cache serves from this machine until it answers again; check the address, the network and its credentials.`,
+      );
     }
 
     const disk = this.facts.disk();

@@ -1,7 +1,7 @@
 // The engine's side of the launcher: starts it (at warm(), else at the first
 // request), sends spawn/kill requests, and restarts it if it dies (failing the
 // actions it was running).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,10 +39,33 @@ export function launcherCommand(background = false): { command: string; args: st
   // Inside Electron, process.execPath is the Electron binary: make it behave as node.
   if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1';
   const js = join(__dirname, 'launcher.js');
-  if (__filename.endsWith('.ts') || !existsSync(js)) {
-    return { command: process.execPath, args: ['--import', 'tsx', join(__dirname, 'launcher.ts')], env };
-  }
-  return { command: process.execPath, args: [js], env };
+  const node = __filename.endsWith('.ts') || !existsSync(js) ? ['--import', 'tsx', join(__dirname, 'launcher.ts')] : [js];
+  const idle = background ? idleSchedulingPrefix() : [];
+  if (idle.length) return { command: idle[0], args: [...idle.slice(1), process.execPath, ...node], env };
+  return { command: process.execPath, args: node, env };
+}
+
+let idlePrefix: string[] | undefined;
+
+/**
+ * On Linux, `chrt --idle 0 ionice -c 3` when both work here: the background
+ * launcher then runs under SCHED_IDLE and the idle I/O class, and every action
+ * inherits both at fork, so a polite action gets CPU and disk only when nothing
+ * else wants them (nice 19 alone still takes a share). Asked once; where either
+ * tool is missing or refused, nice 19 (launcher.ts) is what remains.
+ */
+function idleSchedulingPrefix(): string[] {
+  if (idlePrefix) return idlePrefix;
+  idlePrefix = [];
+  if (process.platform !== 'linux') return idlePrefix;
+  const find = (tool: string) => ['/usr/bin/', '/bin/'].map((dir) => dir + tool).find((p) => existsSync(p));
+  const chrt = find('chrt');
+  const ionice = find('ionice');
+  if (!chrt || !ionice) return idlePrefix;
+  const prefix = [chrt, '--idle', '0', ionice, '-c', '3'];
+  const probe = spawnSync(prefix[0], [...prefix.slice(1), '/bin/true'], { stdio: 'ignore', timeout: 5_000 });
+  if (probe.status === 0) idlePrefix = prefix;
+  return idlePrefix;
 }
 
 export class LauncherClient {

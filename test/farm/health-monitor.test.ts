@@ -16,6 +16,8 @@ let facts: {
   readiness: { ready: boolean; reason?: string };
   cache: { bytes: number; budgetBytes: number };
   disk: { usedBytes: number; totalBytes: number } | null;
+  sandbox?: { enabled: boolean; reason: string };
+  upstream?: { url: string; reachable?: boolean; problem?: string };
 };
 let monitor: HealthMonitor;
 
@@ -38,6 +40,8 @@ beforeEach(() => {
     cache: () => facts.cache,
     disk: () => facts.disk,
     monotonic: () => mono,
+    sandbox: () => facts.sandbox,
+    upstream: () => facts.upstream,
   };
   monitor = new HealthMonitor(bus, source, clock);
 });
@@ -135,6 +139,23 @@ describe('HealthMonitor', () => {
     facts.readiness = { ready: false, reason: 'bubblewrap is not installed; apt-get install bubblewrap' };
     expect(problem('runner-unavailable')?.message).toMatch(/^bubblewrap is not installed/);
     facts.readiness = { ready: true };
+    expect(ids()).toEqual([]);
+  });
+
+  it('names a sandbox asked for (LAN mode) that could not be had, and not one that is on', () => {
+    facts.sandbox = { enabled: false, reason: 'bubblewrap is not installed' };
+    expect(problem('sandbox-unavailable')).toMatchObject({ severity: 'error' });
+    expect(problem('sandbox-unavailable')?.message).toMatch(/bubblewrap is not installed/);
+    facts.sandbox = { enabled: true, reason: 'LAN mode' };
+    expect(ids()).toEqual([]);
+  });
+
+  it('names an unreachable upstream while it is down, and only then', () => {
+    facts.upstream = { url: 'grpc://cluster:8980' };
+    expect(ids()).toEqual([]); // not contacted yet
+    facts.upstream = { url: 'grpc://cluster:8980', reachable: false, problem: 'connection refused' };
+    expect(problem('upstream-unreachable')?.message).toMatch(/^grpc:\/\/cluster:8980 cannot be used: connection refused/);
+    facts.upstream = { url: 'grpc://cluster:8980', reachable: true };
     expect(ids()).toEqual([]);
   });
 

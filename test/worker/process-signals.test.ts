@@ -1,5 +1,6 @@
 // Pause, resume and signals of a real running action, and the background
 // priority of polite mode, through the launcher-backed ProcessRunner.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,14 @@ async function eventually(read: () => unknown, expected: unknown, ms = 5_000): P
   }
   return value;
 }
+
+/** /proc/PID/stat's policy field (41st): 0 SCHED_OTHER, 5 SCHED_IDLE. */
+function schedPolicyOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+}
+const SCHED_IDLE = 5;
+const idleToolsWork = linux && spawnSync('chrt', ['--idle', '0', 'ionice', '-c', '3', 'true']).status === 0;
 
 function niceOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -122,6 +131,11 @@ describe.skipIf(!linux)('ProcessRunner: signals and background priority (needs /
     try {
       // Inherited from the background launcher at fork: 19 from the first instruction, no waiting.
       expect(niceOf(pid)).toBe(19);
+      // Where chrt and ionice work, the launcher runs under SCHED_IDLE and the idle I/O class, and so does the action.
+      if (idleToolsWork) {
+        expect(schedPolicyOf(pid)).toBe(SCHED_IDLE);
+        expect(execFileSync('ionice', ['-p', String(pid)], { encoding: 'utf8' }).trim()).toBe('idle');
+      }
       if (existsSync(`/proc/${pid}/autogroup`) && readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1') {
         expect(await eventually(() => /nice 19/.test(readFileSync(`/proc/${pid}/autogroup`, 'utf8')), true)).toBe(true);
       }
@@ -132,6 +146,7 @@ describe.skipIf(!linux)('ProcessRunner: signals and background priority (needs /
     const normal = await spin({}, new PriorityRunner(runner, () => 'normal'));
     try {
       expect(niceOf(normal.pid)).toBe(niceOf(process.pid));
+      expect(schedPolicyOf(normal.pid)).toBe(schedPolicyOf(process.pid));
     } finally {
       runner.kill(normal.id);
       await normal.exit;
