@@ -78,7 +78,8 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await expect.poll(() => page.locator('[data-testid="action-row"]').last().getAttribute('data-id')).toMatch(/^h\d+$/);
     await page.keyboard.press('Home');
     await shot('actions-light');
-  }, TIMEOUT);
+    // Twenty pages of 500 rows: on a loaded 2-core machine with another browser running, over a minute.
+  }, TIMEOUT * 3);
 
   it('filters by search', async () => {
     await page.fill('[data-testid="search"]', 'feature');
