@@ -54,7 +54,7 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 function killAll(r: Pick<Running, 'child' | 'marker'>): void {
   killGroup(r.child.pid, 'SIGKILL');
   // The engine holds the marker too; it must never be taken for one of the action's processes.
-  if (r.marker) killProcessesHolding([r.marker.id], [process.ppid]);
+  if (r.marker) killProcessesHolding([r.marker.id], [process.ppid], r.child.pid);
 }
 
 function stop(r: Running): void {

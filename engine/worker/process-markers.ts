@@ -7,7 +7,7 @@
 // marker is the fallback that works without cgroups or a PID namespace, and leaves
 // the action's environment exactly as the Command gives it. A process that closes
 // every descriptor still escapes; the stronger tools are the sandbox's job.
-import { fstatSync, readdirSync, statSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 
 /** A file by identity, not by name: what the processes hold open. */
 export interface FileIdentity {
@@ -31,9 +31,28 @@ export function fdIdentity(fd: number): FileIdentity {
  * Pids holding any of `files` open, other than ours and those in `except` (the
  * other holder of the markers); Linux only (elsewhere none are found).
  */
-export function findProcessesHolding(files: FileIdentity[], except: number[] = []): number[] {
+/** The last pid the kernel handed out (/proc/loadavg's last field); undefined when unreadable. */
+function lastPid(): number | undefined {
+  try {
+    const n = Number(readFileSync('/proc/loadavg', 'latin1').trim().split(' ').pop());
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `firstPid`: the action's first process. Linux hands out pids in increasing
+ * order, so everything the action started has a pid at or above it unless the
+ * counter wrapped since (then the last pid handed out is below it, and every
+ * process is looked at). Skipping older processes avoids a stat of every
+ * descriptor on the machine: the full sweep cost ~5 ms per action.
+ */
+export function findProcessesHolding(files: FileIdentity[], except: number[] = [], firstPid?: number): number[] {
   if (process.platform !== 'linux' || files.length === 0) return [];
   const skip = new Set([process.pid, ...except].map(String));
+  const last = firstPid === undefined ? undefined : lastPid();
+  const floor = firstPid !== undefined && last !== undefined && last >= firstPid ? firstPid : 0;
   const wanted = new Set(files.map((f) => `${f.dev}:${f.ino}`));
   const found: number[] = [];
   let pids: string[];
@@ -43,7 +62,7 @@ export function findProcessesHolding(files: FileIdentity[], except: number[] = [
     return [];
   }
   for (const name of pids) {
-    if (!/^\d+$/.test(name) || skip.has(name)) continue;
+    if (!/^\d+$/.test(name) || skip.has(name) || Number(name) < floor) continue;
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${name}/fd`);
@@ -66,10 +85,10 @@ export function findProcessesHolding(files: FileIdentity[], except: number[] = [
 }
 
 /** SIGKILLs every process holding any of `files`, until none is left; returns how many were killed. */
-export function killProcessesHolding(files: FileIdentity[], except: number[] = []): number {
+export function killProcessesHolding(files: FileIdentity[], except: number[] = [], firstPid?: number): number {
   let killed = 0;
   for (let round = 0; round < SWEEP_ROUNDS; round++) {
-    const pids = findProcessesHolding(files, except);
+    const pids = findProcessesHolding(files, except, firstPid);
     if (pids.length === 0) break;
     for (const pid of pids) {
       try {
