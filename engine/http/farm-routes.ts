@@ -14,7 +14,7 @@ import {
   type HealthReport,
 } from '../common/farm-modes';
 import type { RouteReply } from './lan-routes';
-import { HttpError, readBody } from './request';
+import { HttpError, readJsonObject } from './request';
 
 /** What the engine offers the farm's routes (Engine: the farm, the scheduler, the health monitor). */
 export interface FarmControl {
@@ -68,7 +68,7 @@ export class FarmRoutes {
   }
 
   private async signal(req: IncomingMessage, id: string): Promise<RouteReply> {
-    const body = await jsonBody(req, '{"signal": "STOP"}');
+    const body = await readJsonObject(req, '{"signal": "STOP"}');
     const signal = typeof body.signal === 'string' ? body.signal.toUpperCase().replace(/^SIG/, '') : body.signal;
     if (!isActionSignal(signal)) {
       throw new HttpError(400, `"signal" must be one of ${ACTION_SIGNALS.join(', ')} (STOP pauses, CONT resumes), like {"signal": "TERM"}`);
@@ -86,14 +86,14 @@ export class FarmRoutes {
 }
 
 async function modeFrom(req: IncomingMessage): Promise<FarmMode> {
-  const { mode } = await jsonBody(req, '{"mode": "polite"}');
+  const { mode } = await readJsonObject(req, '{"mode": "polite"}');
   if (!isFarmMode(mode)) throw new HttpError(400, `"mode" must be one of ${FARM_MODES.join(', ')}, like {"mode": "polite"}`);
   return mode;
 }
 
 /** No body, {} or {"minutes": null}: until resumed. */
 async function minutesFrom(req: IncomingMessage): Promise<number | undefined> {
-  const { minutes } = await jsonBody(req, '{"minutes": 15}', true);
+  const { minutes } = await readJsonObject(req, '{"minutes": 15}', true);
   if (minutes === undefined || minutes === null) return undefined;
   if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0 || minutes > MAX_PAUSE_MINUTES) {
     throw new HttpError(400, `"minutes" must be a number above 0 and at most ${MAX_PAUSE_MINUTES} (a week), or absent to pause until resumed`);
@@ -101,18 +101,6 @@ async function minutesFrom(req: IncomingMessage): Promise<number | undefined> {
   return minutes;
 }
 
-async function jsonBody(req: IncomingMessage, example: string, emptyIsObject = false): Promise<Record<string, unknown>> {
-  const text = await readBody(req);
-  if (emptyIsObject && text.trim() === '') return {};
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new HttpError(400, `body must be JSON like ${example}`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `body must be a JSON object like ${example}`);
-  return body as Record<string, unknown>;
-}
 
 function allow(method: string, allowed: string[]): void {
   if (!allowed.includes(method)) throw new HttpError(405, `${method} is not allowed here`, { Allow: allowed.join(', ') });

@@ -24,9 +24,10 @@ export async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The body as a JSON object; `example` shows the caller what was expected. */
-export async function readJsonObject(req: IncomingMessage, example: string): Promise<Record<string, unknown>> {
+/** The body as a JSON object; `example` shows the caller what was expected; `emptyIsObject`: no body reads as {}. */
+export async function readJsonObject(req: IncomingMessage, example: string, emptyIsObject = false): Promise<Record<string, unknown>> {
   const text = await readBody(req);
+  if (emptyIsObject && text.trim() === '') return {};
   let body: unknown;
   try {
     body = JSON.parse(text);

@@ -7,25 +7,21 @@ import type { Clock } from '../clock';
 import { systemClock } from '../clock';
 import { digestKey, type BlobDigest } from '../digest';
 import type { EventSink } from '../events/event-bus';
-import type { BlobStore, LargestBlob, ReadRange, StoreStats, UploadSession } from './blob-store';
+import type { BlobStore, ReadRange, UploadSession } from './blob-store';
+import { BlobStoreDecorator } from './blob-store-decorator';
 
-export class ObservedBlobStore implements BlobStore {
-  readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
-  readonly setBudget?: (bytes: number) => Promise<void>;
-  readonly largest?: (limit: number) => LargestBlob[];
+export class ObservedBlobStore extends BlobStoreDecorator {
 
   constructor(
-    private readonly inner: BlobStore,
+    inner: BlobStore,
     private readonly events: EventSink,
     private readonly clock: Clock = systemClock,
   ) {
+    super(inner);
     // Only offer hard-linking when the wrapped store can: callers test for the method.
-    if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
-    if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
-    if (inner.largest) this.largest = (limit) => inner.largest!(limit);
   }
 
-  async findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
+  override async findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
     const missing = await this.inner.findMissing(digests);
     const missed = missedFlags(digests, missing);
     const at = this.clock.now();
@@ -36,11 +32,7 @@ export class ObservedBlobStore implements BlobStore {
     return missing;
   }
 
-  has(digest: BlobDigest): Promise<boolean> {
-    return this.inner.has(digest);
-  }
-
-  async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
+  override async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
     const source = await this.inner.read(digest, range);
     let bytes = 0;
     let reported = false;
@@ -61,23 +53,23 @@ export class ObservedBlobStore implements BlobStore {
     return pipeline(source, counter, () => {});
   }
 
-  async readAll(digest: BlobDigest): Promise<Buffer> {
+  override async readAll(digest: BlobDigest): Promise<Buffer> {
     const data = await this.inner.readAll(digest);
     this.events.emit({ type: 'blob.read', at: this.clock.now(), digest, bytes: data.byteLength });
     return data;
   }
 
-  async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
+  override async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
     await this.inner.write(digest, source);
     this.written(digest);
   }
 
-  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+  override async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
     await this.inner.writeAll(digest, data);
     this.written(digest);
   }
 
-  async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+  override async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
     const session = await this.inner.openUpload(digest, uploadId);
     return {
       get committedSize() {
@@ -90,26 +82,6 @@ export class ObservedBlobStore implements BlobStore {
       },
       abort: () => session.abort(),
     };
-  }
-
-  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
-    return this.inner.uploadStatus(digest, uploadId);
-  }
-
-  delete(digest: BlobDigest): Promise<boolean> {
-    return this.inner.delete(digest);
-  }
-
-  pin(digests: BlobDigest[]): () => void {
-    return this.inner.pin(digests);
-  }
-
-  stats(): StoreStats {
-    return this.inner.stats();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   private written(digest: BlobDigest): void {

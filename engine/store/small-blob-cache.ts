@@ -8,7 +8,8 @@
 // blob the store evicted or deleted is never served from here.
 import { Readable } from 'node:stream';
 import { digestKey, type BlobDigest } from '../digest';
-import { BlobNotFoundError, readSpan, type BlobStore, type LargestBlob, type ReadRange, type StoreStats, type UploadSession } from './blob-store';
+import { BlobNotFoundError, readSpan, type BlobStore, type ReadRange } from './blob-store';
+import { BlobStoreDecorator } from './blob-store-decorator';
 
 export interface SmallBlobCacheOptions {
   /** Blobs up to this size are kept. Default 64 KiB. */
@@ -20,10 +21,7 @@ export interface SmallBlobCacheOptions {
 export const DEFAULT_SMALL_BLOB_BYTES = 64 * 1024;
 export const DEFAULT_SMALL_BLOB_CACHE_BYTES = 32 * 1024 * 1024;
 
-export class SmallBlobCache implements BlobStore {
-  readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
-  readonly setBudget?: (bytes: number) => Promise<void>;
-  readonly largest?: (limit: number) => LargestBlob[];
+export class SmallBlobCache extends BlobStoreDecorator {
   /** digestKey → bytes; Map order is recency, least recently used first. */
   private readonly kept = new Map<string, Buffer>();
   private keptBytes = 0;
@@ -31,25 +29,15 @@ export class SmallBlobCache implements BlobStore {
   private readonly budgetBytes: number;
 
   constructor(
-    private readonly inner: BlobStore,
+    inner: BlobStore,
     options: SmallBlobCacheOptions = {},
   ) {
+    super(inner);
     this.maxBlobBytes = options.maxBlobBytes ?? DEFAULT_SMALL_BLOB_BYTES;
     this.budgetBytes = options.budgetBytes ?? DEFAULT_SMALL_BLOB_CACHE_BYTES;
-    if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
-    if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
-    if (inner.largest) this.largest = (limit) => inner.largest!(limit);
   }
 
-  findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
-    return this.inner.findMissing(digests);
-  }
-
-  has(digest: BlobDigest): Promise<boolean> {
-    return this.inner.has(digest);
-  }
-
-  async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
+  override async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
     const bytes = await this.hit(digest);
     if (!bytes) return this.inner.read(digest, range);
     const { start, end } = readSpan(digest, range);
@@ -57,7 +45,7 @@ export class SmallBlobCache implements BlobStore {
   }
 
   /** Callers own what they get (they may change it), so hits are copies: a memcpy of a small blob. */
-  async readAll(digest: BlobDigest): Promise<Buffer> {
+  override async readAll(digest: BlobDigest): Promise<Buffer> {
     const bytes = await this.hit(digest);
     if (bytes) return Buffer.from(bytes);
     const data = await this.inner.readAll(digest);
@@ -65,38 +53,18 @@ export class SmallBlobCache implements BlobStore {
     return data;
   }
 
-  write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
-    return this.inner.write(digest, source);
-  }
-
-  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+  override async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
     await this.inner.writeAll(digest, data);
     // A copy: `data` is often a view into a whole gRPC request, which must not stay alive for it.
     if (data.byteLength <= this.maxBlobBytes) this.keep(digest, Buffer.from(data));
   }
 
-  openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
-    return this.inner.openUpload(digest, uploadId);
-  }
-
-  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
-    return this.inner.uploadStatus(digest, uploadId);
-  }
-
-  async delete(digest: BlobDigest): Promise<boolean> {
+  override async delete(digest: BlobDigest): Promise<boolean> {
     this.drop(digestKey(digest));
     return this.inner.delete(digest);
   }
 
-  pin(digests: BlobDigest[]): () => void {
-    return this.inner.pin(digests);
-  }
-
-  stats(): StoreStats {
-    return this.inner.stats();
-  }
-
-  close(): Promise<void> {
+  override close(): Promise<void> {
     this.kept.clear();
     this.keptBytes = 0;
     return this.inner.close();

@@ -7,37 +7,25 @@ import { PassThrough, type Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { DIGEST_FUNCTIONS, type BlobDigest } from '../digest';
 import type { ActionCacheStore } from '../store/action-cache-store';
-import { BlobNotFoundError, type BlobStore, type LargestBlob, type ReadRange, type StoreStats, type UploadSession } from '../store/blob-store';
+import { BlobNotFoundError, type BlobStore, type ReadRange, type UploadSession } from '../store/blob-store';
+import { BlobStoreDecorator } from '../store/blob-store-decorator';
 import { reapi } from '../proto';
 import { copyResultBlobs } from './result-blobs';
 import { UpstreamUnreachableError, type UpstreamClient } from './upstream-client';
 import type { WriteThroughQueue } from './write-through-queue';
 
-export class ReadThroughBlobStore implements BlobStore {
-  readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
-  readonly setBudget?: (bytes: number) => Promise<void>;
-  readonly largest?: (limit: number) => LargestBlob[];
+export class ReadThroughBlobStore extends BlobStoreDecorator {
 
   constructor(
-    private readonly inner: BlobStore,
+    inner: BlobStore,
     private readonly upstream: UpstreamClient,
     private readonly queue: WriteThroughQueue,
     private readonly log: (line: string) => void = () => {},
   ) {
-    if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
-    if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
-    if (inner.largest) this.largest = (limit) => inner.largest!(limit);
+    super(inner);
   }
 
-  findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
-    return this.inner.findMissing(digests);
-  }
-
-  has(digest: BlobDigest): Promise<boolean> {
-    return this.inner.has(digest);
-  }
-
-  async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
+  override async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
     try {
       return await this.inner.read(digest, range);
     } catch (err) {
@@ -53,7 +41,7 @@ export class ReadThroughBlobStore implements BlobStore {
     return this.streamThrough(digest);
   }
 
-  async readAll(digest: BlobDigest): Promise<Buffer> {
+  override async readAll(digest: BlobDigest): Promise<Buffer> {
     try {
       return await this.inner.readAll(digest);
     } catch (err) {
@@ -63,17 +51,17 @@ export class ReadThroughBlobStore implements BlobStore {
     return this.inner.readAll(digest);
   }
 
-  async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
+  override async write(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<void> {
     await this.inner.write(digest, source);
     this.queue.add({ kind: 'blob', digest });
   }
 
-  async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
+  override async writeAll(digest: BlobDigest, data: Uint8Array): Promise<void> {
     await this.inner.writeAll(digest, data);
     this.queue.add({ kind: 'blob', digest });
   }
 
-  async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+  override async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
     const session = await this.inner.openUpload(digest, uploadId);
     const queue = this.queue;
     return {
@@ -89,23 +77,7 @@ export class ReadThroughBlobStore implements BlobStore {
     };
   }
 
-  uploadStatus(digest: BlobDigest, uploadId: string): Promise<number | undefined> {
-    return this.inner.uploadStatus(digest, uploadId);
-  }
-
-  delete(digest: BlobDigest): Promise<boolean> {
-    return this.inner.delete(digest);
-  }
-
-  pin(digests: BlobDigest[]): () => void {
-    return this.inner.pin(digests);
-  }
-
-  stats(): StoreStats {
-    return this.inner.stats();
-  }
-
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.queue.close();
     await this.inner.close();
   }
