@@ -15,7 +15,7 @@ import { ensureRendererBuilt } from './renderer-build';
 
 const TIMEOUT = 90_000;
 
-describe.skipIf(chromiumMissing)('dashboard: the polite farm (real engine, fake executor)', () => {
+describe.skipIf(chromiumMissing)(`dashboard: the polite farm (real engine, fake executor)${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ''}`, () => {
   let t: TestEngine;
   let executor: FakeExecutor;
   let browser: TestBrowser;

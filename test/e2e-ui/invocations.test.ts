@@ -27,7 +27,7 @@ function meta(mnemonic: string, target: string): grpc.Metadata {
   return m;
 }
 
-describe.skipIf(chromiumMissing)('invocation pages (real engine, driven executor)', () => {
+describe.skipIf(chromiumMissing)(`invocation pages (real engine, driven executor)${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ''}`, () => {
   let t: TestEngine;
   let browser: TestBrowser;
   let page: Page;
