@@ -2,10 +2,10 @@
 // request), sends spawn/kill requests, and restarts it if it dies (failing the
 // actions it was running).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
+import { killProcessesHolding, type FileIdentity } from './process-markers';
 import type { ExitedMessage, LauncherMessage, LauncherRequest, SignalRequest, SpawnRequest } from './launcher-protocol';
 
 export interface ProcessExit {
@@ -24,8 +24,8 @@ interface Pending {
   onStarted?(pid: number): void;
   /** The action's process group (its leader's pid), once the launcher reported it. */
   pid?: number;
-  /** The action's marker (process-markers.ts), held open until it is over. */
-  marker?: { fd: number; id: FileIdentity; path: string };
+  /** The action's marker (its fd 3; marker-sockets.ts), as the launcher reported it. */
+  marker?: FileIdentity;
 }
 
 /** Set in a background launcher's environment: it lowers its own priority first, and every action inherits it. */
@@ -82,11 +82,9 @@ export class LauncherClient {
   run(req: Omit<SpawnRequest, 'type'>, onStarted?: (pid: number) => void): Promise<ProcessExit> {
     if (this.closed) return Promise.reject(new LauncherDiedError('the launcher is closed'));
     if (this.pending.has(req.id)) return Promise.reject(new Error(`action ${req.id} is already running`));
-    const markerPath = `${req.stdoutPath}.marker`;
-    const marker = openMarker(markerPath);
     return new Promise<ProcessExit>((resolve, reject) => {
-      this.pending.set(req.id, { resolve, reject, onStarted, marker });
-      this.send({ type: 'spawn', ...req, markerPath: marker ? markerPath : undefined });
+      this.pending.set(req.id, { resolve, reject, onStarted });
+      this.send({ type: 'spawn', ...req });
     });
   }
 
@@ -157,11 +155,8 @@ export class LauncherClient {
       // The groups are detached, so they outlive the launcher: stop them before their exec roots are removed,
       // and whatever left its group too (it still holds the marker).
       for (const p of lost) if (p.pid) killGroup(p.pid);
-      killProcessesHolding(lost.flatMap((p) => (p.marker ? [p.marker.id] : [])));
-      for (const p of lost) {
-        releaseMarker(p);
-        p.reject(err);
-      }
+      killProcessesHolding(lost.flatMap((p) => (p.marker ? [p.marker] : [])));
+      for (const p of lost) p.reject(err);
     });
     return child;
   }
@@ -178,31 +173,14 @@ export class LauncherClient {
     if (!p) return;
     if (msg.type === 'started') {
       p.pid = msg.pid;
+      p.marker = msg.marker;
       p.onStarted?.(msg.pid);
     } else {
       this.pending.delete(msg.id);
-      releaseMarker(p);
       const { code, signal, timedOut, killed, spawnError } = msg as ExitedMessage;
       p.resolve({ code, signal, timedOut, killed, spawnError });
     }
   }
-}
-
-/** Creates the marker file the launcher hands the action as fd 3; without one the action still runs. */
-function openMarker(path: string): Pending['marker'] {
-  try {
-    const fd = openSync(path, 'w', 0o600);
-    return { fd, id: fdIdentity(fd), path };
-  } catch {
-    return undefined;
-  }
-}
-
-function releaseMarker(p: Pending): void {
-  if (!p.marker) return;
-  closeSync(p.marker.fd);
-  rmSync(p.marker.path, { force: true }); // normally the launcher unlinked it already
-  p.marker = undefined;
 }
 
 function killGroup(pid: number): void {

@@ -10,12 +10,6 @@ export interface SpawnRequest {
   stderrPath: string;
   /** 0 means no limit. */
   timeoutMs: number;
-  /**
-   * A file the engine created and holds open: the action gets it as fd 3 and the
-   * launcher unlinks it, so processes that left the action's group are still found
-   * by it (process-markers.ts).
-   */
-  markerPath?: string;
   /** Run at the lowest priority the OS gives an unprivileged process (see launcher.ts). */
   background?: boolean;
 }
@@ -38,6 +32,11 @@ export interface StartedMessage {
   type: 'started';
   id: string;
   pid: number;
+  /**
+   * The action's marker (its fd 3, marker-sockets.ts), when it has one: if the
+   * launcher dies, the engine sweeps /proc for it.
+   */
+  marker?: { dev: number; ino: number };
 }
 
 export interface ExitedMessage {

@@ -3,19 +3,21 @@
 // process) and block its event loop for milliseconds per action; this process
 // stays small, so each spawn stays cheap. Each action leads its own process
 // group, and holds a marker descriptor that follows processes out of the group
-// (process-markers.ts), so a timeout or cancel can kill everything it started.
+// (process-markers.ts, marker-sockets.ts), so a timeout or cancel can kill
+// everything it started.
 // If the engine goes (its end of either pipe closes), every action goes too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
-import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
+import { SocketMarkers, type SocketMarker } from './marker-sockets';
+import { killProcessesHolding } from './process-markers';
 import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SignalRequest, type SpawnRequest } from './launcher-protocol';
 
 interface Running {
   child: ChildProcess;
-  /** Held until the action is over, so its inode cannot be reused while we sweep by it. */
-  marker?: { fd: number; id: FileIdentity };
+  /** The action's fd 3, held until the action is over (marker-sockets.ts). */
+  marker?: SocketMarker;
   timedOut: boolean;
   killed: boolean;
   timer?: NodeJS.Timeout;
@@ -26,6 +28,7 @@ interface Running {
 }
 
 const running = new Map<string, Running>();
+const markers = new SocketMarkers();
 
 // A background launcher (polite mode) lowers its own priority before it starts anything, so each
 // action inherits nice 19 at fork: nothing it starts ever runs at normal priority, not even briefly.
@@ -53,8 +56,17 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 /** Everything the action started: its group, and whatever left the group but holds its marker. */
 function killAll(r: Pick<Running, 'child' | 'marker'>): void {
   killGroup(r.child.pid, 'SIGKILL');
-  // The engine holds the marker too; it must never be taken for one of the action's processes.
-  if (r.marker) killProcessesHolding([r.marker.id], [process.ppid], r.child.pid);
+  if (r.marker) killProcessesHolding([r.marker.id], [], r.child.pid);
+}
+
+/**
+ * After the action's leader exited: its group, and the /proc sweep only when
+ * something still holds the action's marker (it left the group, or the group
+ * outlived the leader). Without a marker, the sweep cannot tell, so it runs.
+ */
+function killLeftovers(r: Running): void {
+  killGroup(r.child.pid, 'SIGKILL');
+  if (r.marker?.stillHeld()) killProcessesHolding([r.marker.id], [], r.child.pid);
 }
 
 function stop(r: Running): void {
@@ -63,18 +75,6 @@ function stop(r: Running): void {
   if (r.pausedLeft !== undefined) killGroup(r.child.pid, 'SIGCONT');
   // Once the action is over, finish() has swept and released the marker: never sweep by it again.
   setTimeout(() => r.done || killAll(r), KILL_GRACE_MS).unref();
-}
-
-/** Opens the engine's marker file for the action and unlinks it, so nothing else can open it. */
-function openMarker(path: string | undefined): { fd: number; id: FileIdentity } | undefined {
-  if (!path) return undefined;
-  const fd = openSync(path, 'r');
-  try {
-    unlinkSync(path);
-  } catch {
-    // Already gone: the identity is what counts.
-  }
-  return { fd, id: fdIdentity(fd) };
 }
 
 function armTimeout(r: Running, ms: number): void {
@@ -137,7 +137,7 @@ function signal(req: SignalRequest): void {
   }
 }
 
-function start(req: SpawnRequest): void {
+function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
   let out: number | undefined;
   let err: number | undefined;
   const finish = (msg: Omit<ExitedMessage, 'type' | 'id'>) => {
@@ -147,34 +147,34 @@ function start(req: SpawnRequest): void {
       r.done = true;
       clearTimeout(r.timer);
       // Whatever the action left behind (background jobs, setsid daemons) goes with it.
-      killAll(r);
-      if (r.marker) closeSync(r.marker.fd);
+      killLeftovers(r);
+      r.marker?.close();
     }
     running.delete(req.id);
     send({ type: 'exited', id: req.id, ...msg });
   };
-  let marker: Running['marker'];
   try {
     out = openSync(req.stdoutPath, 'a');
     err = openSync(req.stderrPath, 'a');
-    marker = openMarker(req.markerPath);
     // The marker is the action's fd 3 (MARKER_FD).
-    const stdio = marker ? ['ignore', out, err, marker.fd] : ['ignore', out, err];
+    const stdio = marker ? ['ignore', out, err, marker.childFd] : ['ignore', out, err];
     const child = spawn(req.argv[0], req.argv.slice(1), {
       cwd: req.cwd,
       env: req.env,
       stdio: stdio as ('ignore' | number)[],
       detached: true,
     });
+    // From now on only the action's processes hold its end: EOF on ours means they are all gone.
+    marker?.releaseChildEnd();
     const r: Running = { child, marker, timedOut: false, killed: false, done: false };
     running.set(req.id, r);
     child.once('error', (e) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: e.message }));
     child.once('exit', (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }));
     if (child.pid && req.background) background(child.pid);
-    if (child.pid) send({ type: 'started', id: req.id, pid: child.pid });
+    if (child.pid) send({ type: 'started', id: req.id, pid: child.pid, marker: marker?.id });
     if (req.timeoutMs > 0) armTimeout(r, req.timeoutMs);
   } catch (e) {
-    if (marker && !running.has(req.id)) closeSync(marker.fd);
+    if (marker && !running.has(req.id)) marker.close();
     finish({ code: null, signal: null, timedOut: false, killed: false, spawnError: (e as Error).message });
   } finally {
     // The child holds its own copies of the descriptors.
@@ -183,8 +183,8 @@ function start(req: SpawnRequest): void {
   }
 }
 
-function handle(req: LauncherRequest): void {
-  if (req.type === 'spawn') start(req);
+async function handle(req: LauncherRequest): Promise<void> {
+  if (req.type === 'spawn') start(req, await markers.take());
   else if (req.type === 'signal') signal(req);
   else if (req.type === 'kill') {
     const r = running.get(req.id);
@@ -195,15 +195,25 @@ function handle(req: LauncherRequest): void {
   }
 }
 
+// Requests are handled in order: a spawn that waits for its marker is not overtaken by a kill for it.
+let queue = Promise.resolve();
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (!line.trim()) return;
+  let req: LauncherRequest;
   try {
-    handle(JSON.parse(line) as LauncherRequest);
+    req = JSON.parse(line) as LauncherRequest;
   } catch (e) {
     process.stderr.write(`kiln launcher: bad request: ${(e as Error).message}\n`);
+    return;
   }
+  queue = queue
+    .then(() => handle(req))
+    .catch((e: Error) => {
+      process.stderr.write(`kiln launcher: ${e.message}\n`);
+    });
 });
 
+markers.warm();
 send({ type: 'ready' });
 
 /** The engine went away: take every running action with us, then go. */

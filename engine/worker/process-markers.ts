@@ -1,9 +1,9 @@
 // Finding every process an action started, even those that left its process
 // group. `setsid`, double forks and daemonising change the session, the group and
 // the parent, but a child keeps the open files it inherited. Each action is handed
-// a marker: an extra descriptor (fd 3) on a file that nothing else can open (it is
-// unlinked once the action holds it) and whose inode cannot be reused while the
-// engine and the launcher hold it too. Sweeping /proc for processes holding the
+// a marker: an extra descriptor (fd 3), one end of a socket pair nothing else can
+// connect to (marker-sockets.ts); the launcher holds the other end, and reads EOF
+// on it when no process holds the marker any more. Sweeping /proc for processes holding the
 // marker is the fallback that works without cgroups or a PID namespace, and leaves
 // the action's environment exactly as the Command gives it. A process that closes
 // every descriptor still escapes; the stronger tools are the sandbox's job.
