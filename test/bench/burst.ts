@@ -8,7 +8,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ClientProcess, ownCpuMs, serverCpu, startKiln } from './processes';
+
+/** utime and stime of a process, in clock ticks. */
+function userSys(pid: number): [number, number] {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return [Number(f[11]), Number(f[12])];
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -29,13 +37,15 @@ async function main(): Promise<void> {
     await client.run({ kind: 'actionRate', address: kiln.address, total: 100, inFlight, warmup: 0 });
     for (let r = 0; r < rounds; r++) {
       const before = serverCpu(kiln.pid);
+      const [u0, s0] = userSys(kiln.pid);
       const rate = await client.run({ kind: 'actionRate', address: kiln.address, total: n, inFlight, warmup: 0 });
       const after = serverCpu(kiln.pid);
+      const [u1, s1] = userSys(kiln.pid);
       const engine = (ownCpuMs(kiln.pid) - before.get(kiln.pid)!) / n;
       let helpers = 0;
       for (const [pid, ms] of after) if (pid !== kiln.pid) helpers += ms - (before.get(pid) ?? 0);
       console.log(
-        `round ${r + 1}: ${n} actions, ${inFlight} in flight: engine ${engine.toFixed(2)} ms/action, launcher ${(helpers / n).toFixed(2)} ms/action, ` +
+        `round ${r + 1}: ${n} actions, ${inFlight} in flight: engine ${engine.toFixed(2)} ms/action (${Math.round((100 * (u1 - u0)) / (u1 - u0 + s1 - s0))}% user), launcher ${(helpers / n).toFixed(2)} ms/action, ` +
           `total ${(engine + helpers / n).toFixed(2)} ms/action, ${rate.toFixed(0)} actions/s (load ${loadavg()[0].toFixed(2)})`,
       );
     }
