@@ -30,6 +30,13 @@ export interface SocketMarker {
 /** Pairs made ahead of need, so a spawn rarely waits for a connection. */
 const POOL = 4;
 
+/**
+ * Reads of what an action wrote to fd 3 before its marker counts as held: 16 × 64 KiB,
+ * more than a socket's buffer holds, so only a writer still writing gets that far.
+ */
+const MAX_DRAIN_READS = 16;
+const drain = Buffer.allocUnsafe(64 * 1024);
+
 function fdOf(socket: Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) throw new Error('a marker socket has no descriptor');
@@ -40,7 +47,6 @@ class Pair implements SocketMarker {
   readonly childFd: number;
   readonly id: FileIdentity;
   private childOpen = true;
-  private readonly scratch = Buffer.allocUnsafe(512);
 
   constructor(
     private readonly child: Socket,
@@ -61,15 +67,17 @@ class Pair implements SocketMarker {
 
   stillHeld(): boolean {
     // The launcher's end is non-blocking: 0 bytes is EOF (nobody holds the other end), EAGAIN is "held".
-    // Whatever the action wrote to fd 3 is read and dropped on the way.
-    for (;;) {
+    // Whatever the action wrote to fd 3 is read and dropped on the way; a writer that keeps
+    // the buffer full is a holder, and is not waited for.
+    for (let reads = 0; reads < MAX_DRAIN_READS; reads++) {
       try {
-        if (readSync(fdOf(this.own), this.scratch, 0, this.scratch.length, null) === 0) return false;
+        if (readSync(fdOf(this.own), drain, 0, drain.length, null) === 0) return false;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return true;
         return false; // ECONNRESET and the like: the other end is gone
       }
     }
+    return true;
   }
 
   close(): void {
