@@ -62,7 +62,8 @@ function killAll(r: Pick<Running, 'child' | 'marker'>): void {
 /**
  * After the action's leader exited: its group, and the /proc sweep only when
  * something still holds the action's marker (it left the group, or the group
- * outlived the leader). Without a marker, the sweep cannot tell, so it runs.
+ * outlived the leader). Without a marker (none could be made) there is nothing
+ * to sweep by: the group kill is all, as it always was there.
  */
 function killLeftovers(r: Running): void {
   killGroup(r.child.pid, 'SIGKILL');
