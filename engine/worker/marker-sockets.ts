@@ -27,8 +27,8 @@ export interface SocketMarker {
   close(): void;
 }
 
-/** Pairs made ahead of need, so a spawn rarely waits for a connection. */
-const POOL = 4;
+/** Pairs made ahead of need (one at a time), so a burst of spawns (Bazel sends --jobs at once) does not wait for connections. */
+const POOL = 32;
 
 /**
  * Reads of what an action wrote to fd 3 before its marker counts as held: 16 × 64 KiB,
