@@ -6,11 +6,20 @@ import { bytestream } from '../proto';
 import { BlobNotFoundError, DigestMismatchError, type BlobStore, type UploadSession } from '../store/blob-store';
 import { GrpcError, Status, invalidArgument, notFound, toServiceError, unary } from '../grpc/status';
 import { compressStream } from '../compression/zstd';
+import { ConnectionStreamLimit } from '../grpc/connection-stream-limit';
+import { writeWhenSent } from '../grpc/paced-writes';
 import { CompressedUploads, type CompressedUpload } from './compressed-uploads';
 import { parseReadResourceName, parseWriteResourceName, type UploadResource } from './resource-names';
 
-/** Largest data chunk in one ReadResponse. */
-export const MAX_READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Largest data chunk in one ReadResponse, and what a read asks the store for at a
+ * time. A paused reader holds about three of these (one read ahead, one being cut,
+ * one on the wire), so it stays small.
+ */
+export const MAX_READ_CHUNK_BYTES = 32 * 1024;
+
+/** Concurrent ByteStream reads one client connection may hold open (Bazel uses at most ~100 calls per connection). */
+export const MAX_READS_PER_CONNECTION = 256;
 
 /**
  * Bytes of one Write stream handed to the store but not yet written. Below this the
@@ -62,6 +71,8 @@ export interface ByteStreamOptions {
   liveWriters?: LiveResourceWriter[];
   /** Resumable zstd uploads in progress (one is made when not given). */
   compressedUploads?: CompressedUploads;
+  /** Concurrent reads per client connection (default MAX_READS_PER_CONNECTION). */
+  maxReadsPerConnection?: number;
 }
 
 /** committed_size that ends a compressed upload early because the blob is already stored (REAPI v2.3). */
@@ -73,18 +84,21 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
   const liveWriters = opts.liveWriters ?? [];
   const uploadLocks = new KeyedLock();
   const compressedUploads = opts.compressedUploads ?? new CompressedUploads(store);
+  const readLimit = new ConnectionStreamLimit(opts.maxReadsPerConnection ?? MAX_READS_PER_CONNECTION, 'ByteStream reads');
 
   return {
     async read(call: grpc.ServerWritableStream<bytestream.ReadRequest, bytestream.ReadResponse>) {
       const signal = callAbortSignal(call);
+      let release: (() => void) | undefined;
       try {
+        release = readLimit.acquire(call.getPeer());
         const { resourceName } = call.request;
         const offset = int64(call.request.readOffset);
         const limit = int64(call.request.readLimit);
         if (offset < 0) throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is negative`);
         if (limit < 0) throw invalidArgument(`read_limit ${limit} is negative; use 0 to read to the end`, 'read_limit');
-        const sink = (chunk: Buffer) =>
-          writeWithBackpressure(call, bytestream.ReadResponse.create({ data: chunk }), signal);
+        // Never ahead of the client: the next chunk is read only once this one is on the wire.
+        const sink = (chunk: Buffer) => writeWhenSent(call, bytestream.ReadResponse.create({ data: chunk }), signal);
 
         const live = liveReaders.find((r) => r.owns(resourceName));
         if (live) {
@@ -96,6 +110,8 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
       } catch (err) {
         // A cancelled call has no one to tell.
         if (!signal.aborted) call.emit('error', toServiceError(err));
+      } finally {
+        release?.();
       }
     },
 
@@ -290,7 +306,7 @@ async function readBlob(
   }
   let source;
   try {
-    source = await store.read(digest, { offset, limit });
+    source = await store.read(digest, { offset, limit, chunkBytes: MAX_READ_CHUNK_BYTES });
   } catch (err) {
     if (err instanceof BlobNotFoundError) throw notFound(err.message);
     throw err;
@@ -321,7 +337,7 @@ async function readCompressed(
 ): Promise<void> {
   let source;
   try {
-    source = await store.read(digest);
+    source = await store.read(digest, { chunkBytes: MAX_READ_CHUNK_BYTES });
   } catch (err) {
     if (err instanceof BlobNotFoundError) throw notFound(err.message);
     throw err;

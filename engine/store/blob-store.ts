@@ -19,6 +19,8 @@ export interface ReadRange {
   offset?: number;
   /** 0 or undefined: to the end. */
   limit?: number;
+  /** Bytes the stream reads ahead at most (a hint; streamed readers that pace themselves keep it small). */
+  chunkBytes?: number;
 }
 
 /**
