@@ -3,13 +3,13 @@
 // ahead into memory, so its RSS grows by a small fraction of the blob per reader.
 // KILN_FAULT_READERS sets the number of paused readers (default 400).
 import { mkdtemp, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ByteStreamService } from '../../engine/grpc/services';
 import { bytestream, encode } from '../../engine/proto';
 import { Status, digestOf, grpc, randomBlob, toWireDigest } from '../helpers';
+import { rssOf } from './load-driver';
 import { sleep, startServer, type ServerProcess } from './server';
 
 const READERS = Math.max(1, Number(process.env.KILN_FAULT_READERS ?? 400) || 400);
@@ -22,13 +22,6 @@ const BLOB_BYTES = 1024 * 1024;
 const PER_READER_BUDGET = BLOB_BYTES / 2;
 
 const identity = (b: Buffer) => b;
-
-/** Resident set of `pid` in bytes, from /proc. */
-export function rssOf(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) * 1024;
-}
 
 let server: ServerProcess;
 let dataDir: string;
