@@ -318,6 +318,10 @@ async function readBlob(
       }
       if (signal.aborted) break;
     }
+  } catch (err) {
+    // Found bad while streaming and dropped (linked-blob-verifier.ts): the client uploads it again.
+    if (err instanceof BlobNotFoundError) throw notFound(err.message);
+    throw err;
   } finally {
     source.destroy();
   }

@@ -6,10 +6,13 @@
 // serve the bytes that were hashed, and drop a blob that no longer matches its
 // digest (the client sees NOT_FOUND and uploads it again). Blobs nobody holds are
 // served as before, without the hashing.
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { DIGEST_FUNCTIONS, digestKey, type BlobDigest } from '../digest';
 import { BlobStoreDecorator } from './blob-store-decorator';
 import { BlobNotFoundError, readSpan, type BlobStore, type ReadRange } from './blob-store';
+
+/** Held blobs up to this size are read, hashed and served from memory; larger ones are hashed as they stream. */
+export const VERIFY_IN_MEMORY_MAX_BYTES = 16 * 1024 * 1024;
 
 export class LinkedBlobVerifier extends BlobStoreDecorator {
   private readonly held = new Map<string, number>();
@@ -17,6 +20,7 @@ export class LinkedBlobVerifier extends BlobStoreDecorator {
   constructor(
     inner: BlobStore,
     private readonly log: (line: string) => void = () => {},
+    private readonly inMemoryMaxBytes = VERIFY_IN_MEMORY_MAX_BYTES,
   ) {
     super(inner);
   }
@@ -43,8 +47,39 @@ export class LinkedBlobVerifier extends BlobStoreDecorator {
   override async read(digest: BlobDigest, range?: ReadRange): Promise<Readable> {
     if (!this.isHeld(digest)) return this.inner.read(digest, range);
     const { start, end } = readSpan(digest, range);
-    const bytes = await this.verified(digest);
-    return Readable.from([bytes.subarray(start, end)]);
+    if (digest.size <= this.inMemoryMaxBytes) {
+      const bytes = await this.verified(digest);
+      return Readable.from([bytes.subarray(start, end)]);
+    }
+    // Too large to hold in memory. A whole read is hashed as it streams and fails at
+    // its end on a mismatch, so the reader never gets a clean end of wrong bytes. A
+    // range is served after a streamed check of the whole blob (a change in between
+    // is the post-run check's to catch).
+    if (start === 0 && end === digest.size) return (await this.inner.read(digest, range)).pipe(await this.checking(digest));
+    for await (const _ of (await this.inner.read(digest)).pipe(await this.checking(digest))) void _;
+    return this.inner.read(digest, range);
+  }
+
+  /** A pass-through that hashes what flows and, at the end, fails (and drops the blob) on a mismatch. */
+  private async checking(digest: BlobDigest): Promise<Transform> {
+    const hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
+    let size = 0;
+    return new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hasher.update(chunk);
+        size += chunk.byteLength;
+        done(null, chunk);
+      },
+      flush: (done) => {
+        if (size === digest.size && hasher.digest() === digest.hash) return done();
+        void this.drop(digest).then(() => done(new BlobNotFoundError(digest)), done);
+      },
+    });
+  }
+
+  private async drop(digest: BlobDigest): Promise<void> {
+    await this.inner.delete(digest);
+    this.log(`kiln: blob ${digest.hash}/${digest.size} changed in place while an action held a link to it; dropped it from the CAS`);
   }
 
   override async readAll(digest: BlobDigest): Promise<Buffer> {
@@ -58,8 +93,7 @@ export class LinkedBlobVerifier extends BlobStoreDecorator {
     const hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
     hasher.update(bytes);
     if (bytes.byteLength === digest.size && hasher.digest() === digest.hash) return bytes;
-    await this.inner.delete(digest);
-    this.log(`kiln: blob ${digest.hash}/${digest.size} changed in place while an action held a link to it; dropped it from the CAS`);
+    await this.drop(digest);
     throw new BlobNotFoundError(digest);
   }
 }
