@@ -7,16 +7,22 @@ import { BlobNotFoundError, DigestMismatchError, type BlobStore, type UploadSess
 import { GrpcError, Status, invalidArgument, notFound, toServiceError, unary } from '../grpc/status';
 import { compressStream } from '../compression/zstd';
 import { ConnectionStreamLimit } from '../grpc/connection-stream-limit';
-import { writeWhenSent } from '../grpc/paced-writes';
+import { SendWindow } from '../grpc/paced-writes';
 import { CompressedUploads, type CompressedUpload } from './compressed-uploads';
 import { parseReadResourceName, parseWriteResourceName, type UploadResource } from './resource-names';
 
 /**
  * Largest data chunk in one ReadResponse, and what a read asks the store for at a
- * time. A paused reader holds about three of these (one read ahead, one being cut,
- * one on the wire), so it stays small.
+ * time (its read-ahead).
  */
-export const MAX_READ_CHUNK_BYTES = 32 * 1024;
+export const MAX_READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Bytes of one read written but not yet sent (HTTP/2 flow control), at the start and
+ * at most: the window grows by what the client takes (SendWindow), so a paused
+ * reader pins about three chunks and a fast one gets a full pipe.
+ */
+export const READ_SEND_WINDOW_BYTES = { initial: 2 * MAX_READ_CHUNK_BYTES, max: 16 * MAX_READ_CHUNK_BYTES };
 
 /** Concurrent ByteStream reads one client connection may hold open (Bazel uses at most ~100 calls per connection). */
 export const MAX_READS_PER_CONNECTION = 256;
@@ -97,8 +103,9 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
         const limit = int64(call.request.readLimit);
         if (offset < 0) throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is negative`);
         if (limit < 0) throw invalidArgument(`read_limit ${limit} is negative; use 0 to read to the end`, 'read_limit');
-        // Never ahead of the client: the next chunk is read only once this one is on the wire.
-        const sink = (chunk: Buffer) => writeWhenSent(call, bytestream.ReadResponse.create({ data: chunk }), signal);
+        // Never far ahead of the client: the next chunk is read only once the window has room.
+        const window = new SendWindow(call, signal, READ_SEND_WINDOW_BYTES.initial, READ_SEND_WINDOW_BYTES.max);
+        const sink = (chunk: Buffer) => window.send(bytestream.ReadResponse.create({ data: chunk }), chunk.byteLength);
 
         const live = liveReaders.find((r) => r.owns(resourceName));
         if (live) {

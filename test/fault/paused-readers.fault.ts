@@ -17,8 +17,8 @@ const BLOB_BYTES = 1024 * 1024;
 /**
  * What one paused reader may cost the server: three quarters of the blob. Measured
  * here: ~1.4 MiB per reader before reads were paced (more for larger blobs); after,
- * 0.28 MiB (from sources) to 0.39 MiB (from dist/), call state and a few 32 KiB
- * chunks plus garbage not yet collected, whatever the blob's size.
+ * ~0.6 MiB from dist/ (call state, a 64 KiB chunk read ahead, the message waiting on
+ * flow control and its copies, garbage not yet collected), whatever the blob's size.
  */
 const PER_READER_BUDGET = (BLOB_BYTES * 3) / 4;
 
