@@ -26,6 +26,11 @@ export class SendWindow<T> {
     signal.addEventListener('abort', () => this.wake?.(), { once: true });
   }
 
+  /** The window now (grows as the client takes data). */
+  get limitBytes(): number {
+    return this.limit;
+  }
+
   /** Writes `message` (`bytes` of payload); resolves when the window has room again or the call is cancelled. */
   async send(message: T, bytes: number): Promise<void> {
     if (this.signal.aborted) return;

@@ -24,6 +24,15 @@ export const MAX_READ_CHUNK_BYTES = 64 * 1024;
  */
 export const READ_SEND_WINDOW_BYTES = { initial: 2 * MAX_READ_CHUNK_BYTES, max: 16 * MAX_READ_CHUNK_BYTES };
 
+/**
+ * Data per ReadResponse of a blob for a send window of `windowBytes`: one chunk
+ * while the window is small (a slow or paused reader), up to 1 MiB once the client
+ * has shown it takes data fast (fewer, larger messages cost less per byte).
+ */
+export function messageBytesFor(windowBytes: number): number {
+  return Math.min(1024 * 1024, Math.max(MAX_READ_CHUNK_BYTES, Math.floor(windowBytes / 4 / MAX_READ_CHUNK_BYTES) * MAX_READ_CHUNK_BYTES));
+}
+
 /** Concurrent ByteStream reads one client connection may hold open (Bazel uses at most ~100 calls per connection). */
 export const MAX_READS_PER_CONNECTION = 256;
 
@@ -109,9 +118,11 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
 
         const live = liveReaders.find((r) => r.owns(resourceName));
         if (live) {
-          await live.read(resourceName, offset, limit, sink, signal);
+          await live.read(resourceName, offset, limit, sink, signal); // a live tail sends what it has at once
         } else {
-          await readBlob(store, resourceName, offset, limit, sink, signal);
+          const messages = new Coalescer(sink, () => messageBytesFor(window.limitBytes));
+          await readBlob(store, resourceName, offset, limit, (chunk) => messages.add(chunk), signal);
+          await messages.flush();
         }
         if (!signal.aborted) call.end();
       } catch (err) {
@@ -484,6 +495,31 @@ class AppendWindow {
     entry.settled = true;
     this.bytes -= size;
     while (this.inFlight[0]?.settled) this.inFlight.shift();
+  }
+}
+
+/** Joins consecutive chunks into messages of up to `target()` bytes before handing them to `send`. */
+class Coalescer {
+  private pieces: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly send: (data: Buffer) => Promise<void>,
+    private readonly target: () => number,
+  ) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    this.pieces.push(chunk);
+    this.size += chunk.byteLength;
+    if (this.size >= this.target()) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.size === 0) return;
+    const data = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.size);
+    this.pieces = [];
+    this.size = 0;
+    await this.send(data);
   }
 }
 
