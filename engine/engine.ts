@@ -29,6 +29,7 @@ import type { BlobStore } from './store/blob-store';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
 import { SmallBlobCache } from './store/small-blob-cache';
+import { LinkedBlobVerifier } from './store/linked-blob-verifier';
 import { checkCacheBudget, checkConcurrency, type SettingName } from './common/settings-limits';
 import { Observability } from './http/observability';
 import { loadOrCreateToken } from './http/auth';
@@ -215,7 +216,8 @@ export class Engine {
       upstreamQueue = queue;
     }
     // Small blobs (Action, Command, Directory protos) read again and again come from memory (small-blob-cache.ts).
-    const store = new ObservedBlobStore(new SmallBlobCache(cas), events, clock);
+    // Blobs hard-linked into running actions are verified before they are served (linked-blob-verifier.ts).
+    const store = new ObservedBlobStore(new SmallBlobCache(new LinkedBlobVerifier(cas, log)), events, clock);
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
     engine.sandboxStatus = sandbox?.status;
     engine.dataDirLock = lock;

@@ -18,7 +18,7 @@ function method<Req, Res>(
     responseStream,
     requestSerialize: (m: Req) => encode(req, m),
     // A malformed request reaches the handler as a marker (malformed-requests.ts) rather than an INTERNAL from grpc-js.
-    requestDeserialize: requestStream ? (b: Buffer) => req.decode(b) : lenientDecoder((b: Buffer) => req.decode(b)),
+    requestDeserialize: lenientDecoder((b: Buffer) => req.decode(b)),
     responseSerialize: (m: Res) => encode(res, m),
     responseDeserialize: (b: Buffer) => res.decode(b),
   };

@@ -6,11 +6,35 @@ import { bytestream } from '../proto';
 import { BlobNotFoundError, DigestMismatchError, type BlobStore, type UploadSession } from '../store/blob-store';
 import { GrpcError, Status, invalidArgument, notFound, toServiceError, unary } from '../grpc/status';
 import { compressStream } from '../compression/zstd';
+import { ConnectionStreamLimit } from '../grpc/connection-stream-limit';
+import { SendWindow } from '../grpc/paced-writes';
 import { CompressedUploads, type CompressedUpload } from './compressed-uploads';
 import { parseReadResourceName, parseWriteResourceName, type UploadResource } from './resource-names';
 
-/** Largest data chunk in one ReadResponse. */
-export const MAX_READ_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Largest data chunk in one ReadResponse, and what a read asks the store for at a
+ * time (its read-ahead).
+ */
+export const MAX_READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Bytes of one read written but not yet sent (HTTP/2 flow control), at the start and
+ * at most: the window grows by what the client takes (SendWindow), so a paused
+ * reader pins about three chunks and a fast one gets a full pipe.
+ */
+export const READ_SEND_WINDOW_BYTES = { initial: 2 * MAX_READ_CHUNK_BYTES, max: 16 * MAX_READ_CHUNK_BYTES };
+
+/**
+ * Data per ReadResponse of a blob for a send window of `windowBytes`: one chunk
+ * while the window is small (a slow or paused reader), up to 1 MiB once the client
+ * has shown it takes data fast (fewer, larger messages cost less per byte).
+ */
+export function messageBytesFor(windowBytes: number): number {
+  return Math.min(1024 * 1024, Math.max(MAX_READ_CHUNK_BYTES, Math.floor(windowBytes / 4 / MAX_READ_CHUNK_BYTES) * MAX_READ_CHUNK_BYTES));
+}
+
+/** Concurrent ByteStream reads one client connection may hold open (Bazel uses at most ~100 calls per connection). */
+export const MAX_READS_PER_CONNECTION = 256;
 
 /**
  * Bytes of one Write stream handed to the store but not yet written. Below this the
@@ -62,6 +86,8 @@ export interface ByteStreamOptions {
   liveWriters?: LiveResourceWriter[];
   /** Resumable zstd uploads in progress (one is made when not given). */
   compressedUploads?: CompressedUploads;
+  /** Concurrent reads per client connection (default MAX_READS_PER_CONNECTION). */
+  maxReadsPerConnection?: number;
 }
 
 /** committed_size that ends a compressed upload early because the blob is already stored (REAPI v2.3). */
@@ -73,29 +99,37 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
   const liveWriters = opts.liveWriters ?? [];
   const uploadLocks = new KeyedLock();
   const compressedUploads = opts.compressedUploads ?? new CompressedUploads(store);
+  const readLimit = new ConnectionStreamLimit(opts.maxReadsPerConnection ?? MAX_READS_PER_CONNECTION, 'ByteStream reads');
 
   return {
     async read(call: grpc.ServerWritableStream<bytestream.ReadRequest, bytestream.ReadResponse>) {
       const signal = callAbortSignal(call);
+      let release: (() => void) | undefined;
       try {
+        release = readLimit.acquire(call.getPeer());
         const { resourceName } = call.request;
         const offset = int64(call.request.readOffset);
         const limit = int64(call.request.readLimit);
         if (offset < 0) throw new GrpcError(Status.OUT_OF_RANGE, `read_offset ${offset} is negative`);
         if (limit < 0) throw invalidArgument(`read_limit ${limit} is negative; use 0 to read to the end`, 'read_limit');
-        const sink = (chunk: Buffer) =>
-          writeWithBackpressure(call, bytestream.ReadResponse.create({ data: chunk }), signal);
+        // Never far ahead of the client: the next chunk is read only once the window has room.
+        const window = new SendWindow(call, signal, READ_SEND_WINDOW_BYTES.initial, READ_SEND_WINDOW_BYTES.max);
+        const sink = (chunk: Buffer) => window.send(bytestream.ReadResponse.create({ data: chunk }), chunk.byteLength);
 
         const live = liveReaders.find((r) => r.owns(resourceName));
         if (live) {
-          await live.read(resourceName, offset, limit, sink, signal);
+          await live.read(resourceName, offset, limit, sink, signal); // a live tail sends what it has at once
         } else {
-          await readBlob(store, resourceName, offset, limit, sink, signal);
+          const messages = new Coalescer(sink, () => messageBytesFor(window.limitBytes));
+          await readBlob(store, resourceName, offset, limit, (chunk) => messages.add(chunk), signal);
+          await messages.flush();
         }
         if (!signal.aborted) call.end();
       } catch (err) {
         // A cancelled call has no one to tell.
         if (!signal.aborted) call.emit('error', toServiceError(err));
+      } finally {
+        release?.();
       }
     },
 
@@ -290,7 +324,7 @@ async function readBlob(
   }
   let source;
   try {
-    source = await store.read(digest, { offset, limit });
+    source = await store.read(digest, { offset, limit, chunkBytes: MAX_READ_CHUNK_BYTES });
   } catch (err) {
     if (err instanceof BlobNotFoundError) throw notFound(err.message);
     throw err;
@@ -302,6 +336,10 @@ async function readBlob(
       }
       if (signal.aborted) break;
     }
+  } catch (err) {
+    // Found bad while streaming and dropped (linked-blob-verifier.ts): the client uploads it again.
+    if (err instanceof BlobNotFoundError) throw notFound(err.message);
+    throw err;
   } finally {
     source.destroy();
   }
@@ -321,7 +359,7 @@ async function readCompressed(
 ): Promise<void> {
   let source;
   try {
-    source = await store.read(digest);
+    source = await store.read(digest, { chunkBytes: MAX_READ_CHUNK_BYTES });
   } catch (err) {
     if (err instanceof BlobNotFoundError) throw notFound(err.message);
     throw err;
@@ -457,6 +495,31 @@ class AppendWindow {
     entry.settled = true;
     this.bytes -= size;
     while (this.inFlight[0]?.settled) this.inFlight.shift();
+  }
+}
+
+/** Joins consecutive chunks into messages of up to `target()` bytes before handing them to `send`. */
+class Coalescer {
+  private pieces: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly send: (data: Buffer) => Promise<void>,
+    private readonly target: () => number,
+  ) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    this.pieces.push(chunk);
+    this.size += chunk.byteLength;
+    if (this.size >= this.target()) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.size === 0) return;
+    const data = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.size);
+    this.pieces = [];
+    this.size = 0;
+    await this.send(data);
   }
 }
 

@@ -63,6 +63,10 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
           }
         }
 
+        // A full queue refuses before the CAS is read: a burst of calls it cannot take costs little.
+        const refusal = scheduler.refusalWhenFull(req.instanceName, actionDigest);
+        if (refusal) throw refusal;
+
         const action = await readMessage(opts.store, actionDigest, (b) => reapi.Action.decode(b), 'Action');
         const commandDigest = requestDigest(action.commandDigest, fn, 'action.command_digest');
         const inputRoot = requestDigest(action.inputRootDigest, fn, 'action.input_root_digest');

@@ -23,7 +23,7 @@ import { digestKey, formatDigest, type BlobDigest } from '../digest';
 import { cachedActionEvents, digestText } from '../events/cached-action';
 import { nullSink, type EventSink } from '../events/event-bus';
 import { requestOrigin } from '../grpc/services';
-import { resourceExhausted, unavailable } from '../grpc/status';
+import { resourceExhausted, unavailable, type GrpcError } from '../grpc/status';
 import { reapi } from '../proto';
 import type { Attention, ExecutionOutcome, Executor, PreparedAction } from '../execution/executor';
 import { FileLogSink } from '../execution/log-sink';
@@ -251,6 +251,25 @@ export class Scheduler {
   }
 
   /**
+   * The refusal submit() would give an action now because the queue is full and no
+   * identical action is in flight to join, or undefined when it might be accepted.
+   * Lets a caller refuse before reading the action from the CAS: under a burst,
+   * thousands of calls that cannot be queued must cost next to nothing.
+   */
+  refusalWhenFull(instance: string, actionDigest: BlobDigest): GrpcError | undefined {
+    if (this.stopping || this.queue.size < this.opts.queueSize || this.inFlight.has(dedupKey(instance, actionDigest))) return undefined;
+    this.events.emit({ type: 'execution.refused', at: this.clock.now(), reason: 'queue-full' });
+    return this.queueFull();
+  }
+
+  private queueFull(): GrpcError {
+    return resourceExhausted(
+      `the execution queue is full: ${this.queue.size} actions are waiting for ${this.limit} worker slot(s); ` +
+        `retry later, or raise queue-size (or concurrency) in the Kiln configuration`,
+    );
+  }
+
+  /**
    * Queues an action, or joins the identical one already queued or running, and
    * returns the operation as accepted (QUEUED, or EXECUTING when joining a running one).
    * Throws UNAVAILABLE when execution is off and RESOURCE_EXHAUSTED when the queue is full.
@@ -276,10 +295,7 @@ export class Scheduler {
     }
     if (this.queue.size >= this.opts.queueSize) {
       this.events.emit({ type: 'execution.refused', at: this.clock.now(), reason: 'queue-full' });
-      throw resourceExhausted(
-        `the execution queue is full: ${this.queue.size} actions are waiting for ${this.limit} worker slot(s); ` +
-          `retry later, or raise queue-size (or concurrency) in the Kiln configuration`,
-      );
+      throw this.queueFull();
     }
     const id = this.ids.next();
     const job: Job = { id, key, request, priority, queuedAt: this.clock.now(), state: 'queued', abort: new AbortController(), ops: new Set(), attentionListeners: new Set() };

@@ -11,8 +11,10 @@ export abstract class BlobStoreDecorator implements BlobStore {
   readonly localPath?: (digest: BlobDigest) => Promise<string | undefined>;
   readonly setBudget?: (bytes: number) => Promise<void>;
   readonly largest?: (limit: number) => LargestBlob[];
+  readonly holdLinked?: (digest: BlobDigest) => () => void;
 
   constructor(protected readonly inner: BlobStore) {
+    if (inner.holdLinked) this.holdLinked = (d) => inner.holdLinked!(d);
     if (inner.localPath) this.localPath = (d) => inner.localPath!(d);
     if (inner.setBudget) this.setBudget = (bytes) => inner.setBudget!(bytes);
     if (inner.largest) this.largest = (limit) => inner.largest!(limit);

@@ -19,6 +19,8 @@ export interface ReadRange {
   offset?: number;
   /** 0 or undefined: to the end. */
   limit?: number;
+  /** Bytes the stream reads ahead at most (a hint; streamed readers that pace themselves keep it small). */
+  chunkBytes?: number;
 }
 
 /**
@@ -82,6 +84,11 @@ export interface BlobStore {
   pin(digests: BlobDigest[]): () => void;
   /** A path on the local file system holding the blob, for hard-linking; undefined if the store has none. */
   localPath?(digest: BlobDigest): Promise<string | undefined>;
+  /**
+   * Says an action hard-linked the blob's file into its exec root (so it could change
+   * it in place); until the release is called, reads verify the content. Optional.
+   */
+  holdLinked?(digest: BlobDigest): () => void;
   stats(): StoreStats;
   /** The `limit` largest stored blobs, largest first, without touching them; one pass over the index. Optional: callers test for it. */
   largest?(limit: number): LargestBlob[];

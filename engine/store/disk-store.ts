@@ -139,7 +139,7 @@ export class DiskBlobStore implements BlobStore {
       return Readable.from([]);
     }
     // end is inclusive for fs streams.
-    return fh.createReadStream({ start: offset, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
+    return fh.createReadStream({ start: offset, end: end - 1, highWaterMark: range.chunkBytes ?? READ_CHUNK_BYTES });
   }
 
   async readAll(digest: BlobDigest): Promise<Buffer> {

@@ -36,6 +36,11 @@ export class LinkLedger {
     return stats;
   }
 
+  /** Whether some action holds a link to the inode now. */
+  holds(stats: Pick<InodeStats, 'dev' | 'ino'>): boolean {
+    return this.inodes.has(keyOf(stats));
+  }
+
   release(stats: Pick<InodeStats, 'dev' | 'ino'>): void {
     const key = keyOf(stats);
     const entry = this.inodes.get(key);

@@ -31,6 +31,14 @@ export interface LinkedInput {
   mode: number;
   /** This action's own view right after linking (ctime moves with every link, so it is not shared). */
   ctimeNs: bigint;
+  /**
+   * Another action held the inode when this one linked it: it may have rewritten it
+   * with the same size and put the mtime back before this link, which this action's
+   * own before/after cannot see, so the check re-hashes.
+   */
+  sharedAtLink: boolean;
+  /** Ends the store's verified reads of the blob (BlobStore.holdLinked), once the check is done. */
+  unhold?: () => void;
 }
 
 export interface StagingResult {
@@ -56,7 +64,10 @@ export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: s
 }
 
 export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
-  for (const l of linked) ledger.release(l);
+  for (const l of linked) {
+    ledger.release(l);
+    l.unhold?.();
+  }
 }
 
 async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
@@ -71,10 +82,18 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
     const source = await store.localPath?.(file.digest);
     if (source && !file.executable && linkingWorks) {
       try {
-        await link(source, dest);
+        // Held before the link exists: from now until the check, the store verifies what it serves of it.
+        const unhold = store.holdLinked?.(file.digest);
+        try {
+          await link(source, dest);
+        } catch (err) {
+          unhold?.();
+          throw err;
+        }
         const st = await lstat(dest, { bigint: true });
+        const sharedAtLink = ledger.holds(st);
         const baseline = ledger.hold({ dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, mode: Number(st.mode) });
-        linked.push({ path: file.path, digest: file.digest, storePath: source, ...baseline, ctimeNs: st.ctimeNs });
+        linked.push({ path: file.path, digest: file.digest, storePath: source, ...baseline, ctimeNs: st.ctimeNs, sharedAtLink, unhold });
         return;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -86,7 +105,7 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
       }
     }
     try {
-      if (source) await copyFile(source, dest);
+      if (source) await copyFileChecked(store, ledger, source, dest, file.digest);
       else await pipeline(await store.read(file.digest), createWriteStream(dest, { mode: 0o644 }));
     } catch (err) {
       const gone = err instanceof BlobNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT';
@@ -98,6 +117,20 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
   });
   for (const s of plan.symlinks) await symlink(s.target, join(execRoot, s.path));
   return { linked, copied };
+}
+
+/**
+ * Copies the store's file; when a running action holds a hard link to it (so it may
+ * have changed in place), checks the copy against the digest, and on a mismatch
+ * drops the blob and answers it missing (the client uploads it again).
+ */
+async function copyFileChecked(store: BlobStore, ledger: LinkLedger, source: string, dest: string, digest: BlobDigest): Promise<void> {
+  await copyFile(source, dest);
+  const st = await lstat(source, { bigint: true });
+  if (!ledger.holds(st)) return;
+  if ((await hashFile(dest, digest.fn, st.size)) === digest.hash) return;
+  await store.delete(digest);
+  throw missingBlobs([digest], 'input');
 }
 
 /**
@@ -127,7 +160,7 @@ export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownE
  * change made before this action linked the inode). A moved ctime alone is
  * ambiguous: it also moves when another action links or unlinks the blob, or
  * when an action writes and then puts the mtime back; then the content is
- * re-hashed.
+ * re-hashed. So is an inode another action already held when this one linked it.
  */
 export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]): Promise<LinkedInput[]> {
   const tampered: LinkedInput[] = [];
@@ -140,7 +173,7 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
         st.size !== l.size ||
         st.mtimeNs !== l.mtimeNs ||
         Number(st.mode) !== l.mode ||
-        (st.ctimeNs !== l.ctimeNs && (await hashFile(path, l.digest.fn, st.size)) !== l.digest.hash);
+        ((st.ctimeNs !== l.ctimeNs || l.sharedAtLink) && (await hashFile(path, l.digest.fn, st.size)) !== l.digest.hash);
       if (changed) tampered.push(l);
       return; // same inode either way: one look is enough
     }

@@ -9,6 +9,7 @@
 //   npm run bench -- --quick               no Bazel, fewer repeats
 //   npm run bench -- --only roundtrip,bazel
 //   npm run bench -- --compare test-output/bench/before.json
+//   npm run bench -- --soak [--soak-minutes N]   steady mixed load for N minutes (10), RSS and latency over time (soak.ts)
 //
 // Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
 // (default test-output/bench/latest.json), --cpu-prof DIR (kiln serve writes a
@@ -41,6 +42,7 @@ import {
   type Server,
 } from './processes';
 import { politeRows } from './polite';
+import { soak } from './soak';
 import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
 const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel', 'polite'] as const;
@@ -54,6 +56,8 @@ interface Options {
   bazel: string;
   reference: boolean;
   cpuProfDir?: string;
+  /** Minutes of soak (soak.ts) instead of the sections; undefined: no soak. */
+  soakMinutes?: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -77,6 +81,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = value();
     else if (a === '--bazel') o.bazel = value();
     else if (a === '--cpu-prof') o.cpuProfDir = value();
+    else if (a === '--soak') o.soakMinutes ??= 10;
+    else if (a === '--soak-minutes') {
+      const n = Number(value());
+      if (!(n > 0)) throw new Error('--soak-minutes needs a positive number of minutes');
+      o.soakMinutes = n;
+    }
     else if (a === '--only') {
       const names = value().split(',').map((s) => s.trim()).filter(Boolean);
       for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: one of ${SECTIONS.join(', ')}`);
@@ -109,8 +119,22 @@ const log = (s: string) => {
 const p50 = (xs: number[]) => median(xs);
 const totals = (rts: RoundTrip[]) => rts.map((r) => r.total);
 
+/** --soak: kiln serve alone under a steady mixed load (soak.ts), no sections, no report file. */
+async function soakMain(opts: Options, minutes: number): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'kiln-soak-'));
+  const kiln = await startKiln(join(root, 'kiln'), [], opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []);
+  const stop = () => kiln.stop().then(() => rm(root, { recursive: true, force: true }));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void stop().finally(() => process.exit(130)));
+  try {
+    await soak(kiln, { minutes });
+  } finally {
+    await stop();
+  }
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.soakMinutes !== undefined) return soakMain(opts, opts.soakMinutes);
   const size = sizes(opts.quick);
   const started = new Date();
   const t0 = performance.now();

@@ -155,6 +155,22 @@ describe('Scheduler', () => {
     expect((err as GrpcError).message).toMatch(/queue-size/);
   });
 
+  it('tells a caller up front that a full queue would refuse an action, unless an identical one is in flight to join', async () => {
+    const s = scheduler({ queueSize: 1 });
+    const running = request();
+    const waiting = request();
+    expect(s.refusalWhenFull('', waiting.actionDigest)).toBeUndefined(); // room left
+    s.submit(running);
+    s.submit(waiting);
+    const refusal = s.refusalWhenFull('', digest());
+    expect(refusal?.code).toBe(Status.RESOURCE_EXHAUSTED);
+    expect(refusal?.message).toMatch(/queue is full: 1 actions are waiting/);
+    // Identical to one queued or running: submit() would join it, so no refusal.
+    expect(s.refusalWhenFull('', waiting.actionDigest)).toBeUndefined();
+    expect(s.refusalWhenFull('', running.actionDigest)).toBeUndefined();
+    expect(s.submit(request({ actionDigest: waiting.actionDigest })).stage).toBe('QUEUED');
+  });
+
   it('runs lower priority values first, first-come first-served within a priority', async () => {
     const s = scheduler();
     s.submit(request()); // occupies the only slot

@@ -26,7 +26,9 @@ function serveCommand(): string[] {
 }
 
 export async function startServer(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
-  const args = [...serveCommand(), 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
+  // KILN_FAULT_NODE_FLAGS: node flags for the server (e.g. --cpu-prof), to see where a run spends its time.
+  const nodeFlags = (process.env.KILN_FAULT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const args = [...nodeFlags, ...serveCommand(), 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'test' } });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
