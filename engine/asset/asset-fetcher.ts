@@ -2,13 +2,14 @@
 // the CAS when Kiln has the content, otherwise download it, verify it, store it
 // and remember where it came from. One download per content at a time, however
 // many builds ask for it at once.
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { mkdir } from 'node:fs/promises';
 import type { Clock } from '../clock';
 import type { BlobDigest, DigestFunctionInfo } from '../digest';
 import type { EventSink } from '../events/event-bus';
-import type { BlobStore } from '../store/blob-store';
-import { removeQuietly, removeTempFiles } from '../util/atomic-file';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
+import { removeQuietly, removeTempFiles, uniqueTempPath } from '../util/atomic-file';
 import type { AssetIndex, AssetKind } from './asset-index';
 import { ArchiveError } from './archive-entry';
 import { formatFromQualifier, sniffFormat, type ArchiveFormat } from './archive-format';
@@ -75,10 +76,15 @@ export class AssetFetcher {
 
   /** FetchDirectory: from the CAS when known, else the archive downloaded, verified and unpacked into the CAS. */
   fetchDirectory(req: FetchRequest): Promise<FetchOutcome> {
-    return this.fetch('directory', req, (file, uri) => this.unpack(req, file, uri));
+    return this.fetch('directory', req, (file, uri) => this.unpack(req, file, uri), () => this.archiveFromCas(req));
   }
 
-  private async fetch(kind: AssetKind, req: FetchRequest, use: (file: Downloaded, uri: string) => Promise<FetchOutcome>): Promise<FetchOutcome> {
+  private async fetch(
+    kind: AssetKind,
+    req: FetchRequest,
+    use: (file: Downloaded, uri: string) => Promise<FetchOutcome>,
+    local?: () => Promise<Downloaded | undefined>,
+  ): Promise<FetchOutcome> {
     const started = this.opts.clock.now();
     const known = await this.known(kind, req);
     if (known) {
@@ -89,7 +95,7 @@ export class AssetFetcher {
     const key = `${kind}\n${req.qualifiers.sha256 ?? req.uris.join(' ')}\n${req.qualifiers.cacheKey}`;
     let pending = this.inFlight.get(key);
     if (!pending) {
-      pending = this.download(req, use).finally(() => this.inFlight.delete(key));
+      pending = this.download(req, use, local).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
     const outcome = await pending;
@@ -99,7 +105,8 @@ export class AssetFetcher {
 
   /** PushBlob / PushDirectory: remember that these URIs hold `digest` (already in the CAS). */
   push(kind: AssetKind, uris: string[], qualifiers: AssetQualifiers, digest: BlobDigest, expiresAt?: number): Promise<void> {
-    return this.opts.index.record(uris, qualifiers.cacheKey, { kind, digest, storedAt: this.opts.clock.now(), expiresAt }, qualifiers.sha256);
+    const sha256 = qualifiers.sha256 && checksumKey(kind, qualifiers, qualifiers.sha256);
+    return this.opts.index.record(uris, qualifiers.cacheKey, { kind, digest, storedAt: this.opts.clock.now(), expiresAt }, sha256);
   }
 
   /** Waits for index writes (tests, shutdown). */
@@ -124,8 +131,21 @@ export class AssetFetcher {
   }
 
   /** Downloads from the first URI that works, checks the checksum, and hands the file to `use`. */
-  private async download(req: FetchRequest, use: (file: Downloaded, uri: string) => Promise<FetchOutcome>): Promise<FetchOutcome> {
+  private async download(
+    req: FetchRequest,
+    use: (file: Downloaded, uri: string) => Promise<FetchOutcome>,
+    local?: () => Promise<Downloaded | undefined>,
+  ): Promise<FetchOutcome> {
     await this.ready;
+    // The content may be here already (an archive fetched with FetchBlob): no download, also when the origin is down.
+    const here = await local?.();
+    if (here) {
+      try {
+        return await use(here, req.uris[0] ?? '');
+      } finally {
+        await removeQuietly(here.path);
+      }
+    }
     const { maxDownloadBytes, defaultTimeoutMs, maxTimeoutMs, tmpDir } = this.opts;
     const timeoutMs = Math.min(req.timeoutMs || defaultTimeoutMs, maxTimeoutMs);
     let last: FetchOutcome = { ok: false, uri: req.uris[0] ?? '', failure: 'not-found', message: 'no URI to fetch' };
@@ -187,6 +207,23 @@ export class AssetFetcher {
   /** URL → digest (the URI that worked first, then the others), and the content's checksum → digest. */
   private remember(kind: AssetKind, req: FetchRequest, uri: string, digest: BlobDigest, sha256: string): Promise<void> {
     return this.opts.index.record([uri, ...req.uris.filter((u) => u !== uri)], req.qualifiers.cacheKey, { kind, digest, storedAt: this.opts.clock.now() }, checksumKey(kind, req.qualifiers, sha256));
+  }
+
+  /** The archive `checksum.sri` names, copied out of the CAS into a temp file, when a FetchBlob stored it. */
+  private async archiveFromCas(req: FetchRequest): Promise<Downloaded | undefined> {
+    const sha256 = req.qualifiers.sha256;
+    if (!sha256 || req.fn.name !== 'sha256') return undefined;
+    const entry = this.opts.index.byChecksum('blob', 'sha256', sha256);
+    if (!entry || entry.digest.hash !== sha256 || !(await this.opts.store.has(entry.digest))) return undefined;
+    const path = uniqueTempPath(this.opts.tmpDir, 'archive');
+    try {
+      await pipeline(await this.opts.store.read(entry.digest), createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+      return { path, size: entry.digest.size, sha256 };
+    } catch (err) {
+      await removeQuietly(path);
+      if (err instanceof BlobNotFoundError) return undefined; // evicted meanwhile: download it
+      throw err;
+    }
   }
 
   /** Puts the downloaded file into the CAS under `fn` (hashing again for a function other than SHA-256). */

@@ -190,6 +190,30 @@ describe('FetchDirectory', () => {
     expect(res.status?.message).toMatch(/"rar" is not an archive type Kiln unpacks \(tar, tar.gz \(tgz\) and zip\)/);
   });
 
+  it('unpacks an archive FetchBlob already stored, without downloading it again (the origin may be down)', async () => {
+    const body = tarball([{ name: 'only/file.txt', body: 'from the CAS' }]);
+    bodies.set('/stored.tar', body);
+    const qualifiers = [{ name: 'checksum.sri', value: sri(body) }];
+    const blob = await t.clients.asset.fetchBlob({ uris: [`${base}/stored.tar`], qualifiers });
+    expect(blob.status?.code ?? 0).toBe(Status.OK);
+    bodies.delete('/stored.tar'); // the origin forgets it
+    const dir = await t.clients.asset.fetchDirectory({ uris: [`${base}/stored.tar`], qualifiers });
+    expect(dir.status?.code ?? 0, dir.status?.message ?? '').toBe(Status.OK);
+    expect(await listTree(dir.rootDirectoryDigest!)).toEqual({ 'only/': 'dir', 'only/file.txt': `file ${short('from the CAS')}` });
+    expect(hits.get('/stored.tar')).toBe(1);
+  });
+
+  it('serves a pushed directory by its checksum.sri from another URL', async () => {
+    const pushedFrom = `${base}/pushed.tar`;
+    const qualifiers = [{ name: 'checksum.sri', value: sri(Buffer.from('the pushed archive')) }];
+    const first = await t.clients.asset.fetchDirectory({ uris: [`${base}/pkg.zip`], qualifiers: [{ name: 'directory', value: 'pkg' }] });
+    await t.clients.asset.pushDirectory({ uris: [pushedFrom], qualifiers, rootDirectoryDigest: first.rootDirectoryDigest });
+    const res = await t.clients.asset.fetchDirectory({ uris: [`${base}/not-there.tar`], qualifiers });
+    expect(res.status?.code ?? 0, res.status?.message ?? '').toBe(Status.OK);
+    expect(res.rootDirectoryDigest?.hash).toBe(first.rootDirectoryDigest?.hash);
+    expect(hits.get('/not-there.tar')).toBeUndefined();
+  });
+
   it('answers ABORTED for a checksum mismatch, unpacking nothing', async () => {
     const res = await t.clients.asset.fetchDirectory({ uris: [`${base}/pkg.tar`], qualifiers: [{ name: 'checksum.sri', value: sri(Buffer.from('other')) }] });
     expect(res.status?.code).toBe(Status.ABORTED);
