@@ -16,6 +16,9 @@ const KINDS: Partial<Record<ReadEntry['type'], ArchiveEntryKind>> = {
   Link: 'hardlink',
 };
 
+/** Entries waiting for their visit before reading stops. */
+const MAX_PENDING = 64;
+
 export const readTarEntries: ArchiveReader = (file, visit) =>
   new Promise<void>((resolve, reject) => {
     const source = createReadStream(file);
@@ -28,7 +31,15 @@ export const readTarEntries: ArchiveReader = (file, visit) =>
       source.destroy();
       reject(err instanceof ArchiveError ? err : new ArchiveError('invalid', `not a readable tar archive: ${(err as Error).message ?? String(err)}`));
     };
+    // Entries without a body end at once, so the parser would run ahead of the visits and queue
+    // them all (a few hundred bytes each, millions in a big archive): stop reading while many wait.
+    let pending = 0;
+    let paused = false;
     parser.on('entry', (entry: ReadEntry) => {
+      if (++pending >= MAX_PENDING && !paused) {
+        paused = true;
+        source.unpipe(parser as unknown as NodeJS.WritableStream);
+      }
       chain = chain
         .then(async () => {
           const kind = KINDS[entry.type];
@@ -43,7 +54,13 @@ export const readTarEntries: ArchiveReader = (file, visit) =>
           });
         })
         .catch(fail)
-        .finally(() => entry.resume()); // Whatever was not read is skipped, so the parser moves on.
+        .finally(() => {
+          entry.resume(); // Whatever was not read is skipped, so the parser moves on.
+          if (--pending < MAX_PENDING / 2 && paused && !failed) {
+            paused = false;
+            source.pipe(parser as unknown as NodeJS.WritableStream);
+          }
+        });
     });
     parser.on('error', fail);
     parser.on('end', () => void chain.then(() => failed || resolve()));
