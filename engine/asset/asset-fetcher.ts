@@ -55,7 +55,7 @@ export interface FetchRequest {
 }
 
 export type FetchOutcome =
-  | { ok: true; uri: string; digest: BlobDigest; source: 'cache' | 'download' }
+  | { ok: true; uri: string; digest: BlobDigest; source: 'cache' | 'download'; /** Bytes fetched, when not the digest's size (an archive unpacked to a directory). */ bytes?: number }
   | { ok: false; uri: string; failure: FetchFailure; message: string };
 
 /** Why a fetch failed: the download's reasons, a wrong checksum, or an archive Kiln will not unpack. */
@@ -197,7 +197,7 @@ export class AssetFetcher {
         tmpDir: this.opts.tmpDir,
       });
       await this.remember('directory', req, uri, digest, file.sha256);
-      return { ok: true, uri, digest, source: 'download' };
+      return { ok: true, uri, digest, source: 'download', bytes: file.size };
     } catch (err) {
       if (!(err instanceof ArchiveError)) throw err;
       return { ok: false, uri, failure: err.kind === 'too-large' ? 'archive-too-large' : 'bad-archive', message: `${uri}: ${err.message}` };
@@ -246,7 +246,7 @@ export class AssetFetcher {
       at,
       uri: outcome.uri,
       outcome: outcome.ok ? (outcome.source === 'cache' ? 'hit' : 'downloaded') : 'failed',
-      bytes: outcome.ok ? outcome.digest.size : undefined,
+      bytes: outcome.ok ? (outcome.bytes ?? outcome.digest.size) : undefined,
       durationMs: at - started,
       toolInvocationId: req.toolInvocationId,
       message: outcome.ok ? undefined : outcome.message,

@@ -121,6 +121,8 @@ describe('FetchDirectory', () => {
   it('downloads a tar.gz, verifies checksum.sri, unpacks it into the CAS, then answers from the index', async () => {
     const uri = `${base}/pkg.tar.gz`;
     const qualifiers = [{ name: 'checksum.sri', value: sri(bodies.get('/pkg.tar.gz')!) }];
+    const events: { uri: string; outcome: string; bytes?: number }[] = [];
+    t.engine.events.on('asset.fetched', (e) => events.push(e));
     const res = await t.clients.asset.fetchDirectory({ uris: [uri], qualifiers });
     expect(res.status?.code ?? 0, res.status?.message ?? '').toBe(Status.OK);
     expect(res.uri).toBe(uri);
@@ -134,6 +136,8 @@ describe('FetchDirectory', () => {
     expect(elsewhere.rootDirectoryDigest?.hash).toBe(res.rootDirectoryDigest?.hash);
     expect(hits.get('/pkg.tar.gz')).toBe(1);
     expect(hits.get('/gone.tgz')).toBeUndefined();
+    // The dashboard's fetch log: the archive's size for the download, then two hits.
+    expect(events.slice(0, 3).map((e) => [e.outcome, e.bytes === bodies.get('/pkg.tar.gz')!.length])).toEqual([['downloaded', true], ['hit', false], ['hit', false]]);
   });
 
   it('unpacks tar, tar.gz and zip of the same folder to the same Directory digest, with the directory qualifier as strip prefix', async () => {
