@@ -97,9 +97,10 @@ async function listTree(root: { hash?: string | null; sizeBytes?: unknown }, pre
     Object.assign(out, await listTree(d.digest!, `${prefix + d.name}/`));
   }
   // The spec's canonical form: each list sorted by name.
-  for (const list of [dir.files, dir.directories, dir.symlinks]) {
-    const sorted = [...list.map((n) => n.name)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    expect(list.map((n) => n.name), `${prefix || '.'} sorted`).toEqual(sorted);
+  const lists: { name?: string | null }[][] = [dir.files, dir.directories, dir.symlinks];
+  for (const list of lists) {
+    const sorted = list.map((n) => n.name ?? '').sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect(list.map((n) => n.name ?? ''), `${prefix || '.'} sorted`).toEqual(sorted);
   }
   expect(new Set(names).size, 'no name twice').toBe(names.length);
   return out;
