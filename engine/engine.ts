@@ -23,6 +23,8 @@ import { refuseMalformed } from './grpc/malformed-requests';
 import { createActionCacheService } from './reapi/action-cache';
 import { createByteStreamService, type LiveResourceReader, type LiveResourceWriter } from './reapi/bytestream';
 import { createCapabilitiesService } from './reapi/capabilities';
+import { COMPRESSED_UPLOAD_IDLE_MS, CompressedUploads } from './reapi/compressed-uploads';
+import { DiskCompressedSpool } from './reapi/compressed-spool';
 import { createCasService } from './reapi/cas';
 import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
 import type { BlobStore } from './store/blob-store';
@@ -434,7 +436,9 @@ export class Engine {
       executionEnabled: () => this.acceptsExecute,
     }));
     add(ContentAddressableStorageService, createCasService({ store, maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes }));
-    add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
+    // Compressed uploads keep their compressed bytes in {dataDir}/zstd-uploads, so they resume after a restart.
+    const compressedUploads = new CompressedUploads(store, COMPRESSED_UPLOAD_IDLE_MS, new DiskCompressedSpool(join(config.dataDir, 'zstd-uploads'), COMPRESSED_UPLOAD_IDLE_MS));
+    add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters, compressedUploads }));
     add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock, ids: this.ids }));
     add(LogStreamService, this.observability.logStreams.service());
     // Remote Asset API: downloads for --experimental_remote_downloader, remembered in {dataDir}/assets.json.

@@ -2,16 +2,26 @@
 // the CAS when Kiln has the content, otherwise download it, verify it, store it
 // and remember where it came from. One download per content at a time, however
 // many builds ask for it at once.
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { mkdir } from 'node:fs/promises';
 import type { Clock } from '../clock';
 import type { BlobDigest, DigestFunctionInfo } from '../digest';
 import type { EventSink } from '../events/event-bus';
-import type { BlobStore } from '../store/blob-store';
-import { removeQuietly, removeTempFiles } from '../util/atomic-file';
+import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
+import { removeQuietly, removeTempFiles, uniqueTempPath } from '../util/atomic-file';
 import type { AssetIndex, AssetKind } from './asset-index';
-import { DownloadError, downloadToFile, type DownloadFailure } from './http-download';
+import { ArchiveError } from './archive-entry';
+import { formatFromQualifier, sniffFormat, type ArchiveFormat } from './archive-format';
+import { DownloadError, downloadToFile, type Downloaded, type DownloadFailure } from './http-download';
 import type { AssetQualifiers } from './qualifiers';
+import { unpackToCas, type UnpackLimits } from './unpack-archive';
+
+/** Bounds on what one FetchDirectory unpacks, unless the options say otherwise. */
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxEntries: 100_000, maxBytes: 16 * 1024 ** 3, maxDepth: 64 };
+
+/** MIME types in "resource_type" that name an archive; others leave the choice to the bytes. */
+const ARCHIVE_MIME = /^application\/(x-tar|gzip|x-gzip|x-gtar|x-compressed-tar|zip|x-zip-compressed)$/i;
 
 export interface AssetFetcherOptions {
   store: BlobStore;
@@ -26,6 +36,8 @@ export interface AssetFetcherOptions {
   maxTimeoutMs: number;
   /** LAN mode: never download from this machine's loopback addresses. */
   refuseLoopback?: boolean;
+  /** Bounds on FetchDirectory's unpacking (DEFAULT_UNPACK_LIMITS). */
+  unpackLimits?: Partial<UnpackLimits>;
   events: EventSink;
   clock: Clock;
 }
@@ -43,8 +55,11 @@ export interface FetchRequest {
 }
 
 export type FetchOutcome =
-  | { ok: true; uri: string; digest: BlobDigest; source: 'cache' | 'download' }
-  | { ok: false; uri: string; failure: DownloadFailure | 'checksum-mismatch' | 'not-pushed'; message: string };
+  | { ok: true; uri: string; digest: BlobDigest; source: 'cache' | 'download'; /** Bytes fetched, when not the digest's size (an archive unpacked to a directory). */ bytes?: number }
+  | { ok: false; uri: string; failure: FetchFailure; message: string };
+
+/** Why a fetch failed: the download's reasons, a wrong checksum, or an archive Kiln will not unpack. */
+export type FetchFailure = DownloadFailure | 'checksum-mismatch' | 'bad-archive' | 'archive-too-large';
 
 export class AssetFetcher {
   private readonly inFlight = new Map<string, Promise<FetchOutcome>>();
@@ -55,18 +70,32 @@ export class AssetFetcher {
   }
 
   /** FetchBlob: from the CAS when known, else downloaded from the first URI that works. */
-  async fetchBlob(req: FetchRequest): Promise<FetchOutcome> {
+  fetchBlob(req: FetchRequest): Promise<FetchOutcome> {
+    return this.fetch('blob', req, (file, uri) => this.storeBlob(req, file, uri));
+  }
+
+  /** FetchDirectory: from the CAS when known, else the archive downloaded, verified and unpacked into the CAS. */
+  fetchDirectory(req: FetchRequest): Promise<FetchOutcome> {
+    return this.fetch('directory', req, (file, uri) => this.unpack(req, file, uri), () => this.archiveFromCas(req));
+  }
+
+  private async fetch(
+    kind: AssetKind,
+    req: FetchRequest,
+    use: (file: Downloaded, uri: string) => Promise<FetchOutcome>,
+    local?: () => Promise<Downloaded | undefined>,
+  ): Promise<FetchOutcome> {
     const started = this.opts.clock.now();
-    const known = await this.known('blob', req);
+    const known = await this.known(kind, req);
     if (known) {
       this.report(req, known, started);
       return known;
     }
     // Identical requests share one download.
-    const key = req.qualifiers.sha256 ?? `${req.uris.join(' ')}\n${req.qualifiers.cacheKey}`;
+    const key = `${kind}\n${req.qualifiers.sha256 ?? req.uris.join(' ')}\n${req.qualifiers.cacheKey}`;
     let pending = this.inFlight.get(key);
     if (!pending) {
-      pending = this.download(req).finally(() => this.inFlight.delete(key));
+      pending = this.download(req, use, local).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
     const outcome = await pending;
@@ -74,22 +103,10 @@ export class AssetFetcher {
     return outcome;
   }
 
-  /** FetchDirectory: only what was pushed (Kiln does not unpack archives). */
-  async fetchDirectory(req: FetchRequest): Promise<FetchOutcome> {
-    const started = this.opts.clock.now();
-    const outcome: FetchOutcome = (await this.known('directory', req)) ?? {
-      ok: false,
-      uri: req.uris[0] ?? '',
-      failure: 'not-pushed',
-      message: 'Kiln serves directories only when they were pushed (PushDirectory); it does not download and unpack archives',
-    };
-    this.report(req, outcome, started);
-    return outcome;
-  }
-
   /** PushBlob / PushDirectory: remember that these URIs hold `digest` (already in the CAS). */
   push(kind: AssetKind, uris: string[], qualifiers: AssetQualifiers, digest: BlobDigest, expiresAt?: number): Promise<void> {
-    return this.opts.index.record(uris, qualifiers.cacheKey, { kind, digest, storedAt: this.opts.clock.now(), expiresAt }, qualifiers.sha256);
+    const sha256 = qualifiers.sha256 && checksumKey(kind, qualifiers, qualifiers.sha256);
+    return this.opts.index.record(uris, qualifiers.cacheKey, { kind, digest, storedAt: this.opts.clock.now(), expiresAt }, sha256);
   }
 
   /** Waits for index writes (tests, shutdown). */
@@ -101,7 +118,7 @@ export class AssetFetcher {
   private async known(kind: AssetKind, req: FetchRequest): Promise<FetchOutcome | undefined> {
     const { index, store, clock } = this.opts;
     const candidates: [string, ReturnType<AssetIndex['byUri']>][] = [];
-    if (req.qualifiers.sha256) candidates.push([req.uris[0] ?? '', index.byChecksum(kind, req.fn.name, req.qualifiers.sha256)]);
+    if (req.qualifiers.sha256) candidates.push([req.uris[0] ?? '', index.byChecksum(kind, req.fn.name, checksumKey(kind, req.qualifiers, req.qualifiers.sha256))]);
     for (const uri of req.uris) candidates.push([uri, index.byUri(kind, uri, req.qualifiers.cacheKey)]);
     for (const [uri, entry] of candidates) {
       if (!entry || entry.digest.fn !== req.fn.name) continue;
@@ -113,8 +130,22 @@ export class AssetFetcher {
     return undefined;
   }
 
-  private async download(req: FetchRequest): Promise<FetchOutcome> {
+  /** Downloads from the first URI that works, checks the checksum, and hands the file to `use`. */
+  private async download(
+    req: FetchRequest,
+    use: (file: Downloaded, uri: string) => Promise<FetchOutcome>,
+    local?: () => Promise<Downloaded | undefined>,
+  ): Promise<FetchOutcome> {
     await this.ready;
+    // The content may be here already (an archive fetched with FetchBlob): no download, also when the origin is down.
+    const here = await local?.();
+    if (here) {
+      try {
+        return await use(here, req.uris[0] ?? '');
+      } finally {
+        await removeQuietly(here.path);
+      }
+    }
     const { maxDownloadBytes, defaultTimeoutMs, maxTimeoutMs, tmpDir } = this.opts;
     const timeoutMs = Math.min(req.timeoutMs || defaultTimeoutMs, maxTimeoutMs);
     let last: FetchOutcome = { ok: false, uri: req.uris[0] ?? '', failure: 'not-found', message: 'no URI to fetch' };
@@ -134,15 +165,65 @@ export class AssetFetcher {
           last = { ok: false, uri, failure: 'checksum-mismatch', message: `${uri} has SHA-256 ${file.sha256}, not the ${want} that checksum.sri asks for; nothing was stored` };
           continue;
         }
-        const digest = await this.store(file.path, file.size, file.sha256, req.fn);
-        await this.opts.index.record([uri, ...req.uris.filter((u) => u !== uri)], req.qualifiers.cacheKey,
-          { kind: 'blob', digest, storedAt: this.opts.clock.now() }, file.sha256);
-        return { ok: true, uri, digest, source: 'download' };
+        return await use(file, uri);
       } finally {
         await removeQuietly(file.path);
       }
     }
     return last;
+  }
+
+  private async storeBlob(req: FetchRequest, file: Downloaded, uri: string): Promise<FetchOutcome> {
+    const digest = await this.store(file.path, file.size, file.sha256, req.fn);
+    await this.remember('blob', req, uri, digest, file.sha256);
+    return { ok: true, uri, digest, source: 'download' };
+  }
+
+  /** Unpacks a downloaded archive into the CAS; a damaged, unsafe or oversized one is refused whole. */
+  private async unpack(req: FetchRequest, file: Downloaded, uri: string): Promise<FetchOutcome> {
+    const { qualifiers } = req;
+    try {
+      const format: ArchiveFormat = qualifiers.archiveType
+        ? formatFromQualifier('archive.type', qualifiers.archiveType)
+        : qualifiers.resourceType && ARCHIVE_MIME.test(qualifiers.resourceType)
+          ? formatFromQualifier('resource_type', qualifiers.resourceType)
+          : await sniffFormat(file.path, uri);
+      const digest = await unpackToCas(file.path, {
+        store: this.opts.store,
+        fn: req.fn,
+        format,
+        directory: qualifiers.directory,
+        limits: { ...DEFAULT_UNPACK_LIMITS, ...this.opts.unpackLimits },
+        tmpDir: this.opts.tmpDir,
+      });
+      await this.remember('directory', req, uri, digest, file.sha256);
+      return { ok: true, uri, digest, source: 'download', bytes: file.size };
+    } catch (err) {
+      if (!(err instanceof ArchiveError)) throw err;
+      return { ok: false, uri, failure: err.kind === 'too-large' ? 'archive-too-large' : 'bad-archive', message: `${uri}: ${err.message}` };
+    }
+  }
+
+  /** URL → digest (the URI that worked first, then the others), and the content's checksum → digest. */
+  private remember(kind: AssetKind, req: FetchRequest, uri: string, digest: BlobDigest, sha256: string): Promise<void> {
+    return this.opts.index.record([uri, ...req.uris.filter((u) => u !== uri)], req.qualifiers.cacheKey, { kind, digest, storedAt: this.opts.clock.now() }, checksumKey(kind, req.qualifiers, sha256));
+  }
+
+  /** The archive `checksum.sri` names, copied out of the CAS into a temp file, when a FetchBlob stored it. */
+  private async archiveFromCas(req: FetchRequest): Promise<Downloaded | undefined> {
+    const sha256 = req.qualifiers.sha256;
+    if (!sha256 || req.fn.name !== 'sha256') return undefined;
+    const entry = this.opts.index.byChecksum('blob', 'sha256', sha256);
+    if (!entry || entry.digest.hash !== sha256 || !(await this.opts.store.has(entry.digest))) return undefined;
+    const path = uniqueTempPath(this.opts.tmpDir, 'archive');
+    try {
+      await pipeline(await this.opts.store.read(entry.digest), createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+      return { path, size: entry.digest.size, sha256 };
+    } catch (err) {
+      await removeQuietly(path);
+      if (err instanceof BlobNotFoundError) return undefined; // evicted meanwhile: download it
+      throw err;
+    }
   }
 
   /** Puts the downloaded file into the CAS under `fn` (hashing again for a function other than SHA-256). */
@@ -165,10 +246,15 @@ export class AssetFetcher {
       at,
       uri: outcome.uri,
       outcome: outcome.ok ? (outcome.source === 'cache' ? 'hit' : 'downloaded') : 'failed',
-      bytes: outcome.ok ? outcome.digest.size : undefined,
+      bytes: outcome.ok ? (outcome.bytes ?? outcome.digest.size) : undefined,
       durationMs: at - started,
       toolInvocationId: req.toolInvocationId,
       message: outcome.ok ? undefined : outcome.message,
     });
   }
+}
+
+/** The checksum index key: an archive's content, and for a directory also which subfolder and how it was unpacked. */
+function checksumKey(kind: AssetKind, q: AssetQualifiers, sha256: string): string {
+  return kind === 'blob' ? sha256 : `${sha256}\n${q.archiveType ?? ''}\n${q.directory}`;
 }

@@ -10,6 +10,12 @@ export interface AssetQualifiers {
   sha256?: string;
   /** The qualifiers that distinguish content at one URI, as a stable string for the URI index. */
   cacheKey: string;
+  /** "resource_type": the MIME type of the content, when given. */
+  resourceType?: string;
+  /** "archive.type" (tar, tar.gz, tgz, zip): how FetchDirectory unpacks, when given. */
+  archiveType?: string;
+  /** "directory": the subfolder of an archive that FetchDirectory answers (its strip prefix); "" for all. */
+  directory: string;
 }
 
 /** A qualifier the client sent that Kiln cannot honour. */
@@ -24,7 +30,7 @@ export class QualifierError extends Error {
 }
 
 /** Part of the URI index key: content at one URI may differ by these. */
-const KEYED = new Set(['resource_type', 'bazel.canonical_id']);
+const KEYED = new Set(['resource_type', 'bazel.canonical_id', 'archive.type', 'directory']);
 /** Carried by Bazel but irrelevant to which bytes a URL holds (Kiln never forwards credentials). */
 const IGNORED = new Set(['bazel.auth_headers']);
 const IGNORED_PREFIXES = ['http_header:', 'http_header_url:'];
@@ -33,6 +39,7 @@ export function parseQualifiers(qualifiers: { name?: string | null; value?: stri
   const seen = new Set<string>();
   const keyed: string[] = [];
   let sha256: string | undefined;
+  const named = new Map<string, string>();
   for (const q of qualifiers) {
     const name = q.name ?? '';
     const value = q.value ?? '';
@@ -45,11 +52,18 @@ export function parseQualifiers(qualifiers: { name?: string | null; value?: stri
       }
     } else if (KEYED.has(name)) {
       keyed.push(`${name}=${value}`);
+      named.set(name, value);
     } else if (!IGNORED.has(name) && !IGNORED_PREFIXES.some((p) => name.startsWith(p))) {
-      throw new QualifierError(`"${name}" not supported (Kiln understands checksum.sri, resource_type and bazel.canonical_id)`, 'qualifiers.name');
+      throw new QualifierError(`"${name}" not supported (Kiln understands checksum.sri, resource_type, bazel.canonical_id, archive.type and directory)`, 'qualifiers.name');
     }
   }
-  return { sha256, cacheKey: keyed.sort().join('\n') };
+  return {
+    sha256,
+    cacheKey: keyed.sort().join('\n'),
+    resourceType: named.get('resource_type'),
+    archiveType: named.get('archive.type'),
+    directory: named.get('directory') ?? '',
+  };
 }
 
 /**

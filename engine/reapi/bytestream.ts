@@ -226,7 +226,7 @@ export function createByteStreamService(opts: ByteStreamOptions): grpc.UntypedSe
         return bytestream.QueryWriteStatusResponse.create({ committedSize, complete: true });
       }
       if (upload.compressor) {
-        return bytestream.QueryWriteStatusResponse.create({ committedSize: compressedUploads.status(upload), complete: false });
+        return bytestream.QueryWriteStatusResponse.create({ committedSize: await compressedUploads.status(upload), complete: false });
       }
       const committed = (await store.uploadStatus(digest, uploadId)) ?? 0;
       return bytestream.QueryWriteStatusResponse.create({ committedSize: committed, complete: false });
@@ -264,13 +264,14 @@ async function writeCompressed(
       if (req.data.byteLength > 0) await session.append(req.data);
       if (req.finishWrite) {
         await session.commit();
-        uploads.forget(upload);
+        await uploads.forget(upload);
         return session.committedSize;
       }
       const next: IteratorResult<bytestream.WriteRequest> = await messages.next();
       req = next.done ? undefined : next.value;
     }
-    // Ended without finish_write: the decoder keeps its place for a resumed stream.
+    // Ended without finish_write: the decoder keeps its place for a resumed stream, the spool for one after a restart.
+    await session.persist();
     return session.committedSize;
   } catch (err) {
     if (session) await uploads.discard(upload);

@@ -22,12 +22,13 @@ export interface RemoteAssetOptions {
 /** The fetch failure → the status code the spec lists for it. */
 const FAILURE_CODES: Record<Exclude<FetchOutcome, { ok: true }>['failure'], Status> = {
   'not-found': Status.NOT_FOUND,
-  'not-pushed': Status.NOT_FOUND,
   timeout: Status.DEADLINE_EXCEEDED,
   'too-large': Status.RESOURCE_EXHAUSTED,
   refused: Status.PERMISSION_DENIED,
   unreachable: Status.UNAVAILABLE,
   'checksum-mismatch': Status.ABORTED,
+  'bad-archive': Status.INVALID_ARGUMENT,
+  'archive-too-large': Status.RESOURCE_EXHAUSTED,
 };
 
 interface CommonRequest {

@@ -200,11 +200,14 @@ export function requestDigest(
   d: { hash?: string | null; sizeBytes?: number | null } | null | undefined,
   fn: DigestFunctionInfo,
   field: string,
+  /** The digest's index in a repeated field: named as `field[index]`, built only for an error. */
+  index?: number,
 ): BlobDigest {
   try {
     return toBlobDigest(d, fn, field);
   } catch (err) {
-    if (err instanceof DigestError) throw invalidArgument(err.message, field);
-    throw err;
+    if (!(err instanceof DigestError)) throw err;
+    if (index === undefined) throw invalidArgument(err.message, field);
+    return requestDigest(d, fn, `${field}[${index}]`); // fails again, naming the entry
   }
 }

@@ -97,6 +97,16 @@ export class ObservedBlobStore extends BlobStoreDecorator {
 function missedFlags(digests: BlobDigest[], missing: BlobDigest[]): boolean[] {
   const flags = new Array<boolean>(digests.length).fill(false);
   if (missing.length === 0) return flags;
+  // Usually the very objects, in the order asked: one walk, no set.
+  let j = 0;
+  for (let i = 0; i < digests.length && j < missing.length; i++) {
+    if (digests[i] === missing[j]) {
+      flags[i] = true;
+      j++;
+    }
+  }
+  if (j === missing.length) return flags;
+  flags.fill(false);
   const byIdentity = new Set(missing);
   let found = 0;
   for (let i = 0; i < digests.length; i++) {

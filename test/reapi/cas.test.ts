@@ -80,6 +80,8 @@ describe('FindMissingBlobs', () => {
       { hash: 'ABC', sizeBytes: 1 },
       { hash: 'a'.repeat(64), sizeBytes: -1 },
       { hash: 'A'.repeat(64), sizeBytes: 1 },
+      { hash: `${'a'.repeat(63)}g`, sizeBytes: 1 },
+      { hash: `${'a'.repeat(63)}é`, sizeBytes: 1 },
     ]) {
       const err = await grpcError(t.clients.cas.findMissing({ blobDigests: [toWireDigest(emptyDigest()), bad] }));
       expect(err.code).toBe(Status.INVALID_ARGUMENT);

@@ -180,7 +180,7 @@ describe('Push', () => {
     expect(res.blobDigest?.hash).toBe(d.hash);
   });
 
-  it('serves pushed directories from FetchDirectory, and says why others are NOT_FOUND', async () => {
+  it('serves pushed directories from FetchDirectory, and unpacks downloads (here: not an archive)', async () => {
     const { digest: root } = await uploadProto(t.clients, reapi.Directory, reapi.Directory.create({ files: [{ name: 'a', digest: { hash: "0".repeat(64), sizeBytes: 1 } }] }));
     const uri = 'https://example.invalid/repo.git';
     await t.clients.asset.pushDirectory({ uris: [uri], rootDirectoryDigest: toWireDigest(root) });
@@ -188,8 +188,8 @@ describe('Push', () => {
     expect(res.status?.code ?? 0).toBe(Status.OK);
     expect(res.rootDirectoryDigest?.hash).toBe(root.hash);
     const other = await t.clients.asset.fetchDirectory({ uris: [`${base}/archive.tar.gz`] });
-    expect(other.status?.code).toBe(Status.NOT_FOUND);
-    expect(other.status?.message).toMatch(/does not download and unpack archives/);
+    expect(other.status?.code).toBe(Status.INVALID_ARGUMENT);
+    expect(other.status?.message).toMatch(/not a readable tar archive/);
   });
 });
 
