@@ -34,6 +34,12 @@ export interface RunRequest {
   priority?: RunPriority;
   /** The action's platform properties (Action.platform over Command.platform). */
   platform?: Record<string, string>;
+  /**
+   * Files the runner opens for writing and hands the process as descriptors
+   * 4, 5, … (a sandbox's cgroup.procs files, which the action joins from
+   * inside). Runners that start no process ignore them.
+   */
+  writableFds?: string[];
 }
 
 export interface RunExit {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, readCounter } from './cgroup-teardown';
+import { killAndRemove, killListed, readCounter } from './cgroup-teardown';
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
 type Controller = (typeof CONTROLLERS)[number];
@@ -48,39 +48,51 @@ export class CgroupV1 implements CgroupLimiter {
     const dirs: Partial<Record<Controller, string>> = {};
     const made: string[] = [];
     try {
-      for (const controller of CONTROLLERS) {
-        const parent = this.parents[controller];
-        if (!parent) continue;
-        const dir = join(parent, cgroupName(id));
-        await mkdir(dir);
-        made.push(dir);
-        dirs[controller] = dir;
-      }
-      if (dirs.memory && limits.memoryBytes) {
-        await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-        // With swap the limit would only push the action into it; absent without swap accounting.
-        await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => {});
-      }
-      if (dirs.pids && limits.pids) await writeFile(join(dirs.pids, 'pids.max'), String(limits.pids));
-      if (dirs.cpu && limits.cpus) {
-        await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
-        await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
-      }
+      // The hierarchies are independent: made (and limited) side by side, not one after the other.
+      const mkdirs = await Promise.allSettled(
+        CONTROLLERS.map(async (controller) => {
+          const parent = this.parents[controller];
+          if (!parent) return;
+          const dir = join(parent, cgroupName(id));
+          await mkdir(dir);
+          made.push(dir);
+          dirs[controller] = dir;
+        }),
+      );
+      // Every mkdir has settled, so the cleanup below sees each one that was made.
+      const failed = mkdirs.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await Promise.all([
+        (async () => {
+          if (!dirs.memory || !limits.memoryBytes) return;
+          await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+          // With swap the limit would only push the action into it; absent without swap accounting.
+          await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => {});
+        })(),
+        dirs.pids && limits.pids ? writeFile(join(dirs.pids, 'pids.max'), String(limits.pids)) : undefined,
+        (async () => {
+          if (!dirs.cpu || !limits.cpus) return;
+          await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+          await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
+        })(),
+      ]);
     } catch (err) {
       await Promise.all(made.map((d) => killAndRemove(d).catch(() => {})));
       throw err;
     }
+    // In CONTROLLERS order, whatever order the mkdirs finished in.
+    const ordered = CONTROLLERS.flatMap((c) => (dirs[c] ? [dirs[c]] : []));
     return {
-      procsFiles: made.map((d) => join(d, 'cgroup.procs')),
+      procsFiles: ordered.map((d) => join(d, 'cgroup.procs')),
       finish: async () => {
         const oomKills = dirs.memory ? await readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
-        await Promise.all(made.map((d) => killAndRemove(d)));
-        return { oomKilled: oomKills > 0 };
+        await Promise.all(ordered.map((d) => killListed(d)));
+        return { oomKilled: oomKills > 0, removed: Promise.all(ordered.map((d) => killAndRemove(d))).then(() => {}) };
       },
     };
   }
 
-  /** Removes this engine's (empty) parent folders. */
+  /** Removes this engine's (empty) parent folders, once every run's `removed` has settled. */
   close(): void {
     for (const parent of Object.values(this.parents)) {
       try {

@@ -18,8 +18,12 @@ export interface ActionLimits {
 export interface ActionCgroup {
   /** Files the action's first process writes its pid into to join (cgroup.procs, one per v1 hierarchy). */
   procsFiles: string[];
-  /** Kills what is left, removes the cgroup; says whether the kernel killed something for memory. */
-  finish(): Promise<{ oomKilled: boolean }>;
+  /**
+   * Kills what is left and says whether the kernel killed something for
+   * memory; removing the cgroup (which waits for the dying to leave) goes on
+   * in `removed`, off the action's critical path.
+   */
+  finish(): Promise<{ oomKilled: boolean; removed?: Promise<void> }>;
 }
 
 export interface CgroupLimiter {

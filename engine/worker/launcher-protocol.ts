@@ -16,6 +16,8 @@ export interface SpawnRequest {
    * by it (process-markers.ts).
    */
   markerPath?: string;
+  /** Files opened write-only and handed to the process as fds 4, 5, … (fd 3 is the marker, or nothing). */
+  writableFds?: string[];
   /** Run at the lowest priority the OS gives an unprivileged process (see launcher.ts). */
   background?: boolean;
 }
@@ -58,6 +60,9 @@ export interface ReadyMessage {
 }
 
 export type LauncherMessage = StartedMessage | ExitedMessage | ReadyMessage;
+
+/** The first descriptor of SpawnRequest.writableFds in the process. */
+export const FIRST_WRITABLE_FD = 4;
 
 /** Milliseconds between SIGTERM and SIGKILL when a group is stopped. */
 export const KILL_GRACE_MS = 2000;

@@ -6,7 +6,7 @@
 // (process-markers.ts), so a timeout or cancel can kill everything it started.
 // If the engine goes (its end of either pipe closes), every action goes too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fdIdentity, killProcessesHolding, type FileIdentity } from './process-markers';
@@ -140,6 +140,7 @@ function signal(req: SignalRequest): void {
 function start(req: SpawnRequest): void {
   let out: number | undefined;
   let err: number | undefined;
+  const writable: number[] = [];
   const finish = (msg: Omit<ExitedMessage, 'type' | 'id'>) => {
     const r = running.get(req.id);
     if (r?.done) return;
@@ -158,8 +159,9 @@ function start(req: SpawnRequest): void {
     out = openSync(req.stdoutPath, 'a');
     err = openSync(req.stderrPath, 'a');
     marker = openMarker(req.markerPath);
-    // The marker is the action's fd 3 (MARKER_FD).
-    const stdio = marker ? ['ignore', out, err, marker.fd] : ['ignore', out, err];
+    for (const path of req.writableFds ?? []) writable.push(openSync(path, constants.O_WRONLY));
+    // The marker is the action's fd 3 (MARKER_FD); the writable files follow from FIRST_WRITABLE_FD on.
+    const stdio = [...(marker ? ['ignore', out, err, marker.fd] : ['ignore', out, err, 'ignore']), ...writable];
     const child = spawn(req.argv[0], req.argv.slice(1), {
       cwd: req.cwd,
       env: req.env,
@@ -180,6 +182,7 @@ function start(req: SpawnRequest): void {
     // The child holds its own copies of the descriptors.
     if (out !== undefined) closeSync(out);
     if (err !== undefined) closeSync(err);
+    for (const fd of writable) closeSync(fd);
   }
 }
 
