@@ -48,6 +48,7 @@ import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, executionPlatforms, placeExecutor, runsUpstream } from './executor-factory';
 import { setUpSandbox } from './sandbox/sandbox-setup';
+import { decideActionUser } from './sandbox/action-user';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ActionSignal, FarmMode } from './common/farm-modes';
@@ -190,6 +191,9 @@ export class Engine {
           dataDir: config.dataDir,
           defaults: { memoryBytes: config.actionMemoryBytes, cpus: config.actionCpus, pids: config.actionProcesses },
         });
+    // Who host actions run as (a bad action-user: stops here too).
+    const actionUser = opts.executor ? undefined : decideActionUser(config.actionUser, { dataDir: config.dataDir });
+    if (actionUser) log(`kiln: actions run as ${actionUser.user?.label ?? 'Kiln\'s own user'}: ${actionUser.reason}`);
     if (sandbox) log(`kiln: sandbox ${sandbox.status.enabled ? `on (${sandbox.status.runner}; limits: ${sandbox.status.limits})` : 'off'}: ${sandbox.status.reason}`);
 
     // --- Storage -------------------------------------------------------------
@@ -244,6 +248,7 @@ export class Engine {
         clock,
         log,
         sandbox,
+        actionUser,
         priority,
         upstream: engine.upstream,
         localEnabled: () => engine.executionEnabled,

@@ -40,6 +40,8 @@ export interface RunRequest {
    * inside). Runners that start no process ignore them.
    */
   writableFds?: string[];
+  /** Start the process as this user and group (the action user; engine/sandbox/action-user.ts). */
+  runAs?: { uid: number; gid: number };
 }
 
 export interface RunExit {

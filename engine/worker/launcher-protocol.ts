@@ -16,6 +16,8 @@ export interface SpawnRequest {
    * by it (process-markers.ts).
    */
   markerPath?: string;
+  /** Start the process as this uid/gid (supplementary groups dropped); the launcher must be root. */
+  runAs?: { uid: number; gid: number };
   /** Files opened write-only and handed to the process as fds 4, 5, … (fd 3 is the marker, or nothing). */
   writableFds?: string[];
   /** Run at the lowest priority the OS gives an unprivileged process (see launcher.ts). */

@@ -167,6 +167,8 @@ function start(req: SpawnRequest): void {
       env: req.env,
       stdio: stdio as ('ignore' | number)[],
       detached: true,
+      // The action user (libuv drops supplementary groups with it).
+      ...(req.runAs ? { uid: req.runAs.uid, gid: req.runAs.gid } : {}),
     });
     const r: Running = { child, marker, timedOut: false, killed: false, done: false };
     running.set(req.id, r);
