@@ -33,7 +33,7 @@ export interface CgroupLimiter {
   readonly enforces: { memory: boolean; cpus: boolean; pids: boolean };
   create(id: string, limits: ActionLimits): Promise<ActionCgroup>;
   /** Removes what open() made, once no run is left. */
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 export type CgroupDetection = { limiter: CgroupLimiter } | { limiter?: undefined; reason: string };

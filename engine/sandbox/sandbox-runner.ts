@@ -128,7 +128,7 @@ export class SandboxRunner implements Runner {
   async close(): Promise<void> {
     await this.opts.inner.close();
     await Promise.all(this.removing);
-    this.opts.cgroups?.close();
+    await this.opts.cgroups?.close();
   }
 }
 

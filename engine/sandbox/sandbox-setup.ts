@@ -8,6 +8,7 @@ import { ConfigError } from '../config-load';
 import type { Runner } from '../execution/runner';
 import { probeBubblewrap, type BwrapProbe } from './bwrap-probe';
 import { detectCgroups, type ActionLimits, type CgroupDetection } from './cgroups';
+import { PrewarmedCgroups } from './prewarmed-cgroups';
 import { SandboxRunner } from './sandbox-runner';
 
 export interface SandboxSetupOptions {
@@ -65,7 +66,8 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         inner,
         bwrap: probe.bwrap,
         host: probe.host,
-        cgroups: cgroups.limiter,
+        // One cgroup made ahead with the defaults: most actions ask for no limits of their own.
+        cgroups: cgroups.limiter && new PrewarmedCgroups(cgroups.limiter, defaults),
         defaults,
         // Where the sandbox is on, the configuration asked for every action to be in it.
         allowOptOut: false,
