@@ -17,6 +17,8 @@ const CPU_PERIOD_US = 100_000;
 export class CgroupV1 implements CgroupLimiter {
   readonly name = 'cgroup v1';
   readonly enforces: CgroupLimiter['enforces'];
+  /** Whether memory.memsw.* exists here (swap accounting on); found at the first action. */
+  private swapAccounting = true;
 
   private constructor(private readonly parents: Partial<Record<Controller, string>>) {
     this.enforces = { memory: !!parents.memory, cpus: !!parents.cpu, pids: !!parents.pids };
@@ -52,7 +54,8 @@ export class CgroupV1 implements CgroupLimiter {
       const mkdirs = await Promise.allSettled(
         CONTROLLERS.map(async (controller) => {
           const parent = this.parents[controller];
-          if (!parent) return;
+          // Without a CPU limit a cpu cgroup would only cost a mkdir, a join and an rmdir per action.
+          if (!parent || (controller === 'cpu' && !limits.cpus)) return;
           const dir = join(parent, cgroupName(id));
           await mkdir(dir);
           made.push(dir);
@@ -66,8 +69,12 @@ export class CgroupV1 implements CgroupLimiter {
         (async () => {
           if (!dirs.memory || !limits.memoryBytes) return;
           await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-          // With swap the limit would only push the action into it; absent without swap accounting.
-          await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => {});
+          // With swap the limit would only push the action into it; absent without swap accounting (then not tried again).
+          if (this.swapAccounting) {
+            await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch((err: NodeJS.ErrnoException) => {
+              if (err.code === 'ENOENT') this.swapAccounting = false;
+            });
+          }
         })(),
         dirs.pids && limits.pids ? writeFile(join(dirs.pids, 'pids.max'), String(limits.pids)) : undefined,
         (async () => {
