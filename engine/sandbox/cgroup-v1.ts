@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, killListed, readCounter } from './cgroup-teardown';
+import { killAndRemove, readCounter } from './cgroup-teardown';
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
 type Controller = (typeof CONTROLLERS)[number];
@@ -93,7 +93,7 @@ export class CgroupV1 implements CgroupLimiter {
       procsFiles: ordered.map((d) => join(d, 'cgroup.procs')),
       finish: async () => {
         const oomKills = dirs.memory ? await readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
-        await Promise.all(ordered.map((d) => killListed(d)));
+        // The action's PID namespace is gone already, and everything in it with it; the removal kills whatever is left.
         return { oomKilled: oomKills > 0, removed: Promise.all(ordered.map((d) => killAndRemove(d))).then(() => {}) };
       },
     };
