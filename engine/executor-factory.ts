@@ -86,6 +86,7 @@ registerRunnerKind('bubblewrap', (ctx) =>
         lanMode: isLanMode(ctx.config),
         dataDir: ctx.config.dataDir,
         defaults: { memoryBytes: ctx.config.actionMemoryBytes, cpus: ctx.config.actionCpus, pids: ctx.config.actionProcesses },
+        actionUser: ctx.actionUser,
       })
   ).wrap(new ProcessRunner()),
 );

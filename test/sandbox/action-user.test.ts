@@ -48,6 +48,10 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
       expect(result.exitCode).toBe(0);
       expect(stdout.split('\n').filter(Boolean).map(Number)).toEqual(protectedFromIt ? [NOBODY.uid, NOBODY.gid] : [0, 0]);
       expect(result.outputFiles.map((f) => f.path).sort()).toEqual(['out.txt', 'out/dir/file']);
+      // GET /api/status names who actions run as.
+      const res = await fetch(`${t.engine.httpUrl}api/status`, { headers: { authorization: `Bearer ${t.engine.httpToken}` } });
+      const status = (await res.json()) as { sandbox?: { actionUser?: string } };
+      expect(status.sandbox?.actionUser).toMatch(protectedFromIt ? /^nobody \(65534:65534\)$/ : /^Kiln's own user: action-user: none/);
     });
 
     it.skipIf(!!skip)(`${protectedFromIt ? 'cannot' : 'can'} write an input hard-linked from the CAS${skip ? ` (skipped: ${skip})` : ''}`, async () => {
