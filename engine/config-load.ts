@@ -38,6 +38,7 @@ export const CONFIG_KEYS = [
   'action-memory',
   'action-cpus',
   'action-processes',
+  'action-user',
   'mode',
   'upstream',
   'upstream-instance',
@@ -219,6 +220,9 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'action-processes':
           config.actionProcesses = parseCount(value, 1, 4_194_304);
           break;
+        case 'action-user':
+          config.actionUser = parseActionUser(value);
+          break;
         case 'mode':
           config.mode = parseMode(value);
           break;
@@ -322,6 +326,13 @@ function parseSandboxMode(value: unknown): SandboxMode {
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
   throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed in LAN mode), on or off`);
+}
+
+function parseActionUser(value: unknown): string {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  if (/^(auto|none)$/i.test(text)) return text.toLowerCase();
+  if (/^\d+(:\d+)?$/.test(text) || /^[a-z_][a-z0-9_.-]*\$?$/i.test(text)) return text;
+  throw new ConfigError(`${show(value)} is not an action user; use auto, none, a user name (e.g. nobody) or uid[:gid] (e.g. 65534:65534)`);
 }
 
 function parseUpstreamUrl(value: unknown): string {

@@ -47,6 +47,12 @@ export interface KilnConfig {
   actionCpus?: number;
   /** Processes and threads a sandboxed action may have at once. */
   actionProcesses: number;
+  /**
+   * Who actions run as (engine/sandbox/action-user.ts): `auto` (when Kiln is
+   * root, the `kiln-action` account or else nobody; otherwise Kiln's own user),
+   * `none` (Kiln's own user), a user name, or `uid[:gid]`.
+   */
+  actionUser: string;
   /** Require a token from loopback clients too (LAN mode always requires one). */
   requireTokenOnLoopback: boolean;
   /** TLS for gRPC and the dashboard: `auto` is on in LAN mode (or with tlsCertFile), off on loopback. */
@@ -129,6 +135,7 @@ export function defaultConfig(): KilnConfig {
     maxBatchTotalSizeBytes: 4 * MiB,
     sandbox: 'auto',
     actionProcesses: 8192,
+    actionUser: 'auto',
     requireTokenOnLoopback: false,
     tls: 'auto',
     mdns: true,

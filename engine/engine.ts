@@ -51,6 +51,7 @@ import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, executionPlatforms, placeExecutor, runsUpstream } from './executor-factory';
 import { setUpSandbox } from './sandbox/sandbox-setup';
+import { decideActionUser } from './sandbox/action-user';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ActionSignal, FarmMode } from './common/farm-modes';
@@ -184,6 +185,9 @@ export class Engine {
     // --- Access: tokens, policy, TLS. First, so a bad certificate fails before anything opens.
     const access = prepareAccess(config, loadOrCreateToken(config.dataDir));
     if (isLanMode(config) && !access.tls) log('kiln: warning: LAN mode with tls off: tokens and build data cross the network unencrypted');
+    // Who host actions run as (a bad action-user: stops here too); the sandbox is tried as that user,
+    // and a sandbox that cannot start stops Kiln with its own one line before this is logged.
+    const actionUser = opts.executor ? undefined : decideActionUser(config.actionUser, { dataDir: config.dataDir });
     // --- The sandbox: decided before anything opens (sandbox: on without bubblewrap stops here).
     const sandbox = opts.executor
       ? undefined
@@ -192,7 +196,9 @@ export class Engine {
           lanMode: isLanMode(config),
           dataDir: config.dataDir,
           defaults: { memoryBytes: config.actionMemoryBytes, cpus: config.actionCpus, pids: config.actionProcesses },
+          actionUser,
         });
+    if (actionUser) log(`kiln: actions run as ${actionUser.user?.label ?? 'Kiln\'s own user'}: ${actionUser.reason}`);
     if (sandbox) log(`kiln: sandbox ${sandbox.status.enabled ? `on (${sandbox.status.runner}; limits: ${sandbox.status.limits})` : 'off'}: ${sandbox.status.reason}`);
 
     // --- Storage -------------------------------------------------------------
@@ -248,6 +254,7 @@ export class Engine {
         clock,
         log,
         sandbox,
+        actionUser,
         priority,
         upstream: engine.upstream,
         localEnabled: () => engine.executionEnabled,

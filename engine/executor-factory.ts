@@ -27,6 +27,9 @@ import { ProcessRunner } from './worker/process-runner';
 import { WASI_PLATFORM, WasiRunner, wasiAvailable } from './wasi/wasi-runner';
 import { isLanMode } from './config';
 import { setUpSandbox, type SandboxSetup } from './sandbox/sandbox-setup';
+import type { ActionUserDecision } from './sandbox/action-user';
+import { ActionUserRunner } from './sandbox/action-user-runner';
+import { DataDirCloser } from './sandbox/data-dir-access';
 
 export interface ExecutionContext {
   config: KilnConfig;
@@ -42,6 +45,8 @@ export interface ExecutionContext {
   upstream?: UpstreamClient;
   /** The execution switch; with an upstream, off sends local-first actions there. */
   localEnabled?: () => boolean;
+  /** Who host actions run as, decided at start (action-user:); absent or without a user: Kiln's own. */
+  actionUser?: ActionUserDecision;
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -81,6 +86,7 @@ registerRunnerKind('bubblewrap', (ctx) =>
         lanMode: isLanMode(ctx.config),
         dataDir: ctx.config.dataDir,
         defaults: { memoryBytes: ctx.config.actionMemoryBytes, cpus: ctx.config.actionCpus, pids: ctx.config.actionProcesses },
+        actionUser: ctx.actionUser,
       })
   ).wrap(new ProcessRunner()),
 );
@@ -96,6 +102,16 @@ registerExecutorKind('local', async (ctx) =>
   }),
 );
 
+/** Host actions as the action user, with Kiln's data folder closed to it (engine/sandbox/action-user.ts). */
+async function asActionUser(runner: Runner, ctx: ExecutionContext): Promise<Runner> {
+  const user = ctx.actionUser?.user;
+  if (!user) return runner;
+  const dataDir = new DataDirCloser(ctx.config.dataDir);
+  // Closed now, before anything runs; and again before each action, for folders made since.
+  await dataDir.close();
+  return new ActionUserRunner(runner, user, dataDir);
+}
+
 /** An unknown kind, in the one-line style of a bad setting (config-load turns it into exit code 2). */
 export class UnknownKindError extends Error {}
 
@@ -108,7 +124,8 @@ export async function createExecutor(ctx: ExecutionContext): Promise<Executor> {
     if (!make) throw new UnknownKindError(unknownKind('runner', ctx.config.runner, runnerKindNames()));
     const runner = await make(ctx);
     // The sandbox wraps a runner that starts host processes; other runners (and bubblewrap itself) stay as they are.
-    const routed = withWasiRoute(ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner, ctx);
+    const host = ctx.config.runner === 'process' && ctx.sandbox ? ctx.sandbox.wrap(runner) : runner;
+    const routed = withWasiRoute(await asActionUser(host, ctx), ctx);
     return ctx.priority ? new PriorityRunner(routed, ctx.priority) : routed;
   };
   return decorateExecutor(placeExecutor(await kind({ ...ctx, runner }), ctx), { ...ctx, orphanTimeoutMs: ctx.config.orphanTimeoutMs });

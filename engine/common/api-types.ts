@@ -69,6 +69,8 @@ export interface ApiSandbox {
   limits?: string;
   /** The network rule for actions. */
   network?: string;
+  /** Who actions run as ("nobody (65534:65534)", or Kiln's own user and why): action-user. */
+  actionUser?: string;
 }
 
 /** The upstream REAPI server as Kiln sees it (GET /api/status). */

@@ -34,6 +34,14 @@ export interface RunRequest {
   priority?: RunPriority;
   /** The action's platform properties (Action.platform over Command.platform). */
   platform?: Record<string, string>;
+  /**
+   * Files the runner opens for writing and hands the process as descriptors
+   * 4, 5, … (a sandbox's cgroup.procs files, which the action joins from
+   * inside). Runners that start no process ignore them.
+   */
+  writableFds?: string[];
+  /** Start the process as this user and group (the action user; engine/sandbox/action-user.ts). */
+  runAs?: { uid: number; gid: number };
 }
 
 export interface RunExit {

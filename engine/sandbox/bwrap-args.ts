@@ -30,10 +30,27 @@ export interface SandboxedCommand {
   network: boolean;
   /** The Command's own PWD, if it sets one: bwrap sets PWD itself, so it is put back or removed. */
   pwd?: string;
+  /** How many cgroup.procs files the action inherits as fds 4, 5, … to join before it runs. */
+  cgroupFds?: number;
 }
 
-/** Runs inside the sandbox before the action: restores the environment bwrap touched (coreutils' env). */
-export const ENV_PROGRAM = '/usr/bin/env';
+/** The shell that runs PRELUDE inside the sandbox. */
+export const PRELUDE_SHELL = '/bin/sh';
+/** The name the prelude's own errors carry ("kiln-action: 1: exec: gcc: not found"). */
+export const PRELUDE_NAME = 'kiln-action';
+
+/**
+ * Runs inside the sandbox, as the action's first process, then execs the
+ * action (one exec, where an outside join script plus env cost two): joins
+ * the cgroups through the inherited fds ("0" is the writer itself, whatever
+ * its pid inside the namespace) and closes them, so every process of the
+ * action is born inside; then puts PWD back as the Command has it ("=value")
+ * or removes it ("-"): bwrap always sets it, and the shell would too.
+ * Arguments: the number of cgroup fds, the PWD word, then the argv.
+ */
+export const PRELUDE =
+  'i=0; while [ "$i" -lt "$1" ]; do fd=$((i+4)); eval "echo 0 >&$fd && exec $fd>&-" || exit 125; i=$((i+1)); done; ' +
+  'shift; if [ "$1" = - ]; then unset PWD; else export PWD="${1#=}"; fi; shift; exec "$@"';
 
 /** Files of the system only root may read, masked when present. */
 export const SECRET_FILES = ['/etc/shadow', '/etc/gshadow', '/etc/shadow-', '/etc/gshadow-'];
@@ -67,11 +84,9 @@ export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   // the PID namespace: a setsid'd or daemonised child cannot outlive the action.
   // A new session keeps the action off the launcher's terminal (TIOCSTI).
   args.push('--die-with-parent', '--new-session', '--hostname', 'kiln-sandbox');
-  // bwrap always sets PWD; the action gets exactly the Command's environment
-  // (Bazel sets PWD=/proc/self/cwd). env takes assignments after "--", but a
-  // "--" after an assignment would be the command.
-  const env = cmd.pwd === undefined ? ['-u', 'PWD', '--'] : ['--', `PWD=${cmd.pwd}`];
-  args.push('--', ENV_PROGRAM, ...env, ...cmd.argv);
+  // The action gets exactly the Command's environment (Bazel sets PWD=/proc/self/cwd): see PRELUDE.
+  const pwd = cmd.pwd === undefined ? '-' : `=${cmd.pwd}`;
+  args.push('--', PRELUDE_SHELL, '-c', PRELUDE, PRELUDE_NAME, String(cmd.cgroupFds ?? 0), pwd, ...cmd.argv);
   return args;
 }
 

@@ -3,7 +3,7 @@
 // namespaces can be disabled, a container can forbid mounts). The answer says
 // why not in words a person can act on.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { SECRET_DIRS, SECRET_FILES, SYSTEM_PATHS, bwrapArgs, type HostLayout, type SystemEntry } from './bwrap-args';
@@ -15,6 +15,8 @@ export interface ProbeOptions {
   dataDir: string;
   /** PATH to search for bwrap; the engine's own by default. */
   path?: string;
+  /** The action user, when actions run as one: bwrap then runs unprivileged, so the trial does too. */
+  runAs?: { uid: number; gid: number; label: string };
 }
 
 export function probeBubblewrap(opts: ProbeOptions): BwrapProbe {
@@ -23,16 +25,21 @@ export function probeBubblewrap(opts: ProbeOptions): BwrapProbe {
   if (!bwrap) return { available: false, reason: 'bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap)' };
   const host = hostLayout([opts.dataDir, homedir()]);
   const trialRoot = mkdtempSync(join(tmpdir(), 'kiln-bwrap-probe-'));
+  const as = opts.runAs ? ` as the action user ${opts.runAs.label}` : '';
   try {
+    // The action user must be able to enter it, as it enters its exec root.
+    if (opts.runAs) chmodSync(trialRoot, 0o755);
     const trial = spawnSync(bwrap, bwrapArgs(host, { execRoot: trialRoot, workingDirectory: '', argv: ['true'], network: false }), {
       env: { PATH: '/usr/bin:/bin' },
       encoding: 'utf8',
       timeout: 20_000,
+      ...(opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
     });
-    if (trial.error) return { available: false, reason: `bubblewrap (${bwrap}) could not be run: ${trial.error.message}` };
+    if (trial.error) return { available: false, reason: `bubblewrap (${bwrap}) could not be run${as}: ${trial.error.message}` };
     if (trial.status !== 0) {
       const why = (trial.stderr ?? '').trim().split('\n')[0] || `exit status ${trial.status ?? trial.signal}`;
-      return { available: false, reason: `bubblewrap (${bwrap}) cannot create a sandbox here: ${why} (are user namespaces or mounts disabled?)` };
+      const hint = opts.runAs ? 'are unprivileged user namespaces disabled? --action-user none runs actions, and bwrap, as root' : 'are user namespaces or mounts disabled?';
+      return { available: false, reason: `bubblewrap (${bwrap}) cannot create a sandbox here${as}: ${why} (${hint})` };
     }
   } finally {
     rmSync(trialRoot, { recursive: true, force: true });

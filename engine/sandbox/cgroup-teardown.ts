@@ -18,7 +18,8 @@ export async function killAndRemove(dir: string, attempts = 50): Promise<void> {
   throw new Error(`cgroup ${dir} still has processes after SIGKILL`);
 }
 
-async function killListed(dir: string): Promise<void> {
+/** SIGKILLs every process listed in the cgroup now; the caller removes it later (killAndRemove). */
+export async function killListed(dir: string): Promise<void> {
   let text = '';
   try {
     text = await readFile(`${dir}/cgroup.procs`, 'utf8');

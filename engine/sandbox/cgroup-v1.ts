@@ -17,6 +17,8 @@ const CPU_PERIOD_US = 100_000;
 export class CgroupV1 implements CgroupLimiter {
   readonly name = 'cgroup v1';
   readonly enforces: CgroupLimiter['enforces'];
+  /** Whether memory.memsw.* exists here (swap accounting on); found at the first action. */
+  private swapAccounting = true;
 
   private constructor(private readonly parents: Partial<Record<Controller, string>>) {
     this.enforces = { memory: !!parents.memory, cpus: !!parents.cpu, pids: !!parents.pids };
@@ -48,39 +50,56 @@ export class CgroupV1 implements CgroupLimiter {
     const dirs: Partial<Record<Controller, string>> = {};
     const made: string[] = [];
     try {
-      for (const controller of CONTROLLERS) {
-        const parent = this.parents[controller];
-        if (!parent) continue;
-        const dir = join(parent, cgroupName(id));
-        await mkdir(dir);
-        made.push(dir);
-        dirs[controller] = dir;
-      }
-      if (dirs.memory && limits.memoryBytes) {
-        await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-        // With swap the limit would only push the action into it; absent without swap accounting.
-        await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(() => {});
-      }
-      if (dirs.pids && limits.pids) await writeFile(join(dirs.pids, 'pids.max'), String(limits.pids));
-      if (dirs.cpu && limits.cpus) {
-        await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
-        await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
-      }
+      // The hierarchies are independent: made (and limited) side by side, not one after the other.
+      const mkdirs = await Promise.allSettled(
+        CONTROLLERS.map(async (controller) => {
+          const parent = this.parents[controller];
+          // Without a CPU limit a cpu cgroup would only cost a mkdir, a join and an rmdir per action.
+          if (!parent || (controller === 'cpu' && !limits.cpus)) return;
+          const dir = join(parent, cgroupName(id));
+          await mkdir(dir);
+          made.push(dir);
+          dirs[controller] = dir;
+        }),
+      );
+      // Every mkdir has settled, so the cleanup below sees each one that was made.
+      const failed = mkdirs.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      await Promise.all([
+        (async () => {
+          if (!dirs.memory || !limits.memoryBytes) return;
+          await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+          // With swap the limit would only push the action into it; absent without swap accounting (then not tried again).
+          if (this.swapAccounting) {
+            await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch((err: NodeJS.ErrnoException) => {
+              if (err.code === 'ENOENT') this.swapAccounting = false;
+            });
+          }
+        })(),
+        dirs.pids && limits.pids ? writeFile(join(dirs.pids, 'pids.max'), String(limits.pids)) : undefined,
+        (async () => {
+          if (!dirs.cpu || !limits.cpus) return;
+          await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+          await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
+        })(),
+      ]);
     } catch (err) {
       await Promise.all(made.map((d) => killAndRemove(d).catch(() => {})));
       throw err;
     }
+    // In CONTROLLERS order, whatever order the mkdirs finished in.
+    const ordered = CONTROLLERS.flatMap((c) => (dirs[c] ? [dirs[c]] : []));
     return {
-      procsFiles: made.map((d) => join(d, 'cgroup.procs')),
+      procsFiles: ordered.map((d) => join(d, 'cgroup.procs')),
       finish: async () => {
         const oomKills = dirs.memory ? await readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
-        await Promise.all(made.map((d) => killAndRemove(d)));
-        return { oomKilled: oomKills > 0 };
+        // The action's PID namespace is gone already, and everything in it with it; the removal kills whatever is left.
+        return { oomKilled: oomKills > 0, removed: Promise.all(ordered.map((d) => killAndRemove(d))).then(() => {}) };
       },
     };
   }
 
-  /** Removes this engine's (empty) parent folders. */
+  /** Removes this engine's (empty) parent folders, once every run's `removed` has settled. */
   close(): void {
     for (const parent of Object.values(this.parents)) {
       try {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, readCounter } from './cgroup-teardown';
+import { killAndRemove, killListed, readCounter } from './cgroup-teardown';
 
 const CPU_PERIOD_US = 100_000;
 
@@ -56,8 +56,8 @@ export class CgroupV2 implements CgroupLimiter {
         const oomKills = await readCounter(join(dir, 'memory.events'), 'oom_kill');
         // cgroup.kill (Linux 5.14+) kills the whole tree at once, even processes forking as it goes.
         if (existsSync(join(dir, 'cgroup.kill'))) await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => {});
-        await killAndRemove(dir);
-        return { oomKilled: oomKills > 0 };
+        else await killListed(dir);
+        return { oomKilled: oomKills > 0, removed: killAndRemove(dir) };
       },
     };
   }

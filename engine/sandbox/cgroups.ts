@@ -18,8 +18,12 @@ export interface ActionLimits {
 export interface ActionCgroup {
   /** Files the action's first process writes its pid into to join (cgroup.procs, one per v1 hierarchy). */
   procsFiles: string[];
-  /** Kills what is left, removes the cgroup; says whether the kernel killed something for memory. */
-  finish(): Promise<{ oomKilled: boolean }>;
+  /**
+   * Kills what is left and says whether the kernel killed something for
+   * memory; removing the cgroup (which waits for the dying to leave) goes on
+   * in `removed`, off the action's critical path.
+   */
+  finish(): Promise<{ oomKilled: boolean; removed?: Promise<void> }>;
 }
 
 export interface CgroupLimiter {
@@ -29,7 +33,7 @@ export interface CgroupLimiter {
   readonly enforces: { memory: boolean; cpus: boolean; pids: boolean };
   create(id: string, limits: ActionLimits): Promise<ActionCgroup>;
   /** Removes what open() made, once no run is left. */
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 export type CgroupDetection = { limiter: CgroupLimiter } | { limiter?: undefined; reason: string };

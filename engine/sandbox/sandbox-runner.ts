@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { GrpcError, Status } from '../grpc/status';
 import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
-import { bwrapArgs, type HostLayout } from './bwrap-args';
+import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
 import { readSandboxProperties } from './sandbox-properties';
 
@@ -25,13 +25,12 @@ export interface SandboxRunnerOptions {
   allowOptOut?: boolean;
 }
 
-/** Joins the cgroups listed first, then execs the rest: no child of the action can start outside them. */
-const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ >"$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
-
 export class SandboxRunner implements Runner {
   /** Runs still making their cgroup, and those of them kill() reached before the process existed. */
   private readonly preparing = new Set<string>();
   private readonly cancelledEarly = new Set<string>();
+  /** Cgroups of finished runs still being removed; close() waits for them. */
+  private readonly removing = new Set<Promise<void>>();
 
   constructor(private readonly opts: SandboxRunnerOptions) {}
 
@@ -50,7 +49,6 @@ export class SandboxRunner implements Runner {
       pids: this.opts.defaults?.pids,
     };
     const network = props.network ?? req.resources?.network ?? false;
-    let argv = [this.opts.bwrap, ...bwrapArgs(this.opts.host, { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD })];
     let cgroup: ActionCgroup | undefined;
     this.preparing.add(req.id);
     try {
@@ -60,16 +58,19 @@ export class SandboxRunner implements Runner {
     }
     if (this.cancelledEarly.delete(req.id)) {
       // kill() came while the cgroup was being made: the inner runner never heard of this run.
-      await cgroup?.finish();
+      if (cgroup) this.track(await cgroup.finish());
       return { exitCode: exitCodeForSignal('SIGTERM'), signal: 'SIGTERM', timedOut: false, killed: true };
     }
-    if (cgroup) argv = ['/bin/sh', '-c', JOIN_CGROUPS, 'kiln-sandbox', String(cgroup.procsFiles.length), ...cgroup.procsFiles, ...argv];
+    // The action joins its cgroups from inside the sandbox, through descriptors the runner opens.
+    const writableFds = cgroup?.procsFiles ?? [];
+    const cmd = { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD, cgroupFds: writableFds.length };
+    const argv = [this.opts.bwrap, ...bwrapArgs(this.opts.host, cmd)];
     let exit: RunExit;
     let teardown: { oomKilled: boolean } | undefined;
     try {
-      exit = await this.opts.inner.run({ ...req, argv });
+      exit = await this.opts.inner.run({ ...req, argv, writableFds });
     } finally {
-      teardown = await cgroup?.finish();
+      teardown = cgroup && this.track(await cgroup.finish());
     }
     if (teardown?.oomKilled) {
       await req.stderr.write(
@@ -81,16 +82,30 @@ export class SandboxRunner implements Runner {
 
   /**
    * bwrap reports a sandbox it could not make as exit 1 with a "bwrap: " line
-   * (Kiln's failure, not the action's); env reports a program that is not
-   * there as 126/127 with an "env: " line (the action's spawn error).
+   * (Kiln's failure, not the action's); the prelude's shell reports a program
+   * that is not there (or not executable) as 127/126 with a
+   * "kiln-action: 1: exec: " line (the action's spawn error).
    */
   private async explainBwrapFailure(exit: RunExit, req: RunRequest): Promise<RunExit> {
-    if (![1, 126, 127].includes(exit.exitCode) || !req.stderr.path) return exit;
+    if (![1, 125, 126, 127].includes(exit.exitCode) || !req.stderr.path) return exit;
     const last = (await tail(req.stderr.path)).trimEnd().split('\n').at(-1) ?? '';
-    const notStarted = /^(?:\/usr\/bin\/)?env: (.*)$/.exec(last);
+    const notStarted = new RegExp(`^${PRELUDE_NAME}: \\d+: exec: (.*)$`).exec(last);
     if (exit.exitCode !== 1 && notStarted) return { ...exit, exitCode: SPAWN_FAILURE_EXIT_CODE, spawnError: notStarted[1] };
+    if (exit.exitCode === 125 && last.startsWith(`${PRELUDE_NAME}: `)) throw new Error(`could not put the action in its cgroup: ${last}`);
     if (exit.exitCode === 1 && last.startsWith('bwrap: ')) throw new Error(`could not make the sandbox: ${last.slice('bwrap: '.length)}`);
     return exit;
+  }
+
+  /** Lets the cgroup's removal finish in the background (it waits for dying processes), keeping it off the action's time. */
+  private track<T extends { removed?: Promise<void> }>(teardown: T): T {
+    const removed = teardown.removed;
+    if (removed) {
+      const done = removed.catch((err: Error) => process.emitWarning(`kiln: a sandbox cgroup was not removed: ${err.message}`)).then(() => {
+        this.removing.delete(done);
+      });
+      this.removing.add(done);
+    }
+    return teardown;
   }
 
   kill(id: string): void {
@@ -112,7 +127,8 @@ export class SandboxRunner implements Runner {
 
   async close(): Promise<void> {
     await this.opts.inner.close();
-    this.opts.cgroups?.close();
+    await Promise.all(this.removing);
+    await this.opts.cgroups?.close();
   }
 }
 

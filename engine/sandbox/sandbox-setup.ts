@@ -8,6 +8,8 @@ import { ConfigError } from '../config-load';
 import type { Runner } from '../execution/runner';
 import { probeBubblewrap, type BwrapProbe } from './bwrap-probe';
 import { detectCgroups, type ActionLimits, type CgroupDetection } from './cgroups';
+import type { ActionUserDecision } from './action-user';
+import { PrewarmedCgroups } from './prewarmed-cgroups';
 import { SandboxRunner } from './sandbox-runner';
 
 export interface SandboxSetupOptions {
@@ -16,6 +18,8 @@ export interface SandboxSetupOptions {
   dataDir: string;
   /** Limits for actions whose platform asks for none (config action-memory, action-cpus, action-processes). */
   defaults?: ActionLimits;
+  /** Who actions run as (action-user.ts): bubblewrap is tried as that user, and the status names it. */
+  actionUser?: ActionUserDecision;
   /** Probes, replaceable in tests. */
   probe?: () => BwrapProbe;
   cgroups?: () => CgroupDetection;
@@ -36,12 +40,13 @@ export function defaultMemoryLimit(): number {
 }
 
 export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
-  const off = (reason: string): SandboxSetup => ({ status: { enabled: false, mode: opts.mode, reason }, wrap: (inner) => inner });
+  const actionUser = opts.actionUser && (opts.actionUser.user?.label ?? `Kiln's own user: ${opts.actionUser.reason}`);
+  const off = (reason: string): SandboxSetup => ({ status: { enabled: false, mode: opts.mode, reason, actionUser }, wrap: (inner) => inner });
   if (opts.mode === 'off') return off('sandbox: off in the configuration; actions run as Kiln\'s user and can read what it can');
   if (opts.mode === 'auto' && !opts.lanMode) {
     return off('sandbox: auto sandboxes in LAN mode only; on loopback actions run unsandboxed (use --sandbox on to sandbox them too)');
   }
-  const probe = (opts.probe ?? (() => probeBubblewrap({ dataDir: opts.dataDir })))();
+  const probe = (opts.probe ?? (() => probeBubblewrap({ dataDir: opts.dataDir, runAs: opts.actionUser?.user })))();
   if (!probe.available) {
     if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${probe.reason}; or start with --sandbox off`);
     return off(`LAN mode asks for the sandbox, but ${probe.reason}; actions from the LAN run unsandboxed`);
@@ -59,13 +64,15 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
       reason: opts.mode === 'on' ? 'sandbox: on in the configuration' : 'sandbox: auto, and this is LAN mode',
       limits,
       network: 'off unless the action sets the platform property network=on',
+      actionUser,
     },
     wrap: (inner) =>
       new SandboxRunner({
         inner,
         bwrap: probe.bwrap,
         host: probe.host,
-        cgroups: cgroups.limiter,
+        // One cgroup made ahead with the defaults: most actions ask for no limits of their own.
+        cgroups: cgroups.limiter && new PrewarmedCgroups(cgroups.limiter, defaults),
         defaults,
         // Where the sandbox is on, the configuration asked for every action to be in it.
         allowOptOut: false,

@@ -10,6 +10,10 @@ export interface SpawnRequest {
   stderrPath: string;
   /** 0 means no limit. */
   timeoutMs: number;
+  /** Start the process as this uid/gid (supplementary groups dropped); the launcher must be root. */
+  runAs?: { uid: number; gid: number };
+  /** Files opened write-only and handed to the process as fds 4, 5, … (fd 3 is the marker, or nothing). */
+  writableFds?: string[];
   /** Run at the lowest priority the OS gives an unprivileged process (see launcher.ts). */
   background?: boolean;
 }
@@ -57,6 +61,9 @@ export interface ReadyMessage {
 }
 
 export type LauncherMessage = StartedMessage | ExitedMessage | ReadyMessage;
+
+/** The first descriptor of SpawnRequest.writableFds in the process. */
+export const FIRST_WRITABLE_FD = 4;
 
 /** Milliseconds between SIGTERM and SIGKILL when a group is stopped. */
 export const KILL_GRACE_MS = 2000;

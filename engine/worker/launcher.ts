@@ -7,7 +7,7 @@
 // everything it started.
 // If the engine goes (its end of either pipe closes), every action goes too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { SocketMarkers, type SocketMarker } from './marker-sockets';
@@ -141,6 +141,7 @@ function signal(req: SignalRequest): void {
 function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
   let out: number | undefined;
   let err: number | undefined;
+  const writable: number[] = [];
   const finish = (msg: Omit<ExitedMessage, 'type' | 'id'>) => {
     const r = running.get(req.id);
     if (r?.done) return;
@@ -157,13 +158,16 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
   try {
     out = openSync(req.stdoutPath, 'a');
     err = openSync(req.stderrPath, 'a');
-    // The marker is the action's fd 3 (MARKER_FD).
-    const stdio = marker ? ['ignore', out, err, marker.childFd] : ['ignore', out, err];
+    for (const path of req.writableFds ?? []) writable.push(openSync(path, constants.O_WRONLY));
+    // The marker is the action's fd 3 (MARKER_FD); the writable files follow from FIRST_WRITABLE_FD on.
+    const stdio = [...(marker ? ['ignore', out, err, marker.childFd] : ['ignore', out, err, 'ignore']), ...writable];
     const child = spawn(req.argv[0], req.argv.slice(1), {
       cwd: req.cwd,
       env: req.env,
       stdio: stdio as ('ignore' | number)[],
       detached: true,
+      // The action user (libuv drops supplementary groups with it).
+      ...(req.runAs ? { uid: req.runAs.uid, gid: req.runAs.gid } : {}),
     });
     // From now on only the action's processes hold its end: EOF on ours means they are all gone.
     marker?.releaseChildEnd();
@@ -181,6 +185,7 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
     // The child holds its own copies of the descriptors.
     if (out !== undefined) closeSync(out);
     if (err !== undefined) closeSync(err);
+    for (const fd of writable) closeSync(fd);
   }
 }
 

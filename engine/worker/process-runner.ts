@@ -33,6 +33,8 @@ export class ProcessRunner implements Runner {
       stderrPath: req.stderr.path,
       timeoutMs: req.timeoutMs,
       background: req.priority === 'background',
+      writableFds: req.writableFds,
+      runAs: req.runAs,
     });
     const exitCode = exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : exitCodeForSignal(exit.signal));
     return { exitCode, signal: exit.signal ?? undefined, timedOut: exit.timedOut, killed: exit.killed, spawnError: exit.spawnError };

@@ -219,6 +219,12 @@ export function ownCpuMs(pid: number): number {
   return f ? ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK : 0;
 }
 
+/** CPU of the processes this one has waited for (cutime + cstime): a launcher's finished actions. */
+export function reapedCpuMs(pid: number): number {
+  const f = statFields(pid);
+  return f ? ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK : 0;
+}
+
 export function childPids(pid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {

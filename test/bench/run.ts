@@ -14,7 +14,8 @@
 // Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
 // (default test-output/bench/latest.json), --cpu-prof DIR (kiln serve writes a
 // V8 CPU profile there when it stops; open it in Chrome DevTools). Sections for
-// --only: first30, rss, roundtrip, inflight, bytestream, compressed, unary,
+// --only: first30, rss, roundtrip, sandbox (a sandboxed action against an
+// unsandboxed one, two more Kilns), inflight, bytestream, compressed, unary,
 // findmissing, bazel, polite (the polite farm: foreground work rate beside a
 // polite Kiln, all-out throughput).
 //
@@ -43,9 +44,10 @@ import {
 } from './processes';
 import { politeRows } from './polite';
 import { soak } from './soak';
+import { sandboxMissing, sandboxRows } from './sandbox';
 import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
-const SECTIONS = ['first30', 'rss', 'roundtrip', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel', 'polite'] as const;
+const SECTIONS = ['first30', 'rss', 'roundtrip', 'sandbox', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel', 'polite'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -274,6 +276,13 @@ async function main(): Promise<void> {
         figure: p50(first30),
         data: { samples: first30 },
       });
+    }
+
+    // ------------------------------------------- the sandbox's per-action cost
+    if (opts.only.has('sandbox')) {
+      const missing = sandboxMissing();
+      if (missing) rows.push(skippedRow('sandbox', `sandboxed round trip: skipped: ${missing}`));
+      else rows.push(...(await sandboxRows(root, { rounds: size.rounds, perRound: size.perRound }, log, servers)));
     }
 
     // ------------------------------------------------------ 16 in flight

@@ -1,6 +1,6 @@
 // The sandbox's rules as bwrap arguments: read without running anything.
 import { describe, expect, it } from 'vitest';
-import { ENV_PROGRAM, bwrapArgs, type HostLayout } from '../../engine/sandbox/bwrap-args';
+import { PRELUDE, PRELUDE_NAME, PRELUDE_SHELL, bwrapArgs, type HostLayout } from '../../engine/sandbox/bwrap-args';
 
 const host: HostLayout = {
   system: [
@@ -48,10 +48,11 @@ describe('bwrapArgs', () => {
     expect(optionsOf(bwrapArgs(host, { ...cmd, network: true }))).not.toContain('--unshare-net');
   });
 
-  it('runs the argv through env, removing the PWD bwrap sets, or restoring the Command\'s own', () => {
+  it('runs the argv through the prelude, removing the PWD bwrap sets, or restoring the Command\'s own', () => {
     const args = bwrapArgs(host, cmd);
-    expect(args.slice(args.indexOf('--'))).toEqual(['--', ENV_PROGRAM, '-u', 'PWD', '--', 'gcc', '-c', 'a.c']);
-    const own = bwrapArgs(host, { ...cmd, pwd: '/proc/self/cwd' });
-    expect(own.slice(own.indexOf('--'))).toEqual(['--', ENV_PROGRAM, '--', 'PWD=/proc/self/cwd', 'gcc', '-c', 'a.c']);
+    const prelude = ['--', PRELUDE_SHELL, '-c', PRELUDE, PRELUDE_NAME];
+    expect(args.slice(args.indexOf('--'))).toEqual([...prelude, '0', '-', 'gcc', '-c', 'a.c']);
+    const own = bwrapArgs(host, { ...cmd, pwd: '/proc/self/cwd', cgroupFds: 3 });
+    expect(own.slice(own.indexOf('--'))).toEqual([...prelude, '3', '=/proc/self/cwd', 'gcc', '-c', 'a.c']);
   });
 });

@@ -27,8 +27,10 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
   let seq = 0;
 
   beforeAll(async () => {
-    // Limits from the configuration (the unsandboxed engine cannot enforce them).
-    t = await startTestEngine({ config: { sandbox, actionMemoryBytes: 128 * 1024 ** 2, actionProcesses: 40 } });
+    // Limits from the configuration (the unsandboxed engine cannot enforce them). Unsandboxed, actions
+    // run as Kiln's own user here, so the attacks can succeed (action-user.test.ts has the action user).
+    const actionUser = sandboxed ? 'auto' : 'none';
+    t = await startTestEngine({ config: { sandbox, actionUser, actionMemoryBytes: 128 * 1024 ** 2, actionProcesses: 40 } });
     // Something of the engine user's own, outside Kiln's data folder.
     secretDir = mkdtempSync(join(homedir(), '.kiln-sandbox-test-'));
     writeFileSync(join(secretDir, 'id_ed25519'), 'PRIVATE KEY');

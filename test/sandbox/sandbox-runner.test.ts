@@ -44,10 +44,10 @@ describe('SandboxRunner', () => {
     expect(cgroups.made).toEqual([{ id: 'run-1', limits: { memoryBytes: 2048, cpus: 0.5, pids: 10 } }]);
     expect(cgroups.finished).toBe(1);
     const argv = inner.requests[0].argv;
-    expect(argv.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-    expect(argv.slice(3, 6)).toEqual(['kiln-sandbox', '1', '/fake/run-1/cgroup.procs']);
-    expect(argv[6]).toBe('/usr/bin/bwrap');
-    expect(argv.slice(-3)).toEqual(['--', 'exit', '0']);
+    expect(argv[0]).toBe('/usr/bin/bwrap');
+    // The action joins its cgroup from inside, through the descriptor the inner runner opens.
+    expect(inner.requests[0].writableFds).toEqual(['/fake/run-1/cgroup.procs']);
+    expect(argv.slice(-5)).toEqual(['kiln-action', '1', '-', 'exit', '0']);
     expect(argv).toContain('--unshare-net');
   });
 

@@ -1,0 +1,114 @@
+// Who actions run as. When Kiln runs as root, an action run as root could
+// rewrite the CAS, the action cache or the tokens even with the sandbox off;
+// run as a user of its own it cannot: its exec root's folders are handed to
+// that user, while the inputs hard-linked from the CAS stay Kiln's (0444),
+// and Kiln's data folder is closed to everyone but Kiln (data-dir-access.ts).
+// Without root Kiln cannot switch users: actions then run as Kiln's own user,
+// hard-linked inputs are read-only (0444) and the tamper check after each
+// action drops from the CAS any blob whose inode the action changed anyway.
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../config-load';
+
+export interface ActionUser {
+  uid: number;
+  gid: number;
+  /** For logs and /api/status: "nobody (65534:65534)". */
+  label: string;
+}
+
+export interface ActionUserDecision {
+  /** Undefined: actions run as Kiln's own user. */
+  user?: ActionUser;
+  /** In words for the log and the dashboard. */
+  reason: string;
+}
+
+/** The account `auto` prefers when the host has it (a packager can create it). */
+export const DEDICATED_ACCOUNT = 'kiln-action';
+/** The fallback for `auto` as root: nobody/nogroup, on every Linux. */
+export const NOBODY = { uid: 65534, gid: 65534 };
+
+export interface ActionUserOptions {
+  /**
+   * Kiln's data folder: the exec roots are inside it, so the action user must
+   * be able to pass through every folder above it (it is not, under root's
+   * own 0700 home).
+   */
+  dataDir?: string;
+  /** Kiln's own uid; process.getuid() by default (undefined on Windows). */
+  uid?: number;
+  /** Looks a user name up (uid, primary gid); /etc/passwd by default. */
+  lookup?: (name: string) => { uid: number; gid: number } | undefined;
+}
+
+/** Decides from the `action-user` setting (auto | none | name | uid[:gid]), and checks the user can reach the exec roots. */
+export function decideActionUser(setting: string, opts: ActionUserOptions = {}): ActionUserDecision {
+  const decision = chooseActionUser(setting, opts);
+  const user = decision.user;
+  const closed = user && opts.dataDir ? closedAncestor(opts.dataDir, user) : undefined;
+  if (!user || !closed) return decision;
+  const why = `${closed} (above the data folder) is closed to ${user.label}, so it could not reach the exec roots`;
+  if (setting === 'auto') return { reason: `Kiln is root, but ${why}: actions run as root; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln) to run them as nobody` };
+  throw new ConfigError(`action-user: ${setting}: ${why}; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln), or action-user: none`);
+}
+
+/** The nearest existing folder above `dataDir` that `user` cannot pass through, if any. */
+export function closedAncestor(dataDir: string, user: { uid: number; gid: number }): string | undefined {
+  let dir = dirname(resolve(dataDir));
+  for (;;) {
+    try {
+      const st = statSync(dir);
+      const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
+      if (!(st.mode & bit)) return dir;
+    } catch {
+      // Not made yet: Kiln makes it (0755).
+    }
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}
+
+function chooseActionUser(setting: string, opts: ActionUserOptions): ActionUserDecision {
+  const self = 'uid' in opts ? opts.uid : process.getuid?.();
+  const lookup = opts.lookup ?? lookupPasswd;
+  if (setting === 'none') return { reason: 'action-user: none: actions run as Kiln\'s own user' };
+  if (self !== 0) {
+    const notRoot =
+      'Kiln is not root, so actions run as its own user: hard-linked inputs are read-only (0444) and an action that changes one anyway is caught after it ends and the blob dropped from the CAS';
+    if (setting === 'auto') return { reason: notRoot };
+    throw new ConfigError(`action-user: ${setting} needs Kiln to run as root (it runs as uid ${self ?? 'unknown'}); use action-user: auto or none`);
+  }
+  if (setting === 'auto') {
+    const dedicated = lookup(DEDICATED_ACCOUNT);
+    if (dedicated) return { user: { ...dedicated, label: `${DEDICATED_ACCOUNT} (${dedicated.uid}:${dedicated.gid})` }, reason: `Kiln is root: actions run as the ${DEDICATED_ACCOUNT} account` };
+    return { user: { ...NOBODY, label: `nobody (${NOBODY.uid}:${NOBODY.gid})` }, reason: `Kiln is root: actions run as nobody (no ${DEDICATED_ACCOUNT} account here)` };
+  }
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(setting);
+  if (numeric) {
+    const uid = Number(numeric[1]);
+    const gid = numeric[2] !== undefined ? Number(numeric[2]) : uid;
+    if (uid === 0) throw new ConfigError('action-user: 0 is root, which is what the action user is there to avoid; use none to run actions as root');
+    return { user: { uid, gid, label: `${uid}:${gid}` }, reason: `action-user: ${setting}` };
+  }
+  const found = lookup(setting);
+  if (!found) throw new ConfigError(`action-user: there is no user named ${setting} on this machine; create it, or give uid:gid`);
+  if (found.uid === 0) throw new ConfigError(`action-user: ${setting} is root (uid 0); name an unprivileged user, or none`);
+  return { user: { ...found, label: `${setting} (${found.uid}:${found.gid})` }, reason: `action-user: ${setting}` };
+}
+
+/** A user's uid and primary gid from /etc/passwd. */
+export function lookupPasswd(name: string, passwd = '/etc/passwd'): { uid: number; gid: number } | undefined {
+  let text = '';
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [user, , uid, gid] = line.split(':');
+    if (user === name && /^\d+$/.test(uid ?? '') && /^\d+$/.test(gid ?? '')) return { uid: Number(uid), gid: Number(gid) };
+  }
+  return undefined;
+}
