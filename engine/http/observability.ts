@@ -24,6 +24,7 @@ import type { AccessPolicy } from '../auth/access-policy';
 import type { LanRoutes } from './lan-routes';
 import { FarmRoutes, type FarmControl } from './farm-routes';
 import { HttpApi, type HttpApiOptions } from './server';
+import type { BlobReader } from './blob-route';
 import { packageRoot } from './static-files';
 
 export interface ObservabilityOptions {
@@ -32,6 +33,8 @@ export interface ObservabilityOptions {
   storeStats: () => StoreStats;
   /** The store's largest blobs (BlobStore.largest), for GET /api/cache/largest; absent when it cannot list them. */
   largestBlobs?: (limit: number) => LargestBlob[];
+  /** CAS reads for GET /api/blobs/{hash}/{size}. */
+  readBlob?: BlobReader;
   clock?: Clock;
   /** The sandbox decision made at start, shown in /api/status. */
   sandbox?: ApiSandbox;
@@ -130,6 +133,7 @@ export class Observability {
       history: this.history,
       assetFetches: this.assetFetches,
       invocations: this.invocations,
+      readBlob: this.opts.readBlob,
       logs: this.logs,
       setExecution: s.setExecution,
       largestBlobs: this.opts.largestBlobs ? (limit) => this.largestBlobs(limit) : undefined,
