@@ -18,14 +18,18 @@ import {
   FetchService,
   PushService,
   OperationsService,
+  PublishBuildEventService,
 } from './grpc/services';
+import { createBuildEventService } from './bes/build-event-service';
 import { refuseMalformed } from './grpc/malformed-requests';
 import { createActionCacheService } from './reapi/action-cache';
 import { createByteStreamService, type LiveResourceReader, type LiveResourceWriter } from './reapi/bytestream';
 import { createCapabilitiesService } from './reapi/capabilities';
 import { createCasService } from './reapi/cas';
 import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
-import type { BlobStore } from './store/blob-store';
+import { BlobNotFoundError, type BlobStore } from './store/blob-store';
+import type { BlobDigest } from './digest';
+import type { Readable } from 'node:stream';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
 import { SmallBlobCache } from './store/small-blob-cache';
@@ -229,6 +233,7 @@ export class Engine {
         events,
         storeStats: () => store.stats(),
         largestBlobs: store.largest ? (limit) => store.largest!(limit) : undefined,
+        readBlob: (hash, size, limit) => readBlobOrUndefined(store, { fn: 'sha256', hash, size }, limit),
         clock,
         sandbox: sandbox?.status,
         log,
@@ -435,6 +440,8 @@ export class Engine {
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters }));
     add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock, ids: this.ids }));
     add(LogStreamService, this.observability.logStreams.service());
+    // Build Event Service (bazel --bes_backend): folded into the invocations, under the same access policy.
+    add(PublishBuildEventService, createBuildEventService({ sink: this.observability.invocations, clock, log: this.log }));
     // Remote Asset API: downloads for --experimental_remote_downloader, remembered in {dataDir}/assets.json.
     const fetcher = new AssetFetcher({
       store,
@@ -604,6 +611,16 @@ function startUpstream(config: KilnConfig, clock: Clock): UpstreamClient | undef
     probeIntervalMs: UPSTREAM_PROBE_MS,
     clock,
   });
+}
+
+/** The blob's first `limit` bytes (0: all), or undefined when the store does not hold it. */
+async function readBlobOrUndefined(store: BlobStore, digest: BlobDigest, limit: number): Promise<Readable | undefined> {
+  try {
+    return await store.read(digest, { limit });
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /** Counts running handler invocations, so shutdown can wait for them to unwind. */

@@ -482,4 +482,5 @@ export interface SettingsResponse {
 
 // ---- Invocations (engine/invocations): GET /api/invocations, /api/invocations/{id}, /api/invocations/{id}/actions ----
 export type { InvocationCounts, InvocationPage, InvocationState, InvocationSummary, RequestOrigin } from './invocation-types';
+export type { BuildEventSummary, BuildFile, InvocationTarget, TargetOutcome, TestRun, TestTargetResult } from './invocation-types';
 export type { MetricsHistory, MetricsPoint, MetricsWindow } from './metrics-history-types';

@@ -1,7 +1,11 @@
 // Bazel invocations, built from events: every gRPC call's RequestMetadata
 // (request.metadata) opens or refreshes one, and its actions' lifecycle events
-// keep its counts. Bounded by count and age, oldest finished first.
+// keep its counts. The Build Event Service adds what Bazel itself says (command
+// line, targets, tests, exit status) under the same invocation id; either may
+// come alone. Bounded by count and age, oldest finished first.
 import { systemClock, type Clock } from '../clock';
+import type { BuildEventSink, BuildFact } from '../common/build-event-facts';
+import { BuildRecord } from './build-record';
 import type { EventBus, EventOf } from '../events/event-bus';
 import {
   INVOCATION_IDLE_MS,
@@ -38,9 +42,11 @@ interface Inv {
   targets: Set<string>;
   targetCount: number;
   mnemonics: Map<string, number>;
+  /** From the Build Event Service, when the build sends it. */
+  build?: BuildRecord;
 }
 
-export class InvocationIndex {
+export class InvocationIndex implements BuildEventSink {
   private readonly limits: InvocationLimits;
   /** Insertion order is first-seen order. */
   private readonly invocations = new Map<string, Inv>();
@@ -67,6 +73,20 @@ export class InvocationIndex {
   onChange(listener: (id: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Folds one build event (engine/bes) into its invocation, opening it when BES comes first or alone. */
+  applyBuildEvent(invocationId: string, facts: BuildFact[], at: number): void {
+    const inv = this.touch({ toolInvocationId: invocationId }, at, 0);
+    if (!inv) return;
+    inv.build ??= new BuildRecord();
+    inv.build.apply(facts);
+    // Bazel's own start time is earlier than its first remote call.
+    const started = inv.build.startedAt;
+    if (started !== undefined && started < inv.startedAt) inv.startedAt = started;
+    const finished = inv.build.finishedAt;
+    if (finished !== undefined && finished > inv.lastSeenAt) inv.lastSeenAt = finished;
+    this.changed(inv.id);
   }
 
   get(id: string): InvocationSummary | undefined {
@@ -124,6 +144,7 @@ export class InvocationIndex {
         targets,
         targetCount: Math.max(s.targetCount, targets.size),
         mnemonics: new Map(Object.entries(s.mnemonics ?? {})),
+        build: s.build ? BuildRecord.from(s.build) : undefined,
       });
     }
     this.prune();
@@ -225,7 +246,10 @@ export class InvocationIndex {
   }
 
   private isRunning(inv: Inv): boolean {
-    return inv.counts.queued + inv.counts.running > 0 || this.clock.now() - inv.lastSeenAt < INVOCATION_IDLE_MS;
+    if (inv.counts.queued + inv.counts.running > 0) return true;
+    // With BES, Bazel says when the build ended; without it, quiet for a while counts as the end.
+    if (inv.build?.finishedAt !== undefined) return false;
+    return this.clock.now() - inv.lastSeenAt < INVOCATION_IDLE_MS;
   }
 
   private summarize(inv: Inv): InvocationSummary {
@@ -237,13 +261,14 @@ export class InvocationIndex {
       toolVersion: inv.toolVersion,
       startedAt: inv.startedAt,
       lastSeenAt: inv.lastSeenAt,
-      durationMs: (running ? Math.max(inv.lastSeenAt, this.clock.now()) : inv.lastSeenAt) - inv.startedAt,
+      durationMs: (running ? Math.max(inv.lastSeenAt, this.clock.now()) : (inv.build?.finishedAt ?? inv.lastSeenAt)) - inv.startedAt,
       state: running ? 'running' : 'finished',
       actions: { ...inv.counts },
       calls: inv.calls,
       targets: [...inv.targets],
       targetCount: inv.targetCount,
       mnemonics: Object.fromEntries(inv.mnemonics),
+      ...(inv.build ? { build: inv.build.summary() } : {}),
     };
   }
 }
