@@ -21,6 +21,8 @@ import type {
   TokenInfo,
 } from '../../engine/common/api-types';
 
+import { fakeInvocations } from './fake-invocations';
+
 const DIST = resolve(__dirname, '../../renderer/dist');
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
@@ -82,6 +84,7 @@ export async function startFakeApi(
   let evictions = 0;
   const byOutcome: Record<ActionOutcome, number> = { success: 0, failure: 0, timeout: 0, cancelled: 0, error: 0, cached: 0 };
   const finishTimes: number[] = [];
+  const invocations = fakeInvocations(t0);
 
   // History: finished actions spread over the last few hours.
   const historyCount = opts.history ?? 10_000;
@@ -434,6 +437,24 @@ export async function startFakeApi(
       clients.add(c);
       req.on('close', () => clients.delete(c));
       return;
+    }
+    if (p === '/api/invocations') {
+      const items = invocations.list();
+      return json(res, 200, { items, total: items.length });
+    }
+    const inv = /^\/api\/invocations\/([^/]+)(\/actions)?$/.exec(p);
+    if (inv) {
+      const found = invocations.get(decodeURIComponent(inv[1]));
+      if (!found) return json(res, 404, { error: { code: 404, status: 'NOT_FOUND', message: `no invocation "${inv[1]}"` } });
+      return json(res, 200, inv[2] ? { items: [], total: 0 } : found);
+    }
+    const blob = /^\/api\/blobs\/([0-9a-f]{64})\/(\d+)$/.exec(p);
+    if (blob) {
+      const data = invocations.blob(blob[1], Number(blob[2]));
+      if (!data) return json(res, 404, { error: { code: 404, status: 'NOT_FOUND', message: 'blob is not in this Kiln\'s CAS' } });
+      const limit = Number(url.searchParams.get('limit') ?? 0);
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return res.end(limit ? data.subarray(0, limit) : data);
     }
     const m = /^\/api\/actions\/([^/]+)(?:\/(stdout|stderr))?$/.exec(p);
     if (m) {
