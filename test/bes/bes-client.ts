@@ -20,8 +20,8 @@ export function ordered(invocationId: string, seq: number, event: bes.IBuildEven
 type Duplex = grpc.ClientDuplexStream<bes.IPublishBuildToolEventStreamRequest, bes.PublishBuildToolEventStreamResponse>;
 
 /** Sends `requests` on one stream and half-closes; resolves with the acked sequence numbers, or rejects with the stream's error (acks so far on it). */
-export function publishStream(clients: KilnClients, requests: bes.IPublishBuildToolEventStreamRequest[]): Promise<number[]> {
-  const call = (clients.raw.PublishBuildEvent as unknown as { publishBuildToolEventStream(): Duplex }).publishBuildToolEventStream();
+export function publishStream(clients: KilnClients, requests: bes.IPublishBuildToolEventStreamRequest[], metadata = new grpc.Metadata()): Promise<number[]> {
+  const call = (clients.raw.PublishBuildEvent as unknown as { publishBuildToolEventStream(m: grpc.Metadata): Duplex }).publishBuildToolEventStream(metadata);
   const acks: number[] = [];
   return new Promise((resolve, reject) => {
     call.on('data', (res: bes.PublishBuildToolEventStreamResponse) => acks.push(Number(res.sequenceNumber)));

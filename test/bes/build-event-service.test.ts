@@ -11,7 +11,8 @@ import { defaultConfig, type KilnConfig } from '../../engine/config';
 import { Engine } from '../../engine/engine';
 import { bes } from '../../engine/proto';
 import type { InvocationPage, InvocationSummary } from '../../engine/common/api-types';
-import { connectClients, Status, uploadBlob, type KilnClients } from '../helpers';
+import { readFileSync } from 'node:fs';
+import { connectClients, grpc, startTestEngine, Status, uploadBlob, type KilnClients } from '../helpers';
 import { FakeExecutor } from '../execution/fake-executor';
 import { bazelEvent, ordered, publishLifecycle, publishStream, testBuildEvents } from './bes-client';
 
@@ -168,4 +169,22 @@ describe('Build Event Service', () => {
     expect(missing.body.error.message).toMatch(/not in this Kiln's CAS/);
     expect((await api(`/api/blobs/${'a'.repeat(64)}/10?limit=-1`)).status).toBe(400);
   });
+});
+
+describe('Build Event Service access', () => {
+  it('passes the same access policy as every other call: no token, UNAUTHENTICATED; a token, served', async () => {
+    const t = await startTestEngine({ config: { requireTokenOnLoopback: true, tls: 'on' } });
+    const c = connectClients(`127.0.0.1:${t.engine.grpcPort}`, grpc.credentials.createSsl(readFileSync(join(t.dataDir, 'tls', 'ca.pem'))));
+    try {
+      const events = [ordered('inv-auth', 1, bazelEvent({ id: { started: {} }, started: { command: 'build' } }))];
+      const refused = (await publishStream(c, events).catch((e) => e)) as grpc.ServiceError;
+      expect(refused.code).toBe(Status.UNAUTHENTICATED);
+      const withToken = new grpc.Metadata();
+      withToken.set('authorization', `Bearer ${t.engine.access.tokens.add('ci')}`);
+      expect(await publishStream(c, events, withToken)).toEqual([1]);
+    } finally {
+      c.close();
+      await t.stop();
+    }
+  }, 120_000);
 });
