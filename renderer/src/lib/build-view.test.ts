@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BuildEventSummary } from '../../../engine/common/api-types';
-import { buildStatus, commandLineText, targetCounts, targetRows, testRows } from './build-view';
+import { buildStatus, commandLineText, invocationState, targetCounts, targetRows, testRows } from './build-view';
 
 const HASH = 'c0'.repeat(32);
 
@@ -78,5 +78,14 @@ describe('testRows', () => {
     ]);
     // A log only on Bazel's machine has no link.
     expect(rows[2].runs[0]).toMatchObject({ name: 'run', logPath: undefined });
+  });
+});
+
+describe('invocationState', () => {
+  const actions = { executed: 3, cached: 0, failed: 1, queued: 0, running: 0 };
+  it("prefers Bazel's exit code over what Kiln saw of the actions", () => {
+    expect(invocationState({ state: 'finished', actions, build: build({ exitCode: { name: 'SUCCESS', code: 0 } }) })).toEqual({ text: 'Succeeded', tone: 'ok' });
+    expect(invocationState({ state: 'finished', actions })).toEqual({ text: 'Had failures', tone: 'bad' });
+    expect(invocationState({ state: 'running', actions, build: build() })).toEqual({ text: 'Running', tone: 'accent' });
   });
 });

@@ -1,7 +1,7 @@
 // The invocation page's view of what Bazel said over the Build Event Service:
 // the build's status, its command line, targets by outcome (problems first)
 // and test results with where their test.log can be read. Pure functions.
-import type { BuildEventSummary, InvocationTarget, TestRun, TestTargetResult } from '../../../engine/common/api-types';
+import type { BuildEventSummary, InvocationSummary, InvocationTarget, TestRun, TestTargetResult } from '../../../engine/common/api-types';
 import type { Tone } from './badges';
 
 export interface BuildStatusView {
@@ -115,4 +115,11 @@ function runRow(r: TestRun, t: TestTargetResult): TestRunRow {
     logPath: blob ? `/api/blobs/${blob.hash}/${blob.size}` : undefined,
     logSize: blob?.size,
   };
+}
+
+/** The Invocations list's state cell: Bazel's own verdict when BES said it, else what Kiln saw of the actions. */
+export function invocationState(inv: Pick<InvocationSummary, 'state' | 'actions' | 'build'>): BuildStatusView {
+  if (inv.build?.exitCode) return buildStatus(inv.build);
+  if (inv.state === 'running') return { text: 'Running', tone: 'accent' };
+  return inv.actions.failed ? { text: 'Had failures', tone: 'bad' } : { text: 'Finished', tone: 'neutral' };
 }
