@@ -44,6 +44,8 @@ export const CONFIG_KEYS = [
   'upstream-header',
   'upstream-tls-ca',
   'placement',
+  'invocation-history',
+  'invocation-history-days',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -236,6 +238,12 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
           break;
         case 'placement':
           config.placement = parsePlacement(value);
+          break;
+        case 'invocation-history':
+          config.invocationHistoryMax = parseCount(value, 10, 100_000);
+          break;
+        case 'invocation-history-days':
+          config.invocationHistoryMaxAgeMs = parseCount(value, 1, 365) * 24 * 60 * 60_000;
           break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);

@@ -91,7 +91,7 @@ export class Observability {
     this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
     this.series = new SeriesRecorder(() => this.metrics.snapshot(), clock);
-    this.invocations = new InvocationIndex({}, clock);
+    this.invocations = new InvocationIndex({ maxInvocations: config.invocationHistoryMax, maxAgeMs: config.invocationHistoryMaxAgeMs }, clock);
     // Before the history sees live events: what an earlier run saved comes first.
     this.journal = new HistoryJournal({ dataDir: config.dataDir, log: opts.log });
     this.journal.start(this.history, this.invocations);

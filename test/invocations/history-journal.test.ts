@@ -21,10 +21,10 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A fresh engine-like trio on `dir`: history, invocations, journal, started in the engine's order. */
-function open(maxActions = 100) {
+function open(maxActions = 100, invocationLimits: ConstructorParameters<typeof InvocationIndex>[0] = {}) {
   const bus = new EventBus();
   const history = new ActionHistory({ maxActions }, clock);
-  const index = new InvocationIndex({}, clock);
+  const index = new InvocationIndex(invocationLimits, clock);
   const journal = new HistoryJournal({ dataDir: dir, flushMs: 60_000 });
   journal.start(history, index);
   history.attach(bus);
@@ -70,5 +70,24 @@ describe('HistoryJournal', () => {
     const a = open();
     expect(a.history.list().total).toBe(0);
     expect(a.index.list().total).toBe(0);
+  });
+
+  it('keeps invocations within the configured count and age, with their build events, across a restart', () => {
+    const a = open();
+    for (let i = 1; i <= 5; i++) {
+      a.hit(`a${i}`, `inv-${i}`);
+      a.index.applyBuildEvent(`inv-${i}`, [{ kind: 'started', command: 'test' }, { kind: 'finished', at: clock.now(), exitCode: { name: 'SUCCESS', code: 0 } }], clock.now());
+    }
+    a.journal.stop();
+    // invocation-history 3: the two oldest leave the index and the file at the next start.
+    const b = open(100, { maxInvocations: 3 });
+    expect(b.index.list().items.map((i) => i.id)).toEqual(['inv-5', 'inv-4', 'inv-3']);
+    expect(b.index.get('inv-5')?.build).toMatchObject({ command: 'test', exitCode: { name: 'SUCCESS', code: 0 } });
+    b.journal.stop();
+    expect(lines().filter((l) => 'invocation' in JSON.parse(l))).toHaveLength(3);
+    // invocation-history-days: a week later with a one-day bound, none is left.
+    clock.advance(7 * 24 * 60 * 60_000);
+    const c = open(100, { maxAgeMs: 24 * 60 * 60_000 });
+    expect(c.index.list().total).toBe(0);
   });
 });
