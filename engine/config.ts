@@ -64,8 +64,8 @@ export interface KilnConfig {
   assetDefaultTimeoutMs: number;
   /** Invocations the history keeps (and the journal saves), newest first; older ones are dropped. */
   invocationHistoryMax: number;
-  /** Invocations older than this are dropped from the history and the journal. */
-  invocationHistoryMaxAgeMs: number;
+  /** Days an invocation is kept in the history and the journal. */
+  invocationHistoryDays: number;
   /**
    * How hard Kiln may use this machine (engine/governor/): `polite` (background
    * priority, slots follow the machine; the desktop app's default), `normal`
@@ -139,7 +139,7 @@ export function defaultConfig(): KilnConfig {
     assetMaxDownloadBytes: 4 * GiB,
     assetDefaultTimeoutMs: 5 * 60_000,
     invocationHistoryMax: 2_000,
-    invocationHistoryMaxAgeMs: 7 * 24 * 60 * 60_000,
+    invocationHistoryDays: 7,
     mode: 'normal',
     upstreamInstance: '',
     upstreamHeaders: {},

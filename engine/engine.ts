@@ -33,7 +33,7 @@ import type { Readable } from 'node:stream';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
 import { SmallBlobCache } from './store/small-blob-cache';
-import { checkCacheBudget, checkConcurrency, type SettingName } from './common/settings-limits';
+import { checkCacheBudget, checkConcurrency, checkInvocationHistory, checkInvocationHistoryDays, type SettingName } from './common/settings-limits';
 import { Observability } from './http/observability';
 import { loadOrCreateToken } from './http/auth';
 import { prepareAccess, type Access } from './lan/access';
@@ -94,13 +94,16 @@ export interface EngineOptions {
 export interface LiveSettings {
   concurrency: number;
   cacheSizeBytes: number;
+  /** The invocation history budget: invocations kept, and for how many days. */
+  invocationHistory: number;
+  invocationHistoryDays: number;
 }
 
 export interface SettingsUpdate {
   /** Took effect at once (and were saved). */
-  appliedNow: ('concurrency' | 'cacheSize')[];
+  appliedNow: Exclude<SettingName, 'lan'>[];
   /** Saved, but this Kiln cannot change them live (a store without a budget to change). */
-  appliedAtRestart: ('concurrency' | 'cacheSize')[];
+  appliedAtRestart: Exclude<SettingName, 'lan'>[];
 }
 
 /** Room above max_batch_total_size_bytes so our own check, not the transport, answers oversized batches. */
@@ -272,7 +275,13 @@ export class Engine {
           current: () => engine.liveSettings,
           update: (patch) => engine.updateSettings(patch),
           fixedAtStart: () =>
-            (Object.entries({ lan: 'lan', concurrency: 'concurrency', cacheSizeBytes: 'cacheSize' }) as [keyof SavedSettings, SettingName][])
+            (Object.entries({
+              lan: 'lan',
+              concurrency: 'concurrency',
+              cacheSizeBytes: 'cacheSize',
+              invocationHistory: 'invocationHistory',
+              invocationHistoryDays: 'invocationHistoryDays',
+            }) as [Exclude<keyof SavedSettings, 'mode'>, SettingName][])
               .filter(([key]) => savedSettingOverridden(config, key))
               .map(([, name]) => name),
         }),
@@ -355,7 +364,12 @@ export class Engine {
 
   /** Worker slots and the cache budget as they are now (the configured slots: the farm's ceiling, not its choice). */
   get liveSettings(): LiveSettings {
-    return { concurrency: this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+    return {
+      concurrency: this.config.concurrency,
+      cacheSizeBytes: this.config.cacheSizeBytes,
+      invocationHistory: this.config.invocationHistoryMax,
+      invocationHistoryDays: this.config.invocationHistoryDays,
+    };
   }
 
   /**
@@ -368,6 +382,8 @@ export class Engine {
     const save: SavedSettings = {};
     if (patch.concurrency !== undefined) save.concurrency = checkConcurrency(patch.concurrency);
     if (patch.cacheSizeBytes !== undefined) save.cacheSizeBytes = checkCacheBudget(patch.cacheSizeBytes);
+    if (patch.invocationHistory !== undefined) save.invocationHistory = checkInvocationHistory(patch.invocationHistory);
+    if (patch.invocationHistoryDays !== undefined) save.invocationHistoryDays = checkInvocationHistoryDays(patch.invocationHistoryDays);
     const result: SettingsUpdate = { appliedNow: [], appliedAtRestart: [] };
     if (Object.keys(save).length === 0) return result;
     saveSettings(this.config.dataDir, save);
@@ -387,8 +403,15 @@ export class Engine {
         result.appliedAtRestart.push('cacheSize');
       }
     }
-    if (result.appliedNow.length) {
-      this.events.emit({ type: 'settings.changed', at: this.clock.now(), ...this.liveSettings });
+    if (save.invocationHistory !== undefined || save.invocationHistoryDays !== undefined) {
+      this.config.invocationHistoryMax = save.invocationHistory ?? this.config.invocationHistoryMax;
+      this.config.invocationHistoryDays = save.invocationHistoryDays ?? this.config.invocationHistoryDays;
+      this.observability.setInvocationBudget({ invocations: this.config.invocationHistoryMax, days: this.config.invocationHistoryDays });
+      if (save.invocationHistory !== undefined) result.appliedNow.push('invocationHistory');
+      if (save.invocationHistoryDays !== undefined) result.appliedNow.push('invocationHistoryDays');
+    }
+    if (save.concurrency !== undefined || result.appliedNow.includes('cacheSize')) {
+      this.events.emit({ type: 'settings.changed', at: this.clock.now(), concurrency: this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes });
       this.log(`kiln: now ${this.liveSettings.concurrency} worker slot(s), cache budget ${this.liveSettings.cacheSizeBytes} bytes`);
     }
     return result;

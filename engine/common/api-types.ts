@@ -470,8 +470,11 @@ export interface SettingsResponse {
   concurrency?: number;
   /** Cache budget of the running Kiln, bytes. */
   cacheSizeBytes?: number;
+  /** Invocations the history keeps (with their build events), and for how many days. */
+  invocationHistory?: number;
+  invocationHistoryDays?: number;
   /** What settings.json holds: used at the next start for settings no flag or config-file key sets. */
-  saved?: { lan?: boolean; concurrency?: number; cacheSizeBytes?: number };
+  saved?: { lan?: boolean; concurrency?: number; cacheSizeBytes?: number; invocationHistory?: number; invocationHistoryDays?: number };
   /** PUT only: the settings of the request that took effect at once. */
   appliedNow?: SettingName[];
   /** PUT only: the settings of the request that take effect when Kiln restarts. */

@@ -62,6 +62,7 @@ export interface HttpStartOptions {
 }
 
 const MAX_INSTANCE_NAMES = 64;
+const DAY_MS = 24 * 60 * 60_000;
 
 export class Observability {
   readonly logs: LogHub;
@@ -91,7 +92,7 @@ export class Observability {
     this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
     this.series = new SeriesRecorder(() => this.metrics.snapshot(), clock);
-    this.invocations = new InvocationIndex({ maxInvocations: config.invocationHistoryMax, maxAgeMs: config.invocationHistoryMaxAgeMs }, clock);
+    this.invocations = new InvocationIndex({ maxInvocations: config.invocationHistoryMax, maxAgeMs: config.invocationHistoryDays * DAY_MS }, clock);
     // Before the history sees live events: what an earlier run saved comes first.
     this.journal = new HistoryJournal({ dataDir: config.dataDir, log: opts.log });
     this.journal.start(this.history, this.invocations);
@@ -166,6 +167,12 @@ export class Observability {
   largestBlobs(limit: number): LargestBlobs {
     const items = (this.opts.largestBlobs?.(limit) ?? []).map(({ digest, size }) => ({ hash: digest.hash, size, fn: digest.fn }));
     return { items, storeBytes: this.opts.storeStats().bytes, at: (this.opts.clock ?? systemClock).now() };
+  }
+
+  /** The invocation history budget, applied now: the index drops what is beyond it and the journal follows. */
+  setInvocationBudget(budget: { invocations: number; days: number }): void {
+    this.invocations.setLimits({ maxInvocations: budget.invocations, maxAgeMs: budget.days * DAY_MS });
+    this.journal.trim();
   }
 
   get httpPort(): number {

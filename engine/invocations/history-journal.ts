@@ -129,6 +129,12 @@ export class HistoryJournal {
     if (this.lines > 2 * this.kept() + 1_000) this.compact();
   }
 
+  /** Rewrites the file to what the history and invocations keep now (after their budget shrank). */
+  trim(): void {
+    this.flush();
+    if (!this.failed) this.compact();
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.flush();

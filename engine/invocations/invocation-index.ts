@@ -47,7 +47,7 @@ interface Inv {
 }
 
 export class InvocationIndex implements BuildEventSink {
-  private readonly limits: InvocationLimits;
+  private limits: InvocationLimits;
   /** Insertion order is first-seen order. */
   private readonly invocations = new Map<string, Inv>();
   /** Unfinished actions and whether they started, for the queued/running counts. */
@@ -67,6 +67,12 @@ export class InvocationIndex implements BuildEventSink {
       bus.on('action.finished', (e) => this.onFinished(e)),
     ];
     return () => offs.forEach((off) => off());
+  }
+
+  /** A new budget (Settings): invocations beyond it leave at once. */
+  setLimits(limits: Partial<InvocationLimits>): void {
+    this.limits = { ...this.limits, ...limits };
+    this.prune();
   }
 
   /** Told the id of every invocation that changed (the journal saves it). */

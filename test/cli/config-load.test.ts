@@ -42,7 +42,7 @@ describe('loadConfig', () => {
   it('reads the invocation history budget', () => {
     expect(loadConfig({ flags: { 'invocation-history': '500', 'invocation-history-days': '30' } })).toMatchObject({
       invocationHistoryMax: 500,
-      invocationHistoryMaxAgeMs: 30 * 24 * 60 * 60_000,
+      invocationHistoryDays: 30,
     });
     expect(() => loadConfig({ flags: { 'invocation-history': '5' } })).toThrow(/invocation-history: "5" is not an integer from 10 to 100000/);
     expect(() => loadConfig({ flags: { 'invocation-history-days': '0' } })).toThrow(/invocation-history-days:/);
