@@ -455,6 +455,10 @@ export interface SettingsRequest {
   concurrency?: number;
   /** CAS budget: bytes, or a size like "20GiB"; at least 64 MiB. Applies at once (evicting down to it) and is saved. */
   cacheSize?: number | string;
+  /** Invocations the history keeps, 10 to 100,000. Applies at once (the oldest beyond it go) and is saved. */
+  invocationHistory?: number;
+  /** Days an invocation is kept, 1 to 365. Applies at once and is saved. */
+  invocationHistoryDays?: number;
 }
 
 /** GET and PUT /api/settings. Saved in {dataDir}/settings.json; flags and the config file still win. */

@@ -239,6 +239,23 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await expect.poll(() => page.textContent('[data-testid="cache-usage"]'), { timeout: TIMEOUT }).toContain('of 10 GiB budget');
   }, TIMEOUT * 2);
 
+  it('changes the invocation history budget from Settings, checking it first', async () => {
+    await nav('settings');
+    const invocations = page.locator('[data-testid="history-invocations"]');
+    const save = page.locator('[data-testid="history-save"]');
+    await expect.poll(() => invocations.inputValue(), { timeout: TIMEOUT }).toBe('2000');
+    expect(await page.locator('[data-testid="history-days"]').inputValue()).toBe('7');
+    expect(await save.isDisabled()).toBe(true);
+    await invocations.fill('5');
+    await expect.poll(() => page.textContent('[data-testid="history-problem"]').catch(() => '')).toContain('from 10 to 100,000');
+    expect(await save.isDisabled()).toBe(true);
+    await invocations.fill('500');
+    await save.click();
+    await expect.poll(() => page.textContent('[data-testid="history-answer"]').catch(() => '')).toContain('Applied now and saved: a history of 500 invocations.');
+    expect(api.settingsPuts.at(-1)).toEqual({ invocationHistory: 500 });
+    await page.locator('[data-testid="history-settings"]').screenshot({ path: join(SCREENSHOTS, 'fake-settings-history-light.png') });
+  }, TIMEOUT);
+
   it('renders the dark theme', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await nav('overview');

@@ -15,6 +15,7 @@ import type {
   ConnectInfo,
   LargestBlobs,
   MetricsSnapshot,
+  SettingName,
   SettingsResponse,
   SseEvent,
   TokenCreated,
@@ -69,6 +70,8 @@ export async function startFakeApi(
   let tokenSeq = 0;
   let concurrency = opts.concurrency ?? 4;
   let budgetBytes = 20 * 1024 ** 3;
+  let invocationHistory = 2000;
+  let invocationHistoryDays = 7;
   /** PUT /api/settings bodies, to check what the dashboard sent. */
   const settingsPuts: Record<string, unknown>[] = [];
   const t0 = Date.now();
@@ -251,6 +254,8 @@ export async function startFakeApi(
       message: restartRequired ? `LAN mode turns ${savedLan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)` : `LAN mode is ${savedLan ? 'on' : 'off'}`,
       concurrency,
       cacheSizeBytes: budgetBytes,
+      invocationHistory,
+      invocationHistoryDays,
       fixedAtStart: [],
     };
   }
@@ -273,7 +278,15 @@ export async function startFakeApi(
       bytes = Math.floor(Number(m[1]) * unit);
       if (bytes < 64 * 1024 ** 2) return bad(`the cache budget must be at least 64 MiB (67108864 bytes), not ${bytes}`);
     }
-    const appliedNow: ('concurrency' | 'cacheSize')[] = [];
+    const ih = body.invocationHistory;
+    if (ih !== undefined && (typeof ih !== 'number' || !Number.isInteger(ih) || ih < 10 || ih > 100_000)) {
+      return bad(`the invocation history must keep a whole number of invocations from 10 to 100000, not ${JSON.stringify(ih)}`);
+    }
+    const days = body.invocationHistoryDays;
+    if (days !== undefined && (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 365)) {
+      return bad(`the invocation history must keep a whole number of days from 1 to 365, not ${JSON.stringify(days)}`);
+    }
+    const appliedNow: SettingName[] = [];
     const parts: string[] = [];
     if (typeof c === 'number') {
       concurrency = c;
@@ -287,6 +300,16 @@ export async function startFakeApi(
       storeBytes = Math.min(storeBytes, bytes);
       appliedNow.push('cacheSize');
       parts.push(`a cache budget of ${Number((bytes / 1024 ** 3).toFixed(2))} GiB`);
+    }
+    if (typeof ih === 'number') {
+      invocationHistory = ih;
+      appliedNow.push('invocationHistory');
+      parts.push(`a history of ${ih} invocations`);
+    }
+    if (typeof days === 'number') {
+      invocationHistoryDays = days;
+      appliedNow.push('invocationHistoryDays');
+      parts.push(`invocations kept for ${days} day${days === 1 ? '' : 's'}`);
     }
     if (typeof body.lan === 'boolean') savedLan = body.lan;
     const answer = settings();
