@@ -124,7 +124,7 @@ export interface TestTargetResult {
   totalRunCount?: number;
   cachedCount?: number;
   durationMs?: number;
-  /** Runs in arrival order (at most MAX_TEST_RUNS per target). */
+  /** Runs in arrival order (at most MAX_TEST_RUNS per target, MAX_TEST_RUNS_TOTAL per invocation); empty in the list. */
   runs: TestRun[];
 }
 
@@ -147,7 +147,10 @@ export interface BuildEventSummary {
   /** Configured targets (at most MAX_BUILD_TARGETS; targetsTotal counts all). */
   targets: InvocationTarget[];
   targetsTotal: number;
-  /** Test targets (at most MAX_TEST_TARGETS; testsTotal counts all). */
+  /**
+   * Test targets (at most MAX_TEST_TARGETS; testsTotal counts all). In GET /api/invocations
+   * each test's `runs` is left empty; GET /api/invocations/{id} has them.
+   */
   tests: TestTargetResult[];
   testsTotal: number;
 }
@@ -156,4 +159,6 @@ export interface BuildEventSummary {
 export const MAX_BUILD_TARGETS = 1_000;
 export const MAX_TEST_TARGETS = 500;
 export const MAX_TEST_RUNS = 50;
+/** Runs kept over all the tests of one invocation. */
+export const MAX_TEST_RUNS_TOTAL = 2_000;
 export const MAX_COMMAND_LINE_ARGS = 500;

@@ -6,6 +6,7 @@ import type { BuildFact } from '../common/build-event-facts';
 import {
   MAX_BUILD_TARGETS,
   MAX_TEST_RUNS,
+  MAX_TEST_RUNS_TOTAL,
   MAX_TEST_TARGETS,
   type BuildEventSummary,
   type InvocationTarget,
@@ -19,6 +20,8 @@ export class BuildRecord {
   private targetsTotal = 0;
   private readonly tests = new Map<string, TestTargetResult>();
   private testsTotal = 0;
+  /** Runs kept over all tests (bounded: an invocation is saved whole each time it changes). */
+  private runs = 0;
   /** Test labels whose summary came: their status is the summary's, not the latest run's. */
   private readonly summarized = new Set<string>();
 
@@ -29,7 +32,11 @@ export class BuildRecord {
     r.head = head;
     r.events = events ?? 0;
     for (const t of (targets ?? []).slice(0, MAX_BUILD_TARGETS)) r.targets.set(t.label, { ...t });
-    for (const t of (tests ?? []).slice(0, MAX_TEST_TARGETS)) r.tests.set(t.label, { ...t, runs: (t.runs ?? []).slice(0, MAX_TEST_RUNS) });
+    for (const t of (tests ?? []).slice(0, MAX_TEST_TARGETS)) {
+      const runs = (t.runs ?? []).slice(0, Math.min(MAX_TEST_RUNS, MAX_TEST_RUNS_TOTAL - r.runs));
+      r.runs += runs.length;
+      r.tests.set(t.label, { ...t, runs });
+    }
     for (const t of r.tests.values()) if (t.totalRunCount !== undefined) r.summarized.add(t.label);
     r.targetsTotal = Math.max(targetsTotal ?? 0, r.targets.size);
     r.testsTotal = Math.max(testsTotal ?? 0, r.tests.size);
@@ -49,7 +56,7 @@ export class BuildRecord {
     for (const f of facts) this.fold(f);
   }
 
-  summary(): BuildEventSummary {
+  summary(opts: { runs: boolean } = { runs: true }): BuildEventSummary {
     return {
       ...this.head,
       commandLine: this.head.commandLine && [...this.head.commandLine],
@@ -57,7 +64,7 @@ export class BuildRecord {
       events: this.events,
       targets: [...this.targets.values()].map((t) => ({ ...t })),
       targetsTotal: this.targetsTotal,
-      tests: [...this.tests.values()].map((t) => ({ ...t, runs: t.runs.map((r) => ({ ...r })) })),
+      tests: [...this.tests.values()].map((t) => ({ ...t, runs: opts.runs ? t.runs.map((r) => ({ ...r })) : [] })),
       testsTotal: this.testsTotal,
     };
   }
@@ -101,7 +108,10 @@ export class BuildRecord {
         if (!test) return;
         const i = test.runs.findIndex((r) => r.shard === run.shard && r.run === run.run && r.attempt === run.attempt);
         if (i >= 0) test.runs[i] = run;
-        else if (test.runs.length < MAX_TEST_RUNS) test.runs.push(run);
+        else if (test.runs.length < MAX_TEST_RUNS && this.runs < MAX_TEST_RUNS_TOTAL) {
+          test.runs.push(run);
+          this.runs++;
+        }
         if (!this.summarized.has(label)) test.status = run.status;
         return;
       }

@@ -119,7 +119,7 @@ export class InvocationIndex implements BuildEventSink {
         nextCursor = String(all[i + 1].seq);
         break;
       }
-      items.push(this.summarize(inv));
+      items.push(this.summarize(inv, { runs: false }));
     }
     return { items, nextCursor, total: this.invocations.size };
   }
@@ -258,7 +258,8 @@ export class InvocationIndex implements BuildEventSink {
     return this.clock.now() - inv.lastSeenAt < INVOCATION_IDLE_MS;
   }
 
-  private summarize(inv: Inv): InvocationSummary {
+  /** `runs: false` (the list) leaves out each test's runs: the page of one invocation has them. */
+  private summarize(inv: Inv, opts: { runs: boolean } = { runs: true }): InvocationSummary {
     const running = this.isRunning(inv);
     return {
       id: inv.id,
@@ -274,7 +275,7 @@ export class InvocationIndex implements BuildEventSink {
       targets: [...inv.targets],
       targetCount: inv.targetCount,
       mnemonics: Object.fromEntries(inv.mnemonics),
-      ...(inv.build ? { build: inv.build.summary() } : {}),
+      ...(inv.build ? { build: inv.build.summary(opts) } : {}),
     };
   }
 }

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { blobOfUri, factsOf } from '../../engine/bes/bep-decoder';
 import { BuildRecord } from '../../engine/invocations/build-record';
-import { MAX_BUILD_TARGETS, MAX_TEST_RUNS } from '../../engine/common/invocation-types';
+import { MAX_BUILD_TARGETS, MAX_TEST_RUNS, MAX_TEST_RUNS_TOTAL } from '../../engine/common/invocation-types';
 import { bep } from '../../engine/proto';
 
 const HASH = 'ab'.repeat(32);
@@ -60,6 +60,16 @@ describe('BuildRecord', () => {
     expect(s.targets).toHaveLength(MAX_BUILD_TARGETS);
     expect(s.targetsTotal).toBe(n);
     expect(s.tests[0].runs).toHaveLength(MAX_TEST_RUNS);
+    // And MAX_TEST_RUNS_TOTAL over all tests: a heavily sharded build does not make one huge record.
+    for (let t = 1; t <= MAX_TEST_RUNS_TOTAL / MAX_TEST_RUNS + 5; t++) {
+      for (let shard = 1; shard <= MAX_TEST_RUNS; shard++) {
+        fold(r, { id: { testResult: { label: `//p:t${t}`, run: 1, shard, attempt: 1 } }, testResult: { status: bep.TestStatus.PASSED } });
+      }
+    }
+    const all = r.summary().tests;
+    expect(all.reduce((n, t) => n + t.runs.length, 0)).toBe(MAX_TEST_RUNS_TOTAL);
+    expect(all.at(-1)!.runs).toEqual([]); // Listed with its status, its runs not kept.
+    expect(all.at(-1)!.status).toBe('PASSED');
   });
 
   it('keeps Bazel\'s finish time and exit code over the lifecycle\'s later attempt-finished', () => {
