@@ -98,4 +98,15 @@ describe.skipIf(!bazel)(`Bazel 4.2.3 Build Event Service${bazel ? '' : ' (not in
     kiln = await startKiln({ dataDir });
     await check();
   }, LONG);
+
+  it('shows a build that sent BES but ran nothing remotely: its build events, no actions', async () => {
+    const local = randomUUID();
+    const run = await ws.build('build', [`--bes_backend=${kiln!.url}`, '--bes_timeout=120s', `--invocation_id=${local}`, '--spawn_strategy=local'], ['//:greeting']);
+    expect(run.code, run.output).toBe(0);
+    const inv = await api<InvocationSummary>(`/api/invocations/${local}`);
+    expect(inv.actions).toMatchObject({ executed: 0, cached: 0, failed: 0 });
+    expect(inv.state).toBe('finished');
+    expect(inv.build).toMatchObject({ command: 'build', exitCode: { name: 'SUCCESS', code: 0 } });
+    expect(inv.build!.targets).toEqual([expect.objectContaining({ label: '//:greeting', outcome: 'built' })]);
+  }, LONG);
 });
