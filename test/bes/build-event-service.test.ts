@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type KilnConfig } from '../../engine/config';
 import { Engine } from '../../engine/engine';
 import { bes } from '../../engine/proto';
+import { PublishBuildEventService } from '../../engine/grpc/services';
 import type { InvocationPage, InvocationSummary } from '../../engine/common/api-types';
 import { readFileSync } from 'node:fs';
 import { connectClients, grpc, startTestEngine, Status, uploadBlob, type KilnClients } from '../helpers';
@@ -144,6 +145,28 @@ describe('Build Event Service', () => {
       expect(err.details, name).toMatch(message);
       expect(err.acks, name).toEqual(acked);
     }
+    // Bytes that are no protobuf at all: the same status, from the stream's own check.
+    const Raw = grpc.makeGenericClientConstructor(
+      {
+        stream: {
+          ...PublishBuildEventService.publishBuildToolEventStream,
+          requestSerialize: (b: Buffer) => b,
+        },
+      },
+      'RawBes',
+    );
+    const raw = new Raw(`127.0.0.1:${engine!.grpcPort}`, grpc.credentials.createInsecure()) as unknown as { stream(): grpc.ClientDuplexStream<Buffer, unknown> };
+    const rawError = await new Promise<grpc.ServiceError>((resolve) => {
+      const call = raw.stream();
+      call.on('data', () => {});
+      call.on('error', resolve);
+      call.write(Buffer.from([0x22, 0xff, 0xff, 0xff, 0x0f]));
+      call.end();
+    });
+    expect(rawError.code).toBe(Status.INVALID_ARGUMENT);
+    expect(rawError.details).toMatch(/PublishBuildToolEventStreamRequest is not a valid message/);
+    (raw as unknown as grpc.Client).close();
+
     // What was acknowledged before the bad event is kept.
     expect((await api<InvocationSummary>('/api/invocations/inv-bad-1')).body.build?.command).toBe('build');
 
