@@ -258,6 +258,14 @@ export class InvocationIndex implements BuildEventSink {
     return this.clock.now() - inv.lastSeenAt < INVOCATION_IDLE_MS;
   }
 
+  private durationOf(inv: Inv, running: boolean): number {
+    if (running) return Math.max(inv.lastSeenAt, this.clock.now()) - inv.startedAt;
+    // Bazel's own start and finish when it sent both: one clock, even if Bazel's machine's is off from ours.
+    const b = inv.build;
+    if (b?.startedAt !== undefined && b.finishedAt !== undefined) return Math.max(0, b.finishedAt - b.startedAt);
+    return (b?.finishedAt ?? inv.lastSeenAt) - inv.startedAt;
+  }
+
   /** `runs: false` (the list) leaves out each test's runs: the page of one invocation has them. */
   private summarize(inv: Inv, opts: { runs: boolean } = { runs: true }): InvocationSummary {
     const running = this.isRunning(inv);
@@ -268,7 +276,7 @@ export class InvocationIndex implements BuildEventSink {
       toolVersion: inv.toolVersion,
       startedAt: inv.startedAt,
       lastSeenAt: inv.lastSeenAt,
-      durationMs: (running ? Math.max(inv.lastSeenAt, this.clock.now()) : (inv.build?.finishedAt ?? inv.lastSeenAt)) - inv.startedAt,
+      durationMs: this.durationOf(inv, running),
       state: running ? 'running' : 'finished',
       actions: { ...inv.counts },
       calls: inv.calls,

@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { blobOfUri, factsOf } from '../../engine/bes/bep-decoder';
 import { BuildRecord } from '../../engine/invocations/build-record';
+import { InvocationIndex } from '../../engine/invocations/invocation-index';
+import { ManualClock } from '../../engine/clock';
 import { MAX_BUILD_TARGETS, MAX_TEST_RUNS, MAX_TEST_RUNS_TOTAL } from '../../engine/common/invocation-types';
 import { bep } from '../../engine/proto';
 
@@ -78,5 +80,18 @@ describe('BuildRecord', () => {
     fold(r, { id: { buildFinished: {} }, finished: { finishTimeMillis: 5_000, exitCode: { name: 'TESTS_FAILED', code: 3 } } });
     r.apply([{ kind: 'finished', at: 6_000 }]);
     expect(r.summary()).toMatchObject({ startedAt: 1_000, finishedAt: 5_000, exitCode: { name: 'TESTS_FAILED', code: 3 } });
+  });
+});
+
+describe('an invocation with BES', () => {
+  it("takes its duration from Bazel's own start and finish, even when Bazel's clock is off from Kiln's", () => {
+    const clock = new ManualClock();
+    const index = new InvocationIndex({}, clock);
+    const hourAhead = clock.now() + 3_600_000;
+    // Kiln sees the first remote call now; Bazel, an hour ahead, says it started and finished 5 s apart.
+    index.applyBuildEvent('inv-skew', [{ kind: 'started', at: hourAhead, command: 'build' }], clock.now());
+    clock.advance(5_000);
+    index.applyBuildEvent('inv-skew', [{ kind: 'finished', at: hourAhead + 5_000, exitCode: { name: 'SUCCESS', code: 0 } }], clock.now());
+    expect(index.get('inv-skew')).toMatchObject({ state: 'finished', durationMs: 5_000 });
   });
 });
