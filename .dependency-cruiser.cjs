@@ -26,6 +26,7 @@ const PARTS = {
   metrics: '^engine/metrics/',
   history: '^engine/history/',
   invocations: '^engine/invocations/', // Bazel invocations from RequestMetadata, and the history journal on disk
+  bes: '^engine/bes/', // the Build Event Service (bazel --bes_backend): decodes Bazel's events for the invocations
   execution: '^engine/execution/', // Executor and Runner contracts and the executor decorators
   worker: '^engine/worker/',
   wasi: '^engine/wasi/', // the WASI runner: WebAssembly actions in node:wasi worker threads
@@ -63,6 +64,8 @@ const MAY_IMPORT = {
   metrics: [...BASE, 'events', 'store'],
   history: [...BASE, 'events', 'store'],
   invocations: [...BASE, 'grpc', 'events', 'history'],
+  // Hands plain facts to a sink interface in engine/common; knows nothing of how invocations are kept.
+  bes: [...BASE, 'grpc'],
   // Runs actions through contracts; knows nothing of the worker pool or the queue.
   execution: [...BASE, 'grpc', 'events', 'store'],
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],

@@ -45,6 +45,8 @@ Flags:
   --upstream-header K=V        header sent with every upstream call (repeatable)
   --upstream-tls-ca FILE       CA (PEM) for the upstream's certificate
   --placement POLICY   local-first (default: overflow to the upstream), upstream, or local
+  --invocation-history N       Bazel invocations kept, with their build events (default 2000)
+  --invocation-history-days D  and for how many days at most (default 7)
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 

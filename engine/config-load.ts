@@ -6,7 +6,15 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isLanHost } from './common/loopback';
-import { cacheBudgetProblem, MAX_CONCURRENCY, MIN_CACHE_BUDGET_BYTES, MIN_CONCURRENCY } from './common/settings-limits';
+import {
+  cacheBudgetProblem,
+  MAX_CONCURRENCY,
+  MAX_INVOCATION_HISTORY,
+  MAX_INVOCATION_HISTORY_DAYS,
+  MIN_CACHE_BUDGET_BYTES,
+  MIN_CONCURRENCY,
+  MIN_INVOCATION_HISTORY,
+} from './common/settings-limits';
 import type { SandboxMode } from './common/api-types';
 import { defaultConfig, type KilnConfig, type Placement, type TlsMode } from './config';
 import { kindNames } from './common/kind-names';
@@ -45,6 +53,8 @@ export const CONFIG_KEYS = [
   'upstream-header',
   'upstream-tls-ca',
   'placement',
+  'invocation-history',
+  'invocation-history-days',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -87,7 +97,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): KilnConfig {
 }
 
 /** The keys saved from the dashboard stand in for; a flag or config-file key of that name wins. */
-const SAVED_KEYS = { lan: 'host', concurrency: 'concurrency', cacheSizeBytes: 'cache-size', mode: 'mode' } as const;
+const SAVED_KEYS = {
+  lan: 'host',
+  concurrency: 'concurrency',
+  cacheSizeBytes: 'cache-size',
+  mode: 'mode',
+  invocationHistory: 'invocation-history',
+  invocationHistoryDays: 'invocation-history-days',
+} as const;
 
 /** Whether a flag or the config file set what the saved dashboard setting `key` would. */
 export function savedSettingOverridden(config: Pick<KilnConfig, 'explicitKeys'>, key: keyof typeof SAVED_KEYS): boolean {
@@ -102,7 +119,8 @@ export function savedSettingOverridden(config: Pick<KilnConfig, 'explicitKeys'>,
 export function applySavedSettings(config: KilnConfig): void {
   const lanOpen = !savedSettingOverridden(config, 'lan') && !isLanHost(config.host);
   const open =
-    lanOpen || !savedSettingOverridden(config, 'concurrency') || !savedSettingOverridden(config, 'cacheSizeBytes') || !savedSettingOverridden(config, 'mode');
+    lanOpen ||
+    (Object.keys(SAVED_KEYS) as (keyof typeof SAVED_KEYS)[]).some((key) => key !== 'lan' && !savedSettingOverridden(config, key));
   if (!open) return;
   let saved;
   try {
@@ -115,6 +133,8 @@ export function applySavedSettings(config: KilnConfig): void {
   if (saved.concurrency !== undefined && !savedSettingOverridden(config, 'concurrency')) config.concurrency = saved.concurrency;
   if (saved.cacheSizeBytes !== undefined && !savedSettingOverridden(config, 'cacheSizeBytes')) config.cacheSizeBytes = saved.cacheSizeBytes;
   if (saved.mode !== undefined && !savedSettingOverridden(config, 'mode')) config.mode = saved.mode;
+  if (saved.invocationHistory !== undefined && !savedSettingOverridden(config, 'invocationHistory')) config.invocationHistoryMax = saved.invocationHistory;
+  if (saved.invocationHistoryDays !== undefined && !savedSettingOverridden(config, 'invocationHistoryDays')) config.invocationHistoryDays = saved.invocationHistoryDays;
 }
 
 /** Cross-key rules, one line each. */
@@ -240,6 +260,12 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
           break;
         case 'placement':
           config.placement = parsePlacement(value);
+          break;
+        case 'invocation-history':
+          config.invocationHistoryMax = parseCount(value, MIN_INVOCATION_HISTORY, MAX_INVOCATION_HISTORY);
+          break;
+        case 'invocation-history-days':
+          config.invocationHistoryDays = parseCount(value, 1, MAX_INVOCATION_HISTORY_DAYS);
           break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);

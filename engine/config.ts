@@ -68,6 +68,10 @@ export interface KilnConfig {
   assetMaxDownloadBytes: number;
   /** Remote Asset API: download timeout when the request sets none (a request may ask for up to an hour). */
   assetDefaultTimeoutMs: number;
+  /** Invocations the history keeps (and the journal saves), newest first; older ones are dropped. */
+  invocationHistoryMax: number;
+  /** Days an invocation is kept in the history and the journal. */
+  invocationHistoryDays: number;
   /**
    * How hard Kiln may use this machine (engine/governor/): `polite` (background
    * priority, slots follow the machine; the desktop app's default), `normal`
@@ -141,6 +145,8 @@ export function defaultConfig(): KilnConfig {
     mdns: true,
     assetMaxDownloadBytes: 4 * GiB,
     assetDefaultTimeoutMs: 5 * 60_000,
+    invocationHistoryMax: 2_000,
+    invocationHistoryDays: 7,
     mode: 'normal',
     upstreamInstance: '',
     upstreamHeaders: {},

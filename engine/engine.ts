@@ -18,7 +18,9 @@ import {
   FetchService,
   PushService,
   OperationsService,
+  PublishBuildEventService,
 } from './grpc/services';
+import { createBuildEventService } from './bes/build-event-service';
 import { refuseMalformed } from './grpc/malformed-requests';
 import { createActionCacheService } from './reapi/action-cache';
 import { createByteStreamService, type LiveResourceReader, type LiveResourceWriter } from './reapi/bytestream';
@@ -27,12 +29,14 @@ import { COMPRESSED_UPLOAD_IDLE_MS, CompressedUploads } from './reapi/compressed
 import { DiskCompressedSpool } from './reapi/compressed-spool';
 import { createCasService } from './reapi/cas';
 import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
-import type { BlobStore } from './store/blob-store';
+import { BlobNotFoundError, type BlobStore } from './store/blob-store';
+import type { BlobDigest } from './digest';
+import type { Readable } from 'node:stream';
 import { DiskBlobStore } from './store/disk-store';
 import { ObservedBlobStore } from './store/observed-store';
 import { SmallBlobCache } from './store/small-blob-cache';
 import { LinkedBlobVerifier } from './store/linked-blob-verifier';
-import { checkCacheBudget, checkConcurrency, type SettingName } from './common/settings-limits';
+import { checkCacheBudget, checkConcurrency, checkInvocationHistory, checkInvocationHistoryDays, type SettingName } from './common/settings-limits';
 import { Observability } from './http/observability';
 import { loadOrCreateToken } from './http/auth';
 import { prepareAccess, type Access } from './lan/access';
@@ -94,13 +98,16 @@ export interface EngineOptions {
 export interface LiveSettings {
   concurrency: number;
   cacheSizeBytes: number;
+  /** The invocation history budget: invocations kept, and for how many days. */
+  invocationHistory: number;
+  invocationHistoryDays: number;
 }
 
 export interface SettingsUpdate {
   /** Took effect at once (and were saved). */
-  appliedNow: ('concurrency' | 'cacheSize')[];
+  appliedNow: Exclude<SettingName, 'lan'>[];
   /** Saved, but this Kiln cannot change them live (a store without a budget to change). */
-  appliedAtRestart: ('concurrency' | 'cacheSize')[];
+  appliedAtRestart: Exclude<SettingName, 'lan'>[];
 }
 
 /** Room above max_batch_total_size_bytes so our own check, not the transport, answers oversized batches. */
@@ -239,6 +246,7 @@ export class Engine {
         events,
         storeStats: () => store.stats(),
         largestBlobs: store.largest ? (limit) => store.largest!(limit) : undefined,
+        readBlob: (hash, size, limit) => readBlobOrUndefined(store, { fn: 'sha256', hash, size }, limit),
         clock,
         sandbox: sandbox?.status,
         log,
@@ -278,7 +286,13 @@ export class Engine {
           current: () => engine.liveSettings,
           update: (patch) => engine.updateSettings(patch),
           fixedAtStart: () =>
-            (Object.entries({ lan: 'lan', concurrency: 'concurrency', cacheSizeBytes: 'cacheSize' }) as [keyof SavedSettings, SettingName][])
+            (Object.entries({
+              lan: 'lan',
+              concurrency: 'concurrency',
+              cacheSizeBytes: 'cacheSize',
+              invocationHistory: 'invocationHistory',
+              invocationHistoryDays: 'invocationHistoryDays',
+            }) as [Exclude<keyof SavedSettings, 'mode'>, SettingName][])
               .filter(([key]) => savedSettingOverridden(config, key))
               .map(([, name]) => name),
         }),
@@ -361,7 +375,12 @@ export class Engine {
 
   /** Worker slots and the cache budget as they are now (the configured slots: the farm's ceiling, not its choice). */
   get liveSettings(): LiveSettings {
-    return { concurrency: this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes };
+    return {
+      concurrency: this.config.concurrency,
+      cacheSizeBytes: this.config.cacheSizeBytes,
+      invocationHistory: this.config.invocationHistoryMax,
+      invocationHistoryDays: this.config.invocationHistoryDays,
+    };
   }
 
   /**
@@ -374,6 +393,8 @@ export class Engine {
     const save: SavedSettings = {};
     if (patch.concurrency !== undefined) save.concurrency = checkConcurrency(patch.concurrency);
     if (patch.cacheSizeBytes !== undefined) save.cacheSizeBytes = checkCacheBudget(patch.cacheSizeBytes);
+    if (patch.invocationHistory !== undefined) save.invocationHistory = checkInvocationHistory(patch.invocationHistory);
+    if (patch.invocationHistoryDays !== undefined) save.invocationHistoryDays = checkInvocationHistoryDays(patch.invocationHistoryDays);
     const result: SettingsUpdate = { appliedNow: [], appliedAtRestart: [] };
     if (Object.keys(save).length === 0) return result;
     saveSettings(this.config.dataDir, save);
@@ -393,8 +414,15 @@ export class Engine {
         result.appliedAtRestart.push('cacheSize');
       }
     }
-    if (result.appliedNow.length) {
-      this.events.emit({ type: 'settings.changed', at: this.clock.now(), ...this.liveSettings });
+    if (save.invocationHistory !== undefined || save.invocationHistoryDays !== undefined) {
+      this.config.invocationHistoryMax = save.invocationHistory ?? this.config.invocationHistoryMax;
+      this.config.invocationHistoryDays = save.invocationHistoryDays ?? this.config.invocationHistoryDays;
+      this.observability.setInvocationBudget({ invocations: this.config.invocationHistoryMax, days: this.config.invocationHistoryDays });
+      if (save.invocationHistory !== undefined) result.appliedNow.push('invocationHistory');
+      if (save.invocationHistoryDays !== undefined) result.appliedNow.push('invocationHistoryDays');
+    }
+    if (save.concurrency !== undefined || result.appliedNow.includes('cacheSize')) {
+      this.events.emit({ type: 'settings.changed', at: this.clock.now(), concurrency: this.config.concurrency, cacheSizeBytes: this.config.cacheSizeBytes });
       this.log(`kiln: now ${this.liveSettings.concurrency} worker slot(s), cache budget ${this.liveSettings.cacheSizeBytes} bytes`);
     }
     return result;
@@ -448,6 +476,8 @@ export class Engine {
     add(ByteStreamService, createByteStreamService({ store, liveReaders: this.liveReaders, liveWriters: this.liveWriters, compressedUploads }));
     add(ActionCacheService, createActionCacheService({ store, actionCache, events, clock, ids: this.ids }));
     add(LogStreamService, this.observability.logStreams.service());
+    // Build Event Service (bazel --bes_backend): folded into the invocations, under the same access policy.
+    add(PublishBuildEventService, createBuildEventService({ sink: this.observability.invocations, clock, log: this.log }));
     // Remote Asset API: downloads for --experimental_remote_downloader, remembered in {dataDir}/assets.json.
     const fetcher = new AssetFetcher({
       store,
@@ -617,6 +647,16 @@ function startUpstream(config: KilnConfig, clock: Clock): UpstreamClient | undef
     probeIntervalMs: UPSTREAM_PROBE_MS,
     clock,
   });
+}
+
+/** The blob's first `limit` bytes (0: all), or undefined when the store does not hold it. */
+async function readBlobOrUndefined(store: BlobStore, digest: BlobDigest, limit: number): Promise<Readable | undefined> {
+  try {
+    return await store.read(digest, { limit });
+  } catch (err) {
+    if (err instanceof BlobNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /** Counts running handler invocations, so shutdown can wait for them to unwind. */

@@ -1,7 +1,7 @@
 // One import point for the generated protobuf types, plus the small helpers
 // every service needs (Any packing, Timestamp/Duration conversion).
 import * as $protobuf from 'protobufjs/minimal';
-import { build, google } from './gen/protos';
+import { build, build_event_stream, google } from './gen/protos';
 
 // int64 fields (sizes, offsets) decode as plain numbers, as the generated
 // types declare: protobufjs would otherwise hand out Long objects whenever the
@@ -17,6 +17,9 @@ export import bytestream = google.bytestream;
 export import longrunning = google.longrunning;
 export import rpc = google.rpc;
 export import protobuf = google.protobuf;
+/** The Build Event Service (google.devtools.build.v1) and the Bazel events it carries. */
+export import bes = google.devtools.build.v1;
+export import bep = build_event_stream;
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 

@@ -4,7 +4,7 @@
 // and the cache budget also apply at once: Engine.updateSettings.)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkCacheBudget, checkConcurrency } from './common/settings-limits';
+import { checkCacheBudget, checkConcurrency, checkInvocationHistory, checkInvocationHistoryDays } from './common/settings-limits';
 import { FARM_MODES, isFarmMode, type FarmMode } from './common/farm-modes';
 import { writeFileAtomicSync } from './util/atomic-file';
 
@@ -19,6 +19,10 @@ export interface SavedSettings {
   cacheSizeBytes?: number;
   /** The farm's mode (tray or dashboard), unless a flag or the config file sets mode. */
   mode?: FarmMode;
+  /** Invocations kept, unless a flag or the config file sets invocation-history. */
+  invocationHistory?: number;
+  /** Days they are kept, unless a flag or the config file sets invocation-history-days. */
+  invocationHistoryDays?: number;
 }
 
 export class SettingsError extends Error {}
@@ -46,7 +50,7 @@ export function readSettings(dataDir: string): SavedSettings {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new SettingsError(`${path} must be a JSON object like {"lan": true}`);
   }
-  const { lan, concurrency, cacheSizeBytes, mode } = data as Record<string, unknown>;
+  const { lan, concurrency, cacheSizeBytes, mode, invocationHistory, invocationHistoryDays } = data as Record<string, unknown>;
   if (lan !== undefined && typeof lan !== 'boolean') throw new SettingsError(`${path}: "lan" must be true or false`);
   if (mode !== undefined && !isFarmMode(mode)) throw new SettingsError(`${path}: "mode" must be one of ${FARM_MODES.join(', ')}`);
   const settings: SavedSettings = {};
@@ -55,6 +59,8 @@ export function readSettings(dataDir: string): SavedSettings {
   try {
     if (concurrency !== undefined) settings.concurrency = checkConcurrency(concurrency);
     if (cacheSizeBytes !== undefined) settings.cacheSizeBytes = checkCacheBudget(cacheSizeBytes);
+    if (invocationHistory !== undefined) settings.invocationHistory = checkInvocationHistory(invocationHistory);
+    if (invocationHistoryDays !== undefined) settings.invocationHistoryDays = checkInvocationHistoryDays(invocationHistoryDays);
   } catch (err) {
     throw new SettingsError(`${path}: ${(err as Error).message}`);
   }

@@ -13,6 +13,8 @@ const entries = [
   'google/bytestream/bytestream.proto',
   'google/longrunning/operations.proto',
   'google/rpc/error_details.proto',
+  'google/devtools/build/v1/publish_build_event.proto',
+  'build_event_stream/build_event_stream.proto',
 ].map((p) => join(root, 'protos', p));
 
 const js = join(out, 'protos.js');

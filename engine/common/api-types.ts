@@ -457,6 +457,10 @@ export interface SettingsRequest {
   concurrency?: number;
   /** CAS budget: bytes, or a size like "20GiB"; at least 64 MiB. Applies at once (evicting down to it) and is saved. */
   cacheSize?: number | string;
+  /** Invocations the history keeps, 10 to 100,000. Applies at once (the oldest beyond it go) and is saved. */
+  invocationHistory?: number;
+  /** Days an invocation is kept, 1 to 365. Applies at once and is saved. */
+  invocationHistoryDays?: number;
 }
 
 /** GET and PUT /api/settings. Saved in {dataDir}/settings.json; flags and the config file still win. */
@@ -472,8 +476,11 @@ export interface SettingsResponse {
   concurrency?: number;
   /** Cache budget of the running Kiln, bytes. */
   cacheSizeBytes?: number;
+  /** Invocations the history keeps (with their build events), and for how many days. */
+  invocationHistory?: number;
+  invocationHistoryDays?: number;
   /** What settings.json holds: used at the next start for settings no flag or config-file key sets. */
-  saved?: { lan?: boolean; concurrency?: number; cacheSizeBytes?: number };
+  saved?: { lan?: boolean; concurrency?: number; cacheSizeBytes?: number; invocationHistory?: number; invocationHistoryDays?: number };
   /** PUT only: the settings of the request that took effect at once. */
   appliedNow?: SettingName[];
   /** PUT only: the settings of the request that take effect when Kiln restarts. */
@@ -484,4 +491,5 @@ export interface SettingsResponse {
 
 // ---- Invocations (engine/invocations): GET /api/invocations, /api/invocations/{id}, /api/invocations/{id}/actions ----
 export type { InvocationCounts, InvocationPage, InvocationState, InvocationSummary, RequestOrigin } from './invocation-types';
+export type { BuildEventSummary, BuildFile, InvocationTarget, TargetOutcome, TestRun, TestTargetResult } from './invocation-types';
 export type { MetricsHistory, MetricsPoint, MetricsWindow } from './metrics-history-types';

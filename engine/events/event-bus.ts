@@ -33,7 +33,8 @@ export type KilnEvent =
       details?: ActionDetails;
     }
   | { type: 'action.started'; id: string; at: number; slot: number; stdoutPath: string; stderrPath: string }
-  | { type: 'action.stage'; id: string; at: number; stage: ExecutionStage }
+  /** A stage change; also sent within 'fetching-inputs' with the input counts once the input tree is read. */
+  | { type: 'action.stage'; id: string; at: number; stage: ExecutionStage; inputFiles?: number; inputBytes?: number }
   | {
       type: 'action.finished';
       id: string;

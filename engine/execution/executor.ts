@@ -51,6 +51,8 @@ export type { ExecutionStage };
 export interface ExecutionHooks {
   /** Called as the action moves through its stages (for metadata updates and the dashboard). */
   onStage?(stage: ExecutionStage, at: number): void;
+  /** Called once the input tree is read, before staging: the running action's detail shows its inputs from then on. */
+  onInputs?(inputFiles: number, inputBytes: number): void;
 }
 
 export interface ExecutionTimings {

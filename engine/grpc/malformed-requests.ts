@@ -17,6 +17,11 @@ function isMalformed(request: unknown): request is Malformed {
   return typeof request === 'object' && request !== null && MALFORMED in request;
 }
 
+/** Why a request decoded by lenientDecoder is not valid, or undefined when it is (streaming handlers check each message). */
+export function malformedReason(request: unknown): string | undefined {
+  return isMalformed(request) ? request[MALFORMED] : undefined;
+}
+
 /** `decode`, returning a marker instead of throwing on bytes that are not a valid message. */
 export function lenientDecoder<T>(decode: (bytes: Buffer) => T): (bytes: Buffer) => T {
   return (bytes) => {

@@ -1,7 +1,7 @@
 // grpc-js service definitions built from the generated protobuf codecs, so
 // servers and clients (tests, bench) share one wire description.
 import * as grpc from '@grpc/grpc-js';
-import { asset, bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
+import { asset, bes, bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
 import { lenientDecoder } from './malformed-requests';
 import type { RequestOrigin } from '../common/invocation-types';
 
@@ -77,6 +77,17 @@ export const PushService = {
   pushDirectory: method(`${ASSET}.Push/PushDirectory`, asset.PushDirectoryRequest, asset.PushDirectoryResponse),
 };
 
+const BES = '/google.devtools.build.v1.PublishBuildEvent';
+
+/** The Build Event Service (bazel --bes_backend). The stream's messages decode leniently: the handler answers a bad one. */
+export const PublishBuildEventService = {
+  publishLifecycleEvent: method(`${BES}/PublishLifecycleEvent`, bes.PublishLifecycleEventRequest, protobuf.Empty),
+  publishBuildToolEventStream: {
+    ...method(`${BES}/PublishBuildToolEventStream`, bes.PublishBuildToolEventStreamRequest, bes.PublishBuildToolEventStreamResponse, true, true),
+    requestDeserialize: lenientDecoder((b: Buffer) => bes.PublishBuildToolEventStreamRequest.decode(b)),
+  },
+};
+
 /** Client constructors for tests, the bench and `kiln` subcommands. */
 export const clients = {
   Capabilities: grpc.makeGenericClientConstructor(CapabilitiesService, 'Capabilities'),
@@ -88,6 +99,7 @@ export const clients = {
   LogStream: grpc.makeGenericClientConstructor(LogStreamService, 'LogStream'),
   Fetch: grpc.makeGenericClientConstructor(FetchService, 'Fetch'),
   Push: grpc.makeGenericClientConstructor(PushService, 'Push'),
+  PublishBuildEvent: grpc.makeGenericClientConstructor(PublishBuildEventService, 'PublishBuildEvent'),
 };
 
 /** Metadata header in which Bazel sends RequestMetadata (tool, action mnemonic, target). */

@@ -68,7 +68,12 @@ export class ActionHistory {
         r.slot = e.slot;
         r.stage = 'fetching-inputs';
       })),
-      bus.on('action.stage', (e) => this.update(e.id, 'stage', (r) => void (r.stage = e.stage))),
+      bus.on('action.stage', (e) => this.update(e.id, 'stage', (r) => {
+        r.stage = e.stage;
+        // Known before the run (the input tree is read first), so a running action's detail shows them.
+        if (e.inputFiles !== undefined) r.inputFiles = e.inputFiles;
+        if (e.inputBytes !== undefined) r.inputBytes = e.inputBytes;
+      })),
       bus.on('action.finished', (e) => this.onFinished(e)),
       bus.on('action.control', (e) => this.update(e.id, 'control', (r) => {
         const { at, control, signal, by, result } = e;
@@ -200,8 +205,8 @@ export class ActionHistory {
       r.finishedAt = e.at;
       r.durationMs = e.timing?.totalMs ?? e.at - r.queuedAt;
       r.timing = e.timing;
-      r.inputFiles = e.inputFiles;
-      r.inputBytes = e.inputBytes;
+      r.inputFiles = e.inputFiles ?? r.inputFiles;
+      r.inputBytes = e.inputBytes ?? r.inputBytes;
       r.ranOn = e.ranOn;
       r.outputs = (e.outputs ?? []).slice(0, MAX_OUTPUTS).map((o) => ({ ...o, path: cap(o.path) }));
       r.stdoutDigest = e.stdoutDigest;

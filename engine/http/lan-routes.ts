@@ -8,7 +8,7 @@ import { isLoopbackAddress } from '../common/loopback';
 import { tokenHeaderFlag } from '../common/bazel-flags';
 import { advertisedHost, bazelrcLines, connectEndpoint, connectTokenName } from '../lan/connect';
 import { ConfigError, parseSize } from '../config-load';
-import { checkCacheBudget, checkConcurrency, InvalidSettingError, type SettingName } from '../common/settings-limits';
+import { checkCacheBudget, checkConcurrency, checkInvocationHistory, checkInvocationHistoryDays, InvalidSettingError, type SettingName } from '../common/settings-limits';
 import { readSettings, saveSettings, SettingsError } from '../settings';
 import type { ConnectInfo, SettingsResponse, TokenCreated, TokenList, TokenRevoked } from '../common/api-types';
 import { HttpError, readJsonObject } from './request';
@@ -28,11 +28,19 @@ export interface LanRoutesOptions {
 
 /** What the engine offers for settings that apply without a restart (Engine.updateSettings). */
 export interface EngineSettingsHooks {
-  current(): { concurrency: number; cacheSizeBytes: number };
+  current(): LiveValues;
   /** Validates, saves and applies; throws InvalidSettingError for a bad value. */
-  update(patch: { concurrency?: number; cacheSizeBytes?: number }): Promise<{ appliedNow: SettingName[]; appliedAtRestart: SettingName[] }>;
+  update(patch: Partial<LiveValues>): Promise<{ appliedNow: SettingName[]; appliedAtRestart: SettingName[] }>;
   /** Settings a flag or the config file sets at start. */
   fixedAtStart(): SettingName[];
+}
+
+/** The settings a running engine can change, as numbers. */
+export interface LiveValues {
+  concurrency: number;
+  cacheSizeBytes: number;
+  invocationHistory: number;
+  invocationHistoryDays: number;
 }
 
 export type RouteReply = { status: number; json: unknown } | { status: number; text: string; type: string; headers?: Record<string, string> };
@@ -141,12 +149,25 @@ export class LanRoutes {
     const pending = (name: SettingName, savedValue: number | undefined, running: number | undefined) =>
       savedValue !== undefined && running !== undefined && savedValue !== running && !fixed.includes(name);
     const restartRequired =
-      lanPending || pending('concurrency', saved.concurrency, live?.concurrency) || pending('cacheSize', saved.cacheSizeBytes, live?.cacheSizeBytes);
+      lanPending ||
+      pending('concurrency', saved.concurrency, live?.concurrency) ||
+      pending('cacheSize', saved.cacheSizeBytes, live?.cacheSizeBytes) ||
+      pending('invocationHistory', saved.invocationHistory, live?.invocationHistory) ||
+      pending('invocationHistoryDays', saved.invocationHistoryDays, live?.invocationHistoryDays);
     const lanMessage = lanPending
       ? `LAN mode turns ${lan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)`
       : `LAN mode is ${lan ? 'on' : 'off'}`;
     const response: SettingsResponse = { lan, lanActive: this.opts.lanActive, restartRequired, message: lanMessage };
-    if (live) Object.assign(response, { concurrency: live.concurrency, cacheSizeBytes: live.cacheSizeBytes, saved, fixedAtStart: fixed });
+    if (live) {
+      Object.assign(response, {
+        concurrency: live.concurrency,
+        cacheSizeBytes: live.cacheSizeBytes,
+        invocationHistory: live.invocationHistory,
+        invocationHistoryDays: live.invocationHistoryDays,
+        saved,
+        fixedAtStart: fixed,
+      });
+    }
     if (update) {
       response.appliedNow = update.appliedNow;
       response.appliedAtRestart = [...update.appliedAtRestart, ...(update.lanChanged && lanPending ? (['lan'] as const) : [])];
@@ -157,17 +178,19 @@ export class LanRoutes {
 
   private async putSettings(req: IncomingMessage): Promise<SettingsResponse> {
     const live = this.opts.engineSettings;
-    const names = live ? ['lan', 'concurrency', 'cacheSize'] : ['lan'];
-    const body = await readJsonObject(req, live ? '{"concurrency": 8, "cacheSize": "20GiB"}' : '{"lan": true}');
+    const names = live ? ['lan', 'concurrency', 'cacheSize', 'invocationHistory', 'invocationHistoryDays'] : ['lan'];
+    const body = await readJsonObject(req, live ? '{"concurrency": 8, "cacheSize": "20GiB", "invocationHistory": 2000, "invocationHistoryDays": 7}' : '{"lan": true}');
     const unknown = Object.keys(body).filter((k) => !names.includes(k));
     if (unknown.length) throw new HttpError(400, `unknown setting "${unknown[0]}"; the settings are: ${names.join(', ')}`);
     if (Object.keys(body).length === 0) throw new HttpError(400, `the body sets nothing; give any of: ${names.join(', ')}`);
     if (body.lan !== undefined && typeof body.lan !== 'boolean') throw new HttpError(400, 'body must have a boolean "lan", like {"lan": true}');
     // Every value is checked before anything is saved or applied.
-    const patch: { concurrency?: number; cacheSizeBytes?: number } = {};
+    const patch: Partial<LiveValues> = {};
     try {
       if (body.concurrency !== undefined) patch.concurrency = checkConcurrency(body.concurrency);
       if (body.cacheSize !== undefined) patch.cacheSizeBytes = checkCacheBudget(parseCacheSize(body.cacheSize));
+      if (body.invocationHistory !== undefined) patch.invocationHistory = checkInvocationHistory(body.invocationHistory);
+      if (body.invocationHistoryDays !== undefined) patch.invocationHistoryDays = checkInvocationHistoryDays(body.invocationHistoryDays);
     } catch (err) {
       if (err instanceof InvalidSettingError) throw new HttpError(400, err.message);
       throw err;
@@ -207,22 +230,33 @@ function parseCacheSize(value: unknown): number {
   }
 }
 
+/** The start-up flag of each setting, where its name differs. */
+const FLAG_NAMES: Partial<Record<SettingName, string>> = {
+  cacheSize: 'cache-size',
+  invocationHistory: 'invocation-history',
+  invocationHistoryDays: 'invocation-history-days',
+};
+
 /** One sentence per change: what runs now, what waits for a restart, what a flag will override. */
 function updateMessage(
   update: { appliedNow: SettingName[]; appliedAtRestart: SettingName[] },
-  live: { concurrency: number; cacheSizeBytes: number } | undefined,
+  live: LiveValues | undefined,
   savedBudget: number | undefined,
   fixed: SettingName[],
   lanMessage: string | undefined,
 ): string {
   const parts: string[] = [];
-  const what = (name: SettingName) =>
-    name === 'concurrency' ? `${live?.concurrency} worker slot${live?.concurrency === 1 ? '' : 's'}` : `a cache budget of ${sizeText(name === 'cacheSize' && update.appliedNow.includes(name) ? live?.cacheSizeBytes : savedBudget)}`;
+  const what = (name: SettingName) => {
+    if (name === 'concurrency') return `${live?.concurrency} worker slot${live?.concurrency === 1 ? '' : 's'}`;
+    if (name === 'invocationHistory') return `a history of ${live?.invocationHistory} invocations`;
+    if (name === 'invocationHistoryDays') return `invocations kept for ${live?.invocationHistoryDays} day${live?.invocationHistoryDays === 1 ? '' : 's'}`;
+    return `a cache budget of ${sizeText(name === 'cacheSize' && update.appliedNow.includes(name) ? live?.cacheSizeBytes : savedBudget)}`;
+  };
   if (update.appliedNow.length) parts.push(`Applied now and saved: ${update.appliedNow.map(what).join(', ')}.`);
   if (update.appliedAtRestart.length) parts.push(`Saved for the next start: ${update.appliedAtRestart.map(what).join(', ')}.`);
   const overridden = [...update.appliedNow, ...update.appliedAtRestart].filter((n) => fixed.includes(n));
   if (overridden.length) {
-    parts.push(`A flag or the config file sets ${overridden.map((n) => (n === 'cacheSize' ? 'cache-size' : n)).join(' and ')} when Kiln starts, and wins over the saved value.`);
+    parts.push(`A flag or the config file sets ${overridden.map((n) => FLAG_NAMES[n] ?? n).join(' and ')} when Kiln starts, and wins over the saved value.`);
   }
   if (lanMessage) parts.push(`${lanMessage}.`);
   return parts.join(' ');

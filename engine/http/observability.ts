@@ -24,6 +24,7 @@ import type { AccessPolicy } from '../auth/access-policy';
 import type { LanRoutes } from './lan-routes';
 import { FarmRoutes, type FarmControl } from './farm-routes';
 import { HttpApi, type HttpApiOptions } from './server';
+import type { BlobReader } from './blob-route';
 import { packageRoot } from './static-files';
 
 export interface ObservabilityOptions {
@@ -32,6 +33,8 @@ export interface ObservabilityOptions {
   storeStats: () => StoreStats;
   /** The store's largest blobs (BlobStore.largest), for GET /api/cache/largest; absent when it cannot list them. */
   largestBlobs?: (limit: number) => LargestBlob[];
+  /** CAS reads for GET /api/blobs/{hash}/{size}. */
+  readBlob?: BlobReader;
   clock?: Clock;
   /** The sandbox decision made at start, shown in /api/status. */
   sandbox?: ApiSandbox;
@@ -59,6 +62,7 @@ export interface HttpStartOptions {
 }
 
 const MAX_INSTANCE_NAMES = 64;
+const DAY_MS = 24 * 60 * 60_000;
 
 export class Observability {
   readonly logs: LogHub;
@@ -88,7 +92,7 @@ export class Observability {
     this.logStreams = new LogStreams(this.logs, { clock });
     this.history = new ActionHistory({}, clock);
     this.series = new SeriesRecorder(() => this.metrics.snapshot(), clock);
-    this.invocations = new InvocationIndex({}, clock);
+    this.invocations = new InvocationIndex({ maxInvocations: config.invocationHistoryMax, maxAgeMs: config.invocationHistoryDays * DAY_MS }, clock);
     // Before the history sees live events: what an earlier run saved comes first.
     this.journal = new HistoryJournal({ dataDir: config.dataDir, log: opts.log });
     this.journal.start(this.history, this.invocations);
@@ -130,6 +134,7 @@ export class Observability {
       history: this.history,
       assetFetches: this.assetFetches,
       invocations: this.invocations,
+      readBlob: this.opts.readBlob,
       logs: this.logs,
       setExecution: s.setExecution,
       largestBlobs: this.opts.largestBlobs ? (limit) => this.largestBlobs(limit) : undefined,
@@ -162,6 +167,12 @@ export class Observability {
   largestBlobs(limit: number): LargestBlobs {
     const items = (this.opts.largestBlobs?.(limit) ?? []).map(({ digest, size }) => ({ hash: digest.hash, size, fn: digest.fn }));
     return { items, storeBytes: this.opts.storeStats().bytes, at: (this.opts.clock ?? systemClock).now() };
+  }
+
+  /** The invocation history budget, applied now: the index drops what is beyond it and the journal follows. */
+  setInvocationBudget(budget: { invocations: number; days: number }): void {
+    this.invocations.setLimits({ maxInvocations: budget.invocations, maxAgeMs: budget.days * DAY_MS });
+    this.journal.trim();
   }
 
   get httpPort(): number {

@@ -18,6 +18,7 @@ import { checkAccess, checkAuth, EventTickets, type AuthPolicy, type AuthResult 
 import { CA_PATH, type LanRoutes } from './lan-routes';
 import type { FarmRoutes } from './farm-routes';
 import { HttpError, readBody } from './request';
+import { serveBlob, type BlobReader } from './blob-route';
 import { DEFAULT_FOLLOW_LIMITS, followLog, type FollowLimits } from './log-follower';
 import { DEFAULT_SSE_LIMITS, SseConnection, type SseLimits } from './sse';
 import { defaultRendererDir, securityHeaders, serveStatic } from './static-files';
@@ -63,6 +64,8 @@ export interface HttpApiOptions extends AuthPolicy {
   eventTicketTtlMs?: number;
   /** The `limit` largest CAS blobs (GET /api/cache/largest); absent when the store cannot list them. */
   largestBlobs?: (limit: number) => LargestBlobs;
+  /** Reads CAS blobs for GET /api/blobs/{hash}/{size} (test logs named by build events); absent, that route answers 404. */
+  readBlob?: BlobReader;
   /** How long one listing of the largest blobs is reused; default 2 s. */
   largestCacheMs?: number;
 }
@@ -243,6 +246,10 @@ export class HttpApi {
         if (segments.length !== 3 || id !== 'largest') break;
         get();
         return this.largest(res, url);
+      case 'blobs':
+        if (segments.length !== 4 || !this.opts.readBlob) break;
+        get();
+        return serveBlob(res, this.opts.readBlob, id, sub, url);
       case 'invocations':
         get();
         if (segments.length === 2) return this.listInvocations(res, url);

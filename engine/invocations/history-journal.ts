@@ -21,6 +21,8 @@ export interface JournalOptions {
   dataDir: string;
   /** How often pending lines are written; default 1 s. */
   flushMs?: number;
+  /** Bytes appended since the last rewrite that always trigger one; default 64 MiB (see flush). */
+  rewriteAfterBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -34,6 +36,9 @@ export class HistoryJournal {
   private pending: string[] = [];
   private dirtyInvocations = new Set<string>();
   private lines = 0;
+  /** File size after the last rewrite, and bytes appended since. */
+  private compactedBytes = 0;
+  private appendedBytes = 0;
   private timer?: NodeJS.Timeout;
   private offs: (() => void)[] = [];
   private history?: ActionHistory;
@@ -120,13 +125,22 @@ export class HistoryJournal {
     try {
       appendFileSync(this.path, text);
       this.lines += count;
+      this.appendedBytes += Buffer.byteLength(text);
     } catch (err) {
       // Keep serving builds; the history just won't outlive this run.
       this.failed = true;
       this.opts.log?.(`kiln: history is no longer saved: cannot write ${this.path}: ${(err as Error).message}`);
       return;
     }
-    if (this.lines > 2 * this.kept() + 1_000) this.compact();
+    // By lines, and by bytes: a running build's invocation (its targets and tests) is saved again each time it changes.
+    const byteLimit = Math.max(this.opts.rewriteAfterBytes ?? 64 * 1024 * 1024, 2 * this.compactedBytes);
+    if (this.lines > 2 * this.kept() + 1_000 || this.appendedBytes > byteLimit) this.compact();
+  }
+
+  /** Rewrites the file to what the history and invocations keep now (after their budget shrank). */
+  trim(): void {
+    this.flush();
+    if (!this.failed) this.compact();
   }
 
   stop(): void {
@@ -153,8 +167,11 @@ export class HistoryJournal {
     ];
     try {
       mkdirSync(join(this.opts.dataDir, 'history'), { recursive: true });
-      writeFileAtomicSync(this.path, lines.length ? lines.join('\n') + '\n' : '');
+      const text = lines.length ? lines.join('\n') + '\n' : '';
+      writeFileAtomicSync(this.path, text);
       this.lines = lines.length;
+      this.compactedBytes = Buffer.byteLength(text);
+      this.appendedBytes = 0;
     } catch (err) {
       this.failed = true;
       this.opts.log?.(`kiln: history is not saved: cannot write ${this.path}: ${(err as Error).message}`);

@@ -1,7 +1,11 @@
 // Bazel invocations, built from events: every gRPC call's RequestMetadata
 // (request.metadata) opens or refreshes one, and its actions' lifecycle events
-// keep its counts. Bounded by count and age, oldest finished first.
+// keep its counts. The Build Event Service adds what Bazel itself says (command
+// line, targets, tests, exit status) under the same invocation id; either may
+// come alone. Bounded by count and age, oldest finished first.
 import { systemClock, type Clock } from '../clock';
+import type { BuildEventSink, BuildFact } from '../common/build-event-facts';
+import { BuildRecord } from './build-record';
 import type { EventBus, EventOf } from '../events/event-bus';
 import {
   INVOCATION_IDLE_MS,
@@ -38,10 +42,12 @@ interface Inv {
   targets: Set<string>;
   targetCount: number;
   mnemonics: Map<string, number>;
+  /** From the Build Event Service, when the build sends it. */
+  build?: BuildRecord;
 }
 
-export class InvocationIndex {
-  private readonly limits: InvocationLimits;
+export class InvocationIndex implements BuildEventSink {
+  private limits: InvocationLimits;
   /** Insertion order is first-seen order. */
   private readonly invocations = new Map<string, Inv>();
   /** Unfinished actions and whether they started, for the queued/running counts. */
@@ -63,10 +69,30 @@ export class InvocationIndex {
     return () => offs.forEach((off) => off());
   }
 
+  /** A new budget (Settings): invocations beyond it leave at once. */
+  setLimits(limits: Partial<InvocationLimits>): void {
+    this.limits = { ...this.limits, ...limits };
+    this.prune();
+  }
+
   /** Told the id of every invocation that changed (the journal saves it). */
   onChange(listener: (id: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Folds one build event (engine/bes) into its invocation, opening it when BES comes first or alone. */
+  applyBuildEvent(invocationId: string, facts: BuildFact[], at: number): void {
+    const inv = this.touch({ toolInvocationId: invocationId }, at, 0);
+    if (!inv) return;
+    inv.build ??= new BuildRecord();
+    inv.build.apply(facts);
+    // Bazel's own start time is earlier than its first remote call.
+    const started = inv.build.startedAt;
+    if (started !== undefined && started < inv.startedAt) inv.startedAt = started;
+    const finished = inv.build.finishedAt;
+    if (finished !== undefined && finished > inv.lastSeenAt) inv.lastSeenAt = finished;
+    this.changed(inv.id);
   }
 
   get(id: string): InvocationSummary | undefined {
@@ -93,7 +119,7 @@ export class InvocationIndex {
         nextCursor = String(all[i + 1].seq);
         break;
       }
-      items.push(this.summarize(inv));
+      items.push(this.summarize(inv, { runs: false }));
     }
     return { items, nextCursor, total: this.invocations.size };
   }
@@ -124,6 +150,7 @@ export class InvocationIndex {
         targets,
         targetCount: Math.max(s.targetCount, targets.size),
         mnemonics: new Map(Object.entries(s.mnemonics ?? {})),
+        build: s.build ? BuildRecord.from(s.build) : undefined,
       });
     }
     this.prune();
@@ -225,10 +252,22 @@ export class InvocationIndex {
   }
 
   private isRunning(inv: Inv): boolean {
-    return inv.counts.queued + inv.counts.running > 0 || this.clock.now() - inv.lastSeenAt < INVOCATION_IDLE_MS;
+    if (inv.counts.queued + inv.counts.running > 0) return true;
+    // With BES, Bazel says when the build ended; without it, quiet for a while counts as the end.
+    if (inv.build?.finishedAt !== undefined) return false;
+    return this.clock.now() - inv.lastSeenAt < INVOCATION_IDLE_MS;
   }
 
-  private summarize(inv: Inv): InvocationSummary {
+  private durationOf(inv: Inv, running: boolean): number {
+    if (running) return Math.max(inv.lastSeenAt, this.clock.now()) - inv.startedAt;
+    // Bazel's own start and finish when it sent both: one clock, even if Bazel's machine's is off from ours.
+    const b = inv.build;
+    if (b?.startedAt !== undefined && b.finishedAt !== undefined) return Math.max(0, b.finishedAt - b.startedAt);
+    return (b?.finishedAt ?? inv.lastSeenAt) - inv.startedAt;
+  }
+
+  /** `runs: false` (the list) leaves out each test's runs: the page of one invocation has them. */
+  private summarize(inv: Inv, opts: { runs: boolean } = { runs: true }): InvocationSummary {
     const running = this.isRunning(inv);
     return {
       id: inv.id,
@@ -237,13 +276,14 @@ export class InvocationIndex {
       toolVersion: inv.toolVersion,
       startedAt: inv.startedAt,
       lastSeenAt: inv.lastSeenAt,
-      durationMs: (running ? Math.max(inv.lastSeenAt, this.clock.now()) : inv.lastSeenAt) - inv.startedAt,
+      durationMs: this.durationOf(inv, running),
       state: running ? 'running' : 'finished',
       actions: { ...inv.counts },
       calls: inv.calls,
       targets: [...inv.targets],
       targetCount: inv.targetCount,
       mnemonics: Object.fromEntries(inv.mnemonics),
+      ...(inv.build ? { build: inv.build.summary(opts) } : {}),
     };
   }
 }

@@ -519,6 +519,8 @@ export class Scheduler {
     const hooks = {
       onStage: (stage: ExecutionStage, at: number) =>
         this.events.emit({ type: 'action.stage', id: job.id, at, stage }),
+      onInputs: (inputFiles: number, inputBytes: number) =>
+        this.events.emit({ type: 'action.stage', id: job.id, at: this.clock.now(), stage: 'fetching-inputs', inputFiles, inputBytes }),
     };
     job.finished = Promise.resolve()
       .then(() => this.opts.executor.run(prepared, job.abort.signal, hooks))

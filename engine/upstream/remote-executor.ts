@@ -47,6 +47,7 @@ export class RemoteExecutor implements Executor {
     hooks.onStage?.('fetching-inputs', t.inputFetchStart);
     const fn = DIGEST_FUNCTIONS[action.actionDigest.fn];
     const plan = await planInputTree(store, inputDigest(action.action.inputRootDigest, fn, 'input_root_digest'));
+    hooks.onInputs?.(plan.files.length, plan.totalBytes);
     const needed = unique([action.actionDigest, inputDigest(action.action.commandDigest, fn, 'command_digest'), ...plan.blobs]);
     await this.uploadMissing(needed);
     t.inputFetchCompleted = now();

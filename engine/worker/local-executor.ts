@@ -88,6 +88,7 @@ export class LocalExecutor implements Executor {
       t.inputFetchStart = now();
       hooks.onStage?.('fetching-inputs', t.inputFetchStart);
       const plan = await planInputTree(store, inputRoot);
+      hooks.onInputs?.(plan.files.length, plan.totalBytes);
       // Checked before anything is written: a bad request costs no staging.
       if (command.workingDirectory && !plan.directories.includes(command.workingDirectory)) {
         throw invalidArgument(`working_directory "${command.workingDirectory}" is not a directory in the input root`, 'working_directory');

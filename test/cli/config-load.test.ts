@@ -39,6 +39,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ flags: { 'asset-timeout': '0' } })).toThrow(/asset-timeout:/);
   });
 
+  it('reads the invocation history budget', () => {
+    expect(loadConfig({ flags: { 'invocation-history': '500', 'invocation-history-days': '30' } })).toMatchObject({
+      invocationHistoryMax: 500,
+      invocationHistoryDays: 30,
+    });
+    expect(() => loadConfig({ flags: { 'invocation-history': '5' } })).toThrow(/invocation-history: "5" is not an integer from 10 to 100000/);
+    expect(() => loadConfig({ flags: { 'invocation-history-days': '0' } })).toThrow(/invocation-history-days:/);
+  });
+
   it('reports the key and what is allowed', () => {
     expect(() => loadConfig({ flags: { 'queue-size': '0' } })).toThrow(/queue-size: "0" is not an integer from 1/);
     expect(() => loadConfig({ flags: { host: 'a b' } })).toThrow(/host:/);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { chromiumMissing, launchBrowser, SCREENSHOTS, type TestBrowser } from './browser';
 import { startFakeApi, type FakeApi } from './fake-api';
+import { BES_INVOCATION, FAILING_LOG, PLAIN_INVOCATION } from './fake-invocations';
 import { ensureRendererBuilt } from './renderer-build';
 
 const TIMEOUT = 60_000;
@@ -143,6 +144,36 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await shot('connect-light');
   }, TIMEOUT);
 
+  it('shows an invocation\'s build events: status, command line, targets, tests and a test.log', async () => {
+    // The list gives Bazel's verdict where BES said it, and Kiln's view of the actions otherwise.
+    await page.goto(`${api.url}#/invocations`);
+    await expect.poll(() => page.textContent(`[data-invocation="${BES_INVOCATION}"]`), { timeout: TIMEOUT }).toMatch(/Tests failed \(exit 3\).*bazel test.*\/\/web\/\.\.\./s);
+    expect(await page.textContent(`[data-invocation="${PLAIN_INVOCATION}"] [data-testid="invocation-state"]`)).toBe('Finished');
+    await page.click(`[data-invocation="${BES_INVOCATION}"] a`);
+    await expect.poll(() => page.textContent('[data-testid="build-status"]'), { timeout: TIMEOUT }).toBe('Tests failed (exit 3)');
+    expect(await page.textContent('[data-testid="command-line"]')).toBe(
+      'bazel test --remote_executor=grpc://127.0.0.1:8980 --bes_backend=grpc://127.0.0.1:8980 //web/...',
+    );
+    const targets = page.locator('[data-testid="build-targets"] tbody tr');
+    expect(await targets.count()).toBe(5);
+    expect(await targets.last().textContent()).toMatch(/\/\/web:smoke_test.*Built/s);
+    expect(await targets.first().textContent()).toMatch(/\/\/web:windows_only.*Skipped.*incompatible/s);
+    // Failing tests first, the flaky one's two attempts, and the failing log opens on the page.
+    const tests = page.locator('[data-testid="build-tests"] tbody tr');
+    expect(await tests.allTextContents()).toEqual([
+      expect.stringMatching(/\/\/web:login_test.*Failed/s),
+      expect.stringMatching(/\/\/web:retry_test.*Flaky.*Failed.*attempt 2.*Passed/s),
+      expect.stringMatching(/\/\/web:smoke_test.*Passed/s),
+    ]);
+    await tests.first().locator('[data-testid="test-log-link"]').click();
+    await expect.poll(() => page.textContent('[data-testid="test-log"] pre'), { timeout: TIMEOUT }).toBe(FAILING_LOG);
+    await shot('invocation-bes-light');
+    // A build without BES says how to get it.
+    await page.goto(`${api.url}#/invocations/${PLAIN_INVOCATION}`);
+    await expect.poll(() => page.textContent('[data-testid="no-bes"]'), { timeout: TIMEOUT }).toContain('--bes_backend=grpc://127.0.0.1:8980');
+    expect(await page.locator('[data-testid="build-events"]').count()).toBe(0);
+  }, TIMEOUT);
+
   it('refuses the execution switch without a token, and flips it with one', async () => {
     await nav('settings');
     const sw = page.locator('[data-testid="execution-switch"]');
@@ -207,6 +238,23 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     await nav('cache');
     await expect.poll(() => page.textContent('[data-testid="cache-usage"]'), { timeout: TIMEOUT }).toContain('of 10 GiB budget');
   }, TIMEOUT * 2);
+
+  it('changes the invocation history budget from Settings, checking it first', async () => {
+    await nav('settings');
+    const invocations = page.locator('[data-testid="history-invocations"]');
+    const save = page.locator('[data-testid="history-save"]');
+    await expect.poll(() => invocations.inputValue(), { timeout: TIMEOUT }).toBe('2000');
+    expect(await page.locator('[data-testid="history-days"]').inputValue()).toBe('7');
+    expect(await save.isDisabled()).toBe(true);
+    await invocations.fill('5');
+    await expect.poll(() => page.textContent('[data-testid="history-problem"]').catch(() => '')).toContain('from 10 to 100,000');
+    expect(await save.isDisabled()).toBe(true);
+    await invocations.fill('500');
+    await save.click();
+    await expect.poll(() => page.textContent('[data-testid="history-answer"]').catch(() => '')).toContain('Applied now and saved: a history of 500 invocations.');
+    expect(api.settingsPuts.at(-1)).toEqual({ invocationHistory: 500 });
+    await page.locator('[data-testid="history-settings"]').screenshot({ path: join(SCREENSHOTS, 'fake-settings-history-light.png') });
+  }, TIMEOUT);
 
   it('renders the dark theme', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });

@@ -15,11 +15,14 @@ import type {
   ConnectInfo,
   LargestBlobs,
   MetricsSnapshot,
+  SettingName,
   SettingsResponse,
   SseEvent,
   TokenCreated,
   TokenInfo,
 } from '../../engine/common/api-types';
+
+import { fakeInvocations } from './fake-invocations';
 
 const DIST = resolve(__dirname, '../../renderer/dist');
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
@@ -67,6 +70,8 @@ export async function startFakeApi(
   let tokenSeq = 0;
   let concurrency = opts.concurrency ?? 4;
   let budgetBytes = 20 * 1024 ** 3;
+  let invocationHistory = 2000;
+  let invocationHistoryDays = 7;
   /** PUT /api/settings bodies, to check what the dashboard sent. */
   const settingsPuts: Record<string, unknown>[] = [];
   const t0 = Date.now();
@@ -82,6 +87,7 @@ export async function startFakeApi(
   let evictions = 0;
   const byOutcome: Record<ActionOutcome, number> = { success: 0, failure: 0, timeout: 0, cancelled: 0, error: 0, cached: 0 };
   const finishTimes: number[] = [];
+  const invocations = fakeInvocations(t0);
 
   // History: finished actions spread over the last few hours.
   const historyCount = opts.history ?? 10_000;
@@ -248,6 +254,8 @@ export async function startFakeApi(
       message: restartRequired ? `LAN mode turns ${savedLan ? 'on' : 'off'} when Kiln restarts (a --host flag or config file still wins)` : `LAN mode is ${savedLan ? 'on' : 'off'}`,
       concurrency,
       cacheSizeBytes: budgetBytes,
+      invocationHistory,
+      invocationHistoryDays,
       fixedAtStart: [],
     };
   }
@@ -270,7 +278,15 @@ export async function startFakeApi(
       bytes = Math.floor(Number(m[1]) * unit);
       if (bytes < 64 * 1024 ** 2) return bad(`the cache budget must be at least 64 MiB (67108864 bytes), not ${bytes}`);
     }
-    const appliedNow: ('concurrency' | 'cacheSize')[] = [];
+    const ih = body.invocationHistory;
+    if (ih !== undefined && (typeof ih !== 'number' || !Number.isInteger(ih) || ih < 10 || ih > 100_000)) {
+      return bad(`the invocation history must keep a whole number of invocations from 10 to 100000, not ${JSON.stringify(ih)}`);
+    }
+    const days = body.invocationHistoryDays;
+    if (days !== undefined && (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 365)) {
+      return bad(`the invocation history must keep a whole number of days from 1 to 365, not ${JSON.stringify(days)}`);
+    }
+    const appliedNow: SettingName[] = [];
     const parts: string[] = [];
     if (typeof c === 'number') {
       concurrency = c;
@@ -284,6 +300,16 @@ export async function startFakeApi(
       storeBytes = Math.min(storeBytes, bytes);
       appliedNow.push('cacheSize');
       parts.push(`a cache budget of ${Number((bytes / 1024 ** 3).toFixed(2))} GiB`);
+    }
+    if (typeof ih === 'number') {
+      invocationHistory = ih;
+      appliedNow.push('invocationHistory');
+      parts.push(`a history of ${ih} invocations`);
+    }
+    if (typeof days === 'number') {
+      invocationHistoryDays = days;
+      appliedNow.push('invocationHistoryDays');
+      parts.push(`invocations kept for ${days} day${days === 1 ? '' : 's'}`);
     }
     if (typeof body.lan === 'boolean') savedLan = body.lan;
     const answer = settings();
@@ -434,6 +460,24 @@ export async function startFakeApi(
       clients.add(c);
       req.on('close', () => clients.delete(c));
       return;
+    }
+    if (p === '/api/invocations') {
+      const items = invocations.list();
+      return json(res, 200, { items, total: items.length });
+    }
+    const inv = /^\/api\/invocations\/([^/]+)(\/actions)?$/.exec(p);
+    if (inv) {
+      const found = invocations.get(decodeURIComponent(inv[1]));
+      if (!found) return json(res, 404, { error: { code: 404, status: 'NOT_FOUND', message: `no invocation "${inv[1]}"` } });
+      return json(res, 200, inv[2] ? { items: [], total: 0 } : found);
+    }
+    const blob = /^\/api\/blobs\/([0-9a-f]{64})\/(\d+)$/.exec(p);
+    if (blob) {
+      const data = invocations.blob(blob[1], Number(blob[2]));
+      if (!data) return json(res, 404, { error: { code: 404, status: 'NOT_FOUND', message: 'blob is not in this Kiln\'s CAS' } });
+      const limit = Number(url.searchParams.get('limit') ?? 0);
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return res.end(limit ? data.subarray(0, limit) : data);
     }
     const m = /^\/api\/actions\/([^/]+)(?:\/(stdout|stderr))?$/.exec(p);
     if (m) {

@@ -21,11 +21,11 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A fresh engine-like trio on `dir`: history, invocations, journal, started in the engine's order. */
-function open(maxActions = 100) {
+function open(maxActions = 100, invocationLimits: ConstructorParameters<typeof InvocationIndex>[0] = {}, rewriteAfterBytes?: number) {
   const bus = new EventBus();
   const history = new ActionHistory({ maxActions }, clock);
-  const index = new InvocationIndex({}, clock);
-  const journal = new HistoryJournal({ dataDir: dir, flushMs: 60_000 });
+  const index = new InvocationIndex(invocationLimits, clock);
+  const journal = new HistoryJournal({ dataDir: dir, flushMs: 60_000, rewriteAfterBytes });
   journal.start(history, index);
   history.attach(bus);
   index.attach(bus);
@@ -70,5 +70,39 @@ describe('HistoryJournal', () => {
     const a = open();
     expect(a.history.list().total).toBe(0);
     expect(a.index.list().total).toBe(0);
+  });
+
+  it('keeps invocations within the configured count and age, with their build events, across a restart', () => {
+    const a = open();
+    for (let i = 1; i <= 5; i++) {
+      a.hit(`a${i}`, `inv-${i}`);
+      a.index.applyBuildEvent(`inv-${i}`, [{ kind: 'started', command: 'test' }, { kind: 'finished', at: clock.now(), exitCode: { name: 'SUCCESS', code: 0 } }], clock.now());
+    }
+    a.journal.stop();
+    // invocation-history 3: the two oldest leave the index and the file at the next start.
+    const b = open(100, { maxInvocations: 3 });
+    expect(b.index.list().items.map((i) => i.id)).toEqual(['inv-5', 'inv-4', 'inv-3']);
+    expect(b.index.get('inv-5')?.build).toMatchObject({ command: 'test', exitCode: { name: 'SUCCESS', code: 0 } });
+    b.journal.stop();
+    expect(lines().filter((l) => 'invocation' in JSON.parse(l))).toHaveLength(3);
+    // invocation-history-days: a week later with a one-day bound, none is left.
+    clock.advance(7 * 24 * 60 * 60_000);
+    const c = open(100, { maxAgeMs: 24 * 60 * 60_000 });
+    expect(c.index.list().total).toBe(0);
+  });
+
+  it('rewrites the file once a running build has re-saved its invocation for many bytes', () => {
+    const a = open(100, {}, 50_000);
+    // One invocation whose target list grows: every flush appends it whole again.
+    for (let i = 0; i < 200; i++) {
+      a.index.applyBuildEvent('inv-big', [{ kind: 'configured', label: `//pkg:target_with_a_long_name_${i}` }], clock.now());
+      a.journal.flush();
+    }
+    const size = readFileSync(join(dir, JOURNAL_FILE)).length;
+    // Without the byte bound the 200 lines would hold ~200 × 100 targets' worth; with it, a few copies at most.
+    expect(size).toBeLessThan(200_000);
+    expect(lines().filter((l) => JSON.parse(l).invocation?.id === 'inv-big').length).toBeLessThan(50);
+    a.journal.stop();
+    expect(open().index.get('inv-big')?.build?.targets).toHaveLength(200);
   });
 });

@@ -14,6 +14,9 @@ import { digestOf, randomBlob } from '../helpers/blobs';
 import { FakeExecutor } from '../execution/fake-executor';
 import { executeRequest, uploadAction } from '../execution/harness';
 import { waitFor } from './helpers';
+import { REQUEST_METADATA_HEADER } from '../../engine/grpc/services';
+import { reapi } from '../../engine/proto';
+import { connectClients, grpc } from '../helpers';
 
 let t: TestEngine | undefined;
 const cleanups: (() => Promise<void>)[] = [];
@@ -169,5 +172,52 @@ describe('saved settings at the next start', () => {
     const fourth = await start(dir, {}, file);
     expect(await status(fourth)).toMatchObject({ concurrency: 3, cacheBudgetBytes: 256 * MiB });
     expect((await call(fourth, '/api/settings')).json.fixedAtStart).toEqual(['cacheSize']);
+  });
+
+  it('applies the invocation history budget at once, trims the journal, and keeps it for the next start', async () => {
+    const dir = await dataDir();
+    const first = await start(dir);
+    const c = connectClients(`127.0.0.1:${first.grpcPort}`);
+    try {
+      for (let i = 1; i <= 12; i++) {
+        const m = new grpc.Metadata();
+        m.set(REQUEST_METADATA_HEADER, Buffer.from(reapi.RequestMetadata.encode({ toolInvocationId: `inv-${i}` }).finish()));
+        await new Promise<void>((resolve, reject) =>
+          (c.raw.ContentAddressableStorage as unknown as { findMissingBlobs(r: object, m: grpc.Metadata, cb: (e: Error | null) => void): void }).findMissingBlobs(
+            { blobDigests: [] },
+            m,
+            (e) => (e ? reject(e) : resolve()),
+          ),
+        );
+      }
+    } finally {
+      c.close();
+    }
+    expect((await call(first, '/api/invocations')).json.total).toBe(12);
+    const res = await put(first, { invocationHistory: 10, invocationHistoryDays: 30 });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ invocationHistory: 10, invocationHistoryDays: 30, appliedNow: ['invocationHistory', 'invocationHistoryDays'] });
+    expect(res.json.message).toMatch(/Applied now and saved: a history of 10 invocations, invocations kept for 30 days/);
+    const list = (await call(first, '/api/invocations?limit=100')).json;
+    expect(list.total).toBe(10);
+    expect(list.items.at(-1).id).toBe('inv-3'); // The two oldest went.
+    const journal = (await readFile(join(dir, 'history', 'journal.jsonl'), 'utf8')).split('\n').filter(Boolean);
+    expect(journal.filter((l) => 'invocation' in JSON.parse(l))).toHaveLength(10);
+    for (const [body, message] of [
+      [{ invocationHistory: 5 }, /from 10 to 100000, not 5/],
+      [{ invocationHistoryDays: 0 }, /whole number of days from 1 to 365, not 0/],
+    ] as const) {
+      const bad = await put(first, body);
+      expect(bad.status).toBe(400);
+      expect(bad.json.error.message).toMatch(message);
+    }
+    await first.stop({ drainMs: 0 });
+
+    const second = await start(dir);
+    expect((await call(second, '/api/settings')).json).toMatchObject({ invocationHistory: 10, invocationHistoryDays: 30, restartRequired: false });
+    expect((await call(second, '/api/invocations')).json.total).toBe(10);
+    await second.stop({ drainMs: 0 });
+    const third = await start(dir, { 'invocation-history': '20' });
+    expect((await call(third, '/api/settings')).json).toMatchObject({ invocationHistory: 20, invocationHistoryDays: 30, fixedAtStart: ['invocationHistory'] });
   });
 });

@@ -76,6 +76,11 @@ export class KilnApi {
     const res = await this.request(`/api/actions/${encodeURIComponent(id)}/${stream}`);
     return new Uint8Array(await res.arrayBuffer());
   }
+  /** A CAS blob as text (a test.log named by build events), its first `limit` bytes. */
+  async blobText(hash: string, size: number, limit = 1024 * 1024): Promise<string> {
+    const res = await this.request(`/api/blobs/${encodeURIComponent(hash)}/${size}?limit=${limit}`);
+    return res.text();
+  }
   /** The largest CAS blobs, largest first (the engine reuses one listing for a couple of seconds). */
   largestBlobs(limit = 20): Promise<LargestBlobs> {
     return this.json(`/api/cache/largest?limit=${encodeURIComponent(String(limit))}`);
