@@ -45,6 +45,9 @@ Flags:
   --upstream-header K=V        header sent with every upstream call (repeatable)
   --upstream-tls-ca FILE       CA (PEM) for the upstream's certificate
   --placement POLICY   local-first (default: overflow to the upstream), upstream, or local
+  --peers LIST         other Kilns that take the overflow: auto (mDNS, LAN mode) or grpcs://HOST:PORT,...
+  --peer-token TOKEN   token sent to peers without one of their own (per-peer tokens: config file)
+  --peer-tls-ca FILE   CA bundle (PEM) for peers' certificates
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 
