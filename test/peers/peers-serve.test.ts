@@ -15,6 +15,7 @@ import { DIGEST_FUNCTIONS, toBlobDigest } from '../../engine/digest';
 import { tokenStorePath } from '../../engine/lan/access';
 import { blobResourceName } from '../../engine/reapi/resource-names';
 import { connectClients, type KilnClients } from '../helpers/clients';
+import { startTestEngine } from '../helpers/engine';
 import { executeRequest, responseOf, uploadAction } from '../execution/harness';
 import { capabilitiesStatus, httpsCall } from '../lan/lan-clients';
 import { waitForLine } from '../lan/netns';
@@ -165,5 +166,28 @@ describe('three kiln serve processes, A with one slot and B and C as its peers',
     expect((await capabilitiesStatus(target, creds())).code).toBe(grpc.status.UNAUTHENTICATED);
     expect((await capabilitiesStatus(target, creds(), 'kiln_not-a-token-b-made')).code).toBe(grpc.status.UNAUTHENTICATED);
     expect((await capabilitiesStatus(target, creds(), b.token)).code).toBe(grpc.status.OK);
+  }, 60_000);
+
+  it('a Kiln whose token B did not make sends B nothing, says why, and runs the work itself', async () => {
+    const before = (await peerGet<{ items: ActionSummary[] }>(b, '/api/actions?limit=200')).items.length;
+    const d = await startTestEngine({
+      config: {
+        concurrency: 1,
+        peers: [{ url: `grpcs://127.0.0.1:${b.grpcPort}`, token: 'kiln_not-a-token-b-made', tlsCaFile: join(b.dir, 'tls', 'ca.pem'), statusUrl: b.httpUrl, name: 'b' }],
+      },
+    });
+    try {
+      await eventually(async () => d.engine.peers!.status()[0]!.reachable === false, 'D finds B refusing', 30_000);
+      expect(d.engine.peers!.status()[0]!.problem).toMatch(/refused our token/);
+      const digests = await Promise.all(['x', 'y', 'z'].map((salt) => uploadAction(d.clients, { argv: ['/bin/sh', '-c', 'echo hi'], salt })));
+      const ops = await Promise.all(digests.map((dg) => d.clients.execution.execute.collect(executeRequest(dg))));
+      for (const list of ops) {
+        expect(responseOf(list.at(-1)!).result?.exitCode).toBe(0);
+        expect(d.engine.history.get(list.at(-1)!.name.replace(/^operations\//, ''))?.ranOn).toBe('local');
+      }
+      expect((await peerGet<{ items: ActionSummary[] }>(b, '/api/actions?limit=200')).items.length).toBe(before);
+    } finally {
+      await d.stop();
+    }
   }, 60_000);
 });
