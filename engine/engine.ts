@@ -555,6 +555,7 @@ export class Engine {
         // Asked for: in LAN mode under `auto` (`on` without bubblewrap never starts).
         sandbox: () => (this.sandboxStatus && isLanMode(this.config) ? this.sandboxStatus : undefined),
         upstream: () => this.upstreamStatus(),
+        peers: () => this.peers?.status(),
       },
       this.clock,
       opts.healthTuning,
