@@ -6,8 +6,9 @@
 // Whatever the policy, a remote that cannot be reached costs the build nothing:
 // the action runs here instead. The outcome says where it ran (`ranOn`).
 // An action a peer Kiln forwarded here (`forwarded`) always runs here: it is
-// never sent on, so actions cannot loop between Kilns; with execution off it
-// is refused UNAVAILABLE, which sends it back to the peer to place elsewhere.
+// never sent on, so actions cannot loop between Kilns; with execution off, or
+// every local slot busy (the scheduler's slots include this Kiln's own peers'),
+// it is refused UNAVAILABLE, which sends it back to the peer to place elsewhere.
 import { unavailable } from '../grpc/status';
 import type { ExecutionHooks, ExecutionOutcome, Executor, ExecutorCapacity, PreparedAction } from './executor';
 
@@ -49,6 +50,7 @@ export class PlacementExecutor implements Executor {
   async run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks): Promise<ExecutionOutcome> {
     if (action.forwarded) {
       if (!(this.opts.localEnabled?.() ?? true)) throw unavailable('execution is off on this Kiln; the forwarding Kiln should place the action elsewhere');
+      if (this.localRunning >= this.opts.localSlots()) throw unavailable('every slot of this Kiln is busy; the forwarding Kiln should place the action elsewhere');
       return this.runLocally(action, signal, hooks);
     }
     if (this.choose() === 'local') return this.runLocally(action, signal, hooks);

@@ -149,21 +149,18 @@ describe('PlacementExecutor with a peer pool', () => {
     await blocker;
   });
 
-  it('runs a forwarded action here even with every local slot busy: it is never forwarded again', async () => {
+  it('runs a forwarded action here, never on a peer, and refuses it UNAVAILABLE while every local slot is busy', async () => {
     const local = new FakeExecutor();
-    local.autoFinishExitCode = 0;
     const p = peer('peer:p', 4);
     const exec = placement(local, [p]);
-    const busy = new FakeExecutor();
-    const full = new PlacementExecutor(busy, new PeerPoolExecutor({ targets: () => [p] }), {
-      policy: 'local-first',
-      localSlots: () => 0,
-      isUnreachable: (err) => err instanceof NoRemoteTargetError,
-    });
-    busy.autoFinishExitCode = 0;
-    expect((await full.run(action('1', undefined, true), new AbortController().signal)).ranOn).toBe('local');
-    expect(p.fake.runs).toHaveLength(0);
-    expect((await exec.run(action('2', undefined, true), new AbortController().signal)).ranOn).toBe('local');
+    const first = exec.run(action('1', undefined, true), new AbortController().signal);
+    await local.started(1);
+    // The one local slot is busy: a plain action overflows to the peer, a forwarded one goes back to its sender.
+    expect((await exec.run(action('2'), new AbortController().signal)).ranOn).toBe('peer:p');
+    await expect(exec.run(action('3', undefined, true), new AbortController().signal)).rejects.toMatchObject({ code: Status.UNAVAILABLE });
+    expect(p.fake.runs).toHaveLength(1);
+    local.runs[0]!.finish();
+    expect((await first).ranOn).toBe('local');
   });
 
   it('refuses a forwarded action UNAVAILABLE while execution is off here, so the sender places it elsewhere', async () => {
