@@ -162,7 +162,7 @@ function placeWithPeers(
     const remote = countUpstream(new RemoteExecutor({ upstream: client, store: ctx.store, clock: ctx.clock, slots: ctx.config.upstreamSlots }), ctx);
     upstreamTarget = { name: 'upstream', executor: remote, room: () => (client.reachable ? ctx.config.upstreamSlots - remote.running : 0) };
   }
-  const pool = new PeerPoolExecutor({ targets: () => (upstreamTarget ? [...peers.targets(), upstreamTarget] : peers.targets()), log: ctx.log });
+  const pool = new PeerPoolExecutor({ targets: () => peers.targets(), overflow: upstreamTarget, log: ctx.log });
   return new PlacementExecutor(local, pool, {
     policy: ctx.config.placement,
     localSlots: () => ctx.config.concurrency,

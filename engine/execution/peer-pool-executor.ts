@@ -19,6 +19,8 @@ export interface PoolTarget {
 export interface PeerPoolOptions {
   /** The targets as they are now (mDNS may add and remove peers). */
   targets: () => readonly PoolTarget[];
+  /** Tried only when no target has room (the upstream cluster behind the peers). */
+  overflow?: PoolTarget;
   /** Whether an error from a target means "try another" (default: every error does; local is the last word). */
   retryable?: (err: unknown) => boolean;
   log?: (line: string) => void;
@@ -40,7 +42,7 @@ export class PeerPoolExecutor implements Executor {
   validateCommand(): void {}
 
   capacity(): ExecutorCapacity {
-    const targets = this.opts.targets();
+    const targets = this.all();
     const slots = targets.reduce((sum, t) => sum + Math.max(0, t.room()), 0);
     if (slots > 0) return { slots, ready: true };
     return { slots: 0, ready: false, reason: targets.length ? 'no peer has a free slot' : 'no peer is known yet' };
@@ -69,10 +71,18 @@ export class PeerPoolExecutor implements Executor {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.opts.targets().map((t) => t.executor.close()));
+    await Promise.all(this.all().map((t) => t.executor.close()));
   }
 
-  /** The invocation's last target when it has room, else the target with the most room; undefined when none has any. */
+  private all(): PoolTarget[] {
+    const { overflow } = this.opts;
+    return overflow ? [...this.opts.targets(), overflow] : [...this.opts.targets()];
+  }
+
+  /**
+   * The invocation's last target when it has room, else the target with the most
+   * room, else the overflow; undefined when none has any.
+   */
   private pick(invocationId: string | undefined, tried: Set<string>): PoolTarget | undefined {
     const open = this.opts.targets().filter((t) => !tried.has(t.name) && t.room() > 0);
     const preferred = invocationId ? this.lastTarget.get(invocationId) : undefined;
@@ -80,7 +90,8 @@ export class PeerPoolExecutor implements Executor {
     if (sticky) return sticky;
     let best: PoolTarget | undefined;
     for (const t of open) if (!best || t.room() > best.room()) best = t;
-    return best;
+    const { overflow } = this.opts;
+    return best ?? (overflow && !tried.has(overflow.name) && overflow.room() > 0 ? overflow : undefined);
   }
 
   private remember(invocationId: string | undefined, target: string): void {

@@ -80,6 +80,19 @@ describe('PeerPoolExecutor', () => {
     expect((await pool.run(action('3', 'inv-2'), new AbortController().signal)).ranOn).toBe('peer:a');
   });
 
+  it('sends work to the overflow (the upstream) only once no peer has room, and retries there', async () => {
+    const small = peer('peer:small', 1);
+    const upstream = peer('upstream', 16);
+    const pool = new PeerPoolExecutor({ targets: () => [small], overflow: upstream });
+    expect(pool.capacity().slots).toBe(17);
+    expect((await pool.run(action('1'), new AbortController().signal)).ranOn).toBe('peer:small');
+    small.slots = 0;
+    expect((await pool.run(action('2'), new AbortController().signal)).ranOn).toBe('upstream');
+    const gone = vanishing('peer:gone', 9);
+    const withGone = new PeerPoolExecutor({ targets: () => [gone], overflow: upstream });
+    expect((await withGone.run(action('3'), new AbortController().signal)).ranOn).toBe('upstream');
+  });
+
   it('leaves a peer that has no room (busy person, paused, execution off) alone', async () => {
     const busy = peer('peer:busy', 0);
     const pool = new PeerPoolExecutor({ targets: () => [busy] });
