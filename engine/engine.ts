@@ -226,12 +226,12 @@ export class Engine {
     engine.dataDirLock = lock;
     engine.upstream = upstream;
     engine.upstreamQueue = upstreamQueue;
-    // --- Peer Kilns: each one's status is read every few seconds; what they offer resizes the scheduler.
-    if (config.peers) {
-      engine.peers = new PeerSet({ config, store, clock, log, ownGrpcPort: () => engine.grpcPort, onChange: () => engine.resizeScheduler() });
-    }
 
     try {
+      // --- Peer Kilns: each one's status is read every few seconds; what they offer resizes the scheduler.
+      if (config.peers) {
+        engine.peers = new PeerSet({ config, store, clock, log, ownGrpcPort: () => engine.grpcPort, onChange: () => engine.resizeScheduler() });
+      }
       // --- Scheduler, workers, live logs: create here, before services that use them.
       engine.observability = new Observability({
         config,

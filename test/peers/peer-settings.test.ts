@@ -4,7 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../engine/config';
 import { loadConfig } from '../../engine/config-load';
+import { Engine } from '../../engine/engine';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
 import { Peer } from '../../engine/peers/peer';
 import { offeredSlots, type PeerReport } from '../../engine/peers/peer-status';
@@ -104,6 +106,21 @@ describe('what a peer offers', () => {
       expect(peer.status()).toMatchObject({ reachable: false, problem: /refused our token/ });
     } finally {
       peer.close();
+    }
+  });
+});
+
+describe('starting with peers', () => {
+  it('refuses to start, naming the file, when a peer CA cannot be read, and leaves the data folder usable', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'kiln-peers-start-'));
+    try {
+      const config = { ...defaultConfig(), port: 0, httpPort: 0, dataDir, peers: [{ url: 'grpcs://127.0.0.1:1', tlsCaFile: join(dataDir, 'missing-ca.pem') }] };
+      await expect(Engine.start({ config })).rejects.toThrow(/peers: cannot read the CA file .*missing-ca\.pem/);
+      // The folder's lock was released: a second start on it works.
+      const engine = await Engine.start({ config: { ...config, peers: undefined } });
+      await engine.stop({ drainMs: 0 });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });
