@@ -35,6 +35,7 @@ const PARTS = {
   reapi: '^engine/reapi/',
   upstream: '^engine/upstream/', // an upstream REAPI server: its client, the remote executor, read/write-through
   lan: '^engine/lan/',
+  peers: '^engine/peers/', // peer Kilns as execution targets: their status, the remote executor to each, mDNS
   http: '^engine/http/',
   compression: '^engine/compression/', // zstd streams for compressed-blobs transfers
   asset: '^engine/asset/', // Remote Asset API: URL downloads, checksum qualifiers, the URL → digest index
@@ -79,6 +80,8 @@ const MAY_IMPORT = {
   // Speaks REAPI to another server; reuses the worker's input-tree walk and reapi's resource names.
   upstream: [...BASE, 'grpc', 'events', 'store', 'execution', 'worker', 'reapi'],
   lan: ['common', 'util', 'config', 'events', 'auth', 'tls'],
+  // Each peer is an upstream-style remote executor; mDNS finds them in LAN mode.
+  peers: [...BASE, 'grpc', 'config', 'store', 'execution', 'upstream', 'lan'],
   http: [...BASE, 'grpc', 'config', 'events', 'auth', 'tls', 'store', 'logs', 'metrics', 'history', 'invocations', 'reapi', 'lan'],
   compression: [],
   asset: [...BASE, 'grpc', 'events', 'store'],

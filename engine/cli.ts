@@ -47,6 +47,9 @@ Flags:
   --placement POLICY   local-first (default: overflow to the upstream), upstream, or local
   --invocation-history N       Bazel invocations kept, with their build events (default 2000)
   --invocation-history-days D  and for how many days at most (default 7)
+  --peers LIST         other Kilns that take the overflow: auto (mDNS, LAN mode) or grpcs://HOST:PORT,...
+  --peer-token TOKEN   token sent to peers without one of their own (per-peer tokens: config file)
+  --peer-tls-ca FILE   CA bundle (PEM) for peers' certificates
   --config FILE        YAML or JSON file with the same keys (kebab-case); flags win
   -h, --help           show this help
 

@@ -16,7 +16,7 @@ import {
   MIN_INVOCATION_HISTORY,
 } from './common/settings-limits';
 import type { SandboxMode } from './common/api-types';
-import { defaultConfig, type KilnConfig, type Placement, type TlsMode } from './config';
+import { defaultConfig, type KilnConfig, type PeerEndpoint, type Placement, type TlsMode } from './config';
 import { kindNames } from './common/kind-names';
 import { FARM_MODES, isFarmMode, type FarmMode } from './common/farm-modes';
 import { readSettings, SettingsError } from './settings';
@@ -55,6 +55,9 @@ export const CONFIG_KEYS = [
   'placement',
   'invocation-history',
   'invocation-history-days',
+  'peers',
+  'peer-token',
+  'peer-tls-ca',
 ] as const;
 /** Keys that are on/off switches: bare flags on the command line (`--require-token`). */
 export const BOOLEAN_KEYS: readonly ConfigKey[] = ['require-token'];
@@ -93,6 +96,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): KilnConfig {
   config.explicitKeys = [...given];
   if (opts.savedSettings !== false) applySavedSettings(config);
   validateTls(config);
+  if (config.peers === 'auto' && !isLanHost(config.host)) {
+    throw new ConfigError('peers: auto finds peers with mDNS, which runs only in LAN mode; listen beyond loopback (--host 0.0.0.0) or list the peers (grpcs://HOST:PORT,...)');
+  }
   return config;
 }
 
@@ -267,6 +273,15 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'invocation-history-days':
           config.invocationHistoryDays = parseCount(value, 1, MAX_INVOCATION_HISTORY_DAYS);
           break;
+        case 'peers':
+          config.peers = parsePeers(value, baseDir);
+          break;
+        case 'peer-token':
+          config.peerToken = parseNonEmpty(value);
+          break;
+        case 'peer-tls-ca':
+          config.peerTlsCaFile = resolve(baseDir, parseNonEmpty(value));
+          break;
         default:
           throw new ConfigError(`unknown setting; allowed are ${CONFIG_KEYS.join(', ')}`);
       }
@@ -391,6 +406,45 @@ function checkHeader(name: string, val: string, raw: unknown): [string, string] 
     throw new ConfigError(`${show(raw)}: header name "${name}" must be letters, digits, '.', '_' or '-' (and not a -bin header)`);
   }
   return [lower, val];
+}
+
+const PEER_KEYS = ['url', 'token', 'tls-ca', 'status-url', 'name'];
+
+/** `auto`, a comma-separated list of grpc(s):// URLs (the flag), or a list of URLs or {url, token, tls-ca, status-url, name} (a file). */
+function parsePeers(value: unknown, baseDir: string): 'auto' | PeerEndpoint[] {
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return 'auto';
+  const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new ConfigError(`${show(value)} is not a peer list; use auto, or grpcs://HOST:PORT[,grpcs://HOST:PORT…], or in a file a list of {url, token, tls-ca}`);
+  }
+  const peers = items.map((item): PeerEndpoint => {
+    if (typeof item === 'string') return { url: parsePeerUrl(item) };
+    if (!item || typeof item !== 'object') throw new ConfigError(`${show(item)} is not a peer; use a URL or {url, token, tls-ca}`);
+    const o = item as Record<string, unknown>;
+    const unknown = Object.keys(o).filter((k) => !PEER_KEYS.includes(k));
+    if (unknown.length) throw new ConfigError(`peer ${show(o.url)}: unknown key ${unknown.join(', ')}; allowed are ${PEER_KEYS.join(', ')}`);
+    const statusUrl = o['status-url'] === undefined ? undefined : parseNonEmpty(o['status-url']).replace(/\/$/, '');
+    if (statusUrl && !/^https?:\/\/[^/\s]+:\d{1,5}$/.test(statusUrl)) throw new ConfigError(`peer status-url ${show(statusUrl)}: use http(s)://HOST:PORT of the peer's dashboard`);
+    return {
+      url: parsePeerUrl(o.url),
+      token: o.token === undefined ? undefined : parseNonEmpty(o.token),
+      tlsCaFile: o['tls-ca'] === undefined ? undefined : resolve(baseDir, parseNonEmpty(o['tls-ca'])),
+      statusUrl,
+      name: o.name === undefined ? undefined : parseNonEmpty(o.name),
+    };
+  });
+  const seen = new Set<string>();
+  for (const p of peers) {
+    if (seen.has(p.url)) throw new ConfigError(`peer ${p.url} is listed twice`);
+    seen.add(p.url);
+  }
+  return peers;
+}
+
+function parsePeerUrl(value: unknown): string {
+  const text = parseNonEmpty(value);
+  if (!/^grpcs?:\/\/[^/\s]+:\d{1,5}\/?$/.test(text)) throw new ConfigError(`${show(value)} is not a peer address; use grpcs://HOST:PORT (or grpc:// without TLS)`);
+  return text.replace(/\/$/, '');
 }
 
 function parsePlacement(value: unknown): Placement {

@@ -91,6 +91,15 @@ export interface KilnConfig {
   /** Actions sent to the upstream at once, on top of the local slots (not a user setting yet). */
   upstreamSlots: number;
   /**
+   * Other Kilns that take this one's overflow (engine/peers/): `auto` finds them with
+   * mDNS (LAN mode), or a list of endpoints with their tokens. Undefined: none.
+   */
+  peers?: 'auto' | PeerEndpoint[];
+  /** The token sent to peers that have none of their own (and to every peer `auto` finds). */
+  peerToken?: string;
+  /** A CA bundle (PEM) peers' certificates are checked against, for peers without their own `tls-ca`. */
+  peerTlsCaFile?: string;
+  /**
    * Keys a flag or the config file set (config-load.ts fills it in, e.g. "concurrency",
    * "cache-size", "host"). Settings saved from the dashboard never override these at start.
    */
@@ -98,6 +107,20 @@ export interface KilnConfig {
 }
 
 export type TlsMode = 'auto' | 'on' | 'off';
+
+/** One peer Kiln from the `peers:` list. */
+export interface PeerEndpoint {
+  /** grpc://HOST:PORT or grpcs://HOST:PORT */
+  url: string;
+  /** A token the peer made for this Kiln (`kiln token add` on the peer); falls back to peer-token. */
+  token?: string;
+  /** The CA (PEM) the peer's certificate chains to (its {data-dir}/tls/ca.pem); falls back to peer-tls-ca. */
+  tlsCaFile?: string;
+  /** The peer's dashboard API, for its free slots; default: same host, gRPC port + 1, https with grpcs. */
+  statusUrl?: string;
+  /** How the dashboard names it; default HOST:PORT. */
+  name?: string;
+}
 export type Placement = 'local-first' | 'upstream' | 'local';
 
 /** LAN mode: listening beyond loopback, so every remote call needs a token. */

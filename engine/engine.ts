@@ -67,6 +67,7 @@ import type { FarmControl } from './http/farm-routes';
 import { loadUpstreamCa, UpstreamClient } from './upstream/upstream-client';
 import { ReadThroughActionCache, ReadThroughBlobStore } from './upstream/read-through-store';
 import { WriteThroughQueue } from './upstream/write-through-queue';
+import { PeerSet } from './peers/peer-set';
 import type { ApiSandbox, UpstreamStatus } from './common/api-types';
 
 export interface EngineOptions {
@@ -143,6 +144,10 @@ export class Engine {
   upstream?: UpstreamClient;
   /** What still has to be copied to the upstream (write-through). */
   upstreamQueue?: WriteThroughQueue;
+  /** Peer Kilns that take this one's overflow (config `peers:`), when there are any. */
+  peers?: PeerSet;
+  /** How many of our actions run on the upstream now (the executor factory fills it in). */
+  private readonly upstreamRunning = { count: () => 0 };
 
   private constructor(
     readonly config: KilnConfig,
@@ -240,6 +245,10 @@ export class Engine {
     engine.upstreamQueue = upstreamQueue;
 
     try {
+      // --- Peer Kilns: each one's status is read every few seconds; what they offer resizes the scheduler.
+      if (config.peers) {
+        engine.peers = new PeerSet({ config, store, clock, log, ownGrpcPort: () => engine.grpcPort, onChange: () => engine.resizeScheduler() });
+      }
       // --- Scheduler, workers, live logs: create here, before services that use them.
       engine.observability = new Observability({
         config,
@@ -266,6 +275,8 @@ export class Engine {
         priority,
         upstream: engine.upstream,
         localEnabled: () => engine.executionEnabled,
+        peers: engine.peers,
+        upstreamRunning: engine.upstreamRunning,
       };
       const decorators = { ...execution, orphanTimeoutMs: config.orphanTimeoutMs };
       engine.startScheduler(
@@ -279,6 +290,8 @@ export class Engine {
         grpcUrl: () => engine.grpcUrl,
         executing: () => engine.executionEnabled,
         upstream: () => engine.upstreamStatus(),
+        peers: () => engine.peers?.status(),
+        running: () => engine.scheduler?.runningActions().length ?? 0,
         setExecution: (enabled) => engine.setExecutionEnabled(enabled),
         platforms: executionPlatforms(config),
         farm: engine.farmControl(),
@@ -359,18 +372,35 @@ export class Engine {
 
   /** Execute is accepted: execution is on here, or an upstream takes what this machine does not run. */
   get acceptsExecute(): boolean {
-    return this.executionOn || runsUpstream(this.config);
+    return this.executionOn || runsUpstream(this.config) || this.runsOnPeers;
+  }
+
+  /** Actions may run on peer Kilns: there are some and `placement:` is not `local`. */
+  private get runsOnPeers(): boolean {
+    return this.peers !== undefined && this.config.placement !== 'local';
+  }
+
+  /** The scheduler's slots follow what the peers offer (called when that changes). */
+  private resizeScheduler(): void {
+    this.scheduler?.setConcurrency(this.schedulerSlots(this.farm?.slots ?? this.config.concurrency));
   }
 
   /** The upstream as /api/status reports it; undefined without one. */
   upstreamStatus(): UpstreamStatus | undefined {
     if (!this.upstream) return undefined;
-    return { ...this.upstream.status(), placement: this.config.placement, pendingUploads: this.upstreamQueue?.pending };
+    const remote = runsUpstream(this.config);
+    return {
+      ...this.upstream.status(),
+      placement: this.config.placement,
+      pendingUploads: this.upstreamQueue?.pending,
+      slots: remote ? this.config.upstreamSlots : 0,
+      running: this.upstreamRunning.count(),
+    };
   }
 
   /** Scheduler slots: the local ones, plus the upstream's when actions may run there. */
   private schedulerSlots(local: number): number {
-    return local + (runsUpstream(this.config) ? this.config.upstreamSlots : 0);
+    return local + (runsUpstream(this.config) ? this.config.upstreamSlots : 0) + (this.runsOnPeers ? this.peers!.slots() : 0);
   }
 
   /** Worker slots and the cache budget as they are now (the configured slots: the farm's ceiling, not its choice). */
@@ -568,6 +598,7 @@ export class Engine {
         // Asked for: in LAN mode under `auto` (`on` without bubblewrap never starts).
         sandbox: () => (this.sandboxStatus && isLanMode(this.config) ? this.sandboxStatus : undefined),
         upstream: () => this.upstreamStatus(),
+        peers: () => this.peers?.status(),
       },
       this.clock,
       opts.healthTuning,
@@ -629,6 +660,7 @@ export class Engine {
     await this.observability?.stop();
     await Promise.allSettled([this.store.close(), this.actionCache.close()]);
     this.upstream?.close();
+    this.peers?.close();
     this.dataDirLock?.release();
     this.log('kiln: stopped');
   }

@@ -13,6 +13,9 @@ import type { Executor } from './execution/executor';
 import { MetadataExecutor } from './execution/metadata-executor';
 import { OrphanReapingExecutor } from './execution/orphan-reaping-executor';
 import { PlacementExecutor } from './execution/placement-executor';
+import { NoRemoteTargetError, PeerPoolExecutor, type PoolTarget } from './execution/peer-pool-executor';
+import { RunningCountExecutor } from './execution/running-count-executor';
+import type { PeerSet } from './peers/peer-set';
 import { RemoteExecutor } from './upstream/remote-executor';
 import { UpstreamUnreachableError, type UpstreamClient } from './upstream/upstream-client';
 import { ResultShapingExecutor } from './execution/result-shaping-executor';
@@ -47,6 +50,10 @@ export interface ExecutionContext {
   localEnabled?: () => boolean;
   /** Who host actions run as, decided at start (action-user:); absent or without a user: Kiln's own. */
   actionUser?: ActionUserDecision;
+  /** Peer Kilns (`peers:`): overflow goes to them first, then to the upstream. */
+  peers?: PeerSet;
+  /** Tells how many actions run on the upstream now (for /api/status); set by placeExecutor. */
+  upstreamRunning?: { count: () => number };
 }
 
 /** Builds the Runner a `runner:` value names. */
@@ -140,9 +147,13 @@ export function runsUpstream(config: Pick<KilnConfig, 'upstream' | 'placement'>)
  * `local` as it is, or, with an upstream and a placement other than `local`,
  * a PlacementExecutor choosing between it and the upstream per action.
  */
-export function placeExecutor(local: Executor, ctx: Pick<ExecutionContext, 'config' | 'store' | 'clock' | 'log' | 'upstream' | 'localEnabled'>): Executor {
+export function placeExecutor(
+  local: Executor,
+  ctx: Pick<ExecutionContext, 'config' | 'store' | 'clock' | 'log' | 'upstream' | 'localEnabled' | 'peers' | 'upstreamRunning'>,
+): Executor {
+  if (ctx.peers && ctx.config.placement !== 'local') return placeWithPeers(local, ctx.peers, ctx);
   if (!ctx.upstream || !runsUpstream(ctx.config)) return local;
-  const remote = new RemoteExecutor({ upstream: ctx.upstream, store: ctx.store, clock: ctx.clock, slots: ctx.config.upstreamSlots });
+  const remote = countUpstream(new RemoteExecutor({ upstream: ctx.upstream, store: ctx.store, clock: ctx.clock, slots: ctx.config.upstreamSlots }), ctx);
   return new PlacementExecutor(local, remote, {
     policy: ctx.config.placement,
     localSlots: () => ctx.config.concurrency,
@@ -150,6 +161,38 @@ export function placeExecutor(local: Executor, ctx: Pick<ExecutionContext, 'conf
     isUnreachable: (err) => err instanceof UpstreamUnreachableError,
     log: ctx.log,
   });
+}
+
+/**
+ * Local, then a pool of the peers and (last, when there is one) the upstream:
+ * the placement policy decides local or the pool, the pool which remote, and
+ * whatever no remote runs comes back here.
+ */
+function placeWithPeers(
+  local: Executor,
+  peers: PeerSet,
+  ctx: Pick<ExecutionContext, 'config' | 'store' | 'clock' | 'log' | 'upstream' | 'localEnabled' | 'upstreamRunning'>,
+): Executor {
+  let upstreamTarget: PoolTarget | undefined;
+  if (ctx.upstream && runsUpstream(ctx.config)) {
+    const client = ctx.upstream;
+    const remote = countUpstream(new RemoteExecutor({ upstream: client, store: ctx.store, clock: ctx.clock, slots: ctx.config.upstreamSlots }), ctx);
+    upstreamTarget = { name: 'upstream', executor: remote, room: () => (client.reachable ? ctx.config.upstreamSlots - remote.running : 0) };
+  }
+  const pool = new PeerPoolExecutor({ targets: () => peers.targets(), overflow: upstreamTarget, log: ctx.log });
+  return new PlacementExecutor(local, pool, {
+    policy: ctx.config.placement,
+    localSlots: () => ctx.config.concurrency,
+    localEnabled: ctx.localEnabled,
+    isUnreachable: (err) => err instanceof NoRemoteTargetError || err instanceof UpstreamUnreachableError,
+    log: ctx.log,
+  });
+}
+
+function countUpstream(remote: Executor, ctx: Pick<ExecutionContext, 'upstreamRunning'>): RunningCountExecutor {
+  const counted = new RunningCountExecutor(remote);
+  if (ctx.upstreamRunning) ctx.upstreamRunning.count = () => counted.running;
+  return counted;
 }
 
 /** Actions whose platform says OSFamily=wasi go to the WASI runner, whatever `runner:` runs the rest. */

@@ -42,6 +42,10 @@ export interface ApiStatus {
   health?: HealthProblem[];
   /** Present when Kiln has an upstream REAPI server (--upstream). */
   upstream?: UpstreamStatus;
+  /** Actions running on this machine now (peers read it to see this Kiln's free slots). */
+  running?: number;
+  /** Present when Kiln has peers (--peers): each peer Kiln that takes its overflow. */
+  peers?: PeerStatus[];
   /** The execution platforms this Kiln runs: the platform properties that select each runner. */
   platforms?: ApiExecutionPlatform[];
   /** Whether actions run in the sandbox, and why (not); absent when the executor was not built from the configuration. */
@@ -86,6 +90,36 @@ export interface UpstreamStatus {
   since?: number;
   /** Blobs and action results waiting to be copied to the upstream (write-through queue). */
   pendingUploads?: number;
+  /** Actions this Kiln may send it at once, and how many of ours run there now. */
+  slots?: number;
+  running?: number;
+  /** How long its last reachability check took. */
+  roundTripMs?: number;
+}
+
+/** A peer Kiln as this one sees it (GET /api/status `peers`). */
+export interface PeerStatus {
+  /** As actions' `ranOn` names it: "peer:NAME". */
+  name: string;
+  url: string;
+  /** How it was found: listed in the configuration, or by mDNS. */
+  source: 'config' | 'mdns';
+  /** Undefined until its status was first read. */
+  reachable?: boolean;
+  /** Why it is unreachable or takes nothing, in words a person can act on. */
+  problem?: string;
+  /** Slots it offers us now (its free slots; less when its person is busy). */
+  slots: number;
+  /** Our actions running there now. */
+  running: number;
+  /** Its farm mode, execution switch and pause, as it reported them. */
+  mode?: string;
+  executing?: boolean;
+  paused?: boolean;
+  /** The last status read's round trip. */
+  roundTripMs?: number;
+  /** When its status was last read successfully. */
+  lastSeen?: number;
 }
 
 /** The action currently occupying a worker slot. */
@@ -247,7 +281,7 @@ export interface ActionDetail extends ActionSummary {
   doNotCache?: boolean;
   inputFiles?: number;
   inputBytes?: number;
-  /** Where the action ran: 'local' (this machine) or 'upstream' (the upstream REAPI cluster). */
+  /** Where the action ran: 'local' (this machine), 'upstream' (the upstream REAPI cluster) or 'peer:NAME' (a peer Kiln). */
   ranOn?: string;
   outputs: ActionOutputSummary[];
   timing?: ActionTiming;

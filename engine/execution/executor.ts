@@ -44,6 +44,10 @@ export interface PreparedAction {
   logs: ActionLogs;
   /** Lets decorators see whether anybody still waits for the result. */
   attention?: Attention;
+  /** The Bazel invocation that asked for it (RequestMetadata.tool_invocation_id), when known. */
+  invocationId?: string;
+  /** A peer Kiln forwarded it here: it must run on this machine, not be forwarded again. */
+  forwarded?: boolean;
 }
 
 export type { ExecutionStage };
@@ -74,7 +78,7 @@ export interface ExecutionOutcome {
   timings: ExecutionTimings;
   /** Which worker ran it (ExecutedActionMetadata.worker). */
   worker?: string;
-  /** Where it ran: 'local' or 'upstream' (the placement executor fills it in; the dashboard shows it). */
+  /** Where it ran: 'local', 'upstream' or 'peer:NAME' (the placement executor fills it in; the dashboard shows it). */
   ranOn?: string;
   inputFiles: number;
   inputBytes: number;

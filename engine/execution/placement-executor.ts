@@ -5,6 +5,11 @@
 //   local        always here.
 // Whatever the policy, a remote that cannot be reached costs the build nothing:
 // the action runs here instead. The outcome says where it ran (`ranOn`).
+// An action a peer Kiln forwarded here (`forwarded`) always runs here: it is
+// never sent on, so actions cannot loop between Kilns; with execution off, or
+// every local slot busy (the scheduler's slots include this Kiln's own peers'),
+// it is refused UNAVAILABLE, which sends it back to the peer to place elsewhere.
+import { unavailable } from '../grpc/status';
 import type { ExecutionHooks, ExecutionOutcome, Executor, ExecutorCapacity, PreparedAction } from './executor';
 
 export type PlacementPolicy = 'local-first' | 'upstream' | 'local';
@@ -43,9 +48,16 @@ export class PlacementExecutor implements Executor {
   }
 
   async run(action: PreparedAction, signal: AbortSignal, hooks?: ExecutionHooks): Promise<ExecutionOutcome> {
+    if (action.forwarded) {
+      if (!(this.opts.localEnabled?.() ?? true)) throw unavailable('execution is off on this Kiln; the forwarding Kiln should place the action elsewhere');
+      if (this.localRunning >= this.opts.localSlots()) throw unavailable('every slot of this Kiln is busy; the forwarding Kiln should place the action elsewhere');
+      return this.runLocally(action, signal, hooks);
+    }
     if (this.choose() === 'local') return this.runLocally(action, signal, hooks);
     try {
-      return { ...(await this.remote.run(action, signal, hooks)), ranOn: 'upstream' };
+      const outcome = await this.remote.run(action, signal, hooks);
+      // A pool of remotes (peers) says which one ran it; a single upstream does not need to.
+      return { ...outcome, ranOn: outcome.ranOn ?? 'upstream' };
     } catch (err) {
       if (signal.aborted || !this.opts.isUnreachable(err)) throw err;
       this.opts.log?.(`kiln: ${(err as Error).message}; running action ${action.id} here instead`);

@@ -102,6 +102,18 @@ export const clients = {
   PublishBuildEvent: grpc.makeGenericClientConstructor(PublishBuildEventService, 'PublishBuildEvent'),
 };
 
+/**
+ * Set by a Kiln that hands an action to a peer Kiln: the peer must run it
+ * itself, never forward it again (no loops between peers).
+ */
+export const FORWARDED_HEADER = 'x-kiln-forwarded';
+
+/** Whether the call came from a peer Kiln that forwarded the action. */
+export function isForwarded(metadata: grpc.Metadata): boolean {
+  const [value] = metadata.get(FORWARDED_HEADER);
+  return typeof value === 'string' && value !== '' && value !== '0';
+}
+
 /** Metadata header in which Bazel sends RequestMetadata (tool, action mnemonic, target). */
 export const REQUEST_METADATA_HEADER = 'build.bazel.remote.execution.v2.requestmetadata-bin';
 

@@ -29,6 +29,8 @@ export interface HealthFacts {
   sandbox?(): { enabled: boolean; reason: string } | undefined;
   /** Present with an upstream (--upstream); `reachable` false while it cannot be used. */
   upstream?(): { url: string; reachable?: boolean; problem?: string } | undefined;
+  /** Present with peers (--peers); each one's name and whether its status answers. */
+  peers?(): { name: string; reachable?: boolean; problem?: string }[] | undefined;
 }
 
 export interface HealthEvents {
@@ -243,6 +245,19 @@ export class HealthMonitor {
         'warning',
         'The upstream cannot be used',
         `${upstream.url} cannot be used${upstream.problem ? `: ${upstream.problem}` : ''}. Actions run here and the cache serves from this machine until it answers again; check the address, the network and its credentials.`,
+      );
+    }
+
+    // Desks come and go: a peer that is off is worth knowing, not an alarm.
+    const peers = this.facts.peers?.() ?? [];
+    const down = peers.filter((p) => p.reachable === false);
+    if (down.length) {
+      const named = down.map((p) => `${p.name.replace(/^peer:/, '')}${p.problem ? ` (${p.problem})` : ''}`).join('; ');
+      add(
+        'peers-unreachable',
+        'info',
+        down.length === 1 ? 'A peer cannot be used' : `${down.length} peers cannot be used`,
+        `${down.length} of ${peers.length} peer Kilns cannot be used: ${named}. Their share runs here and on the others until they answer again; check that they run, the network, and that the token they made for this Kiln is still valid.`,
       );
     }
 

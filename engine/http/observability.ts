@@ -17,7 +17,7 @@ import { SeriesRecorder } from '../metrics/series-recorder';
 import { startHostSampler, systemSample } from '../metrics/host-sampler';
 import { LogStreams } from '../reapi/logstream';
 import type { LargestBlob, StoreStats } from '../store/blob-store';
-import type { ApiExecutionPlatform, ApiSandbox, ApiStatus, LargestBlobs, UpstreamStatus } from '../common/api-types';
+import type { ApiExecutionPlatform, ApiSandbox, ApiStatus, LargestBlobs, PeerStatus, UpstreamStatus } from '../common/api-types';
 import { loadOrCreateToken } from './auth';
 import { isLanHost } from '../common/loopback';
 import type { AccessPolicy } from '../auth/access-policy';
@@ -47,6 +47,10 @@ export interface HttpStartOptions {
   executing: () => boolean;
   /** The upstream's health, when there is one. */
   upstream?: () => UpstreamStatus | undefined;
+  /** The peer Kilns, when there are any (--peers). */
+  peers?: () => PeerStatus[] | undefined;
+  /** Actions running on this machine now. */
+  running?: () => number;
   setExecution: (enabled: boolean) => void | Promise<void>;
   /** Tests: exercise the off-loopback rule from 127.0.0.1. */
   treatLoopbackAsRemote?: boolean;
@@ -157,6 +161,8 @@ export class Observability {
         farm: s.farm?.status(true),
         health: s.farm?.health().problems,
         upstream: s.upstream?.(),
+        running: s.running?.(),
+        peers: s.peers?.(),
       }),
     });
     await this.http.listen();

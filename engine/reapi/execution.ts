@@ -8,7 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock } from '../clock';
 import { formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
-import { requestMetadataOf } from '../grpc/services';
+import { isForwarded, requestMetadataOf } from '../grpc/services';
 import { GrpcError, invalidArgument, missingBlobs, notFound, statusOk, toServiceError, unavailable } from '../grpc/status';
 import { longrunning, msFromDuration, reapi } from '../proto';
 import type { Executor } from '../execution/executor';
@@ -88,6 +88,7 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
           inlineStdout: req.inlineStdout,
           inlineStderr: req.inlineStderr,
           requestMetadata: meta,
+          forwarded: isForwarded(call.metadata),
         });
       } catch (err) {
         call.emit('error', toServiceError(err));

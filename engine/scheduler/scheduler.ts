@@ -48,6 +48,8 @@ export interface ExecutionRequest {
   inlineStdout?: boolean;
   inlineStderr?: boolean;
   requestMetadata?: reapi.RequestMetadata.$Properties;
+  /** A peer Kiln forwarded it: it runs here, never elsewhere (PreparedAction.forwarded). */
+  forwarded?: boolean;
 }
 
 export interface LogPaths {
@@ -284,7 +286,8 @@ export class Scheduler {
       throw unavailable(EXECUTION_PAUSED_MESSAGE);
     }
     const priority = request.priority ?? 0;
-    const key = request.action.doNotCache ? undefined : dedupKey(request.instance, request.actionDigest);
+    // A forwarded action joins only other forwarded runs: one that may itself be on a peer could wait on us in a loop.
+    const key = request.action.doNotCache ? undefined : dedupKey(request.instance, request.actionDigest) + (request.forwarded ? '|forwarded' : '');
     const existing = key ? this.inFlight.get(key) : undefined;
     if (existing) {
       if (existing.state === 'queued') {
@@ -515,6 +518,8 @@ export class Scheduler {
       queuedAt: job.queuedAt,
       logs: { stdout: new FileLogSink(paths.stdout), stderr: new FileLogSink(paths.stderr) },
       attention: this.attentionOf(job),
+      invocationId: request.requestMetadata?.toolInvocationId || undefined,
+      forwarded: request.forwarded,
     };
     const hooks = {
       onStage: (stage: ExecutionStage, at: number) =>

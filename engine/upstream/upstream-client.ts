@@ -34,6 +34,8 @@ export interface UpstreamHealth {
   problem?: string;
   /** When `reachable` last changed. */
   since?: number;
+  /** How long the last reachability check (GetCapabilities) took. */
+  roundTripMs?: number;
 }
 
 /** Blobs up to this size travel in BatchUpdateBlobs; larger ones through ByteStream. */
@@ -116,10 +118,12 @@ export class UpstreamClient {
   }
 
   async checkReachable(): Promise<boolean> {
+    const started = performance.now();
     try {
       await this.unary<reapi.GetCapabilitiesRequest.$Properties, reapi.ServerCapabilities>('Capabilities', 'getCapabilities', {
         instanceName: this.instance,
       }, 10_000);
+      this.health.roundTripMs = Math.round(performance.now() - started);
       return true;
     } catch {
       return false;

@@ -57,6 +57,8 @@ export async function startFakeApi(
      * /api/settings (worker slots and cache budget), served either way as a loopback engine does.
      */
     lan?: boolean;
+    /** An upstream and two peer Kilns (one reachable, one paused) for the Workers view; finished actions ran on them in turn. */
+    remotes?: boolean;
   } = {},
 ): Promise<FakeApi> {
   const token = 'fake-token';
@@ -242,6 +244,16 @@ export async function startFakeApi(
       sandbox: lan
         ? { enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and this is LAN mode', limits: 'cgroup v1: memory, cpus, pids' }
         : { enabled: false, mode: 'auto', reason: 'sandbox: auto sandboxes in LAN mode only; on loopback actions run unsandboxed (use --sandbox on to sandbox them too)' },
+      running: 1,
+      ...(opts.remotes
+        ? {
+            upstream: { url: 'grpcs://cluster.example:443', placement: 'local-first', reachable: true, slots: 16, running: 3, roundTripMs: 41, pendingUploads: 0 },
+            peers: [
+              { name: 'peer:desk-2', url: 'grpcs://192.168.1.21:8980', source: 'mdns', reachable: true, slots: 4, running: 2, mode: 'normal', executing: true, paused: false, roundTripMs: 3, lastSeen: Date.now() },
+              { name: 'peer:desk-3', url: 'grpcs://192.168.1.22:8980', source: 'config', reachable: true, slots: 0, running: 0, mode: 'polite', executing: true, paused: true, problem: 'it is paused', roundTripMs: 5, lastSeen: Date.now() },
+            ],
+          }
+        : {}),
     };
   }
 
@@ -352,6 +364,7 @@ export async function startFakeApi(
       inputFiles: 214,
       inputBytes: 3_481_002,
       outputs: done ? [{ path: 'out/module.o', bytes: 184_320, kind: 'file' }] : [],
+      ranOn: done ? (opts.remotes ? ['local', 'upstream', 'peer:desk-2'][Number.parseInt(createHash('sha256').update(a.id).digest('hex').slice(0, 2), 16) % 3] : 'local') : undefined,
       timing: done ? { queuedMs: total * 0.05, inputFetchMs: total * 0.1, executionMs: total * 0.78, outputUploadMs: total * 0.07, totalMs: total } : undefined,
       logs: { stdout: true, stderr: true },
     };

@@ -18,6 +18,7 @@ let facts: {
   disk: { usedBytes: number; totalBytes: number } | null;
   sandbox?: { enabled: boolean; reason: string };
   upstream?: { url: string; reachable?: boolean; problem?: string };
+  peers?: { name: string; reachable?: boolean; problem?: string }[];
 };
 let monitor: HealthMonitor;
 
@@ -42,6 +43,7 @@ beforeEach(() => {
     monotonic: () => mono,
     sandbox: () => facts.sandbox,
     upstream: () => facts.upstream,
+    peers: () => facts.peers,
   };
   monitor = new HealthMonitor(bus, source, clock);
 });
@@ -156,6 +158,22 @@ describe('HealthMonitor', () => {
     facts.upstream = { url: 'grpc://cluster:8980', reachable: false, problem: 'connection refused' };
     expect(problem('upstream-unreachable')?.message).toMatch(/^grpc:\/\/cluster:8980 cannot be used: connection refused/);
     facts.upstream = { url: 'grpc://cluster:8980', reachable: true };
+    expect(ids()).toEqual([]);
+  });
+
+  it('names the peers that cannot be used, as information, and none while all answer', () => {
+    facts.peers = [
+      { name: 'peer:desk-2', reachable: true },
+      { name: 'peer:desk-3' }, // not read yet
+    ];
+    expect(ids()).toEqual([]);
+    facts.peers = [
+      { name: 'peer:desk-2', reachable: false, problem: 'it refused our token' },
+      { name: 'peer:desk-3', reachable: true },
+    ];
+    expect(problem('peers-unreachable')).toMatchObject({ severity: 'info', title: 'A peer cannot be used' });
+    expect(problem('peers-unreachable')?.message).toMatch(/^1 of 2 peer Kilns cannot be used: desk-2 \(it refused our token\)\./);
+    facts.peers = [{ name: 'peer:desk-2', reachable: true }];
     expect(ids()).toEqual([]);
   });
 
