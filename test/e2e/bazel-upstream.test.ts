@@ -27,7 +27,7 @@ describe.skipIf(!bazel || !upstream)(`Bazel 4.2.3 through Kiln to the reference 
     await kiln?.stop();
   }, LONG);
 
-  it('runs every action upstream, with the right outputs, then serves them from the local cache', async () => {
+  it(`runs every action upstream, with the right outputs, then serves them from the local cache${why}`, async () => {
     const flags = ['--remote_executor=' + kiln.url, '--spawn_strategy=remote', '--noremote_local_fallback', '--remote_timeout=120', '--remote_download_outputs=all'];
     const cold = await ws.build('test', [...flags, '--noremote_accept_cached'], BASIC_TARGETS);
     expect(cold.code, cold.output).toBe(0);

@@ -12,13 +12,15 @@ import { startTestEngine, type TestEngine } from '../helpers/engine';
 import { UpstreamClient } from '../../engine/upstream/upstream-client';
 
 const url = process.env.KILN_REFERENCE_UPSTREAM;
+// Named in each test's title too, so a skipped test says why on its own line.
+const why = url ? '' : ' (skipped: KILN_REFERENCE_UPSTREAM not set; reference-worker.sh takes minutes to build)';
 const running: TestEngine[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((e) => e.stop()));
 });
 
 describe.skipIf(!url)('the reference worker as upstream (skipped: set KILN_REFERENCE_UPSTREAM=grpc://HOST:PORT of a running reference-worker.sh)', () => {
-  it('runs an action there, brings the outputs back, and serves the second request from the local cache', async () => {
+  it(`runs an action there, brings the outputs back, and serves the second request from the local cache${why}`, async () => {
     const local = new FakeExecutor();
     const kiln = await startTestEngine({ config: { upstream: url, placement: 'upstream' }, executor: local });
     running.push(kiln);
@@ -45,7 +47,7 @@ describe.skipIf(!url)('the reference worker as upstream (skipped: set KILN_REFER
     expect(again.cachedResult).toBe(true);
   });
 
-  it('writes through to it and reads a result back through a fresh Kiln', async () => {
+  it(`writes through to it and reads a result back through a fresh Kiln${why}`, async () => {
     const first = await startTestEngine({ config: { upstream: url } });
     running.push(first);
     const output = await uploadBlob(first.clients, randomBlob(1_500_000));
