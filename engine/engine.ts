@@ -56,6 +56,7 @@ import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, executionPlatforms, placeExecutor, runsUpstream } from './executor-factory';
 import { setUpSandbox } from './sandbox/sandbox-setup';
 import { decideActionUser } from './sandbox/action-user';
+import { buildFolderPath, prepareBuildFolder, sameFileSystem } from './sandbox/build-folder';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { ActionSignal, FarmMode } from './common/farm-modes';
@@ -199,7 +200,10 @@ export class Engine {
     if (isLanMode(config) && !access.tls) log('kiln: warning: LAN mode with tls off: tokens and build data cross the network unencrypted');
     // Who host actions run as (a bad action-user: stops here too); the sandbox is tried as that user,
     // and a sandbox that cannot start stops Kiln with its own one line before this is logged.
-    const actionUser = opts.executor ? undefined : decideActionUser(config.actionUser, { dataDir: config.dataDir });
+    // Their exec roots then go to a build folder outside the data folder, which closes to 0700 (build-folder.ts).
+    const buildDir = buildFolderPath(config.dataDir, process.getuid?.() ?? 0);
+    const actionUser = opts.executor ? undefined : decideActionUser(config.actionUser, { buildDir });
+    if (actionUser?.user) prepareBuildFolder(buildDir, process.getuid?.() ?? 0);
     // --- The sandbox: decided before anything opens (sandbox: on without bubblewrap stops here).
     const sandbox = opts.executor
       ? undefined
@@ -238,6 +242,9 @@ export class Engine {
     // Small blobs (Action, Command, Directory protos) read again and again come from memory (small-blob-cache.ts).
     // Blobs hard-linked into running actions are verified before they are served (linked-blob-verifier.ts).
     const store = new ObservedBlobStore(new SmallBlobCache(new LinkedBlobVerifier(cas, log)), events, clock);
+    if (actionUser?.user && !opts.blobStore && !sameFileSystem(join(config.dataDir, 'cas'), buildDir)) {
+      log(`kiln: the exec roots (${buildDir}) are on another file system than the CAS: inputs are copied into them, not hard-linked`);
+    }
     const engine = new Engine(config, events, store, actionCache, clock, opts.ids ?? uuidIds, log, access);
     engine.sandboxStatus = sandbox?.status;
     engine.dataDirLock = lock;
@@ -272,6 +279,7 @@ export class Engine {
         log,
         sandbox,
         actionUser,
+        buildRoot: actionUser?.user ? buildDir : undefined,
         priority,
         upstream: engine.upstream,
         localEnabled: () => engine.executionEnabled,

@@ -32,7 +32,7 @@ import { isLanMode } from './config';
 import { setUpSandbox, type SandboxSetup } from './sandbox/sandbox-setup';
 import type { ActionUserDecision } from './sandbox/action-user';
 import { ActionUserRunner } from './sandbox/action-user-runner';
-import { DataDirCloser } from './sandbox/data-dir-access';
+import { closeDataDir } from './sandbox/data-dir-access';
 
 export interface ExecutionContext {
   config: KilnConfig;
@@ -50,6 +50,8 @@ export interface ExecutionContext {
   localEnabled?: () => boolean;
   /** Who host actions run as, decided at start (action-user:); absent or without a user: Kiln's own. */
   actionUser?: ActionUserDecision;
+  /** Where exec roots go when not in {dataDir}/build: the build folder actions as their own user can reach (build-folder.ts). */
+  buildRoot?: string;
   /** Peer Kilns (`peers:`): overflow goes to them first, then to the upstream. */
   peers?: PeerSet;
   /** Tells how many actions run on the upstream now (for /api/status); set by placeExecutor. */
@@ -100,7 +102,7 @@ registerRunnerKind('bubblewrap', (ctx) =>
 registerExecutorKind('local', async (ctx) =>
   LocalExecutor.create({
     store: ctx.store,
-    buildRoot: join(ctx.config.dataDir, 'build'),
+    buildRoot: ctx.buildRoot ?? join(ctx.config.dataDir, 'build'),
     runner: await ctx.runner(),
     slots: ctx.config.concurrency,
     workerName: workerName(),
@@ -113,10 +115,9 @@ registerExecutorKind('local', async (ctx) =>
 async function asActionUser(runner: Runner, ctx: ExecutionContext): Promise<Runner> {
   const user = ctx.actionUser?.user;
   if (!user) return runner;
-  const dataDir = new DataDirCloser(ctx.config.dataDir);
-  // Closed now, before anything runs; and again before each action, for folders made since.
-  await dataDir.close();
-  return new ActionUserRunner(runner, user, dataDir);
+  // Closed before anything runs; the exec roots are elsewhere (ctx.buildRoot).
+  await closeDataDir(ctx.config.dataDir);
+  return new ActionUserRunner(runner, user);
 }
 
 /** An unknown kind, in the one-line style of a bad setting (config-load turns it into exit code 2). */

@@ -5,23 +5,21 @@
 // copies stay Kiln's and read-only, so the action cannot write through them.
 // Works around the sandbox (bwrap then starts unprivileged, in a user
 // namespace) as well as around the plain process runner.
-import { lchown, readdir } from 'node:fs/promises';
+import { chmod, lchown, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import type { ActionUser } from './action-user';
-import type { DataDirCloser } from './data-dir-access';
 
 export class ActionUserRunner implements Runner {
   constructor(
     private readonly inner: Runner,
     private readonly user: ActionUser,
-    /** Kiln's data folder, closed to the action user before each action. */
-    private readonly dataDir: DataDirCloser,
   ) {}
 
   async run(req: RunRequest): Promise<RunExit> {
-    await this.dataDir.close();
     await chownFolders(req.execRoot, this.user);
+    // Its own and nobody else's: another action (another user, or one that guessed the name) cannot look in.
+    await chmod(req.execRoot, 0o700);
     return this.inner.run({ ...req, runAs: { uid: this.user.uid, gid: this.user.gid } });
   }
 

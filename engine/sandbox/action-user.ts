@@ -31,10 +31,12 @@ export const NOBODY = { uid: 65534, gid: 65534 };
 
 export interface ActionUserOptions {
   /**
-   * Kiln's data folder: the exec roots are inside it, so the action user must
-   * be able to pass through every folder above it (it is not, under root's
-   * own 0700 home).
+   * The folder the exec roots live in (build-folder.ts; in older setups the
+   * data folder): the action user must be able to pass through every folder
+   * above it.
    */
+  buildDir?: string;
+  /** The same check for a data folder that holds the exec roots (kept for callers that pass it). */
   dataDir?: string;
   /** Kiln's own uid; process.getuid() by default (undefined on Windows). */
   uid?: number;
@@ -46,9 +48,10 @@ export interface ActionUserOptions {
 export function decideActionUser(setting: string, opts: ActionUserOptions = {}): ActionUserDecision {
   const decision = chooseActionUser(setting, opts);
   const user = decision.user;
-  const closed = user && opts.dataDir ? closedAncestor(opts.dataDir, user) : undefined;
+  const execRoots = opts.buildDir ?? opts.dataDir;
+  const closed = user && execRoots ? closedAncestor(execRoots, user) : undefined;
   if (!user || !closed) return decision;
-  const why = `${closed} (above the data folder) is closed to ${user.label}, so it could not reach the exec roots`;
+  const why = `${closed} (above ${execRoots}, where the exec roots live) is closed to ${user.label}, so it could not reach them`;
   if (setting === 'auto') return { reason: `Kiln is root, but ${why}: actions run as root; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln) to run them as nobody` };
   throw new ConfigError(`action-user: ${setting}: ${why}; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln), or action-user: none`);
 }

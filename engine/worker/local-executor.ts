@@ -3,7 +3,7 @@
 // exec root whatever happened. How the process runs (launcher, sandbox, WASI)
 // is the Runner's business; result shaping, metadata and caching are
 // decorators (engine/execution/).
-import { mkdir, readdir, rm, stat, chmod } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, stat, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
@@ -196,6 +196,8 @@ export class LocalExecutor implements Executor {
 
   async close(): Promise<void> {
     await this.runner.close();
+    // Empty now: not left behind (a build folder in /var/tmp is made again, and checked, at the next start).
+    await rmdir(this.opts.buildRoot).catch(() => {});
   }
 }
 

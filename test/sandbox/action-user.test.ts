@@ -4,12 +4,13 @@
 // outputs are still collected. Each attack is also run against an engine with
 // action-user: none and the sandbox off, where it must succeed, so none of
 // these can pass vacuously. Switching users needs Kiln to run as root.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxMode } from '../../engine/common/api-types';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { NOBODY } from '../../engine/sandbox/action-user';
+import { buildFolderPath } from '../../engine/sandbox/build-folder';
 import { entryPath } from '../../engine/store/cas-layout';
 import { uploadBlob } from '../helpers/blobs';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
@@ -32,6 +33,8 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
       t = await startTestEngine({ config: { sandbox, actionUser } });
     });
     afterAll(() => t?.stop());
+    /** Where this engine's exec roots are: a build folder outside the data folder when there is an action user. */
+    const execRoots = () => (protectedFromIt ? buildFolderPath(t.dataDir, 0) : join(t.dataDir, 'build'));
 
     async function run(script: string, over: Partial<ActionSpec> = {}) {
       const digest = await uploadAction(t.clients, { argv: ['/bin/bash', '-c', script], doNotCache: true, salt: `${sandbox}-${actionUser}-${++seq}`, ...over });
@@ -75,7 +78,7 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
       const script = [
         ...reads.map((p) => `cat '${p}' >/dev/null 2>&1 && echo "READ ${p}"`),
         `ls '${t.dataDir}' >/dev/null 2>&1 && echo LISTED`,
-        `ls '${join(t.dataDir, 'build')}' >/dev/null 2>&1 && echo LISTED build`,
+        `ls '${execRoots()}' >/dev/null 2>&1 && echo LISTED build`,
         `echo corrupted > '${blobPath}' 2>/dev/null && echo WROTE cas`,
         `echo forged > '${acFile}' 2>/dev/null && echo WROTE ac`,
         'true',
@@ -86,10 +89,10 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
       expect(did).toEqual(protectedFromIt ? [] : [...reads.map((p) => `READ ${p}`), 'LISTED', 'LISTED build', 'WROTE cas', 'WROTE ac']);
       if (protectedFromIt) {
         expect(existsSync(acFile)).toBe(false);
-        expect(statSync(t.dataDir).mode & 0o777).toBe(0o711);
-        // Nothing at the data folder's top level but build/ is open to others.
-        const open = readdirSync(t.dataDir).filter((n) => n !== 'build' && statSync(join(t.dataDir, n)).mode & 0o077);
-        expect(open).toEqual([]);
+        // Closed whole: the exec roots are in a build folder of their own, which others may pass through but not list.
+        expect(statSync(t.dataDir).mode & 0o777).toBe(0o700);
+        expect(statSync(execRoots()).mode & 0o777).toBe(0o711);
+        expect(execRoots().startsWith(t.dataDir)).toBe(false);
       }
     });
   });

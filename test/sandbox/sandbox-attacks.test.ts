@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entryPath } from '../../engine/store/cas-layout';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
+import { buildFolderPath } from '../../engine/sandbox/build-folder';
 import type { SandboxMode } from '../../engine/common/api-types';
 import { uploadBlob } from '../helpers/blobs';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
@@ -103,11 +104,13 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
   it('cannot see a concurrently running action\'s exec root', async () => {
     const first = run('touch i-was-here; sleep 4');
     // Long enough for the first action to be staged and running (2 slots).
-    const second = await run(`sleep 1.5; ls -a '${join(t.dataDir, 'build')}' | grep -v '^\\.' | wc -l; ls -R '${join(t.dataDir, 'build')}' 2>/dev/null | grep -c i-was-here`);
+    // Sandboxed as root, the exec roots are in the build folder outside the data folder (build-folder.ts).
+    const roots = sandboxed && process.getuid?.() === 0 ? buildFolderPath(t.dataDir, 0) : join(t.dataDir, 'build');
+    const second = await run(`sleep 1.5; ls -a '${roots}' | grep -v '^\\.' | wc -l; ls -R '${roots}' 2>/dev/null | grep -c i-was-here`);
     await first;
-    const [roots, marker] = second.stdout.trim().split('\n').map(Number);
-    if (sandboxed) expect({ roots, marker }).toEqual({ roots: 1, marker: 0 });
-    else expect({ roots, marker }).toEqual({ roots: 2, marker: 1 });
+    const [seen, marker] = second.stdout.trim().split('\n').map(Number);
+    if (sandboxed) expect({ seen, marker }).toEqual({ seen: 1, marker: 0 });
+    else expect({ seen, marker }).toEqual({ seen: 2, marker: 1 });
   });
 
   describe('network', () => {
