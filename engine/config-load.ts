@@ -47,6 +47,7 @@ export const CONFIG_KEYS = [
   'action-cpus',
   'action-processes',
   'action-user',
+  'action-uids',
   'mode',
   'upstream',
   'upstream-instance',
@@ -249,6 +250,9 @@ function apply(config: KilnConfig, raw: RawSettings, baseDir: string, where: str
         case 'action-user':
           config.actionUser = parseActionUser(value);
           break;
+        case 'action-uids':
+          config.actionUids = parseUidRange(value);
+          break;
         case 'mode':
           config.mode = parseMode(value);
           break;
@@ -367,6 +371,17 @@ function parseSandboxMode(value: unknown): SandboxMode {
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
   throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed in LAN mode), on or off`);
+}
+
+function parseUidRange(value: unknown): { first: number; last: number } {
+  const m = typeof value === 'string' ? /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(value) : null;
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  // 0 is root, and 4294967295 is (uid_t)-1, which means "no change" to the kernel.
+  if (!m || first < 1 || last > 4_294_967_294 || first > last) {
+    throw new ConfigError(`${show(value)} is not a uid range; use FIRST-LAST, ids from 1 to 4294967294 that no local account uses (e.g. 2000000000-2000000255)`);
+  }
+  return { first, last };
 }
 
 function parseActionUser(value: unknown): string {

@@ -49,10 +49,12 @@ export interface KilnConfig {
   actionProcesses: number;
   /**
    * Who actions run as (engine/sandbox/action-user.ts): `auto` (when Kiln is
-   * root, the `kiln-action` account or else nobody; otherwise Kiln's own user),
+   * root, a uid of its own per action from actionUids; otherwise Kiln's own user),
    * `none` (Kiln's own user), a user name, or `uid[:gid]`.
    */
   actionUser: string;
+  /** The uids (and gids of the same numbers) `action-user: auto` gives running actions, one each, when Kiln is root; undefined: 2000000000-2000000255. */
+  actionUids?: { first: number; last: number };
   /** Require a token from loopback clients too (LAN mode always requires one). */
   requireTokenOnLoopback: boolean;
   /** TLS for gRPC and the dashboard: `auto` is on in LAN mode (or with tlsCertFile), off on loopback. */

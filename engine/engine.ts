@@ -202,7 +202,7 @@ export class Engine {
     // and a sandbox that cannot start stops Kiln with its own one line before this is logged.
     // Their exec roots then go to a build folder outside the data folder, which closes to 0700 (build-folder.ts).
     const buildDir = buildFolderPath(config.dataDir, process.getuid?.() ?? 0);
-    const actionUser = opts.executor ? undefined : decideActionUser(config.actionUser, { buildDir });
+    const actionUser = opts.executor ? undefined : decideActionUser(config.actionUser, { buildDir, uids: config.actionUids });
     if (actionUser?.user) prepareBuildFolder(buildDir, process.getuid?.() ?? 0);
     // --- The sandbox: decided before anything opens (sandbox: on without bubblewrap stops here).
     const sandbox = opts.executor

@@ -32,6 +32,8 @@ import { isLanMode } from './config';
 import { setUpSandbox, type SandboxSetup } from './sandbox/sandbox-setup';
 import type { ActionUserDecision } from './sandbox/action-user';
 import { ActionUserRunner } from './sandbox/action-user-runner';
+import { FixedIdentity, UidPool } from './sandbox/action-identities';
+import { claimUids } from './sandbox/uid-claims';
 import { closeDataDir } from './sandbox/data-dir-access';
 
 export interface ExecutionContext {
@@ -117,7 +119,12 @@ async function asActionUser(runner: Runner, ctx: ExecutionContext): Promise<Runn
   if (!user) return runner;
   // Closed before anything runs; the exec roots are elsewhere (ctx.buildRoot).
   await closeDataDir(ctx.config.dataDir);
-  return new ActionUserRunner(runner, user);
+  const uids = ctx.actionUser?.uids;
+  if (!uids) return new ActionUserRunner(runner, new FixedIdentity(user));
+  // This Kiln's uids, claimed until it stops, so another Kiln on the host never hands out the same ones.
+  const claim = claimUids(uids === 'default' ? undefined : uids, ctx.config.dataDir);
+  ctx.log(`kiln: action uids ${claim.range.first}-${claim.range.last} are this Kiln's (claimed in /run/kiln-uids)`);
+  return new ActionUserRunner(runner, new UidPool(claim.range, { log: ctx.log }), () => claim.release());
 }
 
 /** An unknown kind, in the one-line style of a bad setting (config-load turns it into exit code 2). */

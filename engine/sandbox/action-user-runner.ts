@@ -1,26 +1,35 @@
-// Runs each action as the action user (action-user.ts): hands the exec
-// root's folders to that user, so the action can create its outputs and
-// scratch files, and asks the inner runner to start the process under that
-// uid/gid. Files are left as staged: inputs hard-linked from the CAS and
+// Runs each action as an action user (action-user.ts, action-identities.ts):
+// takes an identity for it (one of its own from the uid range, or the fixed
+// user), hands the exec root's folders to it and closes the exec root to
+// everyone else (0700), and asks the inner runner to start the process under
+// that uid/gid. Files are left as staged: inputs hard-linked from the CAS and
 // copies stay Kiln's and read-only, so the action cannot write through them.
 // Works around the sandbox (bwrap then starts unprivileged, in a user
 // namespace) as well as around the plain process runner.
 import { chmod, lchown, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
-import type { ActionUser } from './action-user';
+import type { ActionIdentity, IdentitySource } from './action-identities';
 
 export class ActionUserRunner implements Runner {
   constructor(
     private readonly inner: Runner,
-    private readonly user: ActionUser,
+    private readonly identities: IdentitySource,
+    /** Called once the runner is closed (the uid range's claim goes with it). */
+    private readonly onClose: () => void = () => {},
   ) {}
 
   async run(req: RunRequest): Promise<RunExit> {
-    await chownFolders(req.execRoot, this.user);
-    // Its own and nobody else's: another action (another user, or one that guessed the name) cannot look in.
-    await chmod(req.execRoot, 0o700);
-    return this.inner.run({ ...req, runAs: { uid: this.user.uid, gid: this.user.gid } });
+    const lease = await this.identities.acquire();
+    try {
+      await chownFolders(req.execRoot, lease);
+      // Its own and nobody else's: another action (another uid, or one that learnt the name) cannot look in.
+      await chmod(req.execRoot, 0o700);
+      return await this.inner.run({ ...req, runAs: { uid: lease.uid, gid: lease.gid } });
+    } finally {
+      // Off the action's time: the uid is free again once nothing runs as it and the exec root is Kiln's.
+      void lease.release(req.execRoot);
+    }
   }
 
   kill(id: string): void {
@@ -43,13 +52,17 @@ export class ActionUserRunner implements Runner {
     return this.inner.capabilities();
   }
 
-  close(): Promise<void> {
-    return this.inner.close();
+  async close(): Promise<void> {
+    try {
+      await this.inner.close();
+    } finally {
+      this.onClose();
+    }
   }
 }
 
 /** lchown of `dir` and every folder below it (never a file, never through a symlink). */
-async function chownFolders(dir: string, user: ActionUser): Promise<void> {
+async function chownFolders(dir: string, user: ActionIdentity): Promise<void> {
   await lchown(dir, user.uid, user.gid);
   const entries = await readdir(dir, { withFileTypes: true });
   await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => chownFolders(join(dir, e.name), user)));

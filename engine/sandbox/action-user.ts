@@ -1,6 +1,7 @@
 // Who actions run as. When Kiln runs as root, an action run as root could
 // rewrite the CAS, the action cache or the tokens even with the sandbox off;
-// run as a user of its own it cannot: its exec root's folders are handed to
+// run as a user of its own it cannot (`auto`: a uid of its own per action,
+// from action-uids; or one named user for all): its exec root's folders are handed to
 // that user, while the inputs hard-linked from the CAS stay Kiln's (0444),
 // and Kiln's data folder is closed to everyone but Kiln (data-dir-access.ts).
 // Without root Kiln cannot switch users: actions then run as Kiln's own user,
@@ -9,6 +10,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../config-load';
+import type { UidRange } from './action-identities';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_UID_SPAN } from './uid-claims';
 
 export interface ActionUser {
   uid: number;
@@ -18,15 +21,21 @@ export interface ActionUser {
 }
 
 export interface ActionUserDecision {
-  /** Undefined: actions run as Kiln's own user. */
+  /**
+   * Undefined: actions run as Kiln's own user. With `uids`, the range's first
+   * id (bubblewrap's start-up trial runs as it) and a label for the range.
+   */
   user?: ActionUser;
+  /**
+   * Each running action as a uid (and gid) of its own (action-identities.ts):
+   * from this range, or, 'default', from a block of DEFAULT_UID_SPAN claimed at start (uid-claims.ts).
+   */
+  uids?: UidRange | 'default';
   /** In words for the log and the dashboard. */
   reason: string;
 }
 
-/** The account `auto` prefers when the host has it (a packager can create it). */
-export const DEDICATED_ACCOUNT = 'kiln-action';
-/** The fallback for `auto` as root: nobody/nogroup, on every Linux. */
+/** nobody/nogroup, on every Linux. */
 export const NOBODY = { uid: 65534, gid: 65534 };
 
 export interface ActionUserOptions {
@@ -42,6 +51,10 @@ export interface ActionUserOptions {
   uid?: number;
   /** Looks a user name up (uid, primary gid); /etc/passwd by default. */
   lookup?: (name: string) => { uid: number; gid: number } | undefined;
+  /** The range `auto` hands out as root (action-uids); a block of DEFAULT_UID_SPAN by default. */
+  uids?: UidRange;
+  /** Local accounts and groups whose id is in a range ("user alice (1000)"); /etc/passwd and /etc/group by default. */
+  accountsIn?: (range: UidRange) => string[];
 }
 
 /** Decides from the `action-user` setting (auto | none | name | uid[:gid]), and checks the user can reach the exec roots. */
@@ -52,7 +65,7 @@ export function decideActionUser(setting: string, opts: ActionUserOptions = {}):
   const closed = user && execRoots ? closedAncestor(execRoots, user) : undefined;
   if (!user || !closed) return decision;
   const why = `${closed} (above ${execRoots}, where the exec roots live) is closed to ${user.label}, so it could not reach them`;
-  if (setting === 'auto') return { reason: `Kiln is root, but ${why}: actions run as root; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln) to run them as nobody` };
+  if (setting === 'auto') return { reason: `Kiln is root, but ${why}: actions run as root; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln) to run them as users of their own` };
   throw new ConfigError(`action-user: ${setting}: ${why}; choose a data folder others can pass through (e.g. --data-dir /var/lib/kiln), or action-user: none`);
 }
 
@@ -84,9 +97,15 @@ function chooseActionUser(setting: string, opts: ActionUserOptions): ActionUserD
     throw new ConfigError(`action-user: ${setting} needs Kiln to run as root (it runs as uid ${self ?? 'unknown'}); use action-user: auto or none`);
   }
   if (setting === 'auto') {
-    const dedicated = lookup(DEDICATED_ACCOUNT);
-    if (dedicated) return { user: { ...dedicated, label: `${DEDICATED_ACCOUNT} (${dedicated.uid}:${dedicated.gid})` }, reason: `Kiln is root: actions run as the ${DEDICATED_ACCOUNT} account` };
-    return { user: { ...NOBODY, label: `nobody (${NOBODY.uid}:${NOBODY.gid})` }, reason: `Kiln is root: actions run as nobody (no ${DEDICATED_ACCOUNT} account here)` };
+    const range = opts.uids ?? DEFAULT_UID_SPAN;
+    const taken = (opts.accountsIn ?? accountsInRange)(range);
+    const span = `${range.first}-${range.last}`;
+    if (taken.length) {
+      throw new ConfigError(`action-uids: ${span} holds local ${taken.slice(0, 3).join(', ')}; actions must not share ids with anyone: choose a free range with --action-uids FIRST-LAST`);
+    }
+    const from = opts.uids ? span : `a block of ${DEFAULT_BLOCK_SIZE} in ${span}`;
+    const label = `a uid of its own per action (${from})`;
+    return { user: { uid: range.first, gid: range.first, label }, uids: opts.uids ?? 'default', reason: `Kiln is root: each action runs as a uid and gid of its own from ${from}` };
   }
   const numeric = /^(\d+)(?::(\d+))?$/.exec(setting);
   if (numeric) {
@@ -99,6 +118,25 @@ function chooseActionUser(setting: string, opts: ActionUserOptions): ActionUserD
   if (!found) throw new ConfigError(`action-user: there is no user named ${setting} on this machine; create it, or give uid:gid`);
   if (found.uid === 0) throw new ConfigError(`action-user: ${setting} is root (uid 0); name an unprivileged user, or none`);
   return { user: { ...found, label: `${setting} (${found.uid}:${found.gid})` }, reason: `action-user: ${setting}` };
+}
+
+/** The accounts in /etc/passwd and groups in /etc/group whose id falls in `range`. */
+export function accountsInRange(range: UidRange, files = { passwd: '/etc/passwd', group: '/etc/group' }): string[] {
+  const found: string[] = [];
+  for (const [kind, file] of [['user', files.passwd], ['group', files.group]] as const) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      const [name, , id] = line.split(':');
+      const n = Number(id);
+      if (name && /^\d+$/.test(id ?? '') && n >= range.first && n <= range.last) found.push(`${kind} ${name} (${n})`);
+    }
+  }
+  return found;
 }
 
 /** A user's uid and primary gid from /etc/passwd. */

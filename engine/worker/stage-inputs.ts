@@ -73,7 +73,8 @@ export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
 async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
   // Parents come before children in the plan (the exec root itself, '', first), so
   // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
-  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { mode: 0o755 });
+  // The exec root is closed to others from the start (0700): nobody but its action may look in, even while it is staged.
+  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { mode: dir === '' ? 0o700 : 0o755 });
 
   let copied = 0;
   let linkingWorks = true;

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../engine/config-load';
-import { NOBODY, closedAncestor, decideActionUser, lookupPasswd } from '../../engine/sandbox/action-user';
+import { NOBODY, accountsInRange, closedAncestor, decideActionUser, lookupPasswd } from '../../engine/sandbox/action-user';
+import { DEFAULT_UID_SPAN } from '../../engine/sandbox/uid-claims';
 
 const accounts: Record<string, { uid: number; gid: number }> = { builder: { uid: 1500, gid: 1600 }, toor: { uid: 0, gid: 0 } };
 const lookup = (name: string) => accounts[name];
@@ -17,10 +18,38 @@ describe('decideActionUser', () => {
   chmodSync(scratch, 0o755);
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-  it('as root, auto runs actions as nobody, or as the kiln-action account where there is one', () => {
-    expect(decideActionUser('auto', { uid: 0, lookup }).user).toMatchObject({ uid: NOBODY.uid, gid: NOBODY.gid });
-    const dedicated = decideActionUser('auto', { uid: 0, lookup: (n) => (n === 'kiln-action' ? { uid: 990, gid: 991 } : undefined) });
-    expect(dedicated.user).toMatchObject({ uid: 990, gid: 991 });
+  const none = () => [];
+
+  it('as root, auto gives each action a uid of its own from action-uids (a block of a default span when unset)', () => {
+    const auto = decideActionUser('auto', { uid: 0, lookup, accountsIn: none });
+    expect(auto.uids).toBe('default');
+    expect(auto.user?.label).toBe('a uid of its own per action (a block of 256 in 2000000000-2001048575)');
+    // The probe runs as the span's first id.
+    expect(auto.user).toMatchObject({ uid: DEFAULT_UID_SPAN.first, gid: DEFAULT_UID_SPAN.first });
+    expect(decideActionUser('auto', { uid: 0, lookup, accountsIn: none, uids: { first: 3000, last: 3009 } }).uids).toEqual({ first: 3000, last: 3009 });
+    // A named user is one fixed user for every action.
+    expect(decideActionUser('builder', { uid: 0, lookup }).uids).toBeUndefined();
+  });
+
+  it('refuses a range that holds a local account or group', () => {
+    const passwd = join(scratch, 'passwd-range');
+    const group = join(scratch, 'group-range');
+    writeFileSync(passwd, 'root:x:0:0::/root:/bin/sh\nalice:x:3005:3005::/home/alice:/bin/sh\n');
+    writeFileSync(group, 'root:x:0:\nbuilders:x:3100:\n');
+    const files = { passwd, group };
+    expect(accountsInRange({ first: 3000, last: 3009 }, files)).toEqual(['user alice (3005)']);
+    expect(accountsInRange({ first: 3100, last: 3100 }, files)).toEqual(['group builders (3100)']);
+    expect(accountsInRange({ first: 4000, last: 4999 }, files)).toEqual([]);
+    const accountsIn = (r: { first: number; last: number }) => accountsInRange(r, files);
+    expect(() => decideActionUser('auto', { uid: 0, lookup, accountsIn, uids: { first: 3000, last: 3009 } })).toThrow(/action-uids: 3000-3009 holds local user alice \(3005\).*--action-uids/);
+    // This host's own accounts are not in the default range.
+    expect(accountsInRange(DEFAULT_UID_SPAN)).toEqual([]);
+  });
+
+  it('reads action-uids as FIRST-LAST and refuses root, -1 and reversed ranges', () => {
+    const load = (v: string) => loadConfig({ flags: { 'action-uids': v }, savedSettings: false }).actionUids;
+    expect(load('2000-2063')).toEqual({ first: 2000, last: 2063 });
+    for (const bad of ['0-10', '10-5', '5', '1-4294967295', 'a-b']) expect(() => load(bad)).toThrow(/not a uid range/);
   });
 
   it('as root, takes a named user or uid[:gid], and refuses root itself and unknown names', () => {
@@ -45,12 +74,12 @@ describe('decideActionUser', () => {
     mkdirSync(join(closed, 'inner'), { recursive: true, mode: 0o700 });
     const dataDir = join(closed, 'inner', 'kiln');
     expect(closedAncestor(dataDir, NOBODY)).toBe(join(closed, 'inner'));
-    const auto = decideActionUser('auto', { uid: 0, lookup, dataDir });
+    const auto = decideActionUser('auto', { uid: 0, lookup, accountsIn: none, dataDir });
     expect(auto.user).toBeUndefined();
     expect(auto.reason).toContain('--data-dir');
     expect(() => decideActionUser('builder', { uid: 0, lookup, dataDir })).toThrow(/closed to builder/);
     // A folder open to others (the test's temp folder) is fine, even before the data folder exists.
-    expect(decideActionUser('auto', { uid: 0, lookup, dataDir: join(scratch, 'open', 'kiln') }).user).toMatchObject(NOBODY);
+    expect(decideActionUser('auto', { uid: 0, lookup, accountsIn: none, dataDir: join(scratch, 'open', 'kiln') }).user).toBeDefined();
   });
 
   it('reads users from a passwd file', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxMode } from '../../engine/common/api-types';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
-import { NOBODY } from '../../engine/sandbox/action-user';
+import { DEFAULT_UID_SPAN } from '../../engine/sandbox/uid-claims';
 import { buildFolderPath } from '../../engine/sandbox/build-folder';
 import { entryPath } from '../../engine/store/cas-layout';
 import { uploadBlob } from '../helpers/blobs';
@@ -44,17 +44,22 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
       return { result: response.result!, stdout: Buffer.from(response.result?.stdoutRaw ?? []).toString() };
     }
 
-    it.skipIf(!!skip)(`runs as ${protectedFromIt ? 'nobody' : 'root'}, and its outputs are collected${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+    it.skipIf(!!skip)(`runs as ${protectedFromIt ? 'a uid of its own' : 'root'}, and its outputs are collected${skip ? ` (skipped: ${skip})` : ''}`, async () => {
       const { result, stdout } = await run('id -u; id -g; mkdir -p out/dir && echo made > out/dir/file && echo top > out.txt', {
         outputPaths: ['out.txt', 'out/dir/file'],
       });
       expect(result.exitCode).toBe(0);
-      expect(stdout.split('\n').filter(Boolean).map(Number)).toEqual(protectedFromIt ? [NOBODY.uid, NOBODY.gid] : [0, 0]);
+      const [uid, gid] = stdout.split('\n').filter(Boolean).map(Number);
+      if (protectedFromIt) {
+        expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_SPAN.first);
+        expect(uid).toBeLessThanOrEqual(DEFAULT_UID_SPAN.last);
+        expect(gid).toBe(uid);
+      } else expect([uid, gid]).toEqual([0, 0]);
       expect(result.outputFiles.map((f) => f.path).sort()).toEqual(['out.txt', 'out/dir/file']);
       // GET /api/status names who actions run as.
       const res = await fetch(`${t.engine.httpUrl}api/status`, { headers: { authorization: `Bearer ${t.engine.httpToken}` } });
       const status = (await res.json()) as { sandbox?: { actionUser?: string } };
-      expect(status.sandbox?.actionUser).toMatch(protectedFromIt ? /^nobody \(65534:65534\)$/ : /^Kiln's own user: action-user: none/);
+      expect(status.sandbox?.actionUser).toMatch(protectedFromIt ? /^a uid of its own per action \(a block of 256 in 2000000000-2001048575\)$/ : /^Kiln's own user: action-user: none/);
     });
 
     it.skipIf(!!skip)(`${protectedFromIt ? 'cannot' : 'can'} write an input hard-linked from the CAS${skip ? ` (skipped: ${skip})` : ''}`, async () => {

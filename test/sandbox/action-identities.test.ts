@@ -1,0 +1,123 @@
+// The identities actions run as (engine/sandbox/action-identities.ts): the uid
+// pool's hand-out and clean-up over fakes, and, as root, the real sweep of a
+// uid's leftover processes (uid-processes.ts).
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FixedIdentity, UidPool, type ActionIdentity } from '../../engine/sandbox/action-identities';
+import { killProcessesOf, processesOf } from '../../engine/sandbox/uid-processes';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_UID_SPAN, claimUids } from '../../engine/sandbox/uid-claims';
+
+const isRoot = process.getuid?.() === 0;
+const scratch = mkdtempSync(join(tmpdir(), 'kiln-identities-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('UidPool', () => {
+  it('gives each running action its own uid (gid the same number), and reuses the least recently freed one last', async () => {
+    const pool = new UidPool({ first: 5000, last: 5002 }, { killAll: async () => 0, owner: { uid: process.getuid!(), gid: process.getgid!() } });
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    expect([a.uid, a.gid, b.uid, b.gid]).toEqual([5000, 5000, 5001, 5001]);
+    await a.release(join(scratch, 'gone'));
+    // 5002 was never used; 5000 was just freed, so it waits its turn.
+    expect((await pool.acquire()).uid).toBe(5002);
+    expect((await pool.acquire()).uid).toBe(5000);
+  });
+
+  it('makes an action wait while every uid is in use, and hands it the first one freed', async () => {
+    const pool = new UidPool({ first: 6000, last: 6000 }, { killAll: async () => 0, owner: { uid: process.getuid!(), gid: process.getgid!() } });
+    const first = await pool.acquire();
+    let second: number | undefined;
+    const waiting = pool.acquire().then((l) => (second = l.uid));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(second).toBeUndefined();
+    await first.release(join(scratch, 'gone'));
+    await waiting;
+    expect(second).toBe(6000);
+  });
+
+  it('frees a uid only after its leftover processes are killed and the old exec root is handed back to Kiln', async () => {
+    const killed: ActionIdentity[] = [];
+    const owner = { uid: process.getuid!(), gid: process.getgid!() };
+    const lines: string[] = [];
+    const pool = new UidPool({ first: 7000, last: 7000 }, { killAll: async (id) => (killed.push(id), 2), owner, log: (l) => lines.push(l) });
+    const execRoot = join(scratch, 'exec-root');
+    mkdirSync(execRoot);
+    const lease = await pool.acquire();
+    await lease.release(execRoot);
+    expect(killed).toEqual([{ uid: 7000, gid: 7000 }]);
+    expect(statSync(execRoot).uid).toBe(owner.uid);
+    expect(lines.join('\n')).toMatch(/2 process\(es\) of an action outlived it as uid 7000/);
+    // Releasing twice frees it once.
+    await lease.release(execRoot);
+    await pool.acquire();
+    let again = false;
+    void pool.acquire().then(() => (again = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(again).toBe(false);
+  });
+
+  it('a fixed user is the same for every action', async () => {
+    const fixed = new FixedIdentity({ uid: 65534, gid: 65534 });
+    const [a, b] = await Promise.all([fixed.acquire(), fixed.acquire()]);
+    expect([a.uid, b.uid]).toEqual([65534, 65534]);
+  });
+});
+
+describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
+  it('are found and killed, setsid daemons included, and nothing else is', async () => {
+    const uid = 2_000_000_250;
+    chmodSync(scratch, 0o755);
+    // One in its own session, as a daemon that left its action's group would be.
+    const daemon = spawn('setsid', ['sleep', '300'], { uid, gid: uid, detached: true, stdio: 'ignore' });
+    const other = spawn('sleep', ['300'], { stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await processesOf(uid)).length > 0);
+      expect(await killProcessesOf({ uid, gid: uid })).toBeGreaterThan(0);
+      await waitFor(async () => (await processesOf(uid)).length === 0);
+      expect(await processesOf(uid)).toEqual([]);
+      // Kiln's own processes are untouched.
+      expect(other.exitCode).toBeNull();
+      expect(() => process.kill(other.pid!, 0)).not.toThrow();
+    } finally {
+      daemon.kill('SIGKILL');
+      other.kill('SIGKILL');
+    }
+  }, 30_000);
+});
+
+async function waitFor(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('uid claims', () => {
+  const dir = join(scratch, 'claims');
+
+  it('gives two Kilns on one host different default blocks, and a configured range to one Kiln only', () => {
+    const a = claimUids(undefined, '/srv/one/kiln', { dir, owner: process.getuid!() });
+    const b = claimUids(undefined, '/srv/one/kiln', { dir, owner: process.getuid!() });
+    try {
+      expect(a.range.last - a.range.first + 1).toBe(DEFAULT_BLOCK_SIZE);
+      expect(a.range.first).toBeGreaterThanOrEqual(DEFAULT_UID_SPAN.first);
+      expect(b.range.first).not.toBe(a.range.first);
+      const mine = claimUids({ first: 3000, last: 3063 }, '/srv/two/kiln', { dir, owner: process.getuid!() });
+      expect(() => claimUids({ first: 3000, last: 3063 }, '/srv/three/kiln', { dir, owner: process.getuid!() })).toThrow(/action-uids: 3000-3063 is in use by another Kiln.*--action-uids/);
+      mine.release();
+      // Released: the next Kiln may have it.
+      claimUids({ first: 3000, last: 3063 }, '/srv/three/kiln', { dir, owner: process.getuid!() }).release();
+    } finally {
+      a.release();
+      b.release();
+    }
+    // The same data folder gets the same block again once it is free.
+    const again = claimUids(undefined, '/srv/one/kiln', { dir, owner: process.getuid!() });
+    expect(again.range).toEqual(a.range);
+    again.release();
+  });
+});
