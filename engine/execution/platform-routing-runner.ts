@@ -41,6 +41,11 @@ export class PlatformRoutingRunner implements Runner {
     this.byRun.get(id)?.kill(id);
   }
 
+  /** The runner the platform routes to decides (a WASI action runs inside Kiln, as Kiln's own user). */
+  inputsOutOfReach(platform: Record<string, string> | undefined): boolean {
+    return this.runnerFor({ platform }).inputsOutOfReach?.(platform) ?? false;
+  }
+
   /** Ready when the fallback is; a route whose runner is not ready fails only its own actions. */
   ready(): RunnerReadiness {
     return this.fallback.ready();

@@ -28,6 +28,10 @@ export class PriorityRunner implements Runner {
     return this.inner.ready();
   }
 
+  inputsOutOfReach(platform: Record<string, string> | undefined): boolean {
+    return this.inner.inputsOutOfReach?.(platform) ?? false;
+  }
+
   capabilities(): RunnerCapabilities {
     return this.inner.capabilities();
   }

@@ -92,6 +92,13 @@ export interface Runner {
    * it once when it is created.
    */
   warm?(): Promise<void>;
+  /**
+   * Whether a run with this platform starts its process as a user that can
+   * neither write nor chmod the files Kiln owns (the action user): then the
+   * inputs hard-linked from the CAS (Kiln's, read-only) cannot change under it,
+   * and the executor skips re-hashing them after the run. Optional: absent is no.
+   */
+  inputsOutOfReach?(platform: Record<string, string> | undefined): boolean;
   close(): Promise<void>;
 }
 

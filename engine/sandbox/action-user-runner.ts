@@ -48,6 +48,11 @@ export class ActionUserRunner implements Runner {
     return this.inner.ready();
   }
 
+  /** Always: the action user is never Kiln's own (root is refused), so Kiln's read-only files are out of its reach. */
+  inputsOutOfReach(): boolean {
+    return true;
+  }
+
   capabilities(): RunnerCapabilities {
     return this.inner.capabilities();
   }

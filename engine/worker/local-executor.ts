@@ -95,7 +95,9 @@ export class LocalExecutor implements Executor {
       }
       release = store.pin(plan.blobs);
       // Staging creates the exec root itself (the plan's first directory).
-      staged = await stageInputs(store, plan, execRoot, this.links);
+      // Run as a user that cannot touch Kiln's read-only files, the hard-linked inputs need no re-hash after the run.
+      const outOfReach = this.runner.inputsOutOfReach?.(effectivePlatformProperties(action.action, action.command)) ?? false;
+      staged = await stageInputs(store, plan, execRoot, this.links, { outOfReach });
       const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
       await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));

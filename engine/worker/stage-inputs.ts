@@ -39,6 +39,17 @@ export interface LinkedInput {
   sharedAtLink: boolean;
   /** Ends the store's verified reads of the blob (BlobStore.holdLinked), once the check is done. */
   unhold?: () => void;
+  /**
+   * The action runs as a user that can neither write nor chmod this inode
+   * (Kiln's own and read-only, StageOptions.outOfReach): it cannot change, so
+   * it is neither held for verified reads nor re-hashed after the run.
+   */
+  outOfReach?: boolean;
+}
+
+export interface StageOptions {
+  /** The action runs as a user other than Kiln's, which cannot write or chmod Kiln's files (the action user). */
+  outOfReach?: boolean;
 }
 
 export interface StagingResult {
@@ -53,10 +64,10 @@ const CONCURRENCY = 32;
  * caller releases them (releaseLinks) once the action's check is done. On
  * failure the links made so far are released here.
  */
-export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: string, ledger = new LinkLedger()): Promise<StagingResult> {
+export async function stageInputs(store: BlobStore, plan: InputPlan, execRoot: string, ledger = new LinkLedger(), opts: StageOptions = {}): Promise<StagingResult> {
   const linked: LinkedInput[] = [];
   try {
-    return await stage(store, plan, execRoot, ledger, linked);
+    return await stage(store, plan, execRoot, ledger, linked, opts);
   } catch (err) {
     releaseLinks(ledger, linked);
     throw err;
@@ -70,7 +81,8 @@ export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
   }
 }
 
-async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
+async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[], opts: StageOptions): Promise<StagingResult> {
+  const kiln = process.getuid?.();
   // Parents come before children in the plan (the exec root itself, '', first), so
   // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
   // The exec root is closed to others from the start (0700): nobody but its action may look in, even while it is staged.
@@ -92,9 +104,12 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
           throw err;
         }
         const st = await lstat(dest, { bigint: true });
+        // Kiln's and read-only, and the action another user: nothing it does can change this inode.
+        const outOfReach = !!opts.outOfReach && kiln !== undefined && Number(st.uid) === kiln && (Number(st.mode) & 0o222) === 0;
+        if (outOfReach) unhold?.();
         const sharedAtLink = ledger.holds(st);
         const baseline = ledger.hold({ dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, mode: Number(st.mode) });
-        linked.push({ path: file.path, digest: file.digest, storePath: source, ...baseline, ctimeNs: st.ctimeNs, sharedAtLink, unhold });
+        linked.push({ path: file.path, digest: file.digest, storePath: source, ...baseline, ctimeNs: st.ctimeNs, sharedAtLink, unhold: outOfReach ? undefined : unhold, outOfReach });
         return;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -174,7 +189,8 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
         st.size !== l.size ||
         st.mtimeNs !== l.mtimeNs ||
         Number(st.mode) !== l.mode ||
-        ((st.ctimeNs !== l.ctimeNs || l.sharedAtLink) && (await hashFile(path, l.digest.fn, st.size)) !== l.digest.hash);
+        // Out of the action's reach, a moved ctime is another action's link or unlink, never a write: no re-hash.
+        (!l.outOfReach && (st.ctimeNs !== l.ctimeNs || l.sharedAtLink) && (await hashFile(path, l.digest.fn, st.size)) !== l.digest.hash);
       if (changed) tampered.push(l);
       return; // same inode either way: one look is enough
     }
