@@ -1,24 +1,34 @@
 // Finding and killing every process that runs as a uid, for the uid pool
 // (action-identities.ts). /proc/<pid> belongs to the process's effective uid,
-// so one readdir and a stat per process finds them (about a millisecond on a
-// desk's few hundred processes). Killing is left to the uid itself: a small
+// so one readdir and a stat per process finds them. Killing is left to the uid itself: a small
 // shell started as that uid runs `kill -KILL -1`, which the kernel sends to
 // every process that uid may signal, in one call, with no pid read from /proc
 // that could meanwhile belong to someone else.
 import { spawn } from 'node:child_process';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import type { ActionIdentity } from './action-identities';
 
-/** Pids of the live processes whose effective uid is `uid` (zombies are already dead: their parent reaps them). */
-export async function processesOf(uid: number, proc = '/proc'): Promise<number[]> {
+/**
+ * Pids of the live processes whose effective uid is `uid` (zombies are already
+ * dead: their parent reaps them). Synchronous on purpose: a stat of /proc is
+ * answered from memory, and a few hundred of them cost well under a
+ * millisecond this way, where one promise each through the thread pool cost
+ * about 8 ms of CPU for 117 processes.
+ */
+export function processesOf(uid: number, proc = '/proc'): number[] {
   const pids: number[] = [];
-  for (const name of await readdir(proc)) {
+  for (const name of readdirSync(proc)) {
     if (!/^\d+$/.test(name)) continue;
-    const st = await stat(`${proc}/${name}`).catch(() => undefined);
+    const st = statSync(`${proc}/${name}`, { throwIfNoEntry: false });
     if (st?.uid !== uid) continue;
     // The state follows the command's closing parenthesis: "1234 (sh) Z …".
-    const line = await readFile(`${proc}/${name}/stat`, 'utf8').catch(() => '');
-    const state = line.slice(line.lastIndexOf(')') + 2, line.lastIndexOf(')') + 3);
+    let line = '';
+    try {
+      line = readFileSync(`${proc}/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const state = line.charAt(line.lastIndexOf(')') + 2);
     if (state && state !== 'Z' && state !== 'X') pids.push(Number(name));
   }
   return pids;
@@ -27,8 +37,8 @@ export async function processesOf(uid: number, proc = '/proc'): Promise<number[]
 /** Kills whatever runs as `id.uid`; returns how many processes there were. A few rounds, for one that forks meanwhile. */
 export async function killProcessesOf(id: ActionIdentity): Promise<number> {
   if (process.platform !== 'linux') return 0;
-  const found = (await processesOf(id.uid)).length;
-  for (let round = 0; round < 5 && (await processesOf(id.uid)).length > 0; round++) {
+  const found = processesOf(id.uid).length;
+  for (let round = 0; round < 5 && processesOf(id.uid).length > 0; round++) {
     await new Promise<void>((resolve) => {
       const child = spawn('/bin/sh', ['-c', 'kill -KILL -1'], { uid: id.uid, gid: id.gid, stdio: 'ignore', env: {} });
       child.once('error', () => resolve());

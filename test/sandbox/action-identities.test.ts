@@ -74,10 +74,10 @@ describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: sta
     const daemon = spawn('setsid', ['sleep', '300'], { uid, gid: uid, detached: true, stdio: 'ignore' });
     const other = spawn('sleep', ['300'], { stdio: 'ignore' });
     try {
-      await waitFor(async () => (await processesOf(uid)).length > 0);
+      await waitFor(async () => processesOf(uid).length > 0);
       expect(await killProcessesOf({ uid, gid: uid })).toBeGreaterThan(0);
-      await waitFor(async () => (await processesOf(uid)).length === 0);
-      expect(await processesOf(uid)).toEqual([]);
+      await waitFor(async () => processesOf(uid).length === 0);
+      expect(processesOf(uid)).toEqual([]);
       // Kiln's own processes are untouched.
       expect(other.exitCode).toBeNull();
       expect(() => process.kill(other.pid!, 0)).not.toThrow();
