@@ -3,13 +3,17 @@
 // can write, refused when someone else got there first, and what lets the
 // default setup (data folder under root's 0700 home) run actions as the
 // action user with the data folder closed to 0700.
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../engine/config-load';
 import { NOBODY, decideActionUser } from '../../engine/sandbox/action-user';
-import { buildFolderPath, prepareBuildFolder } from '../../engine/sandbox/build-folder';
+import { buildFolderPath, prepareBuildFolder, sameFileSystem } from '../../engine/sandbox/build-folder';
+import { DiskBlobStore } from '../../engine/store/disk-store';
+import { planInputTree } from '../../engine/worker/input-tree';
+import { stageInputs } from '../../engine/worker/stage-inputs';
+import { putTree } from '../worker/tree-builder';
 import { startTestEngine } from '../helpers/engine';
 import { executeRequest, responseOf, uploadAction } from '../execution/harness';
 
@@ -66,6 +70,32 @@ describe('the build folder', () => {
     // The data folder itself would stop auto (the old layout); the build folder under /var/tmp does not.
     expect(decideActionUser('auto', { uid: 0, lookup: () => undefined, dataDir }).user).toBeUndefined();
     expect(decideActionUser('auto', { uid: 0, lookup: () => undefined, buildDir: buildFolderPath(dataDir, 0) }).user).toBeDefined();
+  });
+});
+
+const shm = '/dev/shm';
+const otherFs = existsSync(shm) && !sameFileSystem(shm, scratch);
+
+describe.skipIf(!otherFs)(`exec roots on another file system than the CAS${otherFs ? '' : ' (skipped: /dev/shm is missing or on the same file system as the temp folder)'}`, () => {
+  it('are told apart, and get copies of the inputs where hard links cannot go', async () => {
+    expect(sameFileSystem(scratch, scratch)).toBe(true);
+    const casDir = mkdtempSync(join(shm, 'kiln-cas-'));
+    try {
+      const store = await DiskBlobStore.open({ dir: casDir, budgetBytes: 1024 ** 3 });
+      const root = await putTree(store, { 'a.txt': 'one', sub: { 'b.txt': 'two' } });
+      const plan = await planInputTree(store, root);
+      const execRoot = join(scratch, 'exec-root-exdev');
+      const staged = await stageInputs(store, plan, execRoot);
+      expect(staged.linked).toEqual([]);
+      expect(staged.copied).toBe(2);
+      expect(readFileSync(join(execRoot, 'sub', 'b.txt'), 'utf8')).toBe('two');
+      // A copy, read-only like a link would be.
+      expect(statSync(join(execRoot, 'a.txt')).nlink).toBe(1);
+      expect(statSync(join(execRoot, 'a.txt')).mode & 0o777).toBe(0o444);
+      await store.close();
+    } finally {
+      rmSync(casDir, { recursive: true, force: true });
+    }
   });
 });
 
