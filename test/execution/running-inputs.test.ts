@@ -1,7 +1,8 @@
 // A running action's detail shows its inputs (files and bytes) as soon as the
 // input tree is read, not only once the action has finished: real engine,
 // real local executor, an action that waits for the test to let it go.
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionDetail, ActionPage } from '../../engine/common/api-types';
@@ -33,7 +34,10 @@ async function until<T>(what: string, read: () => Promise<T | undefined>, timeou
 
 describe('running action detail', () => {
   it('has the input count and size while the action runs', async () => {
-    const go = join(t.dataDir, 'go');
+    // Not in the data folder: as root, actions run as users of their own, and the data folder is closed to them.
+    const signals = mkdtempSync(join(tmpdir(), 'kiln-running-inputs-'));
+    chmodSync(signals, 0o755);
+    const go = join(signals, 'go');
     const inputs = { 'a.txt': 'alpha\n', 'b.txt': 'beta beta\n', 'c.txt': '' };
     const digest = await uploadAction(t.clients, { argv: ['/bin/sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done; cat a.txt`], inputs });
     const done = t.clients.execution.execute.collect(executeRequest(digest));
@@ -52,6 +56,7 @@ describe('running action detail', () => {
     } finally {
       writeFileSync(go, '');
       await done;
+      rmSync(signals, { recursive: true, force: true });
     }
     const finished = (await api<ActionPage>('/api/actions?state=finished')).items[0];
     expect(await api<ActionDetail>(`/api/actions/${finished.id}`)).toMatchObject({ inputFiles: 3, inputBytes: 16 });
