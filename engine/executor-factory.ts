@@ -34,6 +34,7 @@ import type { ActionUserDecision } from './sandbox/action-user';
 import { ActionUserRunner } from './sandbox/action-user-runner';
 import { FixedIdentity, UidPool } from './sandbox/action-identities';
 import { claimUids } from './sandbox/uid-claims';
+import { killProcessesIn } from './sandbox/uid-processes';
 import { closeDataDir } from './sandbox/data-dir-access';
 
 export interface ExecutionContext {
@@ -124,6 +125,8 @@ async function asActionUser(runner: Runner, ctx: ExecutionContext): Promise<Runn
   // This Kiln's uids, claimed until it stops, so another Kiln on the host never hands out the same ones.
   const claim = claimUids(uids === 'default' ? undefined : uids, ctx.config.dataDir);
   ctx.log(`kiln: action uids ${claim.range.first}-${claim.range.last} are this Kiln's (claimed in /run/kiln-uids)`);
+  const left = await killProcessesIn(claim.range);
+  if (left) ctx.log(`kiln: killed ${left} process(es) left running as those uids (by a Kiln that stopped without cleaning up)`);
   return new ActionUserRunner(runner, new UidPool(claim.range, { log: ctx.log }), () => claim.release());
 }
 

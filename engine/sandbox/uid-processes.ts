@@ -16,11 +16,16 @@ import type { ActionIdentity } from './action-identities';
  * about 8 ms of CPU for 117 processes.
  */
 export function processesOf(uid: number, proc = '/proc'): number[] {
-  const pids: number[] = [];
+  return processesIn({ first: uid, last: uid }, proc).map((p) => p.pid);
+}
+
+/** The live processes whose effective uid is in `range`, with that uid. */
+export function processesIn(range: { first: number; last: number }, proc = '/proc'): { pid: number; uid: number }[] {
+  const found: { pid: number; uid: number }[] = [];
   for (const name of readdirSync(proc)) {
     if (!/^\d+$/.test(name)) continue;
     const st = statSync(`${proc}/${name}`, { throwIfNoEntry: false });
-    if (st?.uid !== uid) continue;
+    if (!st || st.uid < range.first || st.uid > range.last) continue;
     // The state follows the command's closing parenthesis: "1234 (sh) Z …".
     let line = '';
     try {
@@ -29,9 +34,9 @@ export function processesOf(uid: number, proc = '/proc'): number[] {
       continue; // gone meanwhile
     }
     const state = line.charAt(line.lastIndexOf(')') + 2);
-    if (state && state !== 'Z' && state !== 'X') pids.push(Number(name));
+    if (state && state !== 'Z' && state !== 'X') found.push({ pid: Number(name), uid: st.uid });
   }
-  return pids;
+  return found;
 }
 
 /** Kills whatever runs as `id.uid`; returns how many processes there were. A few rounds, for one that forks meanwhile. */
@@ -46,4 +51,16 @@ export async function killProcessesOf(id: ActionIdentity): Promise<number> {
     });
   }
   return found;
+}
+
+/**
+ * Kills whatever runs as any uid of `range` (at start: a Kiln that died may
+ * have left escaped processes under the uids its successor hands out again).
+ * Returns how many processes there were.
+ */
+export async function killProcessesIn(range: { first: number; last: number }): Promise<number> {
+  if (process.platform !== 'linux') return 0;
+  const found = processesIn(range);
+  for (const uid of new Set(found.map((p) => p.uid))) await killProcessesOf({ uid, gid: uid });
+  return found.length;
 }

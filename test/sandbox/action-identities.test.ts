@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FixedIdentity, UidPool, type ActionIdentity } from '../../engine/sandbox/action-identities';
-import { killProcessesOf, processesOf } from '../../engine/sandbox/uid-processes';
+import { killProcessesIn, killProcessesOf, processesIn, processesOf } from '../../engine/sandbox/uid-processes';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_UID_SPAN, claimUids } from '../../engine/sandbox/uid-claims';
 
 const isRoot = process.getuid?.() === 0;
@@ -84,6 +84,22 @@ describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: sta
     } finally {
       daemon.kill('SIGKILL');
       other.kill('SIGKILL');
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!isRoot)(`processes left in a claimed range${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
+  it('are all killed at start, whichever uid of the range they run as, and nothing outside it is', async () => {
+    const range = { first: 2_000_000_240, last: 2_000_000_243 };
+    const inside = [240, 242].map((n) => spawn('sleep', ['300'], { uid: 2_000_000_000 + n, gid: 2_000_000_000 + n, stdio: 'ignore' }));
+    const outside = spawn('sleep', ['300'], { uid: 2_000_000_244, gid: 2_000_000_244, stdio: 'ignore' });
+    try {
+      await waitFor(async () => processesIn(range).length === 2 && processesOf(2_000_000_244).length === 1);
+      expect(await killProcessesIn(range)).toBe(2);
+      await waitFor(async () => processesIn(range).length === 0);
+      expect(processesOf(2_000_000_244)).toEqual([outside.pid]);
+    } finally {
+      for (const c of [...inside, outside]) c.kill('SIGKILL');
     }
   }, 30_000);
 });
