@@ -22,8 +22,11 @@ export interface ActionUser {
 
 export interface ActionUserDecision {
   /**
-   * Undefined: actions run as Kiln's own user. With `uids`, the range's first
-   * id (bubblewrap's start-up trial runs as it) and a label for the range.
+   * Undefined: actions run as Kiln's own user. With `uids`, a label for the
+   * range and nobody as a stand-in for the checks made at start (bubblewrap's
+   * trial, the folders above the exec roots): any unprivileged uid answers
+   * them alike, and no Kiln sweeps nobody's processes, as another Kiln
+   * starting at the same time might sweep the range's own uids.
    */
   user?: ActionUser;
   /**
@@ -105,7 +108,7 @@ function chooseActionUser(setting: string, opts: ActionUserOptions): ActionUserD
     }
     const from = opts.uids ? span : `a block of ${DEFAULT_BLOCK_SIZE} in ${span}`;
     const label = `a uid of its own per action (${from})`;
-    return { user: { uid: range.first, gid: range.first, label }, uids: opts.uids ?? 'default', reason: `Kiln is root: each action runs as a uid and gid of its own from ${from}` };
+    return { user: { ...NOBODY, label }, uids: opts.uids ?? 'default', reason: `Kiln is root: each action runs as a uid and gid of its own from ${from}` };
   }
   const numeric = /^(\d+)(?::(\d+))?$/.exec(setting);
   if (numeric) {

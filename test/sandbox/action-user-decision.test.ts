@@ -24,8 +24,8 @@ describe('decideActionUser', () => {
     const auto = decideActionUser('auto', { uid: 0, lookup, accountsIn: none });
     expect(auto.uids).toBe('default');
     expect(auto.user?.label).toBe('a uid of its own per action (a block of 256 in 2000000000-2001048575)');
-    // The probe runs as the span's first id.
-    expect(auto.user).toMatchObject({ uid: DEFAULT_UID_SPAN.first, gid: DEFAULT_UID_SPAN.first });
+    // The checks at start (bubblewrap's trial) run as an unprivileged stand-in no Kiln ever sweeps.
+    expect(auto.user).toMatchObject({ uid: NOBODY.uid, gid: NOBODY.gid });
     expect(decideActionUser('auto', { uid: 0, lookup, accountsIn: none, uids: { first: 3000, last: 3009 } }).uids).toEqual({ first: 3000, last: 3009 });
     // A named user is one fixed user for every action.
     expect(decideActionUser('builder', { uid: 0, lookup }).uids).toBeUndefined();
