@@ -1,6 +1,7 @@
 // The identities actions run as (engine/sandbox/action-identities.ts): the uid
 // pool's hand-out and clean-up over fakes, and, as root, the real sweep of a
-// uid's leftover processes (uid-processes.ts).
+// uid's leftover processes (uid-processes.ts), with uids below the default
+// span, so a Kiln another test file starts meanwhile never sweeps them.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,7 +69,7 @@ describe('UidPool', () => {
 
 describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
   it('are found and killed, setsid daemons included, and nothing else is', async () => {
-    const uid = 2_000_000_250;
+    const uid = 1_990_000_250;
     chmodSync(scratch, 0o755);
     // One in its own session, as a daemon that left its action's group would be.
     const daemon = spawn('setsid', ['sleep', '300'], { uid, gid: uid, detached: true, stdio: 'ignore' });
@@ -90,14 +91,14 @@ describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: sta
 
 describe.skipIf(!isRoot)(`processes left in a claimed range${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
   it('are all killed at start, whichever uid of the range they run as, and nothing outside it is', async () => {
-    const range = { first: 2_000_000_240, last: 2_000_000_243 };
-    const inside = [240, 242].map((n) => spawn('sleep', ['300'], { uid: 2_000_000_000 + n, gid: 2_000_000_000 + n, stdio: 'ignore' }));
-    const outside = spawn('sleep', ['300'], { uid: 2_000_000_244, gid: 2_000_000_244, stdio: 'ignore' });
+    const range = { first: 1_990_000_240, last: 1_990_000_243 };
+    const inside = [240, 242].map((n) => spawn('sleep', ['300'], { uid: 1_990_000_000 + n, gid: 1_990_000_000 + n, stdio: 'ignore' }));
+    const outside = spawn('sleep', ['300'], { uid: 1_990_000_244, gid: 1_990_000_244, stdio: 'ignore' });
     try {
-      await waitFor(async () => processesIn(range).length === 2 && processesOf(2_000_000_244).length === 1);
+      await waitFor(async () => processesIn(range).length === 2 && processesOf(1_990_000_244).length === 1);
       expect(await killProcessesIn(range)).toBe(2);
       await waitFor(async () => processesIn(range).length === 0);
-      expect(processesOf(2_000_000_244)).toEqual([outside.pid]);
+      expect(processesOf(1_990_000_244)).toEqual([outside.pid]);
     } finally {
       for (const c of [...inside, outside]) c.kill('SIGKILL');
     }
