@@ -6,6 +6,7 @@ import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { DIGEST_FUNCTIONS, DigestError, formatDigest, toBlobDigest, type BlobDigest, type DigestFunctionInfo, type DigestFunctionName } from '../digest';
 import { cachedActionEvents, digestText } from '../events/cached-action';
 import { nullSink, type EventSink } from '../events/event-bus';
+import { AfterReplySink } from '../events/after-reply-sink';
 import { requestMetadataOf, requestOrigin } from '../grpc/services';
 import { reapi } from '../proto';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
@@ -27,7 +28,8 @@ export interface ActionCacheOptions {
 
 export function createActionCacheService(opts: ActionCacheOptions): grpc.UntypedServiceImplementation {
   const { store, actionCache } = opts;
-  const events = opts.events ?? nullSink;
+  // A lookup's bookkeeping (history, metrics, invocations) runs after the answer is sent.
+  const events = new AfterReplySink(opts.events ?? nullSink);
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? uuidIds;
 
