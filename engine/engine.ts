@@ -41,10 +41,11 @@ import { Observability } from './http/observability';
 import { loadOrCreateToken } from './http/auth';
 import { prepareAccess, type Access } from './lan/access';
 import type { Advertisement } from './lan/discovery';
-import { advertiseInLanMode, grpcCredentials, grpcInterceptor } from './lan/wiring';
+import { advertiseInLanMode, grpcCredentials, grpcInterceptors } from './lan/wiring';
 import { httpAccessOptions } from './http/lan-access';
 import { createExecutionService } from './reapi/execution';
-import { requestMetadataInterceptor } from './invocations/request-metadata';
+import { observeRequestOrigins } from './invocations/request-metadata';
+import type { RequestOrigin } from './common/invocation-types';
 import { createOperationsService } from './reapi/operations';
 import { createFetchService, createPushService } from './reapi/remote-asset';
 import { AssetFetcher } from './asset/asset-fetcher';
@@ -168,12 +169,8 @@ export class Engine {
       'grpc.max_send_message_length': messageLimit,
       // Kiln serves no channelz service; tracking every call for it cost ~50 µs of CPU per call.
       'grpc.enable_channelz': 0,
-      // Every call passes the access policy before any service sees it.
-      interceptors: [
-        grpcInterceptor(access, events, () => clock.now()),
-        // After the access check: only accepted calls say which invocation they belong to.
-        requestMetadataInterceptor((method, origin) => events.emit({ type: 'request.metadata', at: clock.now(), method, origin })),
-      ],
+      // Every call passes the access policy before any service sees it (no interceptor where it admits everyone).
+      interceptors: grpcInterceptors(access, config.host, events, () => clock.now()),
     });
   }
 
@@ -501,8 +498,10 @@ export class Engine {
 
   private registerServices(): void {
     const { store, actionCache, events, clock, config } = this;
+    // Handlers run only for calls the access check accepted: only those say which invocation they belong to.
+    const origins = (method: string, origin: RequestOrigin) => events.emit({ type: 'request.metadata', at: clock.now(), method, origin });
     const add = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) =>
-      this.server.addService(def, this.inFlight.track(refuseMalformed(def, impl)));
+      this.server.addService(def, this.inFlight.track(observeRequestOrigins(def, refuseMalformed(def, impl), origins)));
 
     add(CapabilitiesService, createCapabilitiesService({
       maxBatchTotalSizeBytes: config.maxBatchTotalSizeBytes,

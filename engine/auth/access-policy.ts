@@ -31,6 +31,15 @@ export interface AccessPolicyOptions {
 export class AccessPolicy {
   constructor(private readonly opts: AccessPolicyOptions) {}
 
+  /**
+   * True when every caller that can reach a server listening on `host` is admitted
+   * without credentials (loopback only, no token asked of loopback callers), so a
+   * transport may leave the per-call check out. Reads (`write` unset) only.
+   */
+  admitsEveryoneOn(host: string): boolean {
+    return isLoopbackAddress(host) && !this.opts.requireTokenOnLoopback;
+  }
+
   check(req: AccessRequest, tokenForLoopbackWrites = false): AccessDecision {
     const loopback = isLoopbackAddress(req.peer);
     const needed = !loopback || this.opts.requireTokenOnLoopback || (req.write && tokenForLoopbackWrites);

@@ -19,9 +19,14 @@ function method<Req, Res>(
     requestSerialize: (m: Req) => encode(req, m),
     // A malformed request reaches the handler as a marker (malformed-requests.ts) rather than an INTERNAL from grpc-js.
     requestDeserialize: lenientDecoder((b: Buffer) => req.decode(b)),
-    responseSerialize: (m: Res) => encode(res, m),
+    // A handler may answer with the message already encoded (a stored ActionResult): sent as it is.
+    responseSerialize: (m: Res) => (m instanceof Uint8Array ? asBuffer(m) : encode(res, m)),
     responseDeserialize: (b: Buffer) => res.decode(b),
   };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const V2 = '/build.bazel.remote.execution.v2';

@@ -9,8 +9,14 @@ import { tlsServerCredentials } from '../tls/server-credentials';
 import type { Access } from './access';
 import { advertise, type Advertisement } from './discovery';
 
-export function grpcInterceptor(access: Access, events: EventBus, now: () => number): grpc.ServerInterceptor {
-  return grpcAuthInterceptor(access.policy, (reason) => events.emit({ type: 'auth.rejected', at: now(), transport: 'grpc', reason }));
+/**
+ * The gRPC server's interceptors: the access check, or none where the policy admits
+ * every caller that can reach `host` (on loopback without require-token-on-loopback),
+ * since each interceptor costs every call ~30 µs of CPU.
+ */
+export function grpcInterceptors(access: Access, host: string, events: EventBus, now: () => number): grpc.ServerInterceptor[] {
+  if (access.policy.admitsEveryoneOn(host)) return [];
+  return [grpcAuthInterceptor(access.policy, (reason) => events.emit({ type: 'auth.rejected', at: now(), transport: 'grpc', reason }))];
 }
 
 export function grpcCredentials(access: Access): grpc.ServerCredentials {

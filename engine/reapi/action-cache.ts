@@ -6,6 +6,7 @@ import { systemClock, uuidIds, type Clock, type IdSource } from '../clock';
 import { DIGEST_FUNCTIONS, DigestError, formatDigest, toBlobDigest, type BlobDigest, type DigestFunctionInfo, type DigestFunctionName } from '../digest';
 import { cachedActionEvents, digestText } from '../events/cached-action';
 import { nullSink, type EventSink } from '../events/event-bus';
+import { AfterReplySink } from '../events/after-reply-sink';
 import { requestMetadataOf, requestOrigin } from '../grpc/services';
 import { reapi } from '../proto';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
@@ -27,16 +28,21 @@ export interface ActionCacheOptions {
 
 export function createActionCacheService(opts: ActionCacheOptions): grpc.UntypedServiceImplementation {
   const { store, actionCache } = opts;
-  const events = opts.events ?? nullSink;
+  // A lookup's bookkeeping (history, metrics, invocations) runs after the answer is sent.
+  const events = new AfterReplySink(opts.events ?? nullSink);
   const clock = opts.clock ?? systemClock;
   const ids = opts.ids ?? uuidIds;
 
   return {
-    getActionResult: unary<reapi.GetActionResultRequest, reapi.ActionResult>(async (req, call) => {
+    // Answered with the stored bytes when nothing is inlined: no second encoding of the result.
+    getActionResult: unary<reapi.GetActionResultRequest, reapi.ActionResult | Uint8Array>(async (req, call) => {
       validateInstanceName(req.instanceName);
       const fn = requestDigestFunction(req.digestFunction);
       const actionDigest = requestDigest(req.actionDigest, fn, 'action_digest');
-      const cached = await actionCache.get(req.instanceName, actionDigest);
+      const stored = actionCache.getWithBytes
+        ? await actionCache.getWithBytes(req.instanceName, actionDigest)
+        : undefined;
+      const cached = actionCache.getWithBytes ? stored?.result : await actionCache.get(req.instanceName, actionDigest);
       const hit = cached !== undefined && (await isActionResultComplete(store, cached, fn.name));
       events.emit({ type: 'cache.lookup', at: clock.now(), store: 'ac', hit, instance: req.instanceName });
       if (!cached || !hit) {
@@ -55,6 +61,8 @@ export function createActionCacheService(opts: ActionCacheOptions): grpc.Untyped
         stderrDigest: digestText(cached.stderrDigest),
       });
       for (const e of facts) events.emit(e);
+      const inlining = req.inlineStdout || req.inlineStderr || req.inlineOutputFiles.length > 0;
+      if (stored && !inlining) return stored.bytes;
       await inlineRequested(store, cached, req, fn);
       return cached;
     }),

@@ -15,11 +15,23 @@ import { RecencyJournal, loadRecency, rebuildIndex } from './recency-file';
 
 export interface ActionCacheStore {
   get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined>;
+  /**
+   * The entry decoded (a fresh copy) beside the encoded bytes it was decoded from, so a
+   * reader that changes nothing can answer with the bytes as they are instead of encoding
+   * the result again. Stores without it are read with get().
+   */
+  getWithBytes?(instance: string, actionDigest: BlobDigest): Promise<StoredActionResult | undefined>;
   put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void>;
   delete(instance: string, actionDigest: BlobDigest): Promise<boolean>;
   /** Entries held, across all instances. */
   size(): number;
   close(): Promise<void>;
+}
+
+export interface StoredActionResult {
+  result: reapi.ActionResult;
+  /** Exactly the encoding of `result`; never to be modified. */
+  bytes: Uint8Array;
 }
 
 export const DEFAULT_AC_MAX_ENTRIES = 100_000;
@@ -45,12 +57,16 @@ export class MemoryActionCacheStore implements ActionCacheStore {
   constructor(private readonly maxEntries = DEFAULT_AC_MAX_ENTRIES) {}
 
   async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
+    return (await this.getWithBytes(instance, actionDigest))?.result;
+  }
+
+  async getWithBytes(instance: string, actionDigest: BlobDigest): Promise<StoredActionResult | undefined> {
     const key = memoryKey(instance, actionDigest);
     const bytes = this.entries.get(key);
     if (!bytes) return undefined;
     this.index.touch(key);
     // Stored encoded, so a caller mutating its result never changes the cache.
-    return reapi.ActionResult.decode(bytes);
+    return { result: reapi.ActionResult.decode(bytes), bytes };
   }
 
   async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
@@ -183,12 +199,16 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
+    return (await this.getWithBytes(instance, actionDigest))?.result;
+  }
+
+  async getWithBytes(instance: string, actionDigest: BlobDigest): Promise<StoredActionResult | undefined> {
     const key = this.keyOf(instance, actionDigest);
     if (!this.index.touch(key)) return undefined;
     this.journal.changed();
     const remembered = this.memory.get(key);
     // Decoded afresh each time, so a caller mutating its result never changes the cache.
-    if (remembered) return reapi.ActionResult.decode(remembered);
+    if (remembered) return { result: reapi.ActionResult.decode(remembered), bytes: remembered };
     const { path } = this.locate(instance, actionDigest);
     const changesBefore = this.changes;
     let bytes: Buffer;
@@ -203,7 +223,7 @@ export class DiskActionCacheStore implements ActionCacheStore {
       const result = reapi.ActionResult.decode(bytes);
       // Remember it unless a put, delete or eviction ran while the file was read (it may be stale).
       if (this.changes === changesBefore) this.memory.set(key, bytes);
-      return result;
+      return { result, bytes };
     } catch {
       // A damaged entry is a miss: the action simply runs again and replaces it.
       this.forget(key);

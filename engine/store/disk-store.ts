@@ -115,11 +115,40 @@ export class DiskBlobStore implements BlobStore {
     return entryPath(this.dir, digest);
   }
 
+  /**
+   * Presence is answered at once; the blobs found are marked recently used right after
+   * (or before anything reads the recency order), so a call of 10,000 digests does not
+   * wait for 10,000 reorderings of the index.
+   */
   async findMissing(digests: BlobDigest[]): Promise<BlobDigest[]> {
     this.assertOpen();
-    const missing = digests.filter((d) => !isEmptyBlob(d) && !this.index.touch(digestKey(d)));
-    this.journal.changed();
+    const missing: BlobDigest[] = [];
+    const found: string[] = [];
+    for (const d of digests) {
+      if (isEmptyBlob(d)) continue;
+      const key = digestKey(d);
+      if (this.index.has(key)) found.push(key);
+      else missing.push(d);
+    }
+    this.touchSoon(found);
     return missing;
+  }
+
+  /** Keys to mark recently used after this turn of the event loop. */
+  private pendingTouches: string[][] = [];
+
+  private touchSoon(keys: string[]): void {
+    if (keys.length === 0) return;
+    if (this.pendingTouches.push(keys) === 1) setImmediate(() => this.applyTouches());
+  }
+
+  /** Applies pending touches now: called before anything reads or acts on the recency order. */
+  private applyTouches(): void {
+    if (this.pendingTouches.length === 0) return;
+    const batches = this.pendingTouches;
+    this.pendingTouches = [];
+    for (const keys of batches) for (const key of keys) this.index.touch(key);
+    this.journal.changed();
   }
 
   async has(digest: BlobDigest): Promise<boolean> {
@@ -244,6 +273,7 @@ export class DiskBlobStore implements BlobStore {
 
   /** From the in-memory index: no file is opened and nothing is touched. */
   largest(limit: number): LargestBlob[] {
+    this.applyTouches();
     const out: LargestBlob[] = [];
     for (const e of this.index.heaviest(limit)) {
       const digest = parseDigestKey(e.key);
@@ -268,6 +298,7 @@ export class DiskBlobStore implements BlobStore {
     this.sweepTimer?.cancel();
     await Promise.all(this.keyLocks.values());
     await this.uploads.close();
+    this.applyTouches(); // saved with the order below
     await this.journal.close();
   }
 
@@ -358,6 +389,7 @@ export class DiskBlobStore implements BlobStore {
    * still over the budget (pinned blobs and active uploads cannot go).
    */
   private roomFor(extra: number, keep: ReadonlySet<string>): { victims: { key: string; weight: number }[]; over: number } {
+    this.applyTouches(); // the least recently used must really be that
     const over = () => this.index.totalWeight + this.uploads.partialBytes + extra - this.budgetBytes;
     if (over() > 0) this.uploads.reclaim(over(), this.options.reclaimIdleUploadMs ?? 60_000);
     const victims = over() > 0 ? this.index.evictOver(Math.max(0, this.budgetBytes - this.uploads.partialBytes - extra), keep) : [];

@@ -109,9 +109,19 @@ export class FileHashWorker {
   }
 }
 
+/**
+ * Bytes the file must grow by before the worker is told. Each message costs a
+ * postMessage on the main thread and a read on the worker, and uploads arrive in
+ * 64 KiB messages; the worker still keeps up, and digest() sends the rest.
+ */
+export const ADVANCE_STEP_BYTES = 1024 * 1024;
+
 /** The hash of one file as it grows. */
 export class FileHashJob {
+  /** Bytes the worker has been told about. */
   private hashedTo = 0;
+  /** Bytes known to be final (told or not). */
+  private finalTo = 0;
   private closed = false;
 
   constructor(
@@ -120,18 +130,24 @@ export class FileHashJob {
     private readonly id: number,
   ) {}
 
-  /** The first `size` bytes of the file are final: hash up to there. */
+  /** The first `size` bytes of the file are final: hash up to there (told in steps of ADVANCE_STEP_BYTES). */
   advance(size: number): void {
-    if (this.closed || size <= this.hashedTo) return;
-    this.hashedTo = size;
-    this.worker.postMessage({ op: 'advance', id: this.id, to: size });
+    if (this.closed || size <= this.finalTo) return;
+    this.finalTo = size;
+    if (size - this.hashedTo >= ADVANCE_STEP_BYTES) this.tell();
   }
 
   /** Lower-case hex of the first `size` bytes (everything advanced so far); ends the job. */
   digest(size: number): Promise<string> {
     this.advance(size);
+    if (!this.closed && this.finalTo > this.hashedTo) this.tell();
     this.closed = true;
     return this.owner.digest(this.worker, this.id, size);
+  }
+
+  private tell(): void {
+    this.hashedTo = this.finalTo;
+    this.worker.postMessage({ op: 'advance', id: this.id, to: this.finalTo });
   }
 
   close(): void {

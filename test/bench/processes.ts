@@ -54,7 +54,8 @@ function stopper(child: ChildProcess): () => Promise<void> {
 
 /** `kiln serve` from dist/ (run `npm run build` first), on free ports, with its own data folder. */
 export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeArgs: string[] = []): Promise<Server> {
-  const cli = join(REPO, 'dist/engine/cli.js');
+  // KILN_BENCH_DIST: another build (a copy of an older dist/) to alternate against this one.
+  const cli = join(process.env.KILN_BENCH_DIST ?? join(REPO, 'dist'), 'engine/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
   const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -46,6 +46,8 @@ describe('ActionCache', () => {
     lookups.length = 0;
     const got = await t.clients.actionCache.get({ instanceName: 'a', actionDigest: key });
     expect(got.outputFiles[0]!.digest?.hash).toBe(result.outputFiles[0]!.digest!.hash);
+    // Answered with the stored bytes (nothing inlined): the whole result, field for field.
+    expect(reapi.ActionResult.toObject(got, { defaults: true })).toEqual(reapi.ActionResult.toObject(stored, { defaults: true }));
     expect((await grpcError(t.clients.actionCache.get({ instanceName: 'b', actionDigest: key }))).code).toBe(Status.NOT_FOUND);
     expect((await grpcError(t.clients.actionCache.get({ actionDigest: key }))).code).toBe(Status.NOT_FOUND);
     expect(lookups.map((e) => [e.instance, e.hit])).toEqual([['a', true], ['b', false], ['', false]]);

@@ -55,6 +55,21 @@ describe.each(variants)('%s action cache', (_name, make) => {
     await ac.close();
   });
 
+  it('hands out the stored bytes beside the result: they decode to it, from disk and from memory, and mutating the result leaves them be', async () => {
+    const ac = await make();
+    const { digest } = await blob('action');
+    await ac.put('', digest, result(3));
+    for (let i = 0; i < 2; i++) {
+      const stored = (await ac.getWithBytes!('', digest))!;
+      expect(reapi.ActionResult.toObject(reapi.ActionResult.decode(stored.bytes))).toEqual(reapi.ActionResult.toObject(stored.result));
+      expect(stored.result.exitCode).toBe(3);
+      stored.result.exitCode = 8;
+      expect(reapi.ActionResult.decode(stored.bytes).exitCode).toBe(3);
+    }
+    expect(await ac.getWithBytes!('other', digest)).toBeUndefined();
+    await ac.close();
+  });
+
   it('evicts the least recently used entry beyond maxEntries, and deletes', async () => {
     const ac = await make();
     const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async (s) => (await blob(s)).digest));

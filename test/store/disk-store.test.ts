@@ -200,6 +200,18 @@ describe('DiskBlobStore: budget and eviction', () => {
     expect(store.stats()).toMatchObject({ blobs: 3, bytes: 90, budgetBytes: 100, evictions: 2, evictedBytes: 60 });
   });
 
+  it('a lookup counts as use for anything that reads the recency order, even in the same turn', async () => {
+    const store = await openStore({ budgetBytes: 100 });
+    const d = await fill(store, ['a', 'b', 'c']);
+    const lookup = store.findMissing([d.a!]); // runs now; its touch is applied after this turn or on demand
+    expect(store.largest(3).map((b) => [b.digest, b.lastUsedRank])).toEqual([
+      [d.a, 0],
+      [d.c, 1],
+      [d.b, 2],
+    ]);
+    expect(await lookup).toEqual([]);
+  });
+
   it('never evicts pinned blobs, goes over budget when all are pinned, and catches up on release', async () => {
     const store = await openStore({ budgetBytes: 100 });
     const d = await fill(store, ['a', 'b', 'c']);

@@ -48,3 +48,16 @@ it('a job open when the worker stops fails, and the next one starts a fresh work
   await expect(job.digest(3)).rejects.toThrow(/stopped/);
   expect(await hasher.open(path).digest(3)).toBe(sha256(Buffer.from('abc')));
 });
+
+it('hashes every byte when the file grows in steps smaller than the worker is told about', async () => {
+  // Uploads arrive in 64 KiB messages; the worker hears of them a MiB at a time, and of the rest at digest().
+  const path = join(dir, 'small-steps');
+  const data = randomBytes(2 * 1024 * 1024 + 4321);
+  await writeFile(path, Buffer.alloc(0));
+  const job = hasher.open(path);
+  for (let at = 0; at < data.length; at += 64 * 1024) {
+    await appendFile(path, data.subarray(at, at + 64 * 1024));
+    job.advance(Math.min(data.length, at + 64 * 1024));
+  }
+  expect(await job.digest(data.length)).toBe(sha256(data));
+});
