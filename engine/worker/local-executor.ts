@@ -3,7 +3,7 @@
 // exec root whatever happened. How the process runs (launcher, sandbox, WASI)
 // is the Runner's business; result shaping, metadata and caching are
 // decorators (engine/execution/).
-import { mkdir, readdir, rm, stat, chmod } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
@@ -18,6 +18,7 @@ import { inputDigest, planInputTree } from './input-tree';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
 import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
+import { removeTree } from './remove-tree';
 import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
@@ -202,23 +203,4 @@ export class LocalExecutor implements Executor {
 /** Operation ids are UUIDs, but never trust a name that becomes a path. */
 function safeFolderName(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || 'action';
-}
-
-/** rm -rf that also copes with read-only directories an action left behind (for non-root users). */
-async function removeTree(path: string): Promise<void> {
-  try {
-    await rm(path, { recursive: true, force: true });
-  } catch {
-    await makeWritable(path);
-    await rm(path, { recursive: true, force: true });
-  }
-}
-
-async function makeWritable(path: string): Promise<void> {
-  try {
-    await chmod(path, 0o755);
-    for (const e of await readdir(path, { withFileTypes: true })) if (e.isDirectory()) await makeWritable(join(path, e.name));
-  } catch {
-    /* best effort */
-  }
 }
