@@ -3,7 +3,7 @@
 // exec root whatever happened. How the process runs (launcher, sandbox, WASI)
 // is the Runner's business; result shaping, metadata and caching are
 // decorators (engine/execution/).
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
@@ -43,7 +43,11 @@ export class LocalExecutor implements Executor {
   /** Store inodes hard-linked into running actions: later holders compare against the first one's stats. */
   private readonly links = new LinkLedger();
 
-  private constructor(private readonly opts: LocalExecutorOptions) {
+  private constructor(
+    private readonly opts: LocalExecutorOptions,
+    /** buildRoot's canonical path, resolved once: outputs are checked against it (lstatNoFollow). */
+    private readonly realBuildRoot: string,
+  ) {
     this.clock = opts.clock ?? systemClock;
     this.runner = opts.runner ?? new ProcessRunner();
     this.workerName = opts.workerName ?? `kiln@${hostname()}`;
@@ -53,7 +57,7 @@ export class LocalExecutor implements Executor {
     // Exec roots left by a crash: nothing in them is worth keeping.
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
-    const executor = new LocalExecutor(opts);
+    const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
     return executor;
@@ -81,6 +85,7 @@ export class LocalExecutor implements Executor {
     const fn = action.actionDigest.fn;
     const inputRoot = inputDigest(action.action.inputRootDigest, DIGEST_FUNCTIONS[fn], 'input_root_digest');
     const execRoot = join(this.opts.buildRoot, safeFolderName(action.id));
+    const realWorkDir = join(this.realBuildRoot, safeFolderName(action.id), command.workingDirectory);
     let release = () => {};
     let staged: StagingResult | undefined;
     let checked = false;
@@ -111,7 +116,7 @@ export class LocalExecutor implements Executor {
       hooks.onStage?.('uploading-outputs', t.outputUploadStart);
       const tampered = await this.dropTampered(action.id, execRoot, staged.linked);
       checked = true;
-      const collected = await collectOutputs(store, workDir, outputs, fn);
+      const collected = await collectOutputs(store, workDir, outputs, fn, realWorkDir);
       const stdoutDigest = await this.uploadLog(action.logs.stdout.path, fn);
       const stderrDigest = await this.uploadLog(action.logs.stderr.path, fn);
       t.outputUploadCompleted = now();

@@ -135,8 +135,9 @@ async function copyFileChecked(store: BlobStore, ledger: LinkLedger, source: str
 
 /**
  * What staging `plan` put in the exec root, as seen from `workingDirectory`:
- * before the action runs that is exactly what is there, so output folders can
- * be made without an lstat per path segment. Built on first use.
+ * before the action runs that is exactly what is there (anything else is
+ * absent), so output folders can be made without an lstat per path segment.
+ * Built on first use.
  */
 export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownEntries {
   let kinds: Map<string, 'directory' | 'file' | 'symlink'> | undefined;
@@ -148,7 +149,7 @@ export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownE
       for (const f of plan.files) kinds.set(f.path, 'file');
       for (const l of plan.symlinks) kinds.set(l.path, 'symlink');
     }
-    return kinds.get(prefix + rel);
+    return kinds.get(prefix + rel) ?? 'absent';
   };
 }
 
