@@ -5,11 +5,12 @@
 // copies stay Kiln's and read-only, so the action cannot write through them.
 // Works around the sandbox (bwrap then starts unprivileged, in a user
 // namespace) as well as around the plain process runner.
-import { lchown, readdir } from 'node:fs/promises';
+import { lchownSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import type { ActionUser } from './action-user';
 import type { DataDirCloser } from './data-dir-access';
+import { SyncBudget } from '../util/sync-batches';
 
 export class ActionUserRunner implements Runner {
   constructor(
@@ -50,9 +51,15 @@ export class ActionUserRunner implements Runner {
   }
 }
 
-/** lchown of `dir` and every folder below it (never a file, never through a symlink). */
-async function chownFolders(dir: string, user: ActionUser): Promise<void> {
-  await lchown(dir, user.uid, user.gid);
-  const entries = await readdir(dir, { withFileTypes: true });
-  await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => chownFolders(join(dir, e.name), user)));
+/**
+ * lchown of `dir` and every folder below it (never a file, never through a symlink).
+ * Synchronous calls in bounded batches: an exec root is a few small folders, and a
+ * call through fs/promises costs two to three times its system call (util/sync-batches.ts).
+ */
+async function chownFolders(dir: string, user: ActionUser, budget = new SyncBudget()): Promise<void> {
+  lchownSync(dir, user.uid, user.gid);
+  await budget.spent();
+  const entries = readdirSync(dir, { withFileTypes: true });
+  await budget.spent();
+  for (const e of entries) if (e.isDirectory()) await chownFolders(join(dir, e.name), user, budget);
 }

@@ -6,12 +6,13 @@
 // changed one has corrupted that blob, which is then dropped from the store.
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
-import { chmod, copyFile, link, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, copyFile, link, lstat, readFile, symlink } from 'node:fs/promises';
+import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionName } from '../digest';
 import { missingBlobs } from '../grpc/status';
+import { SyncBudget } from '../util/sync-batches';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
 import { LinkLedger } from './link-ledger';
@@ -73,7 +74,12 @@ export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
 async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
   // Parents come before children in the plan (the exec root itself, '', first), so
   // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
-  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { mode: 0o755 });
+  // Synchronous, in bounded batches: a few folders per action (util/sync-batches.ts).
+  const budget = new SyncBudget();
+  for (const dir of plan.directories) {
+    mkdirSync(join(execRoot, dir), { mode: 0o755 });
+    await budget.spent();
+  }
 
   let copied = 0;
   let linkingWorks = true;

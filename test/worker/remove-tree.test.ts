@@ -50,6 +50,26 @@ describe('removeTree', () => {
     expect(existsSync(top)).toBe(false);
   });
 
+  it('gives the event loop turns while it removes a large tree', async () => {
+    const top = join(root, `big-${seq++}`);
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(top, `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) writeFileSync(join(top, `d${d}`, `f${f}`), '');
+    }
+    let turns = 0;
+    let ticking = true;
+    const tick = () => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await removeTree(top);
+    ticking = false;
+    expect(existsSync(top)).toBe(false);
+    // 1,000 files and 11 folders, 64 calls a batch: the loop ran between batches.
+    expect(turns).toBeGreaterThanOrEqual(10);
+  });
+
   it('is quiet about a path that is already gone, and removes a plain file', async () => {
     await expect(removeTree(join(root, 'never-made'))).resolves.toBeUndefined();
     const file = join(root, `file-${seq++}`);
