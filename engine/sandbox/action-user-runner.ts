@@ -22,7 +22,8 @@ export class ActionUserRunner implements Runner {
 
   async run(req: RunRequest): Promise<RunExit> {
     await this.dataDir.close();
-    await chownFolders(req.execRoot, this.user);
+    if (req.stagedFolders) await chownListed(req.execRoot, req.stagedFolders, this.user);
+    else await chownFolders(req.execRoot, this.user);
     return this.inner.run({ ...req, runAs: { uid: this.user.uid, gid: this.user.gid } });
   }
 
@@ -48,6 +49,15 @@ export class ActionUserRunner implements Runner {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+}
+
+/** lchown of the folders the executor says it made (nothing has run there yet, so they are all there are). */
+async function chownListed(execRoot: string, folders: readonly string[], user: ActionUser): Promise<void> {
+  const budget = new SyncBudget();
+  for (const folder of folders) {
+    lchownSync(join(execRoot, folder), user.uid, user.gid);
+    await budget.spent();
   }
 }
 

@@ -5,7 +5,7 @@
 // decorators (engine/execution/).
 import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { DIGEST_FUNCTIONS, toWireDigest } from '../digest';
 import { GrpcError, internal, invalidArgument } from '../grpc/status';
@@ -104,12 +104,14 @@ export class LocalExecutor implements Executor {
       staged = await stageInputs(store, plan, execRoot, this.links);
       const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
-      await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
+      const outputFolders = await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
+      // Staging and prepareOutputDirs made every folder there is (some of the latter may repeat the plan's).
+      const stagedFolders = [...new Set([...plan.directories, ...outputFolders.map((f) => posix.join(command.workingDirectory, f))])];
       t.inputFetchCompleted = now();
 
       t.executionStart = now();
       hooks.onStage?.('running', t.executionStart);
-      const exit = await this.runCommand(action, execRoot, signal);
+      const exit = await this.runCommand(action, execRoot, signal, stagedFolders);
       t.executionCompleted = now();
 
       t.outputUploadStart = now();
@@ -162,7 +164,7 @@ export class LocalExecutor implements Executor {
     return tampered;
   }
 
-  private async runCommand(action: PreparedAction, execRoot: string, signal: AbortSignal): Promise<RunExit> {
+  private async runCommand(action: PreparedAction, execRoot: string, signal: AbortSignal, stagedFolders: readonly string[]): Promise<RunExit> {
     const env: Record<string, string> = {};
     for (const e of action.command.environmentVariables) env[e.name ?? ''] = e.value ?? '';
     if (signal.aborted) return { exitCode: 0, timedOut: false, killed: true };
@@ -179,6 +181,7 @@ export class LocalExecutor implements Executor {
         stderr: action.logs.stderr,
         timeoutMs: action.timeoutMs,
         platform: effectivePlatformProperties(action.action, action.command),
+        stagedFolders,
       });
       if (exit.spawnError) {
         await action.logs.stderr.write(`kiln: could not start ${JSON.stringify(action.command.arguments[0])}: ${exit.spawnError}\n`);

@@ -66,8 +66,11 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
   }
 }
 
-/** Creates the parent folders of every output (and, for v2.0, not the output directories themselves). */
-export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<void> {
+/**
+ * Creates the parent folders of every output (and, for v2.0, not the output directories
+ * themselves). Returns the folders that now exist on the outputs' paths, relative to workDir.
+ */
+export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<string[]> {
   const made = new Set<string>();
   // What staging made needs no lstat, nor does a folder made here for an earlier output.
   const knownOrMade: KnownEntries = (rel) => (made.has(rel) ? 'directory' : known?.(rel));
@@ -86,6 +89,7 @@ export async function prepareOutputDirs(workDir: string, outputs: RequestedOutpu
       );
     }
   }
+  return [...made];
 }
 
 export interface CollectedOutputs {
