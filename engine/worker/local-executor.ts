@@ -19,6 +19,7 @@ import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, valida
 import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
 import { removeTree } from './remove-tree';
+import { TreeRemover } from './tree-remover';
 import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
@@ -42,6 +43,8 @@ export class LocalExecutor implements Executor {
   private readonly workerName: string;
   /** Store inodes hard-linked into running actions: later holders compare against the first one's stats. */
   private readonly links = new LinkLedger();
+  /** Removes exec roots off the main thread. */
+  private readonly remover = new TreeRemover();
 
   private constructor(
     private readonly opts: LocalExecutorOptions,
@@ -58,6 +61,7 @@ export class LocalExecutor implements Executor {
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
     const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
+    executor.remover.warm();
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
     return executor;
@@ -150,7 +154,10 @@ export class LocalExecutor implements Executor {
         releaseLinks(this.links, staged.linked);
       }
       release();
-      await removeTree(execRoot).catch((err) => this.opts.log?.(`kiln: could not remove ${execRoot}: ${(err as Error).message}`));
+      await this.remover
+        .remove(execRoot)
+        .catch(() => removeTree(execRoot))
+        .catch((err) => this.opts.log?.(`kiln: could not remove ${execRoot}: ${(err as Error).message}`));
     }
   }
 
@@ -204,6 +211,7 @@ export class LocalExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    await this.remover.close();
     await this.runner.close();
   }
 }

@@ -3,12 +3,13 @@
 // rmdir on every directory, failing with ENOTEMPTY (an Error object built per
 // folder) before it reads it; here one readdir with file types says what each
 // entry is, so a file costs one unlink and a folder one readdir and one rmdir.
-// The calls are synchronous, in bounded batches (util/sync-batches.ts): an
-// exec root is a few small folders. Symlinks are unlinked, never followed.
-import { readdirSync, rmdirSync, unlinkSync } from 'node:fs';
-import { chmod, readdir, rm } from 'node:fs/promises';
+// Symlinks are unlinked, never followed. The executor removes exec roots on a
+// worker thread (tree-remover.ts); this is what it falls back to.
+import { chmod, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SyncBudget } from '../util/sync-batches';
+
+/** Entries of one folder removed at once: enough to keep the thread pool busy, bounded for huge trees. */
+const PARALLEL = 16;
 
 /**
  * rm -rf of `path`. Falls back to making folders writable and Node's own
@@ -17,7 +18,7 @@ import { SyncBudget } from '../util/sync-batches';
  */
 export async function removeTree(path: string): Promise<void> {
   try {
-    await removeDir(Buffer.from(path), new SyncBudget());
+    await removeDir(Buffer.from(path));
   } catch {
     // Whatever stopped the walk (missing, not a folder, not writable): the thorough way.
     await makeWritable(path);
@@ -28,20 +29,17 @@ export async function removeTree(path: string): Promise<void> {
 const SLASH = Buffer.from('/');
 
 /** Names as bytes: an action may leave names that are not UTF-8, which a string would mangle. */
-async function removeDir(dir: Buffer, budget: SyncBudget): Promise<void> {
-  const entries = readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
-  await budget.spent();
-  for (const e of entries) {
-    const path = Buffer.concat([dir, SLASH, e.name]);
-    if (e.isDirectory()) {
-      await removeDir(path, budget);
-    } else {
-      unlinkSync(path);
-      await budget.spent();
-    }
+async function removeDir(dir: Buffer): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+  for (let i = 0; i < entries.length; i += PARALLEL) {
+    await Promise.all(
+      entries.slice(i, i + PARALLEL).map((e) => {
+        const path = Buffer.concat([dir, SLASH, e.name]);
+        return e.isDirectory() ? removeDir(path) : unlink(path);
+      }),
+    );
   }
-  rmdirSync(dir);
-  await budget.spent();
+  await rmdir(dir);
 }
 
 async function makeWritable(path: string): Promise<void> {

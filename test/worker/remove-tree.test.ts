@@ -1,12 +1,16 @@
-// removeTree: the exec root goes entirely, nothing outside it is touched.
+// Removing an exec root, on the main thread (removeTree, the fallback) and on the
+// TreeRemover's worker thread: the tree goes entirely, nothing outside it is touched.
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeTree } from '../../engine/worker/remove-tree';
+import { TreeRemover } from '../../engine/worker/tree-remover';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-remove-tree-'));
+const remover = new TreeRemover();
 afterAll(async () => {
+  await remover.close();
   await removeTree(root);
 });
 
@@ -20,7 +24,10 @@ function tree(): string {
   return top;
 }
 
-describe('removeTree', () => {
+describe.each([
+  ['removeTree', removeTree],
+  ['TreeRemover', (path: string) => remover.remove(path)],
+])('%s', (_name, removeTree) => {
   it('removes nested folders, files and a name that is not UTF-8', async () => {
     const top = tree();
     writeFileSync(Buffer.concat([Buffer.from(`${top}/bad-`), Buffer.from([0xff, 0xfe])]), 'not utf-8');
