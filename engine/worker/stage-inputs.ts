@@ -6,7 +6,7 @@
 // changed one has corrupted that blob, which is then dropped from the store.
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
-import { chmod, copyFile, link, lstat, readFile, symlink } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
 import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -74,9 +74,16 @@ export function releaseLinks(ledger: LinkLedger, linked: LinkedInput[]): void {
 async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger: LinkLedger, linked: LinkedInput[]): Promise<StagingResult> {
   // Parents come before children in the plan (the exec root itself, '', first), so
   // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
-  // Synchronous, in bounded batches: a few folders per action (util/sync-batches.ts).
+  // The exec root itself is made through the thread pool: its parent, the build
+  // folder, is locked by the kernel while other exec roots are made and removed
+  // there (by the TreeRemover's thread), so that mkdir may wait. The folders inside
+  // are uncontended and cheap: synchronous, in bounded batches (util/sync-batches.ts).
   const budget = new SyncBudget();
   for (const dir of plan.directories) {
+    if (dir === '') {
+      await mkdir(execRoot, { mode: 0o755 });
+      continue;
+    }
     mkdirSync(join(execRoot, dir), { mode: 0o755 });
     await budget.spent();
   }
