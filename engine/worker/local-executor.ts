@@ -61,7 +61,6 @@ export class LocalExecutor implements Executor {
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
     const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
-    executor.remover.warm();
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
     return executor;
@@ -83,6 +82,8 @@ export class LocalExecutor implements Executor {
   /** Staging → runner → collection. */
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
+    // Started with the first action, not at start (an idle engine keeps its ~9 MiB), and up by its end.
+    this.remover.warm();
     const now = () => this.clock.now();
     const t: Partial<ExecutionTimings> = { workerStart: now() };
     const { command } = action;
