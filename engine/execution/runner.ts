@@ -42,6 +42,12 @@ export interface RunRequest {
   writableFds?: string[];
   /** Start the process as this user and group (the action user; engine/sandbox/action-user.ts). */
   runAs?: { uid: number; gid: number };
+  /**
+   * Every folder in the exec root, relative to it ('' is the root, any order),
+   * when the caller made them all and nothing has run there yet: a runner that
+   * must visit each folder (to hand it to the action user) need not read the tree.
+   */
+  stagedFolders?: readonly string[];
 }
 
 export interface RunExit {

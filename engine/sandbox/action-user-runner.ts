@@ -6,10 +6,12 @@
 // copies stay Kiln's and read-only, so the action cannot write through them.
 // Works around the sandbox (bwrap then starts unprivileged, in a user
 // namespace) as well as around the plain process runner.
-import { chmod, lchown, readdir } from 'node:fs/promises';
+import { lchownSync, readdirSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import type { ActionIdentity, IdentitySource } from './action-identities';
+import { SyncBudget } from '../util/sync-batches';
 
 export class ActionUserRunner implements Runner {
   constructor(
@@ -22,7 +24,8 @@ export class ActionUserRunner implements Runner {
   async run(req: RunRequest): Promise<RunExit> {
     const lease = await this.identities.acquire();
     try {
-      await chownFolders(req.execRoot, lease);
+      if (req.stagedFolders) await chownListed(req.execRoot, req.stagedFolders, lease);
+      else await chownFolders(req.execRoot, lease);
       // Its own and nobody else's: another action (another uid, or one that learnt the name) cannot look in.
       await chmod(req.execRoot, 0o700);
       return await this.inner.run({ ...req, runAs: { uid: lease.uid, gid: lease.gid } });
@@ -66,9 +69,24 @@ export class ActionUserRunner implements Runner {
   }
 }
 
-/** lchown of `dir` and every folder below it (never a file, never through a symlink). */
-async function chownFolders(dir: string, user: ActionIdentity): Promise<void> {
-  await lchown(dir, user.uid, user.gid);
-  const entries = await readdir(dir, { withFileTypes: true });
-  await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => chownFolders(join(dir, e.name), user)));
+/** lchown of the folders the executor says it made (nothing has run there yet, so they are all there are). */
+async function chownListed(execRoot: string, folders: readonly string[], user: ActionIdentity): Promise<void> {
+  const budget = new SyncBudget();
+  for (const folder of folders) {
+    lchownSync(join(execRoot, folder), user.uid, user.gid);
+    await budget.spent();
+  }
+}
+
+/**
+ * lchown of `dir` and every folder below it (never a file, never through a symlink).
+ * Synchronous calls in bounded batches: an exec root is a few small folders, and a
+ * call through fs/promises costs two to three times its system call (util/sync-batches.ts).
+ */
+async function chownFolders(dir: string, user: ActionIdentity, budget = new SyncBudget()): Promise<void> {
+  lchownSync(dir, user.uid, user.gid);
+  await budget.spent();
+  const entries = readdirSync(dir, { withFileTypes: true });
+  await budget.spent();
+  for (const e of entries) if (e.isDirectory()) await chownFolders(join(dir, e.name), user, budget);
 }

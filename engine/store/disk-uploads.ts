@@ -8,9 +8,11 @@
 // messages costs a few large system calls rather than one round trip to the thread
 // pool per message. The hasher sees a chunk only once it is in the file, so file and
 // hasher always agree, and a failed write cuts the file back to what was hashed.
-// SHA-256 uploads are hashed on a worker thread that reads the file back (file-hasher.ts),
-// partial files left by a restart included; other functions hash on this thread.
+// SHA-256 uploads larger than INLINE_HASH_BYTES are hashed on a worker thread that reads
+// the file back (file-hasher.ts), partial files left by a restart included; smaller ones
+// and other functions hash on this thread.
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../clock';
@@ -27,6 +29,14 @@ const PART_SUFFIX = '.part';
  * every byte of a large blob while the client waits for its answer.
  */
 const BACKGROUND_SYNC_BYTES = 32 * 1024 * 1024;
+
+/**
+ * SHA-256 uploads up to this size are hashed on this thread as their chunks are
+ * written: for a small blob (most of what Bazel uploads: Actions, Commands,
+ * sources) the worker's three messages and its open/read/close of the file
+ * cost more than hashing the bytes here.
+ */
+export const INLINE_HASH_BYTES = 64 * 1024;
 
 /** Moves a verified, read-only file into the store. Provided by the store. */
 export type InstallFile = (digest: BlobDigest, path: string) => Promise<void>;
@@ -219,21 +229,22 @@ export class UploadManager {
   private async start(key: string, digest: BlobDigest): Promise<LiveUpload> {
     this.forgetDormant(key); // counted again below, as the live upload's bytes
     const path = join(this.o.dir, key);
-    // 'a' would ignore write positions on Linux; 'r+' on a file known to exist honours them.
-    await (await open(path, 'a')).close();
-    const fh = await open(path, 'r+');
+    const { fh, created } = await openPart(path);
     let fileHash: FileHashJob | undefined;
     try {
       let hasher: Hasher | undefined;
       let size: number;
-      if (digest.fn === 'sha256') {
-        size = (await fh.stat()).size;
+      if (digest.fn === 'sha256' && digest.size > INLINE_HASH_BYTES) {
+        size = created ? 0 : (await fh.stat()).size;
         if (size > digest.size) {
           await fh.truncate(0); // More bytes than the blob can have: unusable, start over.
           size = 0;
         }
         fileHash = this.hashWorker.open(path);
         fileHash.advance(size); // A partial file from before a restart is hashed on the worker too.
+      } else if (created) {
+        hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
+        size = 0;
       } else {
         ({ hasher, size } = await rehash(fh, digest));
         if (size > digest.size) {
@@ -384,8 +395,10 @@ export class UploadManager {
     await this.finish(upload, false);
     try {
       await this.o.install(digest, upload.path);
-    } finally {
+    } catch (err) {
+      // Installed, the file was renamed away: only a failed install leaves it to remove.
       await removeQuietly(upload.path);
+      throw err;
     }
   }
 
@@ -424,6 +437,20 @@ function newBatch(): Batch {
 /** Resolves when nothing of `upload` is being written, waiting to be, or being synced in the background. */
 async function settle(upload: LiveUpload): Promise<void> {
   while (upload.writing || upload.syncing) await (upload.writing ?? upload.syncing);
+}
+
+/**
+ * Opens an upload's partial file for writing at any position: one open that
+ * creates it when it is new (most uploads), else the existing file (a resumed
+ * upload). 'a' would ignore write positions on Linux; 'r+' does not create.
+ */
+async function openPart(path: string): Promise<{ fh: FileHandle; created: boolean }> {
+  try {
+    return { fh: await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL), created: true };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return { fh: await open(path, 'r+'), created: false };
+  }
 }
 
 /** Feeds a partial file left by an earlier process through a fresh hasher (its state is gone). */

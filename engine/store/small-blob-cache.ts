@@ -1,5 +1,5 @@
-// A BlobStore decorator that keeps recently written or read small blobs in memory,
-// so whole-blob reads of them (the Action, Command and Directory protos every
+// A BlobStore decorator that keeps recently written, uploaded or read small blobs in
+// memory, so whole-blob reads of them (the Action, Command and Directory protos every
 // Execute reads, BatchReadBlobs) cost no file system round trips: a disk readAll is
 // an open, a stat, a read and a close, each a trip through the thread pool.
 //
@@ -8,7 +8,7 @@
 // blob the store evicted or deleted is never served from here.
 import { Readable } from 'node:stream';
 import { digestKey, type BlobDigest } from '../digest';
-import { BlobNotFoundError, readSpan, type BlobStore, type ReadRange } from './blob-store';
+import { BlobNotFoundError, readSpan, type BlobStore, type ReadRange, type UploadSession } from './blob-store';
 import { BlobStoreDecorator } from './blob-store-decorator';
 
 export interface SmallBlobCacheOptions {
@@ -57,6 +57,36 @@ export class SmallBlobCache extends BlobStoreDecorator {
     await this.inner.writeAll(digest, data);
     // A copy: `data` is often a view into a whole gRPC request, which must not stay alive for it.
     if (data.byteLength <= this.maxBlobBytes) this.keep(digest, Buffer.from(data));
+  }
+
+  /**
+   * A small upload started from its first byte is kept once committed (the wrapped
+   * store verified it): Bazel 4 sends every Action and Command by ByteStream, and
+   * Execute reads both right after. Resumed or large uploads pass straight through.
+   */
+  override async openUpload(digest: BlobDigest, uploadId: string): Promise<UploadSession> {
+    const session = await this.inner.openUpload(digest, uploadId);
+    if (digest.size > this.maxBlobBytes || session.committedSize !== 0) return session;
+    const chunks: Buffer[] = [];
+    let usable = true;
+    return {
+      get committedSize() {
+        return session.committedSize;
+      },
+      append: (chunk) => {
+        // A copy, in order of arrival (the order the store writes them); a refused append spoils it.
+        chunks.push(Buffer.from(chunk));
+        return session.append(chunk).catch((err) => {
+          usable = false;
+          throw err;
+        });
+      },
+      commit: async () => {
+        await session.commit();
+        if (usable) this.keep(digest, Buffer.concat(chunks));
+      },
+      abort: () => session.abort(),
+    };
   }
 
   override async delete(digest: BlobDigest): Promise<boolean> {

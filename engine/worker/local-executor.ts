@@ -3,9 +3,9 @@
 // exec root whatever happened. How the process runs (launcher, sandbox, WASI)
 // is the Runner's business; result shaping, metadata and caching are
 // decorators (engine/execution/).
-import { mkdir, readdir, rm, rmdir, stat, chmod } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { DIGEST_FUNCTIONS, toWireDigest } from '../digest';
 import { GrpcError, internal, invalidArgument } from '../grpc/status';
@@ -18,6 +18,8 @@ import { inputDigest, planInputTree } from './input-tree';
 import { collectOutputs, prepareOutputDirs, requestedOutputs, uploadFile, validateCommand } from './outputs';
 import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
+import { removeTree } from './remove-tree';
+import { TreeRemover } from './tree-remover';
 import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
@@ -41,8 +43,14 @@ export class LocalExecutor implements Executor {
   private readonly workerName: string;
   /** Store inodes hard-linked into running actions: later holders compare against the first one's stats. */
   private readonly links = new LinkLedger();
+  /** Removes exec roots off the main thread. */
+  private readonly remover = new TreeRemover();
 
-  private constructor(private readonly opts: LocalExecutorOptions) {
+  private constructor(
+    private readonly opts: LocalExecutorOptions,
+    /** buildRoot's canonical path, resolved once: outputs are checked against it (lstatNoFollow). */
+    private readonly realBuildRoot: string,
+  ) {
     this.clock = opts.clock ?? systemClock;
     this.runner = opts.runner ?? new ProcessRunner();
     this.workerName = opts.workerName ?? `kiln@${hostname()}`;
@@ -52,7 +60,7 @@ export class LocalExecutor implements Executor {
     // Exec roots left by a crash: nothing in them is worth keeping.
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
-    const executor = new LocalExecutor(opts);
+    const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
     return executor;
@@ -74,12 +82,15 @@ export class LocalExecutor implements Executor {
   /** Staging → runner → collection. */
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
+    // Started with the first action, not at start (an idle engine keeps its ~9 MiB), and up by its end.
+    this.remover.warm();
     const now = () => this.clock.now();
     const t: Partial<ExecutionTimings> = { workerStart: now() };
     const { command } = action;
     const fn = action.actionDigest.fn;
     const inputRoot = inputDigest(action.action.inputRootDigest, DIGEST_FUNCTIONS[fn], 'input_root_digest');
     const execRoot = join(this.opts.buildRoot, safeFolderName(action.id));
+    const realWorkDir = join(this.realBuildRoot, safeFolderName(action.id), command.workingDirectory);
     let release = () => {};
     let staged: StagingResult | undefined;
     let checked = false;
@@ -100,19 +111,21 @@ export class LocalExecutor implements Executor {
       staged = await stageInputs(store, plan, execRoot, this.links, { outOfReach });
       const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
-      await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
+      const outputFolders = await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
+      // Staging and prepareOutputDirs made every folder there is (some of the latter may repeat the plan's).
+      const stagedFolders = [...new Set([...plan.directories, ...outputFolders.map((f) => posix.join(command.workingDirectory, f))])];
       t.inputFetchCompleted = now();
 
       t.executionStart = now();
       hooks.onStage?.('running', t.executionStart);
-      const exit = await this.runCommand(action, execRoot, signal);
+      const exit = await this.runCommand(action, execRoot, signal, stagedFolders);
       t.executionCompleted = now();
 
       t.outputUploadStart = now();
       hooks.onStage?.('uploading-outputs', t.outputUploadStart);
       const tampered = await this.dropTampered(action.id, execRoot, staged.linked);
       checked = true;
-      const collected = await collectOutputs(store, workDir, outputs, fn);
+      const collected = await collectOutputs(store, workDir, outputs, fn, realWorkDir);
       const stdoutDigest = await this.uploadLog(action.logs.stdout.path, fn);
       const stderrDigest = await this.uploadLog(action.logs.stderr.path, fn);
       t.outputUploadCompleted = now();
@@ -144,7 +157,10 @@ export class LocalExecutor implements Executor {
         releaseLinks(this.links, staged.linked);
       }
       release();
-      await removeTree(execRoot).catch((err) => this.opts.log?.(`kiln: could not remove ${execRoot}: ${(err as Error).message}`));
+      await this.remover
+        .remove(execRoot)
+        .catch(() => removeTree(execRoot))
+        .catch((err) => this.opts.log?.(`kiln: could not remove ${execRoot}: ${(err as Error).message}`));
     }
   }
 
@@ -158,7 +174,7 @@ export class LocalExecutor implements Executor {
     return tampered;
   }
 
-  private async runCommand(action: PreparedAction, execRoot: string, signal: AbortSignal): Promise<RunExit> {
+  private async runCommand(action: PreparedAction, execRoot: string, signal: AbortSignal, stagedFolders: readonly string[]): Promise<RunExit> {
     const env: Record<string, string> = {};
     for (const e of action.command.environmentVariables) env[e.name ?? ''] = e.value ?? '';
     if (signal.aborted) return { exitCode: 0, timedOut: false, killed: true };
@@ -175,6 +191,7 @@ export class LocalExecutor implements Executor {
         stderr: action.logs.stderr,
         timeoutMs: action.timeoutMs,
         platform: effectivePlatformProperties(action.action, action.command),
+        stagedFolders,
       });
       if (exit.spawnError) {
         await action.logs.stderr.write(`kiln: could not start ${JSON.stringify(action.command.arguments[0])}: ${exit.spawnError}\n`);
@@ -197,6 +214,7 @@ export class LocalExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    await this.remover.close();
     await this.runner.close();
     // Empty now: not left behind (a build folder in /var/tmp is made again, and checked, at the next start).
     await rmdir(this.opts.buildRoot).catch(() => {});
@@ -206,23 +224,4 @@ export class LocalExecutor implements Executor {
 /** Operation ids are UUIDs, but never trust a name that becomes a path. */
 function safeFolderName(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || 'action';
-}
-
-/** rm -rf that also copes with read-only directories an action left behind (for non-root users). */
-async function removeTree(path: string): Promise<void> {
-  try {
-    await rm(path, { recursive: true, force: true });
-  } catch {
-    await makeWritable(path);
-    await rm(path, { recursive: true, force: true });
-  }
-}
-
-async function makeWritable(path: string): Promise<void> {
-  try {
-    await chmod(path, 0o755);
-    for (const e of await readdir(path, { withFileTypes: true })) if (e.isDirectory()) await makeWritable(join(path, e.name));
-  } catch {
-    /* best effort */
-  }
 }

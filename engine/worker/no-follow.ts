@@ -4,7 +4,7 @@
 // it is walked one segment at a time with lstat: a symlink or a file where a
 // directory is expected stops the walk instead of being followed.
 import { constants, type ReadStream, type Stats } from 'node:fs';
-import { lstat, mkdir, open } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -54,10 +54,10 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 
 /**
  * What the caller already knows is at a path below `base` (because it made it
- * there itself and nothing else has run since), so no lstat is needed;
- * undefined when it does not know.
+ * there itself and nothing else has run since), so no lstat is needed:
+ * 'absent' when it knows nothing is there, undefined when it does not know.
  */
-export type KnownEntries = (rel: string) => 'directory' | 'file' | 'symlink' | undefined;
+export type KnownEntries = (rel: string) => 'directory' | 'file' | 'symlink' | 'absent' | undefined;
 
 /**
  * Creates base/rel and its missing parents (like mkdir -p) without following
@@ -73,10 +73,12 @@ export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEnt
     relSoFar = relSoFar ? `${relSoFar}/${seg}` : seg;
     const kind = known?.(relSoFar);
     if (kind === 'directory') continue;
-    if (kind) throw new NotADirectoryOnPath(relSoFar, kind);
-    const st = await lstatOrUndefined(path);
-    if (st?.isDirectory()) continue;
-    if (st) throw new NotADirectoryOnPath(relSoFar, st.isSymbolicLink() ? 'symlink' : 'file');
+    if (kind && kind !== 'absent') throw new NotADirectoryOnPath(relSoFar, kind);
+    if (kind === undefined) {
+      const st = await lstatOrUndefined(path);
+      if (st?.isDirectory()) continue;
+      if (st) throw new NotADirectoryOnPath(relSoFar, st.isSymbolicLink() ? 'symlink' : 'file');
+    }
     try {
       await mkdir(path, { mode: 0o755 });
     } catch (err) {
@@ -90,10 +92,21 @@ export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEnt
  * lstat of base/rel, but only if every parent segment is a real directory:
  * undefined when the path does not exist or a parent is a symlink or a file.
  * The last segment itself is not followed either (it may be a symlink).
+ *
+ * With `realBase` (base's canonical path, from a source the action cannot
+ * change) the parents are checked with one realpath instead of an lstat per
+ * segment: `rel` has no '.', '..' or empty segments, so the parent resolves to
+ * exactly realBase/parent only when no segment on the way is a symlink.
  */
-export async function lstatNoFollow(base: string, rel: string): Promise<Stats | undefined> {
+export async function lstatNoFollow(base: string, rel: string, realBase?: string): Promise<Stats | undefined> {
   if (rel === '') return lstatOrUndefined(base);
   const segs = rel.split('/');
+  if (realBase !== undefined && segs.length > 1) {
+    const parent = segs.slice(0, -1).join('/');
+    const resolved = await realpath(join(realBase, parent)).catch(() => undefined);
+    if (resolved !== join(realBase, parent)) return undefined;
+    return lstatOrUndefined(join(realBase, rel));
+  }
   let path = base;
   for (const seg of segs.slice(0, -1)) {
     path = join(path, seg);

@@ -66,8 +66,11 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
   }
 }
 
-/** Creates the parent folders of every output (and, for v2.0, not the output directories themselves). */
-export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<void> {
+/**
+ * Creates the parent folders of every output (and, for v2.0, not the output directories
+ * themselves). Returns the folders that now exist on the outputs' paths, relative to workDir.
+ */
+export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<string[]> {
   const made = new Set<string>();
   // What staging made needs no lstat, nor does a folder made here for an earlier output.
   const knownOrMade: KnownEntries = (rel) => (made.has(rel) ? 'directory' : known?.(rel));
@@ -86,6 +89,7 @@ export async function prepareOutputDirs(workDir: string, outputs: RequestedOutpu
       );
     }
   }
+  return [...made];
 }
 
 export interface CollectedOutputs {
@@ -145,17 +149,19 @@ async function uploadMessage<T>(store: BlobStore, type: { encode(m: T): { finish
   return { digest, bytes };
 }
 
+/** `realWorkDir`: workDir's canonical path, if the caller knows it from outside the action's reach (see lstatNoFollow). */
 export async function collectOutputs(
   store: BlobStore,
   workDir: string,
   outputs: RequestedOutput[],
   fn: DigestFunctionName,
+  realWorkDir?: string,
 ): Promise<CollectedOutputs> {
   const result: CollectedOutputs = { files: [], directories: [], symlinks: [], summary: [] };
   for (const o of outputs) {
     const abs = o.path === '' ? workDir : join(workDir, o.path);
     // Parents are walked without following symlinks, so an action cannot point an output outside the exec root.
-    const st = await lstatNoFollow(workDir, o.path);
+    const st = await lstatNoFollow(workDir, o.path, realWorkDir);
     if (!st) continue; // not produced (or behind a symlink): simply absent from the result
     if (st.isSymbolicLink()) {
       const target = await readTarget(abs, o.path);

@@ -7,11 +7,12 @@
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
 import { chmod, copyFile, link, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionName } from '../digest';
 import { missingBlobs } from '../grpc/status';
+import { SyncBudget } from '../util/sync-batches';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
 import { LinkLedger } from './link-ledger';
@@ -85,8 +86,20 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
   const kiln = process.getuid?.();
   // Parents come before children in the plan (the exec root itself, '', first), so
   // one mkdir each is enough: no recursive mkdir and its extra stat per folder.
-  // The exec root is closed to others from the start (0700): nobody but its action may look in, even while it is staged.
-  for (const dir of plan.directories) await mkdir(join(execRoot, dir), { mode: dir === '' ? 0o700 : 0o755 });
+  // The exec root itself is made through the thread pool: its parent, the build
+  // folder, is locked by the kernel while other exec roots are made and removed
+  // there (by the TreeRemover's thread), so that mkdir may wait. The folders inside
+  // are uncontended and cheap: synchronous, in bounded batches (util/sync-batches.ts).
+  const budget = new SyncBudget();
+  for (const dir of plan.directories) {
+    if (dir === '') {
+      // Closed to others from the start: nobody but its action may look in, even while it is staged.
+      await mkdir(execRoot, { mode: 0o700 });
+      continue;
+    }
+    mkdirSync(join(execRoot, dir), { mode: 0o755 });
+    await budget.spent();
+  }
 
   let copied = 0;
   let linkingWorks = true;
@@ -151,8 +164,9 @@ async function copyFileChecked(store: BlobStore, ledger: LinkLedger, source: str
 
 /**
  * What staging `plan` put in the exec root, as seen from `workingDirectory`:
- * before the action runs that is exactly what is there, so output folders can
- * be made without an lstat per path segment. Built on first use.
+ * before the action runs that is exactly what is there (anything else is
+ * absent), so output folders can be made without an lstat per path segment.
+ * Built on first use.
  */
 export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownEntries {
   let kinds: Map<string, 'directory' | 'file' | 'symlink'> | undefined;
@@ -164,7 +178,7 @@ export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownE
       for (const f of plan.files) kinds.set(f.path, 'file');
       for (const l of plan.symlinks) kinds.set(l.path, 'symlink');
     }
-    return kinds.get(prefix + rel);
+    return kinds.get(prefix + rel) ?? 'absent';
   };
 }
 

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../engine/clock';
 import { DigestMismatchError } from '../../engine/store/blob-store';
 import { DiskBlobStore } from '../../engine/store/disk-store';
+import { INLINE_HASH_BYTES } from '../../engine/store/disk-uploads';
 import { blob, tempDir } from './helpers';
 
 let dir: string;
@@ -107,6 +108,29 @@ describe('DiskBlobStore resumable uploads', () => {
     expect(await store.has(digest)).toBe(false);
     expect(await uploadsDir()).toEqual([]);
     await expect(s.append(Buffer.from('x'))).rejects.toThrow(/already committed or aborted/);
+  });
+
+  // Small SHA-256 uploads are hashed inline, larger ones on the worker thread: both verify, and both resume.
+  it.each([
+    ['inline', INLINE_HASH_BYTES],
+    ['on the worker', INLINE_HASH_BYTES + 1],
+  ])('a %s-hashed SHA-256 upload of its size limit verifies, refuses a wrong byte and resumes after a restart', async (_how, size) => {
+    const text = 'k'.repeat(size - 1) + 'x';
+    const { data, digest } = await blob(text);
+    const crashed = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock });
+    const bad = await crashed.openUpload(digest, 'bad');
+    await bad.append(Buffer.concat([data.subarray(0, size - 1), Buffer.from('y')]));
+    await expect(bad.commit()).rejects.toBeInstanceOf(DigestMismatchError);
+    const s = await crashed.openUpload(digest, 'good');
+    await s.append(data.subarray(0, 1000));
+    // The process dies here; the next one resumes from the partial file.
+    const store = await openStore();
+    const resumed = await store.openUpload(digest, 'good');
+    expect(resumed.committedSize).toBe(1000);
+    await resumed.append(data.subarray(1000));
+    await resumed.commit();
+    expect(await store.readAll(digest)).toEqual(data);
+    expect(await uploadsDir()).toEqual([]);
   });
 
   it('rejects bytes beyond the declared size and a commit short of it', async () => {

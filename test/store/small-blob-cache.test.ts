@@ -33,6 +33,39 @@ describe('SmallBlobCache', () => {
     expect(inner.reads).toBe(1);
   });
 
+  it('keeps a small blob uploaded in chunks from its first byte, once the store has verified it', async () => {
+    const inner = new CountingStore();
+    const cache = new SmallBlobCache(inner);
+    const { data, digest } = await blob('an Action proto sent by ByteStream');
+    const upload = await cache.openUpload(digest, 'u1');
+    const first = Buffer.from(data.subarray(0, 10));
+    await upload.append(first);
+    first.fill(0); // the gRPC layer's buffer, reused
+    await upload.append(data.subarray(10));
+    await upload.commit();
+    expect(await cache.readAll(digest)).toEqual(data);
+    expect(inner.reads).toBe(0);
+
+    // A wrong upload is refused by the store and kept nowhere.
+    const other = await blob('the declared bytes');
+    const bad = await cache.openUpload(other.digest, 'u2');
+    await bad.append(Buffer.from('THE declared bytes'));
+    await expect(bad.commit()).rejects.toThrow();
+    await expect(cache.readAll(other.digest)).rejects.toBeInstanceOf(BlobNotFoundError);
+
+    // A resumed upload (bytes before this session unseen) is read from the store.
+    inner.reads = 0;
+    const resumed = await blob('resumed after a dropped stream');
+    const s1 = await cache.openUpload(resumed.digest, 'u3');
+    await s1.append(resumed.data.subarray(0, 7));
+    const s2 = await cache.openUpload(resumed.digest, 'u3');
+    expect(s2.committedSize).toBe(7);
+    await s2.append(resumed.data.subarray(7));
+    await s2.commit();
+    expect(await cache.readAll(resumed.digest)).toEqual(resumed.data);
+    expect(inner.reads).toBe(1);
+  });
+
   it('never serves a blob the wrapped store no longer holds (evicted, deleted behind its back)', async () => {
     const inner = new CountingStore();
     const cache = new SmallBlobCache(inner);

@@ -1,6 +1,6 @@
 // The worker against actions and trees that try to reach past the exec root or
 // corrupt the store through a shared inode. Real processes, a real disk store.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,33 @@ describe('outputs never follow a symlink out of the exec root', () => {
     expect(r.result.outputFiles).toEqual([]);
     expect(r.result.outputSymlinks.map((s) => [s.path, s.target])).toEqual([['out', outside]]);
     expect(await store.has(await digestOf(Buffer.from('not for the CAS')))).toBe(false);
+  });
+
+  it('omits an output whose middle folder the action turned into a symlink inside the exec root', async () => {
+    const a = await prepare(
+      command(['sh', '-c', 'mkdir -p other/bin && echo moved > other/bin/out.txt && rm -rf a/b && ln -s ../other a/b'], {
+        environmentVariables: PATH,
+        outputPaths: ['a/b/bin/out.txt', 'a/kept.txt'],
+      }),
+      { a: { b: { bin: {} }, 'kept.txt': 'kept' } },
+    );
+    const r = await run(a);
+    expect(r.result.exitCode).toBe(0);
+    // Only the output whose path holds no symlink is collected.
+    expect(r.result.outputFiles.map((f) => f.path)).toEqual(['a/kept.txt']);
+  });
+
+  it('collects outputs when the build root itself is reached through a symlink', async () => {
+    const real = join(root, 'real-build');
+    mkdirSync(real, { recursive: true });
+    const viaLink = join(root, 'build-link');
+    symlinkSync(real, viaLink);
+    const linked = new ResultShapingExecutor(await LocalExecutor.create({ store, buildRoot: viaLink, runner }));
+    const a = await prepare(command(['sh', '-c', 'echo deep > bazel-out/bin/out.txt'], { environmentVariables: PATH, outputPaths: ['bazel-out/bin/out.txt'] }), {});
+    const r = await linked.run(a, new AbortController().signal);
+    expect(r.result.exitCode).toBe(0);
+    expect(r.result.outputFiles.map((f) => f.path)).toEqual(['bazel-out/bin/out.txt']);
+    expect(r.result.outputFiles[0].digest?.hash).toBe((await digestOf(Buffer.from('deep\n'))).hash);
   });
 
   it('refuses an output whose parent is an input symlink, creating nothing through it', async () => {
