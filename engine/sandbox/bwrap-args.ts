@@ -90,8 +90,11 @@ export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   // that only waits, cost ~3 ms of CPU per action). It dies with bwrap (and
   // bwrap with the launcher), and when it ends the kernel kills everything
   // else in the namespace: a setsid'd or daemonised child cannot outlive the action.
-  // A new session keeps the action off the launcher's terminal (TIOCSTI).
-  args.push('--as-pid-1', '--die-with-parent', '--new-session', '--hostname', 'kiln-sandbox');
+  // No --new-session: the launcher starts bwrap as the leader of a session of
+  // its own with no terminal (detached), so there is no terminal to reach
+  // (TIOCSTI), and staying in bwrap's process group is what lets the
+  // launcher's pause (SIGSTOP), resume and signals reach the action.
+  args.push('--as-pid-1', '--die-with-parent', '--hostname', 'kiln-sandbox');
   // The action gets exactly the Command's environment (Bazel sets PWD=/proc/self/cwd): see PRELUDE.
   const pwd = cmd.pwd === undefined ? '-' : `=${cmd.pwd}`;
   args.push('--', PRELUDE_SHELL, '-c', PRELUDE, PRELUDE_NAME, String(cmd.cgroupFds ?? 0), pwd, ...cmd.argv);

@@ -5,7 +5,7 @@
 // action started with it, and the cgroup teardown kills anything left.
 import { open } from 'node:fs/promises';
 import { GrpcError, Status } from '../grpc/status';
-import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
+import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
 import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
@@ -111,6 +111,11 @@ export class SandboxRunner implements Runner {
   kill(id: string): void {
     if (this.preparing.has(id)) this.cancelledEarly.add(id);
     this.opts.inner.kill(id);
+  }
+
+  /** Pause, resume and signals from the farm and the dashboard: bwrap's process group holds the whole sandbox (bwrap-args.ts). */
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.opts.inner.signal?.(id, signal) ?? false;
   }
 
   ready(): RunnerReadiness {
