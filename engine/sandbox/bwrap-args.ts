@@ -40,17 +40,23 @@ export const PRELUDE_SHELL = '/bin/sh';
 export const PRELUDE_NAME = 'kiln-action';
 
 /**
- * Runs inside the sandbox, as the action's first process, then execs the
- * action (one exec, where an outside join script plus env cost two): joins
- * the cgroups through the inherited fds ("0" is the writer itself, whatever
- * its pid inside the namespace) and closes them, so every process of the
- * action is born inside; then puts PWD back as the Command has it ("=value")
- * or removes it ("-"): bwrap always sets it, and the shell would too.
+ * Runs inside the sandbox as its PID 1 (bwrap --as-pid-1: no bwrap init in
+ * front of it), then runs the action as its child and waits for it: joins the
+ * cgroups through the inherited fds ("0" is the writer itself, whatever its
+ * pid inside the namespace) and closes them, so every process of the action is
+ * born inside; then puts PWD back as the Command has it ("=value") or removes
+ * it ("-"): bwrap always sets it, and the shell would too.
+ * The action is forked, not exec'd: as PID 1 it would be immune to its own
+ * default-action signals (`kill $$`, abort() would turn into SIGSEGV, a
+ * broken pipe into EPIPE); as PID 1's child it behaves as it does outside. The
+ * shell reaps what gets orphaned into it while it waits, exits with the
+ * action's status (128+N for a signal, as bwrap's init did) and, as PID 1,
+ * takes everything left in the namespace with it.
  * Arguments: the number of cgroup fds, the PWD word, then the argv.
  */
 export const PRELUDE =
   'i=0; while [ "$i" -lt "$1" ]; do fd=$((i+4)); eval "echo 0 >&$fd && exec $fd>&-" || exit 125; i=$((i+1)); done; ' +
-  'shift; if [ "$1" = - ]; then unset PWD; else export PWD="${1#=}"; fi; shift; exec "$@"';
+  'shift; if [ "$1" = - ]; then unset PWD; else export PWD="${1#=}"; fi; shift; "$@"; exit $?';
 
 /** Files of the system only root may read, masked when present. */
 export const SECRET_FILES = ['/etc/shadow', '/etc/gshadow', '/etc/shadow-', '/etc/gshadow-'];
@@ -80,10 +86,15 @@ export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   // could remount the system writable, or mknod and mount a disk.
   args.push('--cap-drop', 'ALL');
   if (!cmd.network) args.push('--unshare-net');
-  // The sandbox's init dies with bwrap, and the kernel then kills everything in
-  // the PID namespace: a setsid'd or daemonised child cannot outlive the action.
-  // A new session keeps the action off the launcher's terminal (TIOCSTI).
-  args.push('--die-with-parent', '--new-session', '--hostname', 'kiln-sandbox');
+  // The prelude is the PID namespace's init (bwrap's own init, a fork of bwrap
+  // that only waits, cost ~3 ms of CPU per action). It dies with bwrap (and
+  // bwrap with the launcher), and when it ends the kernel kills everything
+  // else in the namespace: a setsid'd or daemonised child cannot outlive the action.
+  // No --new-session: the launcher starts bwrap as the leader of a session of
+  // its own with no terminal (detached), so there is no terminal to reach
+  // (TIOCSTI), and staying in bwrap's process group is what lets the
+  // launcher's pause (SIGSTOP), resume and signals reach the action.
+  args.push('--as-pid-1', '--die-with-parent', '--hostname', 'kiln-sandbox');
   // The action gets exactly the Command's environment (Bazel sets PWD=/proc/self/cwd): see PRELUDE.
   const pwd = cmd.pwd === undefined ? '-' : `=${cmd.pwd}`;
   args.push('--', PRELUDE_SHELL, '-c', PRELUDE, PRELUDE_NAME, String(cmd.cgroupFds ?? 0), pwd, ...cmd.argv);

@@ -5,7 +5,7 @@
 // action started with it, and the cgroup teardown kills anything left.
 import { open } from 'node:fs/promises';
 import { GrpcError, Status } from '../grpc/status';
-import type { RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
+import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
 import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
@@ -84,13 +84,13 @@ export class SandboxRunner implements Runner {
    * bwrap reports a sandbox it could not make as exit 1 with a "bwrap: " line
    * (Kiln's failure, not the action's); the prelude's shell reports a program
    * that is not there (or not executable) as 127/126 with a
-   * "kiln-action: 1: exec: " line (the action's spawn error).
+   * "kiln-action: 1: gcc: not found" line (the action's spawn error).
    */
   private async explainBwrapFailure(exit: RunExit, req: RunRequest): Promise<RunExit> {
     if (![1, 125, 126, 127].includes(exit.exitCode) || !req.stderr.path) return exit;
     const last = (await tail(req.stderr.path)).trimEnd().split('\n').at(-1) ?? '';
-    const notStarted = new RegExp(`^${PRELUDE_NAME}: \\d+: exec: (.*)$`).exec(last);
-    if (exit.exitCode !== 1 && notStarted) return { ...exit, exitCode: SPAWN_FAILURE_EXIT_CODE, spawnError: notStarted[1] };
+    const notStarted = new RegExp(`^${PRELUDE_NAME}: \\d+: (?:exec: )?(.*)$`).exec(last);
+    if ((exit.exitCode === 126 || exit.exitCode === 127) && notStarted) return { ...exit, exitCode: SPAWN_FAILURE_EXIT_CODE, spawnError: notStarted[1] };
     if (exit.exitCode === 125 && last.startsWith(`${PRELUDE_NAME}: `)) throw new Error(`could not put the action in its cgroup: ${last}`);
     if (exit.exitCode === 1 && last.startsWith('bwrap: ')) throw new Error(`could not make the sandbox: ${last.slice('bwrap: '.length)}`);
     return exit;
@@ -111,6 +111,11 @@ export class SandboxRunner implements Runner {
   kill(id: string): void {
     if (this.preparing.has(id)) this.cancelledEarly.add(id);
     this.opts.inner.kill(id);
+  }
+
+  /** Pause, resume and signals from the farm and the dashboard: bwrap's process group holds the whole sandbox (bwrap-args.ts). */
+  signal(id: string, signal: ActionSignal): boolean {
+    return this.opts.inner.signal?.(id, signal) ?? false;
   }
 
   ready(): RunnerReadiness {

@@ -1,12 +1,14 @@
 // The sandbox's bench row: what bubblewrap (and its cgroup) add to one trivial
 // uncached action. Two Kilns run side by side, one with --sandbox off and one
 // with --sandbox on, and the same client alternates rounds of round trips
-// between them, so both see the same load. The CPU figure is what the
-// actions cost their launcher's finished children (bwrap, its init, the
-// prelude shell and the action), per action.
+// between them, so both see the same load. The CPU figure is everything each
+// Kiln spent per action, the engine, its launcher and every process of the
+// action (cpu-account.ts), where the bench can make a cpuacct group; elsewhere
+// only what the launcher reaped (bwrap and what it waited for).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { median, spread } from './lib';
+import { CpuAccount } from './cpu-account';
 import { ClientProcess, childPids, reapedCpuMs, startKiln, type Server } from './processes';
 import { fmt, fmtSpread, verdict, type Row } from './report';
 
@@ -21,8 +23,8 @@ export function sandboxMissing(): string | undefined {
   return undefined;
 }
 
-/** The actions' CPU so far: everything the engine's launcher processes have reaped. */
-function actionsCpuMs(server: Server): number {
+/** The actions' CPU so far, fallback: everything the engine's launcher processes have reaped. */
+function reapedByLaunchersMs(server: Server): number {
   return childPids(server.pid).reduce((sum, pid) => sum + reapedCpuMs(pid), 0);
 }
 
@@ -32,20 +34,31 @@ export async function sandboxRows(root: string, sizes: { rounds: number; perRoun
   const boxed = await startKiln(join(root, 'sandbox-on'), ['--sandbox', 'on']);
   servers.push(boxed);
   log(`sandbox: kiln serve --sandbox off pid ${plain.pid}, --sandbox on pid ${boxed.pid}; ${sizes.rounds} alternating rounds of ${sizes.perRound}`);
+  const accounts = new Map<Server, CpuAccount>();
+  for (const server of [plain, boxed]) {
+    const account = CpuAccount.around([server.pid, ...childPids(server.pid)], `kiln-bench-${server.pid}`);
+    if (account) accounts.set(server, account);
+  }
+  const whole = accounts.size === 2;
+  const cpuMs = (server: Server) => (whole ? accounts.get(server)!.usageMs() : reapedByLaunchersMs(server));
   const client = new ClientProcess();
   const wall = { off: [] as number[], on: [] as number[] };
   const cpu = { off: [] as number[], on: [] as number[] };
   try {
     for (let r = 0; r < sizes.rounds; r++) {
       for (const [name, server] of [['off', plain], ['on', boxed]] as const) {
-        const before = actionsCpuMs(server);
+        const before = cpuMs(server);
         const trips = await client.run({ kind: 'roundTrips', address: server.address, count: sizes.perRound, warmup: 5 });
         wall[name].push(median(trips.map((t) => t.total)));
-        cpu[name].push((actionsCpuMs(server) - before) / (sizes.perRound + 5));
+        cpu[name].push((cpuMs(server) - before) / (sizes.perRound + 5));
       }
     }
   } finally {
     client.close();
+    if (accounts.size) {
+      await Promise.all([plain.stop(), boxed.stop()]);
+      for (const account of accounts.values()) account.close();
+    }
   }
   const off = spread(wall.off);
   const on = spread(wall.on);
@@ -66,7 +79,9 @@ export async function sandboxRows(root: string, sizes: { rounds: number; perRoun
     },
     {
       id: 'sandbox-cpu',
-      metric: '  CPU of the action\'s processes per action (ms; bwrap, init, prelude, action)',
+      metric: whole
+        ? '  CPU per action, engine + launcher + every process of the action (ms, cpuacct)'
+        : '  CPU of the processes the launcher reaped per action (ms; misses what bwrap does not reap)',
       kiln: fmtSpread(cpuOn, 2),
       baseline: `${fmtSpread(cpuOff, 2)} unsandboxed`,
       comparison: `+${fmt(cpuOn.median - cpuOff.median, 2)} ms`,

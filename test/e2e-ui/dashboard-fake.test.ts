@@ -54,7 +54,7 @@ describe.skipIf(chromiumMissing)('dashboard (fake API)', () => {
     expect(await page.textContent('[data-testid="slot"][data-busy="true"]')).toMatch(/\/\/app\/feature\d+:build/);
     // Whether actions are sandboxed, and why not.
     await expect.poll(() => page.getAttribute('[data-testid="sandbox"]', 'data-enabled'), { timeout: TIMEOUT }).toBe('false');
-    expect(await page.textContent('[data-testid="sandbox"]')).toMatch(/Not sandboxed.*--sandbox on/s);
+    expect(await page.textContent('[data-testid="sandbox"]')).toMatch(/Not sandboxed.*apt-get install bubblewrap/s);
     await shot('workers-light');
   }, TIMEOUT);
 

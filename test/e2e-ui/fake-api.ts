@@ -242,8 +242,12 @@ export async function startFakeApi(
       cacheBudgetBytes: budgetBytes,
       instanceNames: lan ? ['', 'ci'] : [''],
       sandbox: lan
-        ? { enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and this is LAN mode', limits: 'cgroup v1: memory, cpus, pids' }
-        : { enabled: false, mode: 'auto', reason: 'sandbox: auto sandboxes in LAN mode only; on loopback actions run unsandboxed (use --sandbox on to sandbox them too)' },
+        ? { enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and bubblewrap works here (LAN mode)', limits: 'cgroup v1: memory, cpus, pids' }
+        : {
+            enabled: false,
+            mode: 'auto',
+            reason: "sandbox: auto, but bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap); actions run unsandboxed, as Kiln's user, and can read what it can",
+          },
       running: 1,
       ...(opts.remotes
         ? {

@@ -1,7 +1,7 @@
 // The polite farm on a real engine: mode, pause and per-action signals through
 // the HTTP API, on a real running action (its CPU time stops growing while
 // paused), health, /api/status and Prometheus.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActionDetail, ApiStatus } from '../../engine/common/api-types';
@@ -68,14 +68,30 @@ async function gain(pid: number, ms: number): Promise<number> {
 
 /** Starts a spinning action through Execute; resolves with its id, pid and the Execute call's end. */
 async function spinningAction(te: TestEngine, salt: string) {
-  const digest = await uploadAction(te.clients, { argv: ['/bin/sh', '-c', 'echo $$; while :; do :; done'], doNotCache: true, salt });
+  // The marker (the shell's $0) finds the process on the host: sandboxed (the default), $$ is its pid inside its PID namespace.
+  const marker = `kiln-spin-${salt}-${process.pid}`;
+  const digest = await uploadAction(te.clients, { argv: ['/bin/sh', '-c', 'echo $$; while :; do :; done', marker], doNotCache: true, salt });
   const call = te.clients.execution.execute.collect(executeRequest(digest));
   call.catch(() => {});
   const id = await waitFor(() => te.engine.history.list({ state: 'running', q: '' }).items.find((a) => !seen.has(a.id))?.id, 'the action to run');
   seen.add(id);
   const out = join(te.dataDir, 'logs', `${encodeURIComponent(id)}.stdout`);
-  const pid = Number(await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').endsWith('\n') && readFileSync(out, 'utf8').trim(), 'its pid', 30_000));
-  return { id, pid, call };
+  const innerPid = Number(await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').endsWith('\n') && readFileSync(out, 'utf8').trim(), 'its pid', 30_000));
+  return { id, pid: hostPid(innerPid, marker), call };
+}
+
+/** The host pid of the process that is `innerPid` in its own PID namespace (the last NSpid) and carries the marker. */
+function hostPid(innerPid: number, marker: string): number {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const nspids = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1].trim().split(/\s+/).map(Number);
+      if (nspids?.at(-1) === innerPid && readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').includes(marker)) return Number(name);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  throw new Error(`no process ${innerPid} carrying ${marker}`);
 }
 const seen = new Set<string>();
 

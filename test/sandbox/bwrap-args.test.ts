@@ -43,7 +43,9 @@ describe('bwrapArgs', () => {
 
   it('unshares PID, IPC, UTS and the network, drops every capability, and dies with its parent', () => {
     const opts = optionsOf(bwrapArgs(host, cmd)).split(' ');
-    expect(opts).toEqual(expect.arrayContaining(['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--die-with-parent', '--new-session']));
+    expect(opts).toEqual(expect.arrayContaining(['--unshare-pid', '--as-pid-1', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--die-with-parent']));
+    // The action stays in the process group the launcher signals (pause, resume, TERM).
+    expect(opts).not.toContain('--new-session');
     expect(optionsOf(bwrapArgs(host, cmd))).toContain('--cap-drop ALL');
     expect(optionsOf(bwrapArgs(host, { ...cmd, network: true }))).not.toContain('--unshare-net');
   });

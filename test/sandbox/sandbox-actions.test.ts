@@ -63,6 +63,13 @@ describe.skipIf(!probe.available)(`ordinary actions in the sandbox${probe.availa
     expect(stderr).toMatch(/no-such-compiler/);
   });
 
+  it('ends by its own signals as it would outside (it is not the namespace\'s PID 1, which ignores them)', async () => {
+    const term = await run({ argv: ['/bin/bash', '-c', 'kill -TERM $$; echo survived'] });
+    expect([term.result.exitCode, term.stdout]).toEqual([143, '']);
+    const abort = await run({ argv: ['/bin/bash', '-c', 'kill -ABRT $$; echo survived'] });
+    expect([abort.result.exitCode, abort.stdout]).toEqual([134, '']);
+  });
+
   it('honours the sandbox\'s platform properties and lists the ones nothing reads in the action\'s detail', async () => {
     const digest = await uploadAction(t.clients, { argv: ['/bin/true'], platform: { memory: '1GiB', cpus: '1', memroy: '2GiB', OSFamily: 'Linux' }, salt: 'ignored-props' });
     const ops = await t.clients.execution.execute.collect(executeRequest(digest));

@@ -21,10 +21,17 @@ describe('setUpSandbox', () => {
     expect(wrapped.capabilities()).toMatchObject({ name: 'bubblewrap', honours: { networkIsolation: true, memoryLimit: false } });
   });
 
-  it('auto: off on loopback, saying so and how to turn it on, without probing', () => {
-    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: () => { throw new Error('must not probe'); } });
+  it('auto: on on the desk (loopback) too whenever bubblewrap works, saying why', () => {
+    const inner = new FakeRunner();
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works });
+    expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and bubblewrap works here' });
+    expect(s.wrap(inner)).not.toBe(inner);
+  });
+
+  it('auto on the desk without bubblewrap: runs unsandboxed, not wrapped, and the reason names what is missing', () => {
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: missing });
     expect(s.status).toMatchObject({ enabled: false, mode: 'auto' });
-    expect(s.status.reason).toMatch(/--sandbox on/);
+    expect(s.status.reason).toMatch(/^sandbox: auto, but bubblewrap \(bwrap\) is not installed; install it .*; actions run unsandboxed/);
     const inner = new FakeRunner();
     expect(s.wrap(inner)).toBe(inner);
   });
@@ -66,7 +73,7 @@ describe('the sandbox setting', () => {
 
   it('refuses anything else in one line', () => {
     expect(() => loadConfig({ base: cfg, flags: { sandbox: 'maybe' }, savedSettings: false })).toThrow(
-      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed in LAN mode\), on or off$/,
+      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed where bubblewrap works\), on or off$/,
     );
   });
 });
