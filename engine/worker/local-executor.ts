@@ -110,9 +110,12 @@ export class LocalExecutor implements Executor {
       hooks.onStage?.('uploading-outputs', t.outputUploadStart);
       const tampered = await this.dropTampered(action.id, execRoot, staged.linked);
       checked = true;
-      const collected = await collectOutputs(store, workDir, outputs, fn);
-      const stdoutDigest = await this.uploadLog(action.logs.stdout.path, fn);
-      const stderrDigest = await this.uploadLog(action.logs.stderr.path, fn);
+      // Side by side: each is a file system round trip or more, and none needs another's result.
+      const [collected, stdoutDigest, stderrDigest] = await Promise.all([
+        collectOutputs(store, workDir, outputs, fn),
+        this.uploadLog(action.logs.stdout.path, fn),
+        this.uploadLog(action.logs.stderr.path, fn),
+      ]);
       t.outputUploadCompleted = now();
       t.workerCompleted = now();
 
