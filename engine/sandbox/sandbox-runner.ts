@@ -118,6 +118,11 @@ export class SandboxRunner implements Runner {
     return this.opts.inner.signal?.(id, signal) ?? false;
   }
 
+  /** Starts the inner runner (the launcher) before the first action, as the unsandboxed path does. */
+  warm(): Promise<void> {
+    return this.opts.inner.warm?.() ?? Promise.resolve();
+  }
+
   ready(): RunnerReadiness {
     return this.opts.inner.ready();
   }

@@ -82,6 +82,8 @@ export class LauncherClient {
   constructor(private readonly options: { background?: boolean } = {}) {}
 
   private child?: ChildProcess;
+  /** The launcher process that said it was ready. */
+  private readyChild?: ChildProcess;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
   /** Settles when the running launcher has said it is ready (or has died). */
@@ -123,6 +125,16 @@ export class LauncherClient {
     return this.child?.pid;
   }
 
+  /** Actions it runs now (sent and not yet exited). */
+  get running(): number {
+    return this.pending.size;
+  }
+
+  /** Its launcher process is up and has said it is ready. */
+  get isReady(): boolean {
+    return this.readyChild !== undefined && this.readyChild === this.child;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const child = this.child;
@@ -148,7 +160,10 @@ export class LauncherClient {
     this.child = child;
     let onReady = () => {};
     this.started = new Promise<void>((resolve, reject) => {
-      onReady = resolve;
+      onReady = () => {
+        this.readyChild = child;
+        resolve();
+      };
       child.once('exit', (code, signal) => reject(new LauncherDiedError(`the action launcher exited (${signal ?? code}) while starting`)));
     });
     this.started.catch(() => {}); // nobody may be waiting; a request then fails through 'exit' below

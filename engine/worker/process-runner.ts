@@ -2,22 +2,44 @@
 // long-lived process; see launcher.ts for why the engine does not spawn them
 // itself). The launcher writes stdout/stderr straight into the log files, so
 // this runner needs sinks backed by a local file.
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal, type ActionSignal, type RunExit, type RunRequest, type Runner, type RunnerCapabilities, type RunnerReadiness } from '../execution/runner';
 import { LauncherClient } from './launcher-client';
 
+export interface ProcessRunnerOptions {
+  /**
+   * A second launcher for runs that overlap, started at the first overlap and
+   * used once it is ready. A spawn blocks its launcher's event loop for the
+   * whole fork + exec (3–7 ms here), so one launcher starts actions one after
+   * another; two let spawns proceed on two cores. Default: on with more than one CPU.
+   */
+  spareLauncher?: boolean;
+}
+
 export class ProcessRunner implements Runner {
   private readonly launcher: LauncherClient;
+  /** The second launcher for overlapping runs (spareLauncher); undefined until the first overlap. */
+  private spare?: LauncherClient;
+  private readonly spareAllowed: boolean;
   /** Started on the first background run (polite mode): a launcher that itself runs at nice 19. */
   private backgroundLauncher?: LauncherClient;
 
-  constructor(launcher?: LauncherClient) {
+  constructor(launcher?: LauncherClient, options: ProcessRunnerOptions = {}) {
     this.launcher = launcher ?? new LauncherClient();
+    this.spareAllowed = options.spareLauncher ?? availableParallelism() > 1;
   }
 
   private launcherFor(req: RunRequest): LauncherClient {
-    if (req.priority !== 'background') return this.launcher;
-    return (this.backgroundLauncher ??= new LauncherClient({ background: true }));
+    if (req.priority === 'background') return (this.backgroundLauncher ??= new LauncherClient({ background: true }));
+    const main = this.launcher;
+    if (!this.spareAllowed || main.running === 0) return main;
+    if (!this.spare) {
+      this.spare = new LauncherClient();
+      // Never waited for: runs go to the main launcher until this one is ready.
+      this.spare.warm().catch(() => {});
+    }
+    return this.spare.isReady && this.spare.running < main.running ? this.spare : main;
   }
 
   async run(req: RunRequest): Promise<RunExit> {
@@ -42,11 +64,12 @@ export class ProcessRunner implements Runner {
 
   kill(id: string): void {
     this.launcher.kill(id);
+    this.spare?.kill(id);
     this.backgroundLauncher?.kill(id);
   }
 
   signal(id: string, signal: ActionSignal): boolean {
-    return this.launcher.signal(id, signal) || (this.backgroundLauncher?.signal(id, signal) ?? false);
+    return this.launcher.signal(id, signal) || (this.spare?.signal(id, signal) ?? false) || (this.backgroundLauncher?.signal(id, signal) ?? false);
   }
 
   /** Starts the launcher process now rather than at the first action. */
@@ -63,12 +86,17 @@ export class ProcessRunner implements Runner {
     return { name: 'process', honours: { memoryLimit: false, cpuLimit: false, networkIsolation: false, priority: true } };
   }
 
+  /** The spare launcher's pid once it runs. */
+  get spareLauncherPid(): number | undefined {
+    return this.spare?.pid;
+  }
+
   /** The launcher's pid once it runs (tests kill it to check recovery). */
   get launcherPid(): number | undefined {
     return this.launcher.pid;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.launcher.close(), this.backgroundLauncher?.close()]);
+    await Promise.all([this.launcher.close(), this.spare?.close(), this.backgroundLauncher?.close()]);
   }
 }

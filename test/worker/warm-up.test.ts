@@ -1,0 +1,63 @@
+// The local executor's warm-up at start: one run of /bin/true through the whole
+// local path with the launcher, so the first real action does not pay for
+// first-run costs; it leaves nothing behind and writes nothing to the store.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RunExit, RunRequest, Runner } from '../../engine/execution/runner';
+import { MemoryBlobStore } from '../../engine/store/memory-store';
+import { LocalExecutor } from '../../engine/worker/local-executor';
+import { ProcessRunner } from '../../engine/worker/process-runner';
+import { FakeRunner } from '../execution/fake-runner';
+
+/** Passes everything to the runner it wraps, and remembers what it was asked to run. */
+function recording(inner: Runner): Runner & { argvs: string[][]; exits: RunExit[] } {
+  const argvs: string[][] = [];
+  const exits: RunExit[] = [];
+  return {
+    argvs,
+    exits,
+    async run(req: RunRequest) {
+      argvs.push(req.argv);
+      const exit = await inner.run(req);
+      exits.push(exit);
+      return exit;
+    },
+    kill: (id) => inner.kill(id),
+    ready: () => inner.ready(),
+    capabilities: () => inner.capabilities(),
+    warm: () => inner.warm?.() ?? Promise.resolve(),
+    close: () => inner.close(),
+  };
+}
+
+const root = mkdtempSync(join(tmpdir(), 'kiln-warm-up-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe.skipIf(!existsSync('/bin/true'))('LocalExecutor warm-up at start (needs /bin/true)', () => {
+  it('has run /bin/true through the launcher once when created, leaving the build folder empty and the store untouched', async () => {
+    const runner = recording(new ProcessRunner());
+    const store = new MemoryBlobStore();
+    const buildRoot = join(root, 'process');
+    const executor = await LocalExecutor.create({ store, buildRoot, runner });
+    try {
+      expect(runner.argvs).toEqual([['/bin/true']]);
+      expect(runner.exits[0]).toMatchObject({ exitCode: 0, timedOut: false, killed: false });
+      expect(readdirSync(buildRoot)).toEqual([]);
+      expect(store.stats().blobs).toBe(0);
+    } finally {
+      await executor.close();
+    }
+  });
+
+  it('runs nothing through a runner that is not the launcher', async () => {
+    const fake = new FakeRunner();
+    const executor = await LocalExecutor.create({ store: new MemoryBlobStore(), buildRoot: join(root, 'fake'), runner: fake });
+    try {
+      expect(fake.requests).toEqual([]);
+    } finally {
+      await executor.close();
+    }
+  });
+});
