@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { killProcessesHolding, type FileIdentity } from './process-markers';
+import { killProcessesHolding, killProcessesWorkingIn, type FileIdentity } from './process-markers';
 import type { ExitedMessage, LauncherMessage, LauncherRequest, SignalRequest, SpawnRequest } from './launcher-protocol';
 
 export interface ProcessExit {
@@ -26,6 +26,8 @@ interface Pending {
   pid?: number;
   /** The action's marker (its fd 3; marker-sockets.ts), as the launcher reported it. */
   marker?: FileIdentity;
+  /** Where the action starts: found by it if the launcher dies before reporting pid and marker. */
+  cwd: string;
 }
 
 /** Set in a background launcher's environment: it lowers its own priority first, and every action inherits it. */
@@ -94,7 +96,7 @@ export class LauncherClient {
     if (this.closed) return Promise.reject(new LauncherDiedError('the launcher is closed'));
     if (this.pending.has(req.id)) return Promise.reject(new Error(`action ${req.id} is already running`));
     return new Promise<ProcessExit>((resolve, reject) => {
-      this.pending.set(req.id, { resolve, reject, onStarted });
+      this.pending.set(req.id, { resolve, reject, onStarted, cwd: req.cwd });
       this.send({ type: 'spawn', ...req });
     });
   }
@@ -171,7 +173,9 @@ export class LauncherClient {
       /* reported through 'exit' */
     });
     createInterface({ input: child.stdout! }).on('line', (line) => this.onMessage(line, onReady));
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': it comes once the launcher's stdout is read to its end, so a
+    // 'started' it wrote just before dying has been seen and that group is killed too.
+    child.once('close', (code, signal) => {
       if (this.child === child) this.child = undefined;
       const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
       const lost = [...this.pending.values()];
@@ -180,6 +184,8 @@ export class LauncherClient {
       // and whatever left its group too (it still holds the marker).
       for (const p of lost) if (p.pid) killGroup(p.pid);
       killProcessesHolding(lost.flatMap((p) => (p.marker ? [p.marker] : [])));
+      // Started but not yet reported (the action can run before the launcher writes 'started'): found by its cwd.
+      killProcessesWorkingIn(lost.filter((p) => p.pid === undefined).map((p) => p.cwd));
       for (const p of lost) p.reject(err);
     });
     return child;

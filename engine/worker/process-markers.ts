@@ -7,7 +7,7 @@
 // marker is the fallback that works without cgroups or a PID namespace, and leaves
 // the action's environment exactly as the Command gives it. A process that closes
 // every descriptor still escapes; the stronger tools are the sandbox's job.
-import { fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 /** A file by identity, not by name: what the processes hold open. */
 export interface FileIdentity {
@@ -100,4 +100,46 @@ export function killProcessesHolding(files: FileIdentity[], except: number[] = [
     }
   }
   return killed;
+}
+
+/**
+ * SIGKILLs every process (other than ours) whose working directory is one of
+ * `dirs` or below it; returns how many were killed. The fallback for an action
+ * whose launcher died before it could report the action's pid and marker: the
+ * action was started in its exec root a moment ago and is still there.
+ */
+export function killProcessesWorkingIn(dirs: string[]): number {
+  if (process.platform !== 'linux' || dirs.length === 0) return 0;
+  const inside = (cwd: string) => dirs.some((d) => cwd === d || cwd.startsWith(d.endsWith('/') ? d : `${d}/`));
+  const killed = new Set<number>();
+  for (let round = 0; round < SWEEP_ROUNDS; round++) {
+    let fresh = 0;
+    let pids: string[];
+    try {
+      pids = readdirSync('/proc');
+    } catch {
+      break;
+    }
+    for (const name of pids) {
+      const pid = Number(name);
+      // A process killed in an earlier round may not be gone yet: once is enough.
+      if (!/^\d+$/.test(name) || pid === process.pid || killed.has(pid)) continue;
+      let cwd: string;
+      try {
+        cwd = readlinkSync(`/proc/${name}/cwd`);
+      } catch {
+        continue; // gone, or not ours to look at
+      }
+      if (!inside(cwd)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.add(pid);
+        fresh++;
+      } catch {
+        // ESRCH: it went by itself.
+      }
+    }
+    if (fresh === 0) break;
+  }
+  return killed.size;
 }
