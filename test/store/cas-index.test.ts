@@ -35,3 +35,23 @@ describe('CasIndex', () => {
     expect(idx.lookup('sha256', a.hash, 5)).toBe(digestKey(a));
   });
 });
+
+describe('CasIndex with hashes that share a prefix', () => {
+  it('tells apart, forgets and keeps blobs whose hashes begin alike', () => {
+    const idx = new CasIndex();
+    const h = (tail: string) => `abcdef0${tail.repeat(57)}`;
+    const [x, y, z] = ['1', '2', '3'].map((t): BlobDigest => ({ fn: 'sha256', hash: h(t), size: 7 }));
+    for (const b of [x!, y!, z!]) idx.add(digestKey(b), b.size);
+    expect(idx.lookup('sha256', h('4'), 7)).toBeUndefined();
+    for (const b of [x!, y!, z!]) expect(idx.lookup('sha256', b.hash, 7)).toBe(digestKey(b));
+    idx.remove(digestKey(y!)); // middle of the chain
+    expect(idx.lookup('sha256', y!.hash, 7)).toBeUndefined();
+    idx.remove(digestKey(z!)); // head of the chain (added last)
+    expect(idx.lookup('sha256', z!.hash, 7)).toBeUndefined();
+    expect(idx.lookup('sha256', x!.hash, 7)).toBe(digestKey(x!));
+    idx.remove(digestKey(x!));
+    expect(idx.lookup('sha256', x!.hash, 7)).toBeUndefined();
+    idx.add(digestKey(y!), 7);
+    expect(idx.lookup('sha256', y!.hash, 7)).toBe(digestKey(y!));
+  });
+});
