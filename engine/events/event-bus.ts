@@ -51,7 +51,8 @@ export type KilnEvent =
       stderrDigest?: string;
       message?: string;
     }
-  | { type: 'cache.lookup'; at: number; store: 'ac' | 'cas'; hit: boolean; instance: string }
+  /** `count`: how many lookups with this result the event stands for (1 when absent); FindMissingBlobs reports a call as one hit and one miss event. */
+  | { type: 'cache.lookup'; at: number; store: 'ac' | 'cas'; hit: boolean; instance: string; count?: number }
   | { type: 'blob.written'; at: number; digest: BlobDigest }
   | { type: 'blob.read'; at: number; digest: BlobDigest; bytes: number }
   | { type: 'blob.evicted'; at: number; digest: BlobDigest }

@@ -93,8 +93,8 @@ export class MetricsCollector {
       bus.on('worker.slot', (e) => this.onSlot(e)),
       bus.on('cache.lookup', (e) => {
         const c = e.store === 'ac' ? this.ac : this.cas;
-        if (e.hit) c.hits++;
-        else c.misses++;
+        if (e.hit) c.hits += e.count ?? 1;
+        else c.misses += e.count ?? 1;
       }),
       bus.on('blob.written', (e) => {
         this.bytesIn += e.digest.size;

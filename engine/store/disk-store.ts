@@ -24,7 +24,7 @@ import {
 } from './blob-store';
 import { entryPath, parseDigestKey, scanEntries, shardDir } from './cas-layout';
 import { UploadManager } from './disk-uploads';
-import { LruIndex } from './lru-index';
+import { CasIndex } from './cas-index';
 import { RecencyJournal, loadRecency, rebuildIndex } from './recency-file';
 
 /** Chunk size of read streams; the ByteStream service sends at most 1 MiB per message. */
@@ -51,7 +51,7 @@ export interface DiskBlobStoreOptions {
 
 export class DiskBlobStore implements BlobStore {
   private readonly tmpDir: string;
-  private readonly index = new LruIndex();
+  private readonly index = new CasIndex();
   private readonly journal: RecencyJournal;
   private readonly uploads: UploadManager;
   private readonly events: EventSink;
@@ -125,10 +125,10 @@ export class DiskBlobStore implements BlobStore {
     const missing: BlobDigest[] = [];
     const found: string[] = [];
     for (const d of digests) {
-      if (isEmptyBlob(d)) continue;
-      const key = digestKey(d);
-      if (this.index.has(key)) found.push(key);
-      else missing.push(d);
+      // Looked up by hash, no key built per digest (see cas-index.ts).
+      const key = this.index.lookup(d.fn, d.hash, d.size);
+      if (key !== undefined) found.push(key);
+      else if (!isEmptyBlob(d)) missing.push(d);
     }
     this.touchSoon(found);
     return missing;

@@ -19,6 +19,14 @@ function setup() {
 }
 
 describe('MetricsCollector', () => {
+  it('counts a counted CAS lookup event as that many lookups', () => {
+    const { clock, bus, m } = setup();
+    bus.emit({ type: 'cache.lookup', at: clock.now(), store: 'cas', hit: true, instance: '', count: 5_000 });
+    bus.emit({ type: 'cache.lookup', at: clock.now(), store: 'cas', hit: false, instance: '', count: 1_000 });
+    bus.emit({ type: 'cache.lookup', at: clock.now(), store: 'cas', hit: false, instance: '' });
+    expect(m.snapshot().cas).toEqual({ hits: 5_000, misses: 1_001, rate: 5_000 / 6_001 });
+  });
+
   it('follows a scripted mix of hits, misses, runs, failures and evictions', () => {
     const { clock, bus, m } = setup();
     const t0 = clock.now();

@@ -73,6 +73,22 @@ describe('DiskBlobStore: writing and reading', () => {
     expect(await store.findMissing([digest, other])).toEqual([other]);
   });
 
+  it('FindMissing matches function, hash and size, and reports deleted and vanished blobs missing', async () => {
+    const store = await openStore();
+    const sha = await blob('kept under sha256');
+    const b3 = await blob('kept under blake3', 'blake3');
+    const gone = await blob('deleted later');
+    const vanished = await blob('removed behind the store');
+    for (const b of [sha, b3, gone, vanished]) await store.writeAll(b.digest, b.data);
+    const asBlake3: BlobDigest = { ...sha.digest, fn: 'blake3' };
+    const wrongSize: BlobDigest = { ...b3.digest, size: b3.digest.size + 1 };
+    expect(await store.findMissing([sha.digest, b3.digest, asBlake3, wrongSize])).toEqual([asBlake3, wrongSize]);
+    await store.delete(gone.digest);
+    await unlink(store.pathOf(vanished.digest));
+    await expect(store.readAll(vanished.digest)).rejects.toBeInstanceOf(BlobNotFoundError); // noticed on read
+    expect(await store.findMissing([gone.digest, vanished.digest, sha.digest])).toEqual([gone.digest, vanished.digest]);
+  });
+
   it('rejects content whose hash or size disagrees, leaves nothing visible, and a retry succeeds', async () => {
     const store = await openStore();
     const { data, digest } = await blob('the real content');

@@ -47,18 +47,21 @@ describe('ObservedBlobStore', () => {
     ]);
   });
 
-  it('reports one CAS lookup per digest FindMissing checks', async () => {
+  it('reports a FindMissing call as one counted hit and one counted miss', async () => {
     const store = new ObservedBlobStore(new MemoryBlobStore(), bus, clock);
     const present = await blob('present');
     await store.writeAll(present.digest, present.data);
     events.length = 0;
     const absent = (await blob('absent')).digest;
-    expect(await store.findMissing([present.digest, absent, emptyDigest()])).toEqual([absent]);
+    const other = (await blob('other')).digest;
+    expect(await store.findMissing([present.digest, absent, emptyDigest(), other])).toEqual([absent, other]);
     expect(events).toEqual([
-      { type: 'cache.lookup', at: 1_000, store: 'cas', hit: true, instance: '' },
-      { type: 'cache.lookup', at: 1_000, store: 'cas', hit: false, instance: '' },
-      { type: 'cache.lookup', at: 1_000, store: 'cas', hit: true, instance: '' },
+      { type: 'cache.lookup', at: 1_000, store: 'cas', hit: true, instance: '', count: 2 },
+      { type: 'cache.lookup', at: 1_000, store: 'cas', hit: false, instance: '', count: 2 },
     ]);
+    events.length = 0;
+    await store.findMissing([present.digest]);
+    expect(events).toEqual([{ type: 'cache.lookup', at: 1_000, store: 'cas', hit: true, instance: '', count: 1 }]);
   });
 
   describe('over a disk store', () => {
