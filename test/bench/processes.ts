@@ -19,13 +19,18 @@ export interface Server {
   /** host:port */
   address: string;
   stop(): Promise<void>;
+  /** What it logged at start, up to its listening line (kiln serve: its sandbox and action-user decisions). */
+  startup?: string[];
 }
 
 /** Waits for `pattern` on the child's stdout; rejects if it exits first or `timeoutMs` passes. */
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs: number): Promise<RegExpMatchArray> {
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs: number, seen: string[] = []): Promise<RegExpMatchArray> {
   return new Promise((resolvePromise, reject) => {
     let stderr = '';
-    child.stderr?.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-2000);
+      for (const line of b.toString().split('\n')) if (line) seen.push(line);
+    });
     const timer = setTimeout(() => reject(new Error(`${what} did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
     const onExit = (code: number | null) => {
       clearTimeout(timer);
@@ -33,6 +38,7 @@ function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeout
     };
     child.once('exit', onExit);
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      seen.push(line);
       const m = line.match(pattern);
       if (!m) return;
       clearTimeout(timer);
@@ -60,8 +66,9 @@ export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeA
   const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const m = await waitForLine(child, /kiln listening grpc:\/\/(\S+)/, 'kiln serve', 60_000);
-  return { pid: child.pid!, address: m[1], stop: stopper(child) };
+  const startup: string[] = [];
+  const m = await waitForLine(child, /kiln listening grpc:\/\/(\S+)/, 'kiln serve', 60_000, startup);
+  return { pid: child.pid!, address: m[1], stop: stopper(child), startup };
 }
 
 const bundles = new Map<string, string>();

@@ -11,7 +11,8 @@
 //   npm run bench -- --compare test-output/bench/before.json
 //   npm run bench -- --soak [--soak-minutes N]   steady mixed load for N minutes (10), RSS and latency over time (soak.ts)
 //
-// Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --out FILE
+// Options: --bazel PATH (default /usr/bin/bazel-4), --no-reference, --kiln-arg ARG
+// (repeatable: a flag for the measured kiln serve, e.g. --kiln-arg=--sandbox --kiln-arg=off), --out FILE
 // (default test-output/bench/latest.json), --cpu-prof DIR (kiln serve writes a
 // V8 CPU profile there when it stops; open it in Chrome DevTools). Sections for
 // --only: first30, rss, roundtrip, sandbox (a sandboxed action against an
@@ -60,6 +61,8 @@ interface Options {
   cpuProfDir?: string;
   /** Minutes of soak (soak.ts) instead of the sections; undefined: no soak. */
   soakMinutes?: number;
+  /** More flags for the measured kiln serve (--kiln-arg, repeatable), e.g. --sandbox off. */
+  kilnArgs: string[];
 }
 
 function parseArgs(argv: string[]): Options {
@@ -69,6 +72,7 @@ function parseArgs(argv: string[]): Options {
     out: join(REPO, 'test-output/bench/latest.json'),
     bazel: DEFAULT_BAZEL,
     reference: true,
+    kilnArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -83,6 +87,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = value();
     else if (a === '--bazel') o.bazel = value();
     else if (a === '--cpu-prof') o.cpuProfDir = value();
+    else if (a === '--kiln-arg') o.kilnArgs.push(value());
     else if (a === '--soak') o.soakMinutes ??= 10;
     else if (a === '--soak-minutes') {
       const n = Number(value());
@@ -162,8 +167,11 @@ async function main(): Promise<void> {
 
   console.log(`kiln bench (${opts.quick ? 'quick' : 'full'}): node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
   try {
-    const kiln = await startKiln(join(root, 'kiln'), [], opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []);
+    const kiln = await startKiln(join(root, 'kiln'), opts.kilnArgs, opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []);
     servers.push(kiln);
+    // The rows measure Kiln as configured: say how (the sandbox is on by default where bubblewrap works).
+    for (const line of kiln.startup ?? []) if (/^kiln: (sandbox|actions run as)/.test(line)) log(line);
+    if (opts.kilnArgs.length) log(`kiln serve flags added: ${opts.kilnArgs.join(' ')}`);
     const bare = await startBare();
     servers.push(bare);
     log(`kiln serve pid ${kiln.pid} at ${kiln.address}; bare grpc-js server pid ${bare.pid} at ${bare.address}`);
