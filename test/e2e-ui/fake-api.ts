@@ -242,7 +242,7 @@ export async function startFakeApi(
       cacheBudgetBytes: budgetBytes,
       instanceNames: lan ? ['', 'ci'] : [''],
       sandbox: lan
-        ? { enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and bubblewrap works here (LAN mode)', limits: 'cgroup v1: memory, cpus, pids' }
+        ? { enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and this is LAN mode', limits: 'cgroup v1: memory, cpus, pids' }
         : {
             enabled: false,
             mode: 'auto',

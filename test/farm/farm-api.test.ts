@@ -9,6 +9,7 @@ import type { DeskSnapshot, FarmStatus, HealthReport } from '../../engine/common
 import type { Engine } from '../../engine/engine';
 import { SlotGovernor } from '../../engine/governor/slot-governor';
 import { Status } from '../helpers/clients';
+import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { startTestEngine, type TestEngine, type TestEngineOptions } from '../helpers/engine';
 import { executeRequest, responseOf, uploadAction } from '../execution/harness';
 import { waitFor } from '../observability/helpers';
@@ -21,11 +22,13 @@ afterEach(async () => {
 });
 
 let desk: Omit<DeskSnapshot, 'at'> = {};
+const bubblewrapWorks = probeBubblewrap({ dataDir: '/nonexistent-kiln' }).available;
 
 async function start(mode: 'polite' | 'normal' | 'all-out' = 'polite') {
   desk = { othersBusy: 0 };
   t = await startTestEngine({
-    config: { mode, concurrency: 2 },
+    // Sandboxed where bubblewrap works, so pause and signals are shown to reach an action through bwrap.
+    config: { mode, concurrency: 2, sandbox: bubblewrapWorks ? 'on' : 'off' },
     deskSignals: { sample: async () => desk },
     cores: 2,
     governor: new SlotGovernor({ cooldownMs: 0, riseDelayMs: 0 }),
@@ -68,7 +71,7 @@ async function gain(pid: number, ms: number): Promise<number> {
 
 /** Starts a spinning action through Execute; resolves with its id, pid and the Execute call's end. */
 async function spinningAction(te: TestEngine, salt: string) {
-  // The marker (the shell's $0) finds the process on the host: sandboxed (the default), $$ is its pid inside its PID namespace.
+  // The marker (the shell's $0) finds the process on the host: sandboxed, $$ is its pid inside its PID namespace.
   const marker = `kiln-spin-${salt}-${process.pid}`;
   const digest = await uploadAction(te.clients, { argv: ['/bin/sh', '-c', 'echo $$; while :; do :; done', marker], doNotCache: true, salt });
   const call = te.clients.execution.execute.collect(executeRequest(digest));

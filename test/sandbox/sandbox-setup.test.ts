@@ -21,19 +21,17 @@ describe('setUpSandbox', () => {
     expect(wrapped.capabilities()).toMatchObject({ name: 'bubblewrap', honours: { networkIsolation: true, memoryLimit: false } });
   });
 
-  it('auto: on on the desk (loopback) too whenever bubblewrap works, saying why', () => {
+  it('auto on the desk (loopback): off even where bubblewrap works, without probing, saying so and who actions run as', () => {
     const inner = new FakeRunner();
-    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works });
-    expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap', reason: 'sandbox: auto, and bubblewrap works here' });
-    expect(s.wrap(inner)).not.toBe(inner);
-  });
-
-  it('auto on the desk without bubblewrap: runs unsandboxed, not wrapped, and the reason names what is missing', () => {
-    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: missing });
+    const probe = () => {
+      throw new Error('must not probe');
+    };
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe });
     expect(s.status).toMatchObject({ enabled: false, mode: 'auto' });
-    expect(s.status.reason).toMatch(/^sandbox: auto, but bubblewrap \(bwrap\) is not installed; install it .*; actions run unsandboxed/);
-    const inner = new FakeRunner();
+    expect(s.status.reason).toBe("sandbox: auto sandboxes in LAN mode; on loopback actions run unsandboxed, as Kiln's user, and can read what it can (--sandbox on sandboxes them too)");
     expect(s.wrap(inner)).toBe(inner);
+    const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
+    expect(asNobody.status.reason).toMatch(/^sandbox: auto sandboxes in LAN mode; on loopback actions run unsandboxed, as nobody \(65534:65534\)/);
   });
 
   it('auto in LAN mode without bubblewrap: runs unsandboxed and says why', () => {
@@ -73,7 +71,7 @@ describe('the sandbox setting', () => {
 
   it('refuses anything else in one line', () => {
     expect(() => loadConfig({ base: cfg, flags: { sandbox: 'maybe' }, savedSettings: false })).toThrow(
-      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed where bubblewrap works\), on or off$/,
+      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed in LAN mode\), on or off$/,
     );
   });
 });
