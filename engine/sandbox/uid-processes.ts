@@ -43,12 +43,15 @@ export function processesIn(range: { first: number; last: number }, proc = '/pro
 export async function killProcessesOf(id: ActionIdentity): Promise<number> {
   if (process.platform !== 'linux') return 0;
   const found = processesOf(id.uid).length;
-  for (let round = 0; round < 5 && processesOf(id.uid).length > 0; round++) {
+  // One look in the common case (nothing left): this runs after every action.
+  let left = found;
+  for (let round = 0; round < 5 && left > 0; round++) {
     await new Promise<void>((resolve) => {
       const child = spawn('/bin/sh', ['-c', 'kill -KILL -1'], { uid: id.uid, gid: id.gid, stdio: 'ignore', env: {} });
       child.once('error', () => resolve());
       child.once('exit', () => resolve());
     });
+    left = processesOf(id.uid).length;
   }
   return found;
 }
