@@ -46,6 +46,11 @@ async function getActionResult(c: ReapiClients, n: number): Promise<Round> {
   });
   const key = digestOf(Buffer.from(`bench ac key ${randomUUID()}`));
   await unary(c.ac, 'updateActionResult', { actionDigest: key, actionResult });
+  return getActionResultRound(c, key, n);
+}
+
+/** `n` sequential GetActionResult calls for `key`, each timed. */
+function getActionResultRound(c: ReapiClients, key: reapi.IDigest, n: number): Round {
   return async () => {
     const wall: number[] = [];
     for (let i = 0; i < n; i++) {
@@ -105,15 +110,7 @@ async function bareRound(c: ReapiClients, kind: string, n: number): Promise<Roun
     });
     const key = digestOf(Buffer.from('bare key'));
     await unary(c.ac, 'updateActionResult', { actionDigest: key, actionResult: result });
-    return async () => {
-      const wall: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t0 = nowMs();
-        await unary(c.ac, 'getActionResult', { actionDigest: key });
-        wall.push(nowMs() - t0);
-      }
-      return { units: n, wall };
-    };
+    return getActionResultRound(c, key, n);
   }
   if (kind === 'up' || kind === 'down') {
     const data = randomBytes(n * 1024 * 1024);

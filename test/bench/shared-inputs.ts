@@ -12,47 +12,19 @@ import { join } from 'node:path';
 import type { BlobDigest } from '../../engine/digest';
 import type { PreparedAction } from '../../engine/execution/executor';
 import { FileLogSink } from '../../engine/execution/log-sink';
-import type { RunExit, RunRequest, Runner } from '../../engine/execution/runner';
 import { reapi } from '../../engine/proto';
 import { DiskBlobStore } from '../../engine/store/disk-store';
 import { LinkedBlobVerifier } from '../../engine/store/linked-blob-verifier';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { ProcessRunner } from '../../engine/worker/process-runner';
 import { command, putMessage, putTree, type Tree } from '../worker/tree-builder';
+import { SayingRunner } from '../worker/saying-runner';
 
 function arg(name: string, fallback: string): number {
   const i = process.argv.indexOf(name);
   return Number(i >= 0 ? process.argv[i + 1] : fallback);
 }
 
-/** Passes runs through, saying whether inputs are out of the action's reach (as the action-user runner does). */
-class Saying implements Runner {
-  constructor(
-    private readonly inner: Runner,
-    public outOfReach: boolean,
-  ) {}
-  run(req: RunRequest): Promise<RunExit> {
-    return this.inner.run(req);
-  }
-  kill(id: string): void {
-    this.inner.kill(id);
-  }
-  ready() {
-    return this.inner.ready();
-  }
-  capabilities() {
-    return this.inner.capabilities();
-  }
-  warm() {
-    return this.inner.warm?.() ?? Promise.resolve();
-  }
-  inputsOutOfReach(): boolean {
-    return this.outOfReach;
-  }
-  close() {
-    return this.inner.close();
-  }
-}
 
 async function main(): Promise<void> {
   const files = arg('--files', '200');
@@ -63,7 +35,7 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'kiln-shared-inputs-'));
   const disk = await DiskBlobStore.open({ dir: join(root, 'cas'), budgetBytes: 4 * 1024 ** 3 });
   const store = new LinkedBlobVerifier(disk);
-  const runner = new Saying(new ProcessRunner(), false);
+  const runner = new SayingRunner(new ProcessRunner(), false);
   const executor = await LocalExecutor.create({ store, buildRoot: join(root, 'build'), runner });
   mkdirSync(join(root, 'logs'));
   const headers: Tree = {};

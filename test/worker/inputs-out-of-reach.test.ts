@@ -15,41 +15,16 @@ import { DiskBlobStore } from '../../engine/store/disk-store';
 import { LinkedBlobVerifier } from '../../engine/store/linked-blob-verifier';
 import type { PreparedAction } from '../../engine/execution/executor';
 import { FileLogSink } from '../../engine/execution/log-sink';
-import type { RunExit, RunRequest, Runner } from '../../engine/execution/runner';
 import { ProcessRunner } from '../../engine/worker/process-runner';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { command, putMessage, putTree } from './tree-builder';
+import { SayingRunner } from './saying-runner';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-out-of-reach-'));
 let disk: DiskBlobStore;
 let store: LinkedBlobVerifier;
 let seq = 0;
 
-/** A ProcessRunner that reports inputs out of reach as told. */
-class SayingRunner implements Runner {
-  constructor(
-    private readonly inner: Runner,
-    private readonly outOfReach: boolean,
-  ) {}
-  run(req: RunRequest): Promise<RunExit> {
-    return this.inner.run(req);
-  }
-  kill(id: string): void {
-    this.inner.kill(id);
-  }
-  ready() {
-    return this.inner.ready();
-  }
-  capabilities() {
-    return this.inner.capabilities();
-  }
-  inputsOutOfReach(): boolean {
-    return this.outOfReach;
-  }
-  close() {
-    return this.inner.close();
-  }
-}
 
 beforeAll(async () => {
   disk = await DiskBlobStore.open({ dir: join(root, 'cas'), budgetBytes: 1 << 30 });
