@@ -29,7 +29,6 @@ import { COMPRESSED_UPLOAD_IDLE_MS, CompressedUploads } from './reapi/compressed
 import { DiskCompressedSpool } from './reapi/compressed-spool';
 import { createCasService } from './reapi/cas';
 import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
-import { WriteBehindActionCache } from './store/write-behind-action-cache';
 import { BlobNotFoundError, type BlobStore } from './store/blob-store';
 import type { BlobDigest } from './digest';
 import type { Readable } from 'node:stream';
@@ -237,9 +236,6 @@ export class Engine {
       actionCache = new ReadThroughActionCache(actionCache, rawStore, upstream, queue, log);
       upstreamQueue = queue;
     }
-    // Entries the executor writes after a run reach the disk behind the Execute response (write-behind-action-cache.ts).
-    const writeBehind = new WriteBehindActionCache(actionCache, log);
-    actionCache = writeBehind;
     // Small blobs (Action, Command, Directory protos) read again and again come from memory (small-blob-cache.ts).
     // Blobs hard-linked into running actions are verified before they are served (linked-blob-verifier.ts).
     const store = new ObservedBlobStore(new SmallBlobCache(new LinkedBlobVerifier(cas, log)), events, clock);
@@ -275,7 +271,7 @@ export class Engine {
       const execution = {
         config,
         store,
-        actionCache: { put: async (...entry: Parameters<ActionCacheStore['put']>) => writeBehind.putSoon(...entry) },
+        actionCache,
         clock,
         log,
         sandbox,
