@@ -12,7 +12,7 @@ import { ensureRendererBuilt } from './renderer-build';
 
 const TIMEOUT = 60_000;
 
-describe.skipIf(chromiumMissing)('dashboard in LAN mode (fake API)', () => {
+describe.skipIf(chromiumMissing)(`dashboard in LAN mode (fake API)${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ''}`, () => {
   let api: FakeApi;
   let browser: TestBrowser;
   let page: Page;

@@ -41,7 +41,7 @@ function metadataFor(mnemonic: string, target: string): grpc.Metadata {
   return md;
 }
 
-describe.skipIf(chromiumMissing)('dashboard (real engine)', () => {
+describe.skipIf(chromiumMissing)(`dashboard (real engine)${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ''}`, () => {
   let t: TestEngine;
   let browser: TestBrowser;
   let page: Page;

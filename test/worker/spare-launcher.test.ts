@@ -11,7 +11,7 @@ import { ProcessRunner } from '../../engine/worker/process-runner';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(process.platform === 'win32')('ProcessRunner: the spare launcher', () => {
+describe.skipIf(process.platform === 'win32')(`ProcessRunner: the spare launcher${process.platform === 'win32' ? ' (skipped: the launcher starts POSIX process groups)' : ''}`, () => {
   let root: string;
   let runner: ProcessRunner | undefined;
   let seq = 0;
