@@ -9,67 +9,46 @@
 // Needs Bazel 4.2.3 (Debian's bazel-bootstrap, or $KILN_TEST_BAZEL4); skipped otherwise.
 // Heavy: run it under the shared lock (flock /tmp/kiln-heavy.lock …).
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InvocationPage, InvocationSummary } from '../../engine/common/api-types';
-import { BASIC_TARGETS, BazelWorkspace, executedKinds, findBazel4, parseProcessSummary, startKiln, type RunningKiln } from './harness';
+import { BASIC_TARGETS, executedKinds, findBazel4, kilnSuite, parseProcessSummary } from './harness';
 
 const LONG = 10 * 60_000;
 const bazel = findBazel4();
 
 describe.skipIf(!bazel)(`Bazel 4.2.3 Build Event Service${bazel ? '' : ' (not installed: skipped)'}`, () => {
-  let dataDir: string;
-  let kiln: RunningKiln | undefined;
-  let ws: BazelWorkspace;
+  const suite = kilnSuite(bazel, 'basic', LONG);
   const built = randomUUID();
   const tested = randomUUID();
 
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'kiln-e2e-bes-'));
-    kiln = await startKiln({ dataDir });
-    ws = await BazelWorkspace.create(bazel!, 'basic');
-  }, LONG);
-
-  afterAll(async () => {
-    await ws?.dispose();
-    await kiln?.stop({ keepData: true });
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  }, LONG);
 
   const flags = () => [
-    `--remote_executor=${kiln!.url}`,
-    `--bes_backend=${kiln!.url}`,
+    `--remote_executor=${suite.kiln.url}`,
+    `--bes_backend=${suite.kiln.url}`,
     '--bes_timeout=120s',
     '--spawn_strategy=remote',
     '--noremote_local_fallback',
     '--remote_timeout=60',
   ];
-  async function api<T>(path: string): Promise<T> {
-    const res = await fetch(new URL(path, kiln!.engine.httpUrl));
-    expect(res.status, path).toBe(200);
-    return (await res.json()) as T;
-  }
 
   it('shows both builds with counts, command line, targets and the test result with its test.log, also after a restart', async () => {
-    const first = await ws.build('build', [...flags(), `--invocation_id=${built}`, '--noremote_accept_cached'], ['//:shout']);
+    const first = await suite.ws.build('build', [...flags(), `--invocation_id=${built}`, '--noremote_accept_cached'], ['//:shout']);
     expect(first.code, first.output).toBe(0);
     const ranFirst = executedKinds(parseProcessSummary(first.output)!).remote;
     expect(ranFirst).toBeGreaterThan(0);
     // After a clean, Bazel asks Kiln's action cache for what the first build made.
-    expect((await ws.clean()).code).toBe(0);
-    const second = await ws.build('test', [...flags(), `--invocation_id=${tested}`], BASIC_TARGETS);
+    expect((await suite.ws.clean()).code).toBe(0);
+    const second = await suite.ws.build('test', [...flags(), `--invocation_id=${tested}`], BASIC_TARGETS);
     expect(second.code, second.output).toBe(0);
     const summary = parseProcessSummary(second.output)!;
     const ranSecond = executedKinds(summary).remote ?? 0;
     const hits = summary.kinds['remote cache hit'] ?? 0;
 
     const check = async () => {
-      const list = await api<InvocationPage>('/api/invocations');
+      const list = await suite.api<InvocationPage>('/api/invocations');
       expect(list.items.map((i) => i.id)).toEqual([tested, built]);
 
-      const a = await api<InvocationSummary>(`/api/invocations/${built}`);
+      const a = await suite.api<InvocationSummary>(`/api/invocations/${built}`);
       expect(a.actions).toMatchObject({ executed: ranFirst, cached: 0, failed: 0 });
       expect(a.state).toBe('finished');
       expect(a.build).toMatchObject({ command: 'build', exitCode: { name: 'SUCCESS', code: 0 } });
@@ -77,7 +56,7 @@ describe.skipIf(!bazel)(`Bazel 4.2.3 Build Event Service${bazel ? '' : ' (not in
       expect(a.build!.targets).toEqual([expect.objectContaining({ label: '//:shout', kind: 'genrule rule', outcome: 'built' })]);
       expect(a.build!.tests).toEqual([]);
 
-      const b = await api<InvocationSummary>(`/api/invocations/${tested}`);
+      const b = await suite.api<InvocationSummary>(`/api/invocations/${tested}`);
       // Bazel's own counts: greeting and shout come from the cache, the rest runs.
       expect(b.actions).toMatchObject({ executed: ranSecond, cached: hits, failed: 0 });
       expect(hits).toBeGreaterThan(0);
@@ -89,21 +68,20 @@ describe.skipIf(!bazel)(`Bazel 4.2.3 Build Event Service${bazel ? '' : ' (not in
       const log = test.runs[0].testLog;
       expect(log?.uri).toMatch(/^bytestream:\/\//);
       expect(log?.blob).toBeDefined();
-      const res = await fetch(new URL(`/api/blobs/${log!.blob!.hash}/${log!.blob!.size}`, kiln!.engine.httpUrl));
+      const res = await fetch(new URL(`/api/blobs/${log!.blob!.hash}/${log!.blob!.size}`, suite.kiln.engine.httpUrl));
       expect(res.status).toBe(200);
       expect(await res.text()).toContain('shout_test ok'); // What the test script printed.
     };
     await check();
-    await kiln!.stop({ keepData: true });
-    kiln = await startKiln({ dataDir });
+    await suite.restart();
     await check();
   }, LONG);
 
   it('shows a build that sent BES but ran nothing remotely: its build events, no actions', async () => {
     const local = randomUUID();
-    const run = await ws.build('build', [`--bes_backend=${kiln!.url}`, '--bes_timeout=120s', `--invocation_id=${local}`, '--spawn_strategy=local'], ['//:greeting']);
+    const run = await suite.ws.build('build', [`--bes_backend=${suite.kiln.url}`, '--bes_timeout=120s', `--invocation_id=${local}`, '--spawn_strategy=local'], ['//:greeting']);
     expect(run.code, run.output).toBe(0);
-    const inv = await api<InvocationSummary>(`/api/invocations/${local}`);
+    const inv = await suite.api<InvocationSummary>(`/api/invocations/${local}`);
     expect(inv.actions).toMatchObject({ executed: 0, cached: 0, failed: 0 });
     expect(inv.state).toBe('finished');
     expect(inv.build).toMatchObject({ command: 'build', exitCode: { name: 'SUCCESS', code: 0 } });

@@ -7,70 +7,48 @@
 //
 // Needs Bazel 4.2.3 (Debian's bazel-bootstrap, or $KILN_TEST_BAZEL4); skipped otherwise.
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ActionPage, InvocationPage, InvocationSummary } from '../../engine/common/api-types';
-import { BASIC_TARGETS, BazelWorkspace, executedKinds, findBazel4, parseProcessSummary, startKiln, type RunningKiln } from './harness';
+import { BASIC_TARGETS, executedKinds, findBazel4, kilnSuite, parseProcessSummary } from './harness';
 
 const LONG = 10 * 60_000;
 const bazel = findBazel4();
 
 describe.skipIf(!bazel)(`Bazel 4.2.3 invocations${bazel ? '' : ' (not installed: skipped)'}`, () => {
-  let dataDir: string;
-  let kiln: RunningKiln | undefined;
-  let ws: BazelWorkspace;
+  const suite = kilnSuite(bazel, 'basic', LONG);
   const cold = randomUUID();
   const warm = randomUUID();
 
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'kiln-e2e-inv-'));
-    kiln = await startKiln({ dataDir });
-    ws = await BazelWorkspace.create(bazel!, 'basic');
-  }, LONG);
 
-  afterAll(async () => {
-    await ws?.dispose();
-    await kiln?.stop({ keepData: true });
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  }, LONG);
-
-  const flags = () => [`--remote_executor=${kiln!.url}`, '--spawn_strategy=remote', '--noremote_local_fallback', '--remote_timeout=60'];
-  async function api<T>(path: string): Promise<T> {
-    const res = await fetch(new URL(path, kiln!.engine.httpUrl));
-    expect(res.status, path).toBe(200);
-    return (await res.json()) as T;
-  }
+  const flags = () => [`--remote_executor=${suite.kiln.url}`, '--spawn_strategy=remote', '--noremote_local_fallback', '--remote_timeout=60'];
 
   it('lists both builds with the counts Bazel reports, their targets and the test run, also after a restart', async () => {
-    const first = await ws.build('test', [...flags(), `--invocation_id=${cold}`, '--noremote_accept_cached'], BASIC_TARGETS);
+    const first = await suite.ws.build('test', [...flags(), `--invocation_id=${cold}`, '--noremote_accept_cached'], BASIC_TARGETS);
     expect(first.code, first.output).toBe(0);
     const ran = executedKinds(parseProcessSummary(first.output)!);
     expect(Object.keys(ran)).toEqual(['remote']);
-    expect((await ws.clean()).code).toBe(0);
-    const second = await ws.build('test', [...flags(), `--invocation_id=${warm}`], BASIC_TARGETS);
+    expect((await suite.ws.clean()).code).toBe(0);
+    const second = await suite.ws.build('test', [...flags(), `--invocation_id=${warm}`], BASIC_TARGETS);
     expect(second.code, second.output).toBe(0);
     const hits = parseProcessSummary(second.output)!.kinds['remote cache hit'];
     expect(hits).toBeGreaterThan(0);
 
     const check = async () => {
-      const list = await api<InvocationPage>('/api/invocations');
+      const list = await suite.api<InvocationPage>('/api/invocations');
       expect(list.items.map((i) => i.id)).toEqual([warm, cold]);
-      const a = await api<InvocationSummary>(`/api/invocations/${cold}`);
+      const a = await suite.api<InvocationSummary>(`/api/invocations/${cold}`);
       expect(a.toolName).toBe('bazel');
       expect(a.actions).toMatchObject({ executed: ran.remote, cached: 0, failed: 0 });
       expect(a.targets).toEqual(expect.arrayContaining(['//:greeting', '//:shout_test']));
-      const b = await api<InvocationSummary>(`/api/invocations/${warm}`);
+      const b = await suite.api<InvocationSummary>(`/api/invocations/${warm}`);
       expect(b.actions).toMatchObject({ executed: 0, cached: hits });
-      const actions = await api<ActionPage>(`/api/invocations/${cold}/actions?limit=500`);
+      const actions = await suite.api<ActionPage>(`/api/invocations/${cold}/actions?limit=500`);
       expect(actions.total).toBe(ran.remote);
       const testRun = actions.items.find((x) => x.role === 'test');
       expect(testRun, JSON.stringify(actions.items.map((x) => [x.mnemonic, x.target, x.role]))).toMatchObject({ target: '//:shout_test', outcome: 'success' });
     };
     await check();
-    await kiln!.stop({ keepData: true });
-    kiln = await startKiln({ dataDir });
+    await suite.restart();
     await check();
   }, LONG);
 });

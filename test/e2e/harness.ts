@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { defaultConfig, type KilnConfig } from '../../engine/config';
 import { Engine } from '../../engine/engine';
 
@@ -247,6 +248,45 @@ export async function startKiln(opts: { dataDir?: string; config?: Partial<KilnC
     async stop({ keepData = false } = {}) {
       await engine.stop({ drainMs: 2_000 });
       if (!keepData) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * For a suite that keeps one Kiln across its tests: a Kiln on a data folder of
+ * its own and a private copy of `workspace`, made before the tests and removed
+ * after them; `restart()` starts Kiln again on the same folder (what survives a
+ * restart), `api()` reads its HTTP API and expects 200.
+ */
+export function kilnSuite(bazel: BazelInstall | undefined, workspace: string, timeoutMs: number) {
+  let dataDir = '';
+  let kiln: RunningKiln | undefined;
+  let ws: BazelWorkspace | undefined;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'kiln-e2e-suite-'));
+    kiln = await startKiln({ dataDir });
+    ws = await BazelWorkspace.create(bazel!, workspace);
+  }, timeoutMs);
+  afterAll(async () => {
+    await ws?.dispose();
+    await kiln?.stop({ keepData: true });
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  }, timeoutMs);
+  return {
+    get kiln(): RunningKiln {
+      return kiln!;
+    },
+    get ws(): BazelWorkspace {
+      return ws!;
+    },
+    async restart(): Promise<void> {
+      await kiln!.stop({ keepData: true });
+      kiln = await startKiln({ dataDir });
+    },
+    async api<T>(path: string): Promise<T> {
+      const res = await fetch(new URL(path, kiln!.engine.httpUrl));
+      expect(res.status, path).toBe(200);
+      return (await res.json()) as T;
     },
   };
 }
