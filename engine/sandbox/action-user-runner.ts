@@ -7,7 +7,6 @@
 // Works around the sandbox (bwrap then starts unprivileged, in a user
 // namespace) as well as around the plain process runner.
 import { lchownSync, readdirSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import type { ActionIdentity, IdentitySource } from './action-identities';
@@ -26,8 +25,7 @@ export class ActionUserRunner implements Runner {
     try {
       if (req.stagedFolders) await chownListed(req.execRoot, req.stagedFolders, lease);
       else await chownFolders(req.execRoot, lease);
-      // Its own and nobody else's: another action (another uid, or one that learnt the name) cannot look in.
-      await chmod(req.execRoot, 0o700);
+      // Its own and nobody else's: staging made the exec root 0700 (stage-inputs.ts), and the lchown keeps the mode.
       return await this.inner.run({ ...req, runAs: { uid: lease.uid, gid: lease.gid } });
     } finally {
       // Off the action's time: the uid is free again once nothing runs as it and the exec root is Kiln's.
