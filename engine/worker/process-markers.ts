@@ -7,7 +7,7 @@
 // marker is the fallback that works without cgroups or a PID namespace, and leaves
 // the action's environment exactly as the Command gives it. A process that closes
 // every descriptor still escapes; the stronger tools are the sandbox's job.
-import { fstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 
 /** A file by identity, not by name: what the processes hold open. */
 export interface FileIdentity {
@@ -110,7 +110,10 @@ export function killProcessesHolding(files: FileIdentity[], except: number[] = [
  */
 export function killProcessesWorkingIn(dirs: string[]): number {
   if (process.platform !== 'linux' || dirs.length === 0) return 0;
-  const inside = (cwd: string) => dirs.some((d) => cwd === d || cwd.startsWith(d.endsWith('/') ? d : `${d}/`));
+  // /proc/<pid>/cwd names the real path: an exec root reached through a symlink
+  // (a /var/tmp that links elsewhere) is compared by both of its names.
+  const names = dirs.flatMap((d) => [d, canonical(d)]);
+  const inside = (cwd: string) => names.some((d) => cwd === d || cwd.startsWith(d.endsWith('/') ? d : `${d}/`));
   const killed = new Set<number>();
   for (let round = 0; round < SWEEP_ROUNDS; round++) {
     let fresh = 0;
@@ -142,4 +145,12 @@ export function killProcessesWorkingIn(dirs: string[]): number {
     if (fresh === 0) break;
   }
   return killed.size;
+}
+
+function canonical(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir; // already removed: its processes have nowhere to work
+  }
 }

@@ -2,7 +2,7 @@
 // whatever works inside the action's exec root is found by its working
 // directory and killed, and nothing working elsewhere is touched.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -39,5 +39,15 @@ describe.skipIf(process.platform !== 'linux')(`killProcessesWorkingIn${process.p
     expect(neighbour.exitCode).toBeNull();
     expect(neighbour.signalCode).toBeNull();
     expect(killProcessesWorkingIn([])).toBe(0);
+  });
+
+  it('finds an exec root named through a symlink, since the kernel reports the real working directory', async () => {
+    const real = join(root, 'real');
+    mkdirSync(join(real, 'b2'), { recursive: true });
+    symlinkSync(real, join(root, 'linked'));
+    const child = await sleeper(join(real, 'b2'));
+    const exit = exited(child);
+    expect(killProcessesWorkingIn([join(root, 'linked', 'b2')])).toBe(1);
+    expect(await exit).toBe('SIGKILL');
   });
 });
