@@ -37,6 +37,8 @@ export interface IdentityLease extends ActionIdentity {
 /** Hands out the identity each action runs as. */
 export interface IdentitySource {
   acquire(): Promise<IdentityLease>;
+  /** Kiln stops: clean up after the actions it ran (what still runs as their identities). */
+  close?(): Promise<void>;
 }
 
 /** Every action as one user. */
@@ -106,6 +108,11 @@ export class UidPool implements IdentitySource {
         this.giveBack(id);
       },
     };
+  }
+
+  /** Checks the uids released since the last check, so nothing an action left behind outlives this Kiln. */
+  async close(): Promise<void> {
+    while (this.dirty.size) await this.check();
   }
 
   /** The least recently freed uid, checked clean first if it is dirty; waits while none is free. */

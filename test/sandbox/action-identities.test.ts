@@ -101,6 +101,21 @@ describe('UidPool', () => {
     expect(pool.checks).toBe(1);
   });
 
+  it('checks the uids released since the last check when it is closed, so leftovers do not outlive Kiln', async () => {
+    const killed: number[] = [];
+    const pool = new UidPool(
+      { first: 9100, last: 9101 },
+      { killAll: async (id) => (killed.push(id.uid), 1), uidsInUse: () => new Set([9100, 9101]), checkDelayMs: 60_000, owner: { uid: process.getuid!(), gid: process.getgid!() } },
+    );
+    const a = await pool.acquire();
+    await (await pool.acquire()).release(join(scratch, 'gone'));
+    expect(killed).toEqual([]);
+    await pool.close();
+    // 9101 was released; 9100 is still held by a running action and is not touched.
+    expect(killed).toEqual([9101]);
+    await a.release(join(scratch, 'gone'));
+  });
+
   it('a fixed user is the same for every action', async () => {
     const fixed = new FixedIdentity({ uid: 65534, gid: 65534 });
     const [a, b] = await Promise.all([fixed.acquire(), fixed.acquire()]);
