@@ -145,6 +145,30 @@ describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: sta
   }, 30_000);
 });
 
+describe.skipIf(!isRoot)(`a uid handed out again${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
+  it('has nothing left running as it from its last action, with the real look through /proc and the real kill', async () => {
+    // Its own uid, apart from the fixed ones above: the same test file may run in another checkout meanwhile.
+    const uid = 1_990_001_000 + (process.pid % 1000);
+    const pool = new UidPool({ first: uid, last: uid }, { checkDelayMs: 60_000 });
+    const lease = await pool.acquire();
+    // What an action left behind: in a session of its own, out of its group.
+    const leftover = spawn('setsid', ['sleep', '300'], { uid, gid: uid, detached: true, stdio: 'ignore' });
+    try {
+      await waitFor(async () => processesOf(uid).length > 0);
+      await lease.release(join(scratch, 'gone'));
+      // Released, not yet checked: it still runs (the check is batched) …
+      expect(processesOf(uid).length).toBeGreaterThan(0);
+      // … and is gone before the uid is anyone's again.
+      const again = await pool.acquire();
+      expect(again.uid).toBe(uid);
+      expect(processesOf(uid)).toEqual([]);
+      expect(pool.checks).toBe(1);
+    } finally {
+      leftover.kill('SIGKILL');
+    }
+  }, 30_000);
+});
+
 describe.skipIf(!isRoot)(`processes left in a claimed range${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
   it('are all killed at start, whichever uid of the range they run as, and nothing outside it is', async () => {
     const range = { first: 1_990_000_240, last: 1_990_000_243 };
