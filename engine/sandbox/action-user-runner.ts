@@ -61,6 +61,8 @@ export class ActionUserRunner implements Runner {
   async close(): Promise<void> {
     try {
       await this.inner.close();
+      // After the runner: its actions are over, so what still runs as their uids is left over.
+      await this.identities.close?.();
     } finally {
       this.onClose();
     }

@@ -132,6 +132,13 @@ export class LauncherClient {
     return this.pending.size;
   }
 
+  /** Spawns sent and not yet reported started: while there is one, this launcher is busy forking. */
+  get spawning(): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (p.pid === undefined) n++;
+    return n;
+  }
+
   /** Its launcher process is up and has said it is ready. */
   get isReady(): boolean {
     return this.readyChild !== undefined && this.readyChild === this.child;

@@ -3,8 +3,8 @@
 // exec root whatever happened. How the process runs (launcher, sandbox, WASI)
 // is the Runner's business; result shaping, metadata and caching are
 // decorators (engine/execution/).
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { systemClock, type Clock } from '../clock';
@@ -249,9 +249,13 @@ export class LocalExecutor implements Executor {
     }
   }
 
-  /** Logs are uploaded from their local file; no file (a runner that wrote nothing there) is an empty log. */
+  /**
+   * Logs are uploaded from their local file; no file (a runner that wrote nothing there) is an empty log.
+   * The size is a synchronous stat: a log file is in the data folder, its inode cached, and the thread
+   * pool's round trip cost more than the call itself, twice per action (see util/sync-batches.ts).
+   */
   private async uploadLog(path: string | undefined, fn: PreparedAction['actionDigest']['fn']) {
-    const size = path ? await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))) : undefined;
+    const size = path ? statSync(path, { throwIfNoEntry: false })?.size : undefined;
     // Most actions print nothing: an empty log is the empty blob, which every store has, so it is not read.
     if (!path || !size) return { fn, hash: DIGEST_FUNCTIONS[fn].emptyHash, size: 0 };
     return uploadFile(this.opts.store, path, fn, size);

@@ -9,8 +9,8 @@ import { LauncherClient } from './launcher-client';
 
 export interface ProcessRunnerOptions {
   /**
-   * A second launcher for runs that overlap, started at the first overlap and
-   * used once it is ready. A spawn blocks its launcher's event loop for the
+   * A second launcher for runs that would wait behind a spawn, started the first
+   * time one would and used once it is ready. A spawn blocks its launcher's event loop for the
    * whole fork + exec (3–7 ms here), so one launcher starts actions one after
    * another; two let spawns proceed on two cores. Default: on with more than one CPU.
    */
@@ -33,13 +33,16 @@ export class ProcessRunner implements Runner {
   private launcherFor(req: RunRequest): LauncherClient {
     if (req.priority === 'background') return (this.backgroundLauncher ??= new LauncherClient({ background: true }));
     const main = this.launcher;
-    if (!this.spareAllowed || main.running === 0) return main;
+    // Only a run that would wait behind a fork goes elsewhere: actions that merely run at once
+    // cost the main launcher nothing, and sharing them out cost ~1.3–1.5 ms more CPU per
+    // action at 16 in flight for no more actions/s (test/bench/ab.ts, README).
+    if (!this.spareAllowed || main.spawning === 0) return main;
     if (!this.spare) {
       this.spare = new LauncherClient();
       // Never waited for: runs go to the main launcher until this one is ready.
       this.spare.warm().catch(() => {});
     }
-    return this.spare.isReady && this.spare.running < main.running ? this.spare : main;
+    return this.spare.isReady && this.spare.spawning < main.spawning ? this.spare : main;
   }
 
   async run(req: RunRequest): Promise<RunExit> {

@@ -4,7 +4,7 @@
 // CPU the engine and its launcher spent per action (from /proc, the actions
 // themselves excluded). CPU rather than wall time, so it stays meaningful on a
 // shared machine.
-//   tsx test/bench/burst.ts [--n 500] [--rounds 3] [--in-flight 4] [--cpu-prof DIR]
+//   tsx test/bench/burst.ts [--n 500] [--rounds 3] [--in-flight 4] [--cpu-prof DIR] [--kiln-arg FLAG]…
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,8 +28,10 @@ async function main(): Promise<void> {
   const rounds = Number(arg('--rounds', '3'));
   const inFlight = Number(arg('--in-flight', '4'));
   const prof = process.argv.includes('--cpu-prof') ? arg('--cpu-prof', '') : undefined;
+  // Flags for the measured kiln serve (e.g. --kiln-arg --action-user --kiln-arg none), for A/B runs.
+  const kilnArgs = process.argv.flatMap((a, i) => (a === '--kiln-arg' ? [process.argv[i + 1]] : []));
   const dir = mkdtempSync(join(tmpdir(), 'kiln-burst-'));
-  const kiln = await startKiln(dir, [], prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []);
+  const kiln = await startKiln(dir, kilnArgs, prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []);
   const client = new ClientProcess();
   console.log(`kiln serve pid ${kiln.pid}`);
   try {

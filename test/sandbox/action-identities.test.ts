@@ -1,9 +1,9 @@
 // The identities actions run as (engine/sandbox/action-identities.ts): the uid
-// pool's hand-out and clean-up over fakes, and, as root, the real sweep of a
+// pool's hand-out, its batched check of released uids and the clean-up, over fakes, and, as root, the real sweep of a
 // uid's leftover processes (uid-processes.ts), with uids below the default
 // span, so a Kiln another test file starts meanwhile never sweeps them.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('UidPool', () => {
   it('gives each running action its own uid (gid the same number), and reuses the least recently freed one last', async () => {
-    const pool = new UidPool({ first: 5000, last: 5002 }, { killAll: async () => 0, owner: { uid: process.getuid!(), gid: process.getgid!() } });
+    const pool = new UidPool({ first: 5000, last: 5002 }, { killAll: async () => 0, uidsInUse: () => new Set(), owner: { uid: process.getuid!(), gid: process.getgid!() } });
     const a = await pool.acquire();
     const b = await pool.acquire();
     expect([a.uid, a.gid, b.uid, b.gid]).toEqual([5000, 5000, 5001, 5001]);
@@ -28,7 +28,7 @@ describe('UidPool', () => {
   });
 
   it('makes an action wait while every uid is in use, and hands it the first one freed', async () => {
-    const pool = new UidPool({ first: 6000, last: 6000 }, { killAll: async () => 0, owner: { uid: process.getuid!(), gid: process.getgid!() } });
+    const pool = new UidPool({ first: 6000, last: 6000 }, { killAll: async () => 0, uidsInUse: () => new Set(), owner: { uid: process.getuid!(), gid: process.getgid!() } });
     const first = await pool.acquire();
     let second: number | undefined;
     const waiting = pool.acquire().then((l) => (second = l.uid));
@@ -39,25 +39,81 @@ describe('UidPool', () => {
     expect(second).toBe(6000);
   });
 
-  it('frees a uid only after its leftover processes are killed and the old exec root is handed back to Kiln', async () => {
+  it('hands a released uid out again only after its leftover processes are killed, and hands the old exec root back to Kiln at once', async () => {
     const killed: ActionIdentity[] = [];
     const owner = { uid: process.getuid!(), gid: process.getgid!() };
     const lines: string[] = [];
-    const pool = new UidPool({ first: 7000, last: 7000 }, { killAll: async (id) => (killed.push(id), 2), owner, log: (l) => lines.push(l) });
+    const pool = new UidPool(
+      { first: 7000, last: 7000 },
+      { killAll: async (id) => (killed.push(id), 2), uidsInUse: () => new Set([7000]), checkDelayMs: 60_000, owner, log: (l) => lines.push(l) },
+    );
     const execRoot = join(scratch, 'exec-root');
     mkdirSync(execRoot);
+    if (isRoot) chownSync(execRoot, 7000, 7000);
     const lease = await pool.acquire();
     await lease.release(execRoot);
-    expect(killed).toEqual([{ uid: 7000, gid: 7000 }]);
     expect(statSync(execRoot).uid).toBe(owner.uid);
-    expect(lines.join('\n')).toMatch(/2 process\(es\) of an action outlived it as uid 7000/);
     // Releasing twice frees it once.
     await lease.release(execRoot);
-    await pool.acquire();
+    expect((await pool.acquire()).uid).toBe(7000);
+    expect(killed).toEqual([{ uid: 7000, gid: 7000 }]);
+    expect(lines.join('\n')).toMatch(/2 process\(es\) of an action outlived it as uid 7000/);
     let again = false;
     void pool.acquire().then(() => (again = true));
     await new Promise((r) => setTimeout(r, 20));
     expect(again).toBe(false);
+  });
+
+  it('checks every released uid with one look, and kills only what runs as a released uid', async () => {
+    const running = new Set([8000, 8001, 8002]);
+    const killed: number[] = [];
+    const pool = new UidPool(
+      { first: 8000, last: 8002 },
+      { killAll: async (id) => (killed.push(id.uid), running.delete(id.uid), 1), uidsInUse: () => new Set(running), checkDelayMs: 60_000, owner: { uid: process.getuid!(), gid: process.getgid!() } },
+    );
+    const leases = [await pool.acquire(), await pool.acquire(), await pool.acquire()];
+    expect(pool.checks).toBe(0);
+    await leases[0].release(join(scratch, 'gone'));
+    await leases[1].release(join(scratch, 'gone'));
+    // 8002 is still held: its action's processes are its own business, not a leftover.
+    const next = await pool.acquire();
+    expect(next.uid).toBe(8000);
+    expect(pool.checks).toBe(1);
+    expect(killed.sort()).toEqual([8000, 8001]);
+    // 8001 was checked by the same look.
+    expect((await pool.acquire()).uid).toBe(8001);
+    expect(pool.checks).toBe(1);
+    expect(running.has(8002)).toBe(true);
+  });
+
+  it('checks released uids after a moment even when no action needs them', async () => {
+    const looks: number[] = [];
+    const pool = new UidPool(
+      { first: 9000, last: 9001 },
+      { killAll: async () => 0, uidsInUse: () => (looks.push(Date.now()), new Set()), checkDelayMs: 10, owner: { uid: process.getuid!(), gid: process.getgid!() } },
+    );
+    await (await pool.acquire()).release(join(scratch, 'gone'));
+    await (await pool.acquire()).release(join(scratch, 'gone'));
+    const end = Date.now() + 10_000;
+    while (!looks.length && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    // Both released uids, one look.
+    expect(looks.length).toBe(1);
+    expect(pool.checks).toBe(1);
+  });
+
+  it('checks the uids released since the last check when it is closed, so leftovers do not outlive Kiln', async () => {
+    const killed: number[] = [];
+    const pool = new UidPool(
+      { first: 9100, last: 9101 },
+      { killAll: async (id) => (killed.push(id.uid), 1), uidsInUse: () => new Set([9100, 9101]), checkDelayMs: 60_000, owner: { uid: process.getuid!(), gid: process.getgid!() } },
+    );
+    const a = await pool.acquire();
+    await (await pool.acquire()).release(join(scratch, 'gone'));
+    expect(killed).toEqual([]);
+    await pool.close();
+    // 9101 was released; 9100 is still held by a running action and is not touched.
+    expect(killed).toEqual([9101]);
+    await a.release(join(scratch, 'gone'));
   });
 
   it('a fixed user is the same for every action', async () => {
@@ -85,6 +141,30 @@ describe.skipIf(!isRoot)(`processes left as a uid${isRoot ? '' : ' (skipped: sta
     } finally {
       daemon.kill('SIGKILL');
       other.kill('SIGKILL');
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!isRoot)(`a uid handed out again${isRoot ? '' : ' (skipped: starting processes as another uid needs root)'}`, () => {
+  it('has nothing left running as it from its last action, with the real look through /proc and the real kill', async () => {
+    // Its own uid, apart from the fixed ones above: the same test file may run in another checkout meanwhile.
+    const uid = 1_990_001_000 + (process.pid % 1000);
+    const pool = new UidPool({ first: uid, last: uid }, { checkDelayMs: 60_000 });
+    const lease = await pool.acquire();
+    // What an action left behind: in a session of its own, out of its group.
+    const leftover = spawn('setsid', ['sleep', '300'], { uid, gid: uid, detached: true, stdio: 'ignore' });
+    try {
+      await waitFor(async () => processesOf(uid).length > 0);
+      await lease.release(join(scratch, 'gone'));
+      // Released, not yet checked: it still runs (the check is batched) …
+      expect(processesOf(uid).length).toBeGreaterThan(0);
+      // … and is gone before the uid is anyone's again.
+      const again = await pool.acquire();
+      expect(again.uid).toBe(uid);
+      expect(processesOf(uid)).toEqual([]);
+      expect(pool.checks).toBe(1);
+    } finally {
+      leftover.kill('SIGKILL');
     }
   }, 30_000);
 });
