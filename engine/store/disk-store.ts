@@ -97,6 +97,7 @@ export class DiskBlobStore implements BlobStore {
       clock: this.clock,
       staleMs: options.staleUploadMs ?? 60 * 60_000,
       install: (digest, path) => this.install(digest, path),
+      installSmall: { maxBytes: LOGGED_BLOB_BYTES, install: (digest, data) => this.writeLogged(digest, data) },
       makeRoom: (bytes) => this.makeRoomForUpload(bytes),
     });
   }

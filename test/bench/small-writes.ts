@@ -3,9 +3,12 @@
 // of 50 small random blobs, two requests in flight (Bazel's --jobs=2), then
 // UpdateActionResult calls, two in flight. Prints server CPU and wall per blob and per
 // entry. With --strace, `strace -c -f` is attached to the server for the blob phase
-// (its counts go to stderr when it detaches).
+// (its counts go to stderr when it detaches). With --actions N, N uncached trivial
+// actions are sent instead, one at a time, and --strace counts their system calls
+// (fsync and fdatasync per action, say).
 //
 //   npx tsx test/bench/small-writes.ts [--blobs 1000] [--entries 300] [--strace]
+//   npx tsx test/bench/small-writes.ts --actions 100 --strace
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +16,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reapi } from '../../engine/proto';
 import { connectClients } from '../helpers';
-import { digestOf } from './actions';
+import { digestOf, roundTrip } from './actions';
+import { ReapiClients, addressOf } from './lib';
 import { cpuBetween, serverCpu, startKiln } from './processes';
 
 const BATCH = 50;
@@ -41,6 +45,8 @@ async function main(): Promise<void> {
   const kiln = await startKiln(dataDir);
   const c = connectClients(kiln.address);
   try {
+    const actions = option('--actions', 0);
+    if (actions > 0) return await traceActions(kiln.pid, kiln.address, actions, strace);
     // Warm-up: the first calls pay for connections and lazy set-up.
     await c.cas.batchUpdate({ requests: [randomBytes(100)].map((data) => ({ digest: digestOf(data), data })) });
     const requests = Array.from({ length: Math.ceil(blobs / BATCH) }, () =>
@@ -92,6 +98,28 @@ async function main(): Promise<void> {
     c.close();
     await kiln.stop();
     await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** N sequential uncached trivial actions, with strace attached to the server if asked. */
+async function traceActions(pid: number, address: string, n: number, strace: boolean): Promise<void> {
+  const c = new ReapiClients(addressOf(address));
+  try {
+    for (let i = 0; i < 5; i++) await roundTrip(c); // warm-up
+    const tracer = strace ? spawn('strace', ['-c', '-f', '-p', String(pid)], { stdio: ['ignore', 'inherit', 'inherit'] }) : undefined;
+    if (tracer) await new Promise((r) => setTimeout(r, 1000));
+    const cpu0 = serverCpu(pid);
+    const totals: number[] = [];
+    for (let i = 0; i < n; i++) totals.push((await roundTrip(c)).total);
+    const cpuMs = cpuBetween(cpu0, serverCpu(pid));
+    if (tracer) {
+      tracer.kill('SIGINT');
+      await new Promise((r) => tracer.once('exit', r));
+    }
+    totals.sort((a, b) => a - b);
+    console.log(JSON.stringify({ dist: process.env.KILN_BENCH_DIST ?? 'dist', load: loadavg()[0]!.toFixed(1), actions: n, cpuMsPerAction: +(cpuMs / n).toFixed(2), p50RoundTripMs: +totals[Math.floor(n / 2)]!.toFixed(2) }));
+  } finally {
+    c.close();
   }
 }
 
