@@ -130,7 +130,9 @@ export interface WriteAheadLogOptions {
 
 export class WriteAheadLog {
   private queue: Waiting[] = [];
-  private flushing: Promise<void> | undefined;
+  /** True from the first waiting append until the flush loop finds nothing left (set and cleared synchronously). */
+  private flushActive = false;
+  private flushing: Promise<void> = Promise.resolve();
   private closed = false;
 
   private constructor(
@@ -157,25 +159,36 @@ export class WriteAheadLog {
     const bytes = encodeRecord(record);
     return new Promise((resolve, reject) => {
       this.queue.push({ bytes, path: record.path, resolve, reject });
-      this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
+      // The first write starts a flush only after this turn of the event loop, so the writes
+      // the same request makes (a BatchUpdateBlobs' blobs reach here a few promise steps
+      // apart) share its sync instead of waiting for a second one.
+      if (!this.flushActive) {
+        this.flushActive = true;
+        this.flushing = new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+      }
     });
   }
 
   /** Ends the segment under way now (if it holds anything) and hands it to `onFull`. */
   async rotate(): Promise<void> {
-    await this.flushing;
+    while (this.flushActive) await this.flushing;
     if (this.active.size > 0) await this.startNext();
   }
 
   /** Waits for appends under way; the current segment is left for the owner to drop. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.flushing) await this.flushing;
+    while (this.flushActive) await this.flushing;
   }
 
   /** Writes and syncs batches until nothing waits: whatever arrives during one sync forms the next batch. */
   private async flush(): Promise<void> {
-    while (this.queue.length > 0) {
+    for (;;) {
+      if (this.queue.length === 0) {
+        // Cleared in the same turn that finds the queue empty: any later append starts a new flush.
+        this.flushActive = false;
+        return;
+      }
       const batch = this.queue;
       this.queue = [];
       const segment = this.active;
