@@ -19,8 +19,10 @@ import { fsyncDir, removeQuietly, uniqueTempPath } from '../util/atomic-file';
 import { SyncBudget } from '../util/sync-batches';
 import { WriteAheadLog, readSegments, type Segment } from './write-ahead-log';
 
-/** Default segment size: replay at start reads at most about this much. */
+/** Default segment size: replay at start reads at most about this much per segment. */
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
+/** Default records per segment: a replay or checkpoint fsyncs at most this many files per segment. */
+export const DEFAULT_SEGMENT_RECORDS = 2048;
 /** fsyncs a checkpoint keeps in flight at once (libuv's pool has four threads). */
 const CHECKPOINT_PARALLEL_SYNCS = 4;
 
@@ -34,6 +36,7 @@ export interface LoggedFilesOptions {
   /** Permissions of the files written. */
   mode: number;
   segmentBytes?: number;
+  segmentRecords?: number;
 }
 
 export class LoggedFiles {
@@ -55,7 +58,12 @@ export class LoggedFiles {
     await mkdir(o.tempDir, { recursive: true });
     const lastSeq = await files.replay();
     files.log = await WriteAheadLog.create(
-      { dir: o.walDir, segmentBytes: o.segmentBytes ?? DEFAULT_SEGMENT_BYTES, onFull: (s) => files.checkpointLater(s) },
+      {
+        dir: o.walDir,
+        segmentBytes: o.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+        segmentRecords: o.segmentRecords ?? DEFAULT_SEGMENT_RECORDS,
+        onFull: (s) => files.checkpointLater(s),
+      },
       lastSeq,
     );
     return files;

@@ -96,6 +96,7 @@ export async function readSegments(dir: string): Promise<{ records: WalRecord[];
 /** One segment file being appended to, and the paths written through it (for the checkpoint). */
 export class Segment {
   size = 0;
+  records = 0;
   /** Paths of the records appended here, for the checkpoint that syncs them and drops the segment. */
   readonly paths = new Set<string>();
   /** Work that must end before the segment may be dropped: making its records' files visible. */
@@ -124,6 +125,11 @@ export interface WriteAheadLogOptions {
   dir: string;
   /** A segment at least this large is handed to `onFull` and a new one started. */
   segmentBytes: number;
+  /**
+   * Or one holding this many records: its checkpoint (and a replay after a crash) costs an
+   * fsync per file, so tiny records must not pile up by the ten thousand.
+   */
+  segmentRecords: number;
   /** Receives each full segment, no longer appended to, for the owner to checkpoint and drop. */
   onFull(segment: Segment): void;
 }
@@ -200,6 +206,7 @@ export class WriteAheadLog {
           start,
         );
         segment.size += batch.reduce((n, w) => n + w.bytes.byteLength, 0);
+        segment.records += batch.length;
         await segment.fh.datasync();
       } catch (err) {
         // Nothing of this batch counts; cut it off so a later, shorter batch leaves no stale records behind it.
@@ -212,7 +219,7 @@ export class WriteAheadLog {
         segment.paths.add(w.path);
         w.resolve(segment);
       }
-      if (segment.size >= this.o.segmentBytes) await this.startNext().catch((err) => console.error('kiln: starting a new log segment failed:', err));
+      if (segment.size >= this.o.segmentBytes || segment.records >= this.o.segmentRecords) await this.startNext().catch((err) => console.error('kiln: starting a new log segment failed:', err));
     }
   }
 

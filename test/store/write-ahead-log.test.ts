@@ -51,7 +51,7 @@ describe('log segments', () => {
   });
 
   it('appended at once share one sync: the records queued during a sync go in the next one', async () => {
-    const log = await WriteAheadLog.create({ dir, segmentBytes: 1 << 30, onFull: () => {} }, 0);
+    const log = await WriteAheadLog.create({ dir, segmentBytes: 1 << 30, segmentRecords: 1 << 30, onFull: () => {} }, 0);
     const proto = Object.getPrototypeOf(log.current.fh);
     const datasync = vi.spyOn(proto, 'datasync');
     try {
@@ -154,9 +154,22 @@ describe('LoggedFiles', () => {
     const files = await LoggedFiles.open({ ...options(), segmentBytes: 4096 });
     for (let i = 0; i < 40; i++) await files.put(`s/${i}`, Buffer.alloc(500, i));
     await files.checkpointNow();
-    // Only the segment being appended to is left; every file is in place.
-    expect((await readdir(join(dir, 'root', 'wal'))).length).toBe(1);
+    // Only the segment being appended to is left, numbered past the full ones (40 records of
+    // about 530 bytes fill a 4 KiB segment every 8); every file is in place.
+    const left = await readdir(join(dir, 'root', 'wal'));
+    expect(left.length).toBe(1);
+    expect(Number(left[0]!.slice(0, 12))).toBeGreaterThanOrEqual(5);
     for (let i = 0; i < 40; i++) expect((await readFile(join(dir, 'root', `s/${i}`))).equals(Buffer.alloc(500, i))).toBe(true);
+    await files.close();
+  });
+
+  it('ends a segment at its record limit too, however small the records', async () => {
+    const files = await LoggedFiles.open({ ...options(), segmentRecords: 4 });
+    for (let i = 0; i < 20; i++) await files.put(`t/${i}`, Buffer.from([i]));
+    await files.checkpointNow();
+    const left = await readdir(join(dir, 'root', 'wal'));
+    expect(left.length).toBe(1);
+    expect(Number(left[0]!.slice(0, 12))).toBeGreaterThanOrEqual(5);
     await files.close();
   });
 
