@@ -70,13 +70,14 @@ export class LoggedFiles {
   }
 
   /** Resolves once `data` is durable and readable at `path` (relative to the root). */
-  put(path: string, data: Uint8Array): Promise<void> {
+  async put(path: string, data: Uint8Array): Promise<void> {
+    // (Appended before the first await, so records keep the order of the calls.)
     const target = this.resolve(path);
     return this.inOrder(path, this.log.append({ path, data }), () => this.materialize(target, data));
   }
 
   /** Removes the file at `path`; the removal is logged first, so a replay does not bring it back. */
-  remove(path: string): Promise<void> {
+  async remove(path: string): Promise<void> {
     const target = this.resolve(path);
     return this.inOrder(path, this.log.append({ path, data: undefined }), () => removeQuietly(target));
   }
@@ -92,7 +93,7 @@ export class LoggedFiles {
     await this.checkpoint(last);
   }
 
-  /** Ends the current segment and checkpoints every full one now (for tests and close). */
+  /** Ends the current segment and checkpoints every full one now. */
   async checkpointNow(): Promise<void> {
     await this.log.rotate();
     while (this.checkpoints.size > 0) await Promise.allSettled([...this.checkpoints]);
@@ -102,12 +103,12 @@ export class LoggedFiles {
    * Runs `apply` once `logged` (the record's sync) resolves and every earlier operation on
    * the same path is done; the segment waits for it before it may be checkpointed.
    */
-  private inOrder(path: string, logged: Promise<Segment>, apply: (s: Segment) => Promise<void>): Promise<void> {
+  private inOrder(path: string, logged: Promise<Segment>, apply: () => Promise<void>): Promise<void> {
     const before = this.chains.get(path);
     const done = logged.then(async (segment) => {
       const work = (async () => {
         if (before) await before.catch(() => {});
-        await apply(segment);
+        await apply();
       })();
       segment.pending.add(work);
       try {

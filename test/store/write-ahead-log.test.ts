@@ -146,7 +146,7 @@ describe('LoggedFiles', () => {
     const files = await LoggedFiles.open(options());
     await expect(stat(join(dir, 'outside'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(join(dir, 'root', 'inside'), 'utf8')).toBe('yes');
-    expect(() => files.put('../escape', Buffer.from('no'))).toThrow(/escapes/);
+    await expect(files.put('../escape', Buffer.from('no'))).rejects.toThrow(/escapes/);
     await files.close();
   });
 
