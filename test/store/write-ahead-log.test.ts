@@ -150,8 +150,11 @@ describe('LoggedFiles', () => {
     await files.close();
   });
 
-  it('checkpoints full segments behind the writes and deletes them', async () => {
-    const files = await LoggedFiles.open({ ...options(), segmentBytes: 4096 });
+  it.each([
+    ['one syncfs', true],
+    ['an fsync per file', false],
+  ])('checkpoints full segments behind the writes and deletes them (%s)', async (_how, syncFileSystem) => {
+    const files = await LoggedFiles.open({ ...options(), segmentBytes: 4096, syncFileSystem });
     for (let i = 0; i < 40; i++) await files.put(`s/${i}`, Buffer.alloc(500, i));
     await files.checkpointNow();
     // Only the segment being appended to is left, numbered past the full ones (40 records of
