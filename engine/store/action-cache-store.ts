@@ -1,15 +1,18 @@
 // The action cache: instance name + action digest → ActionResult. Instances never
 // share entries. Bounded by entry count with least-recently-used eviction; the disk
-// variant keeps one encoded ActionResult per file (written atomically) and rebuilds
-// its index from the folder at start, with the order saved on the side.
+// variant keeps one encoded ActionResult per file and rebuilds its index from the
+// folder at start, with the order saved on the side. Entries are made durable through
+// the store's write-ahead log (logged-files.ts): entries written at the same time share
+// one fdatasync, and each file appears whole under its name.
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { digestKey, type BlobDigest } from '../digest';
 import { reapi } from '../proto';
-import { removeQuietly, removeTempFiles, writeFileAtomic } from '../util/atomic-file';
-import { entryPath, scanEntries, shardDir } from './cas-layout';
+import { removeQuietly, removeTempFiles } from '../util/atomic-file';
+import { entryPath, scanEntries } from './cas-layout';
+import { LoggedFiles } from './logged-files';
 import { LruIndex } from './lru-index';
 import { RecencyJournal, loadRecency, rebuildIndex } from './recency-file';
 
@@ -89,6 +92,12 @@ export class MemoryActionCacheStore implements ActionCacheStore {
   async close(): Promise<void> {}
 }
 
+/** An entry's path under the store's folder, from its index key ({folder}/{fn}/{hash}/{size}). */
+function relativePath(key: string): string {
+  const [folder, fn, hash, size] = key.split('/');
+  return join('instances', folder!, fn!, hash!.slice(0, 2), `${hash}-${size}`);
+}
+
 function memoryKey(instance: string, d: BlobDigest): string {
   return `${instance}\u0000${digestKey(d)}`;
 }
@@ -157,8 +166,8 @@ export class DiskActionCacheStore implements ActionCacheStore {
   private changes = 0;
   /** instance name → folder name: hashing the name on every lookup is measurable. */
   private readonly folders = new Map<string, string>();
-  /** Shard folders this process has made (bounded by instances × 256 shards). */
-  private readonly shards = new Set<string>();
+  /** Where entries are written: durable through the log. */
+  private files!: LoggedFiles;
 
   private constructor(private readonly options: DiskActionCacheOptions) {
     this.memory = new EncodedResultCache(options.memoryCacheBytes ?? DEFAULT_AC_MEMORY_CACHE_BYTES);
@@ -188,6 +197,8 @@ export class DiskActionCacheStore implements ActionCacheStore {
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.instancesDir, { recursive: true });
     await removeTempFiles(this.tmpDir);
+    // Replays entries an earlier process acknowledged, before the scan below indexes them.
+    this.files = await LoggedFiles.open({ root: this.options.dir, walDir: join(this.options.dir, 'wal'), tempDir: this.tmpDir, mode: 0o644 });
     const present = new Map<string, number>();
     for (const folder of await readdir(this.instancesDir)) {
       for (const key of (await scanEntries(join(this.instancesDir, folder), { includeEmpty: true })).keys()) {
@@ -233,22 +244,10 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
-    const { key, path } = this.locate(instance, actionDigest);
-    const shard = shardDir(join(this.instancesDir, this.folderOf(instance)), actionDigest);
-    // A mkdir per put was a measurable share of it; a folder removed behind our back is made again below.
-    if (!this.shards.has(shard)) {
-      await mkdir(shard, { recursive: true });
-      this.shards.add(shard);
-    }
+    const key = this.keyOf(instance, actionDigest);
     const bytes = encodeResult(result);
     this.changes++;
-    try {
-      await writeFileAtomic(path, bytes, { tempDir: this.tmpDir });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await mkdir(shard, { recursive: true });
-      await writeFileAtomic(path, bytes, { tempDir: this.tmpDir });
-    }
+    await this.files.put(relativePath(key), bytes);
     this.changes++; // Before and after: a read overlapping the write in any way is not remembered.
     this.index.add(key, 1);
     this.memory.set(key, bytes);
@@ -257,12 +256,12 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   async delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
-    const { key, path } = this.locate(instance, actionDigest);
+    const key = this.keyOf(instance, actionDigest);
     const existed = this.index.remove(key) !== undefined;
     this.changes++;
     this.memory.delete(key);
     this.journal.changed();
-    await removeQuietly(path);
+    await this.files.remove(relativePath(key));
     return existed;
   }
 
@@ -276,6 +275,7 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   async close(): Promise<void> {
+    await this.files.close();
     await this.journal.close();
   }
 
@@ -316,8 +316,6 @@ export class DiskActionCacheStore implements ActionCacheStore {
   }
 
   private pathOfKey(key: string): string {
-    // key = {folder}/{fn}/{hash}/{size}
-    const [folder, fn, hash, size] = key.split('/');
-    return join(this.instancesDir, folder!, fn!, hash!.slice(0, 2), `${hash}-${size}`);
+    return join(this.options.dir, relativePath(key));
   }
 }

@@ -10,7 +10,8 @@
 // hasher always agree, and a failed write cuts the file back to what was hashed.
 // SHA-256 uploads larger than INLINE_HASH_BYTES are hashed on a worker thread that reads
 // the file back (file-hasher.ts), partial files left by a restart included; smaller ones
-// and other functions hash on this thread.
+// and other functions hash on this thread. Small blobs, once verified, go to the store as
+// bytes (its write-ahead log makes them durable together) instead of an fsync each.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
@@ -40,6 +41,8 @@ export const INLINE_HASH_BYTES = 64 * 1024;
 
 /** Moves a verified, read-only file into the store. Provided by the store. */
 export type InstallFile = (digest: BlobDigest, path: string) => Promise<void>;
+/** Stores a verified blob from its bytes. Provided by the store. */
+export type InstallBytes = (digest: BlobDigest, data: Uint8Array) => Promise<void>;
 
 /** Chunks written together by one writev; settles when they are in the file (or failed to get there). */
 interface Batch {
@@ -81,6 +84,12 @@ export interface UploadManagerOptions {
   clock: Clock;
   staleMs: number;
   install: InstallFile;
+  /**
+   * With it, a blob of at most `maxBytes` is committed by handing its bytes to the
+   * store (which makes small writes durable together, in its write-ahead log) rather
+   * than by an fsync of the partial file and its rename.
+   */
+  installSmall?: { maxBytes: number; install: InstallBytes };
   /**
    * Called before an append is accepted, with the bytes it adds: partial uploads
    * count against the store's budget, so the store makes room (evicting blobs,
@@ -390,6 +399,17 @@ export class UploadManager {
       await this.finish(upload, true);
       throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
     }
+    const small = this.o.installSmall;
+    if (small && digest.size <= small.maxBytes) {
+      const data = await readAll(upload.fh, digest.size);
+      await this.finish(upload, false);
+      try {
+        await small.install(digest, data);
+      } finally {
+        await removeQuietly(upload.path);
+      }
+      return;
+    }
     await upload.fh.sync();
     await upload.fh.chmod(0o444);
     await this.finish(upload, false);
@@ -451,6 +471,17 @@ async function openPart(path: string): Promise<{ fh: FileHandle; created: boolea
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     return { fh: await open(path, 'r+'), created: false };
   }
+}
+
+/** The first `size` bytes of a file (a small upload's, just verified). */
+async function readAll(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  for (let at = 0; at < size; ) {
+    const { bytesRead } = await fh.read(buf, at, size - at, at);
+    if (bytesRead === 0) throw new Error(`upload file ended at ${at} of ${size} bytes`);
+    at += bytesRead;
+  }
+  return buf;
 }
 
 /** Feeds a partial file left by an earlier process through a fresh hasher (its state is gone). */

@@ -1,0 +1,190 @@
+// The write-ahead log under the stores' small writes: records survive as written,
+// a torn or damaged tail is cut off at replay, concurrent appends share a sync, and
+// LoggedFiles puts back after a crash what it acknowledged (and nothing it removed).
+import { appendFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LoggedFiles } from '../../engine/store/logged-files';
+import { WriteAheadLog, decodeSegment, encodeRecord, readSegments, type WalRecord } from '../../engine/store/write-ahead-log';
+import { tempDir } from './helpers';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => ({ dir, cleanup } = await tempDir('kiln-wal-')));
+afterEach(async () => cleanup());
+
+const records: WalRecord[] = [
+  { path: 'sha256/ab/one', data: Buffer.from('first record') },
+  { path: 'sha256/cd/two', data: Buffer.alloc(3000, 7) },
+  { path: 'sha256/ab/one', data: undefined },
+  { path: 'instances/x~1/sha256/ef/three', data: Buffer.from('') },
+];
+
+describe('log segments', () => {
+  it('decode back to the records appended, in order', () => {
+    const bytes = Buffer.concat(records.map(encodeRecord));
+    const { records: got, validBytes } = decodeSegment(bytes);
+    expect(got.map((r) => ({ path: r.path, data: r.data && Buffer.from(r.data).toString('hex') }))).toEqual(
+      records.map((r) => ({ path: r.path, data: r.data && Buffer.from(r.data).toString('hex') })),
+    );
+    expect(validBytes).toBe(bytes.byteLength);
+  });
+
+  it('stop at a torn tail, wherever the crash cut the last record', () => {
+    const whole = records.slice(0, 3).map(encodeRecord);
+    const prefix = Buffer.concat(whole.slice(0, 2));
+    const last = whole[2]!;
+    for (let cut = 0; cut < last.byteLength; cut++) {
+      const { records: got, validBytes } = decodeSegment(Buffer.concat([prefix, last.subarray(0, cut)]));
+      expect(got.map((r) => r.path), `cut at byte ${cut}`).toEqual([records[0]!.path, records[1]!.path]);
+      expect(validBytes).toBe(prefix.byteLength);
+    }
+  });
+
+  it('stop at a record whose bytes changed, and trust nothing after it', () => {
+    const encoded = records.map(encodeRecord);
+    const bytes = Buffer.concat(encoded);
+    // One bit flipped inside the second record's data.
+    bytes[encoded[0]!.byteLength + 40]! ^= 0x01;
+    const { records: got } = decodeSegment(bytes);
+    expect(got.map((r) => r.path)).toEqual([records[0]!.path]);
+  });
+
+  it('appended at once share one sync: the records queued during a sync go in the next one', async () => {
+    const log = await WriteAheadLog.create({ dir, segmentBytes: 1 << 30, segmentRecords: 1 << 30, onFull: () => {} }, 0);
+    const proto = Object.getPrototypeOf(log.current.fh);
+    const datasync = vi.spyOn(proto, 'datasync');
+    try {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => log.append({ path: `f/${i}`, data: Buffer.from(`blob ${i}`) })));
+      // Appended in one turn of the event loop, all 100 share one sync.
+      expect(datasync.mock.calls.length).toBe(1);
+      // Appended while that sync ran, 10 more share the next one.
+      const first = log.append({ path: 'g/first', data: Buffer.from('x') });
+      await new Promise((r) => setImmediate(r)); // the flush starts
+      const during = Array.from({ length: 10 }, (_, i) => log.append({ path: `g/${i}`, data: Buffer.from('y') }));
+      await Promise.all([first, ...during]);
+      expect(datasync.mock.calls.length).toBe(3);
+      const { records: got } = await readSegments(dir);
+      expect(got.map((r) => r.path)).toEqual([...Array.from({ length: 100 }, (_, i) => `f/${i}`), 'g/first', ...Array.from({ length: 10 }, (_, i) => `g/${i}`)]);
+    } finally {
+      datasync.mockRestore();
+      await log.close();
+    }
+  });
+});
+
+describe('LoggedFiles', () => {
+  const options = () => ({ root: join(dir, 'root'), walDir: join(dir, 'root', 'wal'), tempDir: join(dir, 'root', 'tmp'), mode: 0o444 });
+
+  /** Opens, writes, and "crashes": the log is left as a killed process leaves it. */
+  async function writeAndCrash(write: (files: LoggedFiles) => Promise<void>): Promise<void> {
+    const files = await LoggedFiles.open(options());
+    await write(files);
+    // No close(): as after kill -9, the segment is still there for the next start.
+  }
+
+  it('a put is readable under its name once it resolves, with the mode asked for', async () => {
+    const files = await LoggedFiles.open(options());
+    await files.put('sha256/ab/blob', Buffer.from('hello'));
+    expect(await readFile(join(dir, 'root', 'sha256/ab/blob'), 'utf8')).toBe('hello');
+    expect((await stat(join(dir, 'root', 'sha256/ab/blob'))).mode & 0o777).toBe(0o444);
+    await files.close();
+    // A clean close checkpoints: no log is left to replay.
+    expect(await readdir(join(dir, 'root', 'wal'))).toEqual([]);
+  });
+
+  it('replays acknowledged puts at start, even when the crash emptied their files (power loss)', async () => {
+    await writeAndCrash(async (files) => {
+      await Promise.all([files.put('a/1', Buffer.from('one')), files.put('a/2', Buffer.from('two')), files.put('b/3', Buffer.from('three'))]);
+    });
+    await truncate(join(dir, 'root', 'a/1'), 0);
+    await rm(join(dir, 'root', 'b'), { recursive: true });
+
+    const files = await LoggedFiles.open(options());
+    expect(await readFile(join(dir, 'root', 'a/1'), 'utf8')).toBe('one');
+    expect(await readFile(join(dir, 'root', 'a/2'), 'utf8')).toBe('two');
+    expect(await readFile(join(dir, 'root', 'b/3'), 'utf8')).toBe('three');
+    // The old segment is gone once replayed; only the new process's fresh one is there.
+    expect((await readdir(join(dir, 'root', 'wal'))).length).toBe(1);
+    await files.close();
+  });
+
+  it('a removal logged after a put wins at replay', async () => {
+    await writeAndCrash(async (files) => {
+      await files.put('a/gone', Buffer.from('x'));
+      await files.put('a/kept', Buffer.from('y'));
+      await files.remove('a/gone');
+    });
+    const files = await LoggedFiles.open(options());
+    await expect(stat(join(dir, 'root', 'a/gone'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(join(dir, 'root', 'a/kept'), 'utf8')).toBe('y');
+    await files.close();
+  });
+
+  it('replays the intact records before a torn tail and ignores the torn one', async () => {
+    await writeAndCrash(async (files) => {
+      await files.put('a/whole', Buffer.from('whole'));
+    });
+    const [segment] = await readdir(join(dir, 'root', 'wal'));
+    const torn = encodeRecord({ path: 'a/torn', data: Buffer.from('never acknowledged') });
+    await appendFile(join(dir, 'root', 'wal', segment!), torn.subarray(0, torn.byteLength - 5));
+
+    const files = await LoggedFiles.open(options());
+    expect(await readFile(join(dir, 'root', 'a/whole'), 'utf8')).toBe('whole');
+    await expect(stat(join(dir, 'root', 'a/torn'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await files.close();
+  });
+
+  it('never writes outside its root, whatever a log record names', async () => {
+    await mkdir(join(dir, 'root', 'wal'), { recursive: true });
+    const bad = Buffer.concat([
+      encodeRecord({ path: '../outside', data: Buffer.from('no') }),
+      encodeRecord({ path: '/tmp/absolute-kiln-wal-test', data: Buffer.from('no') }),
+      encodeRecord({ path: 'inside', data: Buffer.from('yes') }),
+    ]);
+    await writeFile(join(dir, 'root', 'wal', '000000000001.wal'), bad);
+    const files = await LoggedFiles.open(options());
+    await expect(stat(join(dir, 'outside'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(join(dir, 'root', 'inside'), 'utf8')).toBe('yes');
+    await expect(files.put('../escape', Buffer.from('no'))).rejects.toThrow(/escapes/);
+    await files.close();
+  });
+
+  it.each([
+    ['one syncfs', true],
+    ['an fsync per file', false],
+  ])('checkpoints full segments behind the writes and deletes them (%s)', async (_how, syncFileSystem) => {
+    const files = await LoggedFiles.open({ ...options(), segmentBytes: 4096, syncFileSystem });
+    for (let i = 0; i < 40; i++) await files.put(`s/${i}`, Buffer.alloc(500, i));
+    await files.checkpointNow();
+    // Only the segment being appended to is left, numbered past the full ones (40 records of
+    // about 530 bytes fill a 4 KiB segment every 8); every file is in place.
+    const left = await readdir(join(dir, 'root', 'wal'));
+    expect(left.length).toBe(1);
+    expect(Number(left[0]!.slice(0, 12))).toBeGreaterThanOrEqual(5);
+    for (let i = 0; i < 40; i++) expect((await readFile(join(dir, 'root', `s/${i}`))).equals(Buffer.alloc(500, i))).toBe(true);
+    await files.close();
+  });
+
+  it('ends a segment at its record limit too, however small the records', async () => {
+    const files = await LoggedFiles.open({ ...options(), segmentRecords: 4 });
+    for (let i = 0; i < 20; i++) await files.put(`t/${i}`, Buffer.from([i]));
+    await files.checkpointNow();
+    const left = await readdir(join(dir, 'root', 'wal'));
+    expect(left.length).toBe(1);
+    expect(Number(left[0]!.slice(0, 12))).toBeGreaterThanOrEqual(5);
+    await files.close();
+  });
+
+  it('a later segment overrides an earlier one at replay', async () => {
+    // Two segments, as a crash between a rotation and the first one's checkpoint leaves them.
+    await mkdir(join(dir, 'root', 'wal'), { recursive: true });
+    await writeFile(join(dir, 'root', 'wal', '000000000001.wal'), encodeRecord({ path: 'a/f', data: Buffer.from('old') }));
+    await writeFile(join(dir, 'root', 'wal', '000000000002.wal'), encodeRecord({ path: 'a/f', data: Buffer.from('new') }));
+    const files = await LoggedFiles.open(options());
+    expect(await readFile(join(dir, 'root', 'a/f'), 'utf8')).toBe('new');
+    // The next segment is numbered after the replayed ones.
+    expect(await readdir(join(dir, 'root', 'wal'))).toEqual(['000000000003.wal']);
+    await files.close();
+  });
+});
