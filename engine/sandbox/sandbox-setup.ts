@@ -3,7 +3,9 @@
 // where bubblewrap works; on loopback only when asked, see below), and the runner
 // decorator that does it. The decision is one record the logs, /api/status and
 // the dashboard all show, with the reason when the sandbox is off.
-import { totalmem } from 'node:os';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { ApiSandbox, SandboxMode } from '../common/api-types';
 import { ConfigError } from '../config-load';
 import type { Runner } from '../execution/runner';
@@ -12,6 +14,8 @@ import { detectCgroups, type ActionLimits, type CgroupDetection } from './cgroup
 import type { ActionUserDecision } from './action-user';
 import { PrewarmedCgroups } from './prewarmed-cgroups';
 import { SandboxRunner } from './sandbox-runner';
+import { SlotSandboxes } from './slot-sandboxes';
+import { buildFolderPath } from './build-folder';
 
 export interface SandboxSetupOptions {
   mode: SandboxMode;
@@ -21,9 +25,13 @@ export interface SandboxSetupOptions {
   defaults?: ActionLimits;
   /** Who actions run as (action-user.ts): bubblewrap is tried as that user, and the status names it. */
   actionUser?: ActionUserDecision;
+  /** Actions at once (concurrency): the most sandboxes made ahead, one per slot. Default: the CPU count. */
+  slots?: number;
   /** Probes, replaceable in tests. */
   probe?: () => BwrapProbe;
   cgroups?: () => CgroupDetection;
+  /** Whether Kiln runs as root; process.getuid() by default. */
+  isRoot?: boolean;
 }
 
 export interface SandboxSetup {
@@ -61,12 +69,17 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   const limits = cgroups.limiter
     ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
     : `none (${cgroups.reason})`;
+  const slotted = slotSandboxes(opts, probe, cgroups);
+  const why = opts.mode === 'on' ? 'sandbox: on in the configuration' : 'sandbox: auto, and this is LAN mode';
+  const how = slotted.slots
+    ? 'each action runs in a sandbox made ahead for its slot, as a uid of its own (an action with network=on gets a sandbox of its own)'
+    : `each action gets a sandbox of its own (none made ahead per slot: ${slotted.why})`;
   return {
     status: {
       enabled: true,
       mode: opts.mode,
       runner: 'bubblewrap',
-      reason: opts.mode === 'on' ? 'sandbox: on in the configuration' : 'sandbox: auto, and this is LAN mode',
+      reason: `${why}; ${how}`,
       limits,
       network: 'off unless the action sets the platform property network=on',
       actionUser,
@@ -81,8 +94,44 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         defaults,
         // Where the sandbox is on, the configuration asked for every action to be in it.
         allowOptOut: false,
+        slots: slotted.slots && new SlotSandboxes(slotted.slots),
       }),
   };
+}
+
+/**
+ * Whether actions can run in sandboxes made ahead, one per slot
+ * (slot-sandboxes.ts), and with what; or why not. It takes root (the agent
+ * inside becomes each action's uid), a uid of its own per action (one user for
+ * all would share the slot and the build folder), limits whose cgroup folders
+ * are fixed, and a trial slot that starts.
+ */
+function slotSandboxes(
+  opts: SandboxSetupOptions,
+  probe: Extract<BwrapProbe, { available: true }>,
+  cgroups: CgroupDetection,
+): { slots: ConstructorParameters<typeof SlotSandboxes>[0]; why?: undefined } | { slots?: undefined; why: string } {
+  if (!(opts.isRoot ?? process.getuid?.() === 0)) return { why: 'Kiln is not root, so it cannot start actions as other uids from inside one' };
+  if (!opts.actionUser?.uids) return { why: 'actions do not each run as a uid of their own (action-user)' };
+  if (cgroups.limiter && !cgroups.limiter.parentDirs) return { why: `${cgroups.limiter.name} limits are not joined from a slot yet` };
+  let buildRoot: string;
+  const logDir = join(opts.dataDir, 'logs');
+  try {
+    buildRoot = realpathSync(buildFolderPath(opts.dataDir, process.getuid?.() ?? 0));
+    mkdirSync(logDir, { recursive: true });
+  } catch (err) {
+    return { why: `its folders are not ready: ${(err as Error).message}` };
+  }
+  const slots = {
+    bwrap: probe.bwrap,
+    host: probe.host,
+    buildRoot,
+    logDir,
+    cgroupParents: cgroups.limiter?.parentDirs ?? [],
+    max: Math.max(1, opts.slots ?? availableParallelism()),
+  };
+  const failed = new SlotSandboxes(slots).trial();
+  return failed ? { why: failed } : { slots };
 }
 
 function definedOnly(limits: ActionLimits): ActionLimits {

@@ -1,0 +1,121 @@
+// Sandboxes made ahead per slot (engine/sandbox/slot-sandboxes.ts), with real
+// actions through Execute: the action runs inside its slot's long-lived
+// sandbox (the agent is there, as pid 2 under bwrap's init), holds no
+// capability, cannot touch the agent, and nothing one action leaves in the
+// slot reaches the next action in the same slot. One slot (concurrency 1), so
+// both actions of a pair are known to share it. Needs root and bubblewrap.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
+import { startTestEngine, type TestEngine } from '../helpers/engine';
+import { executeRequest, responseOf, uploadAction, type ActionSpec } from '../execution/harness';
+
+const probe = probeBubblewrap({ dataDir: '/nonexistent' });
+const isRoot = process.getuid?.() === 0;
+const skip = !probe.available ? ` (skipped: ${probe.reason})` : !isRoot ? ' (skipped: slot sandboxes need Kiln to run as root)' : '';
+
+describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
+  let t: TestEngine;
+  let seq = 0;
+
+  beforeAll(async () => {
+    t = await startTestEngine({ config: { sandbox: 'on', actionUser: 'auto', concurrency: 1, actionProcesses: 64 } });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  async function run(script: string, over: Partial<ActionSpec> = {}) {
+    const digest = await uploadAction(t.clients, { argv: ['/bin/bash', '-c', script], doNotCache: true, salt: `slot-${++seq}`, ...over });
+    const ops = await t.clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true, inlineStderr: true }));
+    const response = responseOf(ops.at(-1)!);
+    return {
+      code: response.status?.code ?? 0,
+      exitCode: response.result?.exitCode ?? -1,
+      stdout: Buffer.from(response.result?.stdoutRaw ?? []).toString(),
+      stderr: Buffer.from(response.result?.stderrRaw ?? []).toString(),
+    };
+  }
+
+  /** The slot's agent as the action sees it: pid 2's name and start time (the same slot's agent keeps both). */
+  const AGENT = 'echo "agent $(cat /proc/2/comm) $(cut -d" " -f22 /proc/2/stat)"';
+
+  it('says in /api/status that actions run in sandboxes made ahead per slot', async () => {
+    const res = await fetch(`${t.engine.httpUrl}api/status`, { headers: { authorization: `Bearer ${t.engine.httpToken}` } });
+    const status = (await res.json()) as { sandbox?: { reason: string } };
+    expect(status.sandbox?.reason).toMatch(/each action runs in a sandbox made ahead for its slot/);
+  });
+
+  it('runs actions in the slot\'s long-lived sandbox, under bwrap\'s init and beside the agent', async () => {
+    const a = await run(`${AGENT}; cat /proc/1/comm`);
+    const b = await run(`${AGENT}; cat /proc/1/comm`);
+    expect(a.stdout).toMatch(/^agent node \d+\nbwrap\n$/);
+    // The same agent, started once: no sandbox was made for the second action.
+    expect(b.stdout).toBe(a.stdout);
+  });
+
+  it('gives the action no capability back and no way to the agent', async () => {
+    const r = await run(
+      [
+        "grep -E '^(CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '",
+        'kill -STOP 2 2>/dev/null && echo SIGNALLED agent',
+        'cat /proc/2/environ >/dev/null 2>&1 && echo READ agent environ',
+        'ls /run/kiln >/dev/null 2>&1 && echo LISTED agent folder',
+        'id -u',
+      ].join('; '),
+    );
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, 4)).toEqual(['CapPrm: 0000000000000000', 'CapEff: 0000000000000000', 'CapAmb: 0000000000000000', 'NoNewPrivs: 1']);
+    expect(lines.slice(4).map(Number)).toEqual([expect.any(Number)]);
+    expect(Number(lines[4])).toBeGreaterThan(0);
+    // And the slot still works afterwards.
+    expect((await run('echo fine')).stdout).toBe('fine\n');
+  });
+
+  it('keeps the environment exactly the Command\'s, PWD included', async () => {
+    const env = async (vars: Record<string, string>) => (await run('', { argv: ['/usr/bin/env'], env: vars })).stdout.trim().split('\n').sort();
+    expect(await env({ FOO: 'bar', PWD: '/proc/self/cwd' })).toEqual(['FOO=bar', expect.stringMatching(/^KILN_TEST_SALT=/), 'PATH=/usr/bin:/bin', 'PWD=/proc/self/cwd']);
+    expect(await env({ FOO: 'bar' })).toEqual(['FOO=bar', expect.stringMatching(/^KILN_TEST_SALT=/), 'PATH=/usr/bin:/bin']);
+  });
+
+  it('leaves the next action in the slot nothing of the last: processes, /tmp, /dev/shm, IPC, files beside the exec root', async () => {
+    const a = await run(
+      [
+        AGENT,
+        'setsid sleep 1000 3>&- </dev/null >/dev/null 2>&1 &',
+        '(trap "" TERM HUP; exec sleep 1001) </dev/null >/dev/null 2>&1 &',
+        'echo left > /tmp/left-by-a && mkdir -p /tmp/dir-by-a && echo left > /tmp/dir-by-a/f && chmod 0700 /tmp/dir-by-a',
+        'echo left > /dev/shm/left-by-a',
+        'ipcmk -M 4096 >/dev/null && ipcmk -Q >/dev/null && echo made ipc',
+        'echo planted > ../planted-by-a 2>/dev/null && echo WROTE beside',
+        'echo planted > /planted-by-a 2>/dev/null && echo WROTE root',
+        'kill -KILL 2 2>/dev/null && echo KILLED agent',
+        'sleep 0.3; ls /tmp /dev/shm | tr "\\n" " "; echo',
+      ].join('\n'),
+    );
+    expect(a, a.stderr).toMatchObject({ code: 0, exitCode: 0 });
+    expect(a.stdout).toMatch(/^agent node \d+\nmade ipc\n/);
+    expect(a.stdout).not.toMatch(/WROTE|KILLED/);
+    expect(a.stdout).toContain('left-by-a');
+    const b = await run(
+      [
+        AGENT,
+        // Every process in the slot's namespace but init (1), the agent (2), this shell and ls.
+        'for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = 2 ] || [ "$n" = $$ ] || [ "$n" = $BASHPID ] || echo "process $n $(cat $p/comm 2>/dev/null)"; done',
+        'ls -A /tmp /dev/shm | grep -v ":$" | grep . | sed "s/^/file /"',
+        'ipcs -m -q | grep -E "^0x" | sed "s/^/ipc /"',
+        'ls ../planted-by-a 2>/dev/null && echo found beside',
+        'true',
+      ].join('\n'),
+    );
+    const agentA = a.stdout.split('\n')[0];
+    // The same slot (the same agent), and nothing of A's in it.
+    expect(b.stdout.split('\n')[0]).toBe(agentA);
+    expect(b.stdout.split('\n').slice(1).filter((l) => l && !/^process \d+ (cat|ls)$/.test(l))).toEqual([]);
+  });
+
+  it('an action with network=on still runs, in a sandbox of its own', async () => {
+    const r = await run('cat /proc/1/comm', { platform: { network: 'on' } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toBe('bwrap\n');
+  });
+});
