@@ -4,6 +4,7 @@
 // capability, cannot touch the agent, and nothing one action leaves in the
 // slot reaches the next action in the same slot. One slot (concurrency 1), so
 // both actions of a pair are known to share it. Needs root and bubblewrap.
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
@@ -113,9 +114,60 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     expect(b.stdout.split('\n').slice(1).filter((l) => l && !/^process \d+ (cat|ls)$/.test(l))).toEqual([]);
   });
 
+  it('makes a slot anew when its sandbox dies; the action meanwhile takes a sandbox of its own', async () => {
+    const before = await run(AGENT);
+    const slots = slotBwrapPids();
+    expect(slots).toHaveLength(1);
+    process.kill(slots[0], 'SIGKILL');
+    await waitFor(() => !alive(slots[0]));
+    const meanwhile = await run('echo ran; cat /proc/1/comm');
+    expect(meanwhile).toMatchObject({ code: 0, exitCode: 0 });
+    expect(meanwhile.stdout).toMatch(/^ran\n/);
+    // A new slot, with a new agent, serves the actions after.
+    await waitFor(() => slotBwrapPids().length === 1);
+    let after = await run(AGENT);
+    for (let i = 0; i < 20 && !after.stdout.startsWith('agent node'); i++) after = await run(AGENT);
+    expect(after.stdout).toMatch(/^agent node \d+\n$/);
+    expect(after.stdout).not.toBe(before.stdout);
+  });
+
   it('an action with network=on still runs, in a sandbox of its own', async () => {
     const r = await run('cat /proc/1/comm', { platform: { network: 'on' } });
     expect(r.code).toBe(0);
     expect(r.stdout).not.toBe('bwrap\n');
   });
 });
+
+/** The slots' bwrap processes this test's engine (this process) started. */
+function slotBwrapPids(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (ppid === process.pid && cmdline.startsWith(probe.available ? probe.bwrap : 'bwrap') && cmdline.includes('KILN_LAUNCHER_SLOT')) out.push(Number(name));
+    } catch {
+      // Gone.
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(ok: () => boolean, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
