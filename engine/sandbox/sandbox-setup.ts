@@ -15,6 +15,7 @@ import type { ActionUserDecision } from './action-user';
 import { PrewarmedCgroups } from './prewarmed-cgroups';
 import { SandboxRunner } from './sandbox-runner';
 import { SlotSandboxes } from './slot-sandboxes';
+import { isWithin } from './bwrap-args';
 import { buildFolderPath } from './build-folder';
 
 export interface SandboxSetupOptions {
@@ -138,6 +139,9 @@ function slotSandboxes(
   } catch (err) {
     return { why: `its folders are not ready: ${(err as Error).message}` };
   }
+  // The agent empties the slot's /tmp and /dev/shm after each action: exec roots must not be there.
+  const scratch = ['/tmp', '/dev/shm'].find((dir) => isWithin(buildRoot, dir));
+  if (scratch) return { why: `the build folder ${buildRoot} is in ${scratch}, which a slot's sandbox empties after each action` };
   const slots = {
     bwrap: probe.bwrap,
     host: probe.host,

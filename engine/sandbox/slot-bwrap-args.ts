@@ -20,8 +20,8 @@
 //   from getting any back;
 // - /tmp and /dev/shm are open to all (1777, as on a host); the agent empties
 //   both after each action.
-import { join } from 'node:path';
-import { systemArgs, type HostLayout } from './bwrap-args';
+import { dirname, join } from 'node:path';
+import { isWithin, systemArgs, type HostLayout } from './bwrap-args';
 
 /** Inside the slot: the agent's folder, closed to actions. */
 export const AGENT_DIR = '/run/kiln';
@@ -45,7 +45,15 @@ export interface SlotLayout {
 }
 
 export function slotBwrapArgs(layout: SlotLayout): string[] {
-  const args = systemArgs(layout.host, layout.codeDirs);
+  // bwrap (as root) makes the folders above a bind 0700: an action could then reach its exec root only
+  // by a relative path, and Bazel's test runner, for one, goes by absolute paths. So they are made 0755
+  // first, as on the host (Kiln's code below keeps bwrap's 0700 folders: actions need none of it).
+  const args: string[] = [];
+  const systemDirs = layout.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
+  for (const dir of ancestors(layout.buildRoot)) {
+    if (!systemDirs.some((s) => isWithin(dir, s))) args.push('--perms', '0755', '--dir', dir);
+  }
+  args.push(...systemArgs(layout.host, layout.codeDirs));
   args.push('--dev', '/dev', '--perms', '1777', '--tmpfs', '/dev/shm', '--proc', '/proc', '--perms', '1777', '--tmpfs', '/tmp');
   args.push('--bind', layout.buildRoot, layout.buildRoot);
   args.push('--perms', '0700', '--dir', AGENT_DIR);
@@ -61,6 +69,13 @@ export function slotBwrapArgs(layout: SlotLayout): string[] {
   for (const [name, value] of Object.entries(layout.agent.env)) args.push('--setenv', name, value);
   args.push('--', ...layout.agent.argv);
   return args;
+}
+
+/** The folders above `path`, outermost first, without the root: /var/tmp/x → /var, /var/tmp. */
+function ancestors(path: string): string[] {
+  const out: string[] = [];
+  for (let d = dirname(path); d !== dirname(d); d = dirname(d)) out.unshift(d);
+  return out;
 }
 
 /** Where a host path inside a bound folder is, as the slot sees it; undefined when it is in none. */

@@ -42,6 +42,10 @@ describe('slotBwrapArgs', () => {
     expect(opts.filter((o) => o.startsWith('--bind '))).toHaveLength(4);
   });
 
+  it('makes the folders above the build folder passable (0755), as on the host, before anything else', () => {
+    expect(opts.slice(0, 4)).toEqual(['--perms 0755', '--dir /var', '--perms 0755', '--dir /var/tmp']);
+  });
+
   it('gives /tmp and /dev/shm to all, as a host does', () => {
     expect(opts[opts.indexOf('--tmpfs /tmp') - 1]).toBe('--perms 1777');
     expect(opts[opts.indexOf('--tmpfs /dev/shm') - 1]).toBe('--perms 1777');
