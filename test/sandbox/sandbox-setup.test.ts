@@ -1,5 +1,5 @@
 // The sandbox decision at start: sandbox auto | on | off, LAN mode, and what the host allows.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,7 +44,8 @@ describe('setUpSandbox', () => {
     let buildRoot: string;
     beforeAll(() => {
       dataDir = mkdtempSync(join(tmpdir(), 'kiln-setup-data-'));
-      buildRoot = mkdtempSync(join(tmpdir(), 'kiln-setup-build-'));
+      // Not under /tmp: a slot empties its /tmp after each action, so exec roots there keep a bwrap per action.
+      buildRoot = mkdtempSync(join(existsSync('/var/tmp') ? '/var/tmp' : '/nonexistent', 'kiln-setup-build-'));
     });
     afterAll(() => {
       rmSync(dataDir, { recursive: true, force: true });
@@ -62,6 +63,16 @@ describe('setUpSandbox', () => {
       const s = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => 'its sandbox did not start: no' });
       expect(s.status.enabled).toBe(false);
       expect(s.status.reason).toMatch(/made ahead per slot, and its sandbox did not start: no; actions run unsandboxed, as a uid of its own per action/);
+    });
+
+    it('keeps a bwrap per action when the build folder is under /tmp, which a slot empties after each action', () => {
+      const underTmp = mkdtempSync(join('/tmp', 'kiln-setup-build-'));
+      try {
+        const s = setUpSandbox({ ...base, dataDir, buildRoot: underTmp, mode: 'on', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => undefined });
+        expect(s.status.reason).toMatch(/none made ahead per slot: the build folder \/tmp\/kiln-setup-build-\w+ is in \/tmp, which a slot's sandbox empties after each action/);
+      } finally {
+        rmSync(underTmp, { recursive: true, force: true });
+      }
     });
 
     it('on keeps a bwrap per action where a slot\'s sandbox does not start, and says so', () => {
