@@ -72,8 +72,9 @@ const MAY_IMPORT = {
   worker: [...BASE, 'grpc', 'events', 'store', 'execution'],
   // A Runner like the worker's ProcessRunner; reads the size syntax from config, and modules named by digest from the store.
   wasi: [...BASE, 'grpc', 'config', 'store', 'execution'],
-  // Wraps any Runner; reads platform-property sizes with config's parser.
-  sandbox: [...BASE, 'grpc', 'config', 'execution'],
+  // Wraps any Runner; reads platform-property sizes with config's parser; a slot's
+  // sandbox runs the worker's launcher inside as its agent (slot-sandboxes.ts).
+  sandbox: [...BASE, 'grpc', 'config', 'execution', 'worker'],
   // The scheduler reaches executors only through engine/execution's contracts.
   scheduler: [...BASE, 'grpc', 'events', 'store', 'execution'],
   reapi: [...BASE, 'grpc', 'events', 'store', 'logs', 'execution', 'scheduler', 'compression', 'asset'],

@@ -210,6 +210,7 @@ export class Engine {
           dataDir: config.dataDir,
           defaults: { memoryBytes: config.actionMemoryBytes, cpus: config.actionCpus, pids: config.actionProcesses },
           actionUser,
+          slots: config.concurrency,
         });
     if (actionUser) log(`kiln: actions run as ${actionUser.user?.label ?? 'Kiln\'s own user'}: ${actionUser.reason}`);
     if (sandbox) log(`kiln: sandbox ${sandbox.status.enabled ? `on (${sandbox.status.runner}; limits: ${sandbox.status.limits})` : 'off'}: ${sandbox.status.reason}`);

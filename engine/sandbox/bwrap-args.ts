@@ -68,15 +68,7 @@ export const SYSTEM_PATHS = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/
 
 /** Arguments for bwrap (without the program name). */
 export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
-  const args: string[] = [];
-  for (const entry of host.system) {
-    if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
-    else args.push('--ro-bind', entry.path, entry.path);
-  }
-  for (const path of host.hidden) {
-    if (host.system.some((e) => e.kind === 'dir' && isWithin(path, e.path))) args.push('--tmpfs', path);
-  }
-  for (const path of host.masked ?? []) args.push('--ro-bind', '/dev/null', path);
+  const args = systemArgs(host);
   args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
   // The exec root keeps its host path, so absolute paths an action computes stay true outside.
   args.push('--bind', cmd.execRoot, cmd.execRoot);
@@ -101,6 +93,26 @@ export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   return args;
 }
 
-function isWithin(path: string, dir: string): boolean {
+/**
+ * The system read-only, with what must stay unseen in it covered; `extraDirs`
+ * are more folders bound read-only (a slot's agent code), whose hidden parts
+ * are covered the same way.
+ */
+export function systemArgs(host: HostLayout, extraDirs: readonly string[] = []): string[] {
+  const args: string[] = [];
+  for (const entry of host.system) {
+    if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
+    else args.push('--ro-bind', entry.path, entry.path);
+  }
+  const bound = [...host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : [])), ...extraDirs];
+  for (const dir of extraDirs) if (!bound.some((b) => b !== dir && isWithin(dir, b))) args.push('--ro-bind', dir, dir);
+  for (const path of host.hidden) {
+    if (bound.some((dir) => isWithin(path, dir))) args.push('--tmpfs', path);
+  }
+  for (const path of host.masked ?? []) args.push('--ro-bind', '/dev/null', path);
+  return args;
+}
+
+export function isWithin(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }

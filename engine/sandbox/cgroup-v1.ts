@@ -20,8 +20,11 @@ export class CgroupV1 implements CgroupLimiter {
   /** Whether memory.memsw.* exists here (swap accounting on); found at the first action. */
   private swapAccounting = true;
 
+  readonly parentDirs: readonly string[];
+
   private constructor(private readonly parents: Partial<Record<Controller, string>>) {
     this.enforces = { memory: !!parents.memory, cpus: !!parents.cpu, pids: !!parents.pids };
+    this.parentDirs = Object.values(parents);
   }
 
   static open(root: string, self: Map<string, string>): CgroupDetection {

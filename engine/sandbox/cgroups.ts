@@ -32,6 +32,11 @@ export interface CgroupLimiter {
   /** Which limits it can enforce. */
   readonly enforces: { memory: boolean; cpus: boolean; pids: boolean };
   create(id: string, limits: ActionLimits): Promise<ActionCgroup>;
+  /**
+   * The folders each run's cgroup is made in (one per hierarchy), when they are
+   * fixed: a slot's sandbox (slot-sandboxes.ts) is given them once. Optional.
+   */
+  readonly parentDirs?: readonly string[];
   /** Removes what open() made, once no run is left. */
   close(): void | Promise<void>;
 }

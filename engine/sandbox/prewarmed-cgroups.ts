@@ -8,6 +8,7 @@ import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
 export class PrewarmedCgroups implements CgroupLimiter {
   readonly name: string;
   readonly enforces: CgroupLimiter['enforces'];
+  readonly parentDirs?: readonly string[];
   private spare?: Promise<ActionCgroup | undefined>;
   private made = 0;
   private closed = false;
@@ -19,6 +20,7 @@ export class PrewarmedCgroups implements CgroupLimiter {
   ) {
     this.name = inner.name;
     this.enforces = inner.enforces;
+    this.parentDirs = inner.parentDirs;
   }
 
   async create(id: string, limits: ActionLimits): Promise<ActionCgroup> {

@@ -10,6 +10,7 @@ import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner'
 import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
 import { readSandboxProperties } from './sandbox-properties';
+import type { SlotSandboxes } from './slot-sandboxes';
 
 export interface SandboxRunnerOptions {
   /** Starts the bwrap process (a ProcessRunner). Closed with this runner. */
@@ -23,6 +24,12 @@ export interface SandboxRunnerOptions {
   defaults?: ActionLimits;
   /** Whether an action may ask to run unsandboxed (platform property sandbox=none). */
   allowOptOut?: boolean;
+  /**
+   * Sandboxes made ahead, one per slot (slot-sandboxes.ts): an action that runs
+   * as a uid of its own with the network off goes into an idle one instead of a
+   * bwrap of its own. Absent: every action gets its own.
+   */
+  slots?: SlotSandboxes;
 }
 
 export class SandboxRunner implements Runner {
@@ -61,6 +68,8 @@ export class SandboxRunner implements Runner {
       if (cgroup) this.track(await cgroup.finish());
       return { exitCode: exitCodeForSignal('SIGTERM'), signal: 'SIGTERM', timedOut: false, killed: true };
     }
+    const slot = !network && this.opts.slots?.fits(req) ? this.opts.slots.take(req.id) : undefined;
+    if (slot) return this.runInSlot(slot, req, cgroup, limits);
     // The action joins its cgroups from inside the sandbox, through descriptors the runner opens.
     const writableFds = cgroup?.procsFiles ?? [];
     const cmd = { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD, cgroupFds: writableFds.length };
@@ -72,12 +81,22 @@ export class SandboxRunner implements Runner {
     } finally {
       teardown = cgroup && this.track(await cgroup.finish());
     }
-    if (teardown?.oomKilled) {
-      await req.stderr.write(
-        `kiln: the action went over its memory limit of ${formatBytes(limits.memoryBytes)} and the kernel killed it; ask for more with the platform property memory (e.g. memory=4GiB)\n`,
-      );
-    }
+    if (teardown?.oomKilled) await explainOom(req, limits);
     return this.explainBwrapFailure(exit, req);
+  }
+
+  /** In a slot's sandbox: the slot's agent spawns the action, born in its cgroups. */
+  private async runInSlot(slot: NonNullable<ReturnType<SlotSandboxes['take']>>, req: RunRequest, cgroup: ActionCgroup | undefined, limits: ActionLimits): Promise<RunExit> {
+    let exit: Awaited<ReturnType<SlotSandboxes['run']>>;
+    let teardown: { oomKilled: boolean } | undefined;
+    try {
+      exit = await this.opts.slots!.run(slot, req, cgroup?.procsFiles ?? []);
+    } finally {
+      teardown = cgroup && this.track(await cgroup.finish());
+    }
+    if (teardown?.oomKilled) await explainOom(req, limits);
+    const exitCode = exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : exitCodeForSignal(exit.signal));
+    return { exitCode, signal: exit.signal ?? undefined, timedOut: exit.timedOut, killed: exit.killed, spawnError: exit.spawnError };
   }
 
   /**
@@ -110,17 +129,18 @@ export class SandboxRunner implements Runner {
 
   kill(id: string): void {
     if (this.preparing.has(id)) this.cancelledEarly.add(id);
+    if (this.opts.slots?.kill(id)) return;
     this.opts.inner.kill(id);
   }
 
   /** Pause, resume and signals from the farm and the dashboard: bwrap's process group holds the whole sandbox (bwrap-args.ts). */
   signal(id: string, signal: ActionSignal): boolean {
-    return this.opts.inner.signal?.(id, signal) ?? false;
+    return this.opts.slots?.signal(id, signal) ?? this.opts.inner.signal?.(id, signal) ?? false;
   }
 
-  /** Starts the inner runner (the launcher) before the first action, as the unsandboxed path does. */
-  warm(): Promise<void> {
-    return this.opts.inner.warm?.() ?? Promise.resolve();
+  /** Starts the inner runner (the launcher), and the first slot's sandbox, before the first action. */
+  async warm(): Promise<void> {
+    await Promise.all([this.opts.inner.warm?.(), this.opts.slots?.warm()]);
   }
 
   ready(): RunnerReadiness {
@@ -136,10 +156,16 @@ export class SandboxRunner implements Runner {
   }
 
   async close(): Promise<void> {
-    await this.opts.inner.close();
+    await Promise.all([this.opts.inner.close(), this.opts.slots?.close()]);
     await Promise.all(this.removing);
     await this.opts.cgroups?.close();
   }
+}
+
+async function explainOom(req: RunRequest, limits: ActionLimits): Promise<void> {
+  await req.stderr.write(
+    `kiln: the action went over its memory limit of ${formatBytes(limits.memoryBytes)} and the kernel killed it; ask for more with the platform property memory (e.g. memory=4GiB)\n`,
+  );
 }
 
 async function tail(path: string, bytes = 1024): Promise<string> {

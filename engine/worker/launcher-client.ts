@@ -79,9 +79,23 @@ function idleSchedulingPrefix(): string[] {
   return idlePrefix;
 }
 
+export interface LauncherClientOptions {
+  /** A launcher at the lowest priority, whose actions inherit it from the first instruction on. */
+  background?: boolean;
+  /**
+   * How to start it, when not as launcherCommand() says: a slot's agent inside
+   * its sandbox (engine/sandbox/slot-sandboxes.ts).
+   */
+  command?: () => { command: string; args: string[]; env: NodeJS.ProcessEnv };
+  /**
+   * The launcher runs in a PID namespace of its own whose end takes its actions
+   * with it: the pids it reports are not this host's, so none is ever killed here.
+   */
+  ownPidNamespace?: boolean;
+}
+
 export class LauncherClient {
-  /** background: a launcher at the lowest priority, whose actions inherit it from the first instruction on. */
-  constructor(private readonly options: { background?: boolean } = {}) {}
+  constructor(private readonly options: LauncherClientOptions = {}) {}
 
   private child?: ChildProcess;
   /** The launcher process that said it was ready. */
@@ -164,7 +178,7 @@ export class LauncherClient {
 
   private ensureStarted(): ChildProcess {
     if (this.child) return this.child;
-    const { command, args, env } = launcherCommand(this.options.background);
+    const { command, args, env } = this.options.command?.() ?? launcherCommand(this.options.background);
     const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     let onReady = () => {};
@@ -187,6 +201,10 @@ export class LauncherClient {
       const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
       const lost = [...this.pending.values()];
       this.pending.clear();
+      if (this.options.ownPidNamespace) {
+        for (const p of lost) p.reject(err);
+        return;
+      }
       // The groups are detached, so they outlive the launcher: stop them before their exec roots are removed,
       // and whatever left its group too (it still holds the marker).
       for (const p of lost) if (p.pid) killGroup(p.pid);

@@ -14,6 +14,11 @@ export interface SpawnRequest {
   runAs?: { uid: number; gid: number };
   /** Files opened write-only and handed to the process as fds 4, 5, … (fd 3 is the marker, or nothing). */
   writableFds?: string[];
+  /**
+   * A slot's agent only (slot-agent.ts): cgroup.procs files, as the slot's
+   * sandbox sees them, the action is born in (the agent joins them for the spawn).
+   */
+  joinCgroups?: string[];
   /** Run at the lowest priority the OS gives an unprivileged process (see launcher.ts). */
   background?: boolean;
 }

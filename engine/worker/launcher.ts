@@ -12,6 +12,7 @@ import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { SocketMarkers, type SocketMarker } from './marker-sockets';
 import { killProcessesHolding } from './process-markers';
+import { isSlotAgent, resetSlot, spawnInCgroups } from './slot-agent';
 import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SignalRequest, type SpawnRequest } from './launcher-protocol';
 
 interface Running {
@@ -29,6 +30,8 @@ interface Running {
 
 const running = new Map<string, Running>();
 const markers = new SocketMarkers();
+/** A slot's agent (slot-agent.ts): one action at a time in a PID namespace of the slot's own, so "everything else" is the action's. */
+const slotAgent = isSlotAgent();
 
 // A background launcher (polite mode) lowers its own priority before it starts anything, so each
 // action inherits nice 19 at fork: nothing it starts ever runs at normal priority, not even briefly.
@@ -55,6 +58,7 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 
 /** Everything the action started: its group, and whatever left the group but holds its marker. */
 function killAll(r: Pick<Running, 'child' | 'marker'>): void {
+  if (slotAgent) return killOthersNow();
   killGroup(r.child.pid, 'SIGKILL');
   if (r.marker) killProcessesHolding([r.marker.id], [], r.child.pid);
 }
@@ -66,8 +70,17 @@ function killAll(r: Pick<Running, 'child' | 'marker'>): void {
  * to sweep by: the group kill is all, as it always was there.
  */
 function killLeftovers(r: Running): void {
+  if (slotAgent) return; // resetSlot() before the exit is reported
   killGroup(r.child.pid, 'SIGKILL');
   if (r.marker?.stillHeld()) killProcessesHolding([r.marker.id], [], r.child.pid);
+}
+
+function killOthersNow(): void {
+  try {
+    process.kill(-1, 'SIGKILL');
+  } catch {
+    // ESRCH: nobody else.
+  }
 }
 
 function stop(r: Running): void {
@@ -153,7 +166,15 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
       r.marker?.close();
     }
     running.delete(req.id);
-    send({ type: 'exited', id: req.id, ...msg });
+    if (!slotAgent) return send({ type: 'exited', id: req.id, ...msg });
+    // The slot is clean before the engine hears the action is over (and sends the next one).
+    resetSlot(req.runAs).then(
+      () => send({ type: 'exited', id: req.id, ...msg }),
+      (e: Error) => {
+        process.stderr.write(`kiln slot agent: ${e.message}; the slot is made anew\n`);
+        process.exit(70);
+      },
+    );
   };
   try {
     out = openSync(req.stdoutPath, 'a');
@@ -161,14 +182,16 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
     for (const path of req.writableFds ?? []) writable.push(openSync(path, constants.O_WRONLY));
     // The marker is the action's fd 3 (MARKER_FD); the writable files follow from FIRST_WRITABLE_FD on.
     const stdio = [...(marker ? ['ignore', out, err, marker.childFd] : ['ignore', out, err, 'ignore']), ...writable];
-    const child = spawn(req.argv[0], req.argv.slice(1), {
-      cwd: req.cwd,
-      env: req.env,
-      stdio: stdio as ('ignore' | number)[],
-      detached: true,
-      // The action user (libuv drops supplementary groups with it).
-      ...(req.runAs ? { uid: req.runAs.uid, gid: req.runAs.gid } : {}),
-    });
+    const child = spawnInCgroups(req.joinCgroups ?? [], () =>
+      spawn(req.argv[0], req.argv.slice(1), {
+        cwd: req.cwd,
+        env: req.env,
+        stdio: stdio as ('ignore' | number)[],
+        detached: true,
+        // The action user (libuv drops supplementary groups with it).
+        ...(req.runAs ? { uid: req.runAs.uid, gid: req.runAs.gid } : {}),
+      }),
+    );
     // From now on only the action's processes hold its end: EOF on ours means they are all gone.
     marker?.releaseChildEnd();
     const r: Running = { child, marker, timedOut: false, killed: false, done: false };
@@ -190,7 +213,8 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
 }
 
 async function handle(req: LauncherRequest): Promise<void> {
-  if (req.type === 'spawn') start(req, await markers.take());
+  // A slot's agent needs no marker: what the action left is everything else in the slot's namespace.
+  if (req.type === 'spawn') start(req, slotAgent ? undefined : await markers.take());
   else if (req.type === 'signal') signal(req);
   else if (req.type === 'kill') {
     const r = running.get(req.id);
@@ -219,7 +243,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     });
 });
 
-markers.warm();
+if (!slotAgent) markers.warm();
 send({ type: 'ready' });
 
 /** The engine went away: take every running action with us, then go. */

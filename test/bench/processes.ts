@@ -243,6 +243,30 @@ export function childPids(pid: number): number[] {
   return out;
 }
 
+/** Every process below `pid` (children, theirs, …): a slot's sandbox holds its agent two levels down. */
+export function descendantPids(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f) parentOf.set(Number(name), Number(f[1]));
+  }
+  const out: number[] = [];
+  const below = new Set([pid]);
+  // Parents have lower pids most of the time, but not always: repeat until nothing is added.
+  for (let added = true; added; ) {
+    added = false;
+    for (const [child, parent] of parentOf) {
+      if (below.has(parent) && !below.has(child)) {
+        below.add(child);
+        out.push(child);
+        added = true;
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * CPU of a server and its direct children (Kiln's launcher), per pid. The
  * actions are the launcher's children and are not counted: only utime+stime

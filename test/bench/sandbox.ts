@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { median, spread } from './lib';
 import { CpuAccount } from './cpu-account';
-import { ClientProcess, childPids, reapedCpuMs, startKiln, type Server } from './processes';
+import { ClientProcess, childPids, descendantPids, reapedCpuMs, startKiln, type Server } from './processes';
 import { fmt, fmtSpread, verdict, type Row } from './report';
 
 /** The issue's budget: a sandboxed trivial action costs at most this much more than an unsandboxed one. */
@@ -36,7 +36,8 @@ export async function sandboxRows(root: string, sizes: { rounds: number; perRoun
   log(`sandbox: kiln serve --sandbox off pid ${plain.pid}, --sandbox on pid ${boxed.pid}; ${sizes.rounds} alternating rounds of ${sizes.perRound}`);
   const accounts = new Map<Server, CpuAccount>();
   for (const server of [plain, boxed]) {
-    const account = CpuAccount.around([server.pid, ...childPids(server.pid)], `kiln-bench-${server.pid}`);
+    // Every process already below the Kiln: its launchers, and a slot's sandbox with the agent inside.
+    const account = CpuAccount.around([server.pid, ...descendantPids(server.pid)], `kiln-bench-${server.pid}`);
     if (account) accounts.set(server, account);
   }
   const whole = accounts.size === 2;

@@ -1,5 +1,8 @@
 // The sandbox decision at start: sandbox auto | on | off, LAN mode, and what the host allows.
-import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../engine/config-load';
 import { defaultConfig } from '../../engine/config';
 import { setUpSandbox } from '../../engine/sandbox/sandbox-setup';
@@ -26,12 +29,57 @@ describe('setUpSandbox', () => {
     const probe = () => {
       throw new Error('must not probe');
     };
-    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe });
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe, isRoot: false });
     expect(s.status).toMatchObject({ enabled: false, mode: 'auto' });
-    expect(s.status.reason).toBe("sandbox: auto sandboxes in LAN mode; on loopback actions run unsandboxed, as Kiln's user, and can read what it can (--sandbox on sandboxes them too)");
+    expect(s.status.reason).toBe(
+      "sandbox: auto sandboxes on loopback only where actions can run in sandboxes made ahead per slot, and Kiln is not root, so it cannot start actions as other uids from inside one; actions run unsandboxed, as Kiln's user, and can read what it can (--sandbox on sandboxes them too)",
+    );
     expect(s.wrap(inner)).toBe(inner);
-    const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
-    expect(asNobody.status.reason).toMatch(/^sandbox: auto sandboxes in LAN mode; on loopback actions run unsandboxed, as nobody \(65534:65534\)/);
+    const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe, isRoot: true, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
+    expect(asNobody.status.reason).toMatch(/and actions do not each run as a uid of their own \(action-user: auto, as root\); actions run unsandboxed, as nobody \(65534:65534\)/);
+  });
+
+  describe('auto on loopback, as root with a uid per action', () => {
+    let dataDir: string;
+    let buildRoot: string;
+    beforeAll(() => {
+      dataDir = mkdtempSync(join(tmpdir(), 'kiln-setup-data-'));
+      // Not under /tmp: a slot empties its /tmp after each action, so exec roots there keep a bwrap per action.
+      buildRoot = mkdtempSync(join(existsSync('/var/tmp') ? '/var/tmp' : '/nonexistent', 'kiln-setup-build-'));
+    });
+    afterAll(() => {
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(buildRoot, { recursive: true, force: true });
+    });
+    const perAction = { user: { uid: 65534, gid: 65534, label: 'a uid of its own per action' }, uids: 'default' as const, reason: 'Kiln is root' };
+
+    it('is on where a slot\'s sandbox starts, and says why', () => {
+      const s = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => undefined });
+      expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap' });
+      expect(s.status.reason).toMatch(/^sandbox: auto, and actions can run in sandboxes made ahead per slot.*; each action runs in a sandbox made ahead for its slot/);
+    });
+
+    it('is off, saying why, where a slot\'s sandbox does not start', () => {
+      const s = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => 'its sandbox did not start: no' });
+      expect(s.status.enabled).toBe(false);
+      expect(s.status.reason).toMatch(/made ahead per slot, and its sandbox did not start: no; actions run unsandboxed, as a uid of its own per action/);
+    });
+
+    it('keeps a bwrap per action when the build folder is under /tmp, which a slot empties after each action', () => {
+      const underTmp = mkdtempSync(join('/tmp', 'kiln-setup-build-'));
+      try {
+        const s = setUpSandbox({ ...base, dataDir, buildRoot: underTmp, mode: 'on', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => undefined });
+        expect(s.status.reason).toMatch(/none made ahead per slot: the build folder \/tmp\/kiln-setup-build-\w+ is in \/tmp, which a slot's sandbox empties after each action/);
+      } finally {
+        rmSync(underTmp, { recursive: true, force: true });
+      }
+    });
+
+    it('on keeps a bwrap per action where a slot\'s sandbox does not start, and says so', () => {
+      const s = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'on', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => 'its sandbox did not start: no' });
+      expect(s.status.enabled).toBe(true);
+      expect(s.status.reason).toBe('sandbox: on in the configuration; each action gets a sandbox of its own (none made ahead per slot: its sandbox did not start: no)');
+    });
   });
 
   it('auto in LAN mode without bubblewrap: runs unsandboxed and says why', () => {

@@ -1,0 +1,185 @@
+// Sandboxes made ahead, one per concurrent slot: each is one long-lived bwrap
+// (slot-bwrap-args.ts) whose inside is Kiln's launcher in slot mode (the
+// agent, engine/worker/slot-agent.ts). An action then costs no bwrap, no
+// namespace, no mount and no shell: the agent spawns it as its uid in its exec
+// root, and makes the slot clean again before it reports the action over.
+//
+// A slot is started the first time more actions run at once than there are
+// idle slots (the action that found none takes the per-action sandbox
+// meanwhile), and again when its agent has died; warm() starts the first one.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ActionSignal, RunRequest } from '../execution/runner';
+import { LauncherClient, launcherCommand, type ProcessExit } from '../worker/launcher-client';
+import { SLOT_AGENT_ENV } from '../worker/slot-agent';
+import type { HostLayout } from './bwrap-args';
+import { AGENT_CGROUP_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
+
+export interface SlotSandboxesOptions {
+  bwrap: string;
+  host: HostLayout;
+  buildRoot: string;
+  logDir: string;
+  /** Folders the per-action cgroups are made in (CgroupLimiter.parentDirs); none without limits. */
+  cgroupParents: readonly string[];
+  /** Most slots at once; runs beyond it take the per-action sandbox. */
+  max: number;
+  log?: (line: string) => void;
+}
+
+interface Slot {
+  client: LauncherClient;
+  /** The run it holds, if any. */
+  runId?: string;
+}
+
+export class SlotSandboxes {
+  private readonly slots: Slot[] = [];
+  private readonly byRun = new Map<string, Slot>();
+  private readonly binds: { host: string; inside: string }[];
+  private closed = false;
+
+  constructor(private readonly opts: SlotSandboxesOptions) {
+    this.binds = [
+      { host: opts.logDir, inside: AGENT_LOG_DIR },
+      ...opts.cgroupParents.map((dir, i) => ({ host: dir, inside: join(AGENT_CGROUP_DIR, String(i)) })),
+    ];
+  }
+
+  /** Whether a run can go into a slot at all: as a uid of its own, in the build folder, logging into the log folder. */
+  fits(req: RunRequest): boolean {
+    return (
+      req.runAs !== undefined &&
+      req.execRoot.startsWith(`${this.opts.buildRoot}/`) &&
+      !!req.stdout.path &&
+      !!req.stderr.path &&
+      pathInSlot(req.stdout.path, this.binds) !== undefined &&
+      pathInSlot(req.stderr.path, this.binds) !== undefined
+    );
+  }
+
+  /**
+   * An idle slot whose agent is up, taken for `id`; undefined when there is
+   * none right now (one more is started, up to max, for the runs to come).
+   */
+  take(id: string): Slot | undefined {
+    if (this.closed) return undefined;
+    const idle = this.slots.find((s) => s.runId === undefined && s.client.isReady);
+    if (idle) {
+      idle.runId = id;
+      this.byRun.set(id, idle);
+      return idle;
+    }
+    // An idle slot whose agent died comes back; otherwise one more slot, if allowed.
+    const dead = this.slots.find((s) => s.runId === undefined && !s.client.isReady);
+    if (dead) this.start(dead);
+    else if (this.slots.length < this.opts.max) this.start(this.add());
+    return undefined;
+  }
+
+  /** Runs the request in the slot `take()` gave, joined to the cgroups whose cgroup.procs files (host paths) are given. */
+  async run(slot: Slot, req: RunRequest, cgroupProcs: readonly string[]): Promise<ProcessExit> {
+    try {
+      return await slot.client.run({
+        id: req.id,
+        argv: req.argv,
+        cwd: join(req.execRoot, req.workingDirectory),
+        env: req.env,
+        stdoutPath: pathInSlot(req.stdout.path!, this.binds)!,
+        stderrPath: pathInSlot(req.stderr.path!, this.binds)!,
+        timeoutMs: req.timeoutMs,
+        background: req.priority === 'background',
+        runAs: req.runAs,
+        joinCgroups: cgroupProcs.map((file) => {
+          const inside = pathInSlot(file, this.binds);
+          if (!inside) throw new Error(`the cgroup ${dirname(file)} is not in a folder the slot's sandbox was given`);
+          return inside;
+        }),
+      });
+    } finally {
+      this.byRun.delete(req.id);
+      slot.runId = undefined;
+    }
+  }
+
+  kill(id: string): boolean {
+    const slot = this.byRun.get(id);
+    slot?.client.kill(id);
+    return slot !== undefined;
+  }
+
+  signal(id: string, signal: ActionSignal): boolean | undefined {
+    const slot = this.byRun.get(id);
+    return slot && slot.client.signal(id, signal);
+  }
+
+  /** Starts the first slot, so the first action finds it ready. */
+  async warm(): Promise<void> {
+    if (this.slots.length === 0 && this.opts.max > 0) await this.start(this.add());
+  }
+
+  /**
+   * Starts a slot's sandbox once, the agent in it reporting ready, and ends it:
+   * undefined when that works here, else why not (at start, so a host where it
+   * cannot work says so instead of failing each action).
+   */
+  trial(): string | undefined {
+    const { command, args, env } = this.command();
+    const r = spawnSync(command, args, { env, input: '', encoding: 'utf8', timeout: 30_000 });
+    if (r.error) return `its bubblewrap could not be run: ${r.error.message}`;
+    if (!r.stdout.includes('"type":"ready"')) {
+      const why = (r.stderr ?? '').trim().split('\n')[0] || `exit status ${r.status ?? r.signal}`;
+      return `its sandbox did not start: ${why}`;
+    }
+    return undefined;
+  }
+
+  /** How many slots run now (their agents up). */
+  get ready(): number {
+    return this.slots.filter((s) => s.client.isReady).length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.client.close()));
+  }
+
+  private add(): Slot {
+    const slot: Slot = {
+      client: new LauncherClient({ command: () => this.command(), ownPidNamespace: true }),
+    };
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private start(slot: Slot): Promise<void> {
+    return slot.client.warm().catch((err: Error) => this.opts.log?.(`kiln: a slot's sandbox did not start: ${err.message}`));
+  }
+
+  /** bwrap, with the launcher as the agent inside. */
+  private command(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+    const launcher = launcherCommand();
+    const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin', [SLOT_AGENT_ENV]: '1' };
+    if (launcher.env.ELECTRON_RUN_AS_NODE) env.ELECTRON_RUN_AS_NODE = '1';
+    const codeRoot = packageRoot(__dirname);
+    const args = slotBwrapArgs({
+      host: this.opts.host,
+      buildRoot: this.opts.buildRoot,
+      logDir: this.opts.logDir,
+      cgroupParents: this.opts.cgroupParents,
+      codeDirs: [dirname(launcher.command), codeRoot],
+      // --import tsx (tests) is found from the working folder: Kiln's own.
+      agent: { argv: [launcher.command, ...launcher.args], cwd: codeRoot, env },
+    });
+    return { command: this.opts.bwrap, args, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
+  }
+}
+
+/** The folder of Kiln's package.json above `dir` (its code and, from sources, node_modules); `dir` itself if none. */
+function packageRoot(dir: string): string {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    if (dirname(d) === d) return dir;
+  }
+}

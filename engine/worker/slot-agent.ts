@@ -1,0 +1,114 @@
+// What the launcher does differently when it is a slot's agent: it runs inside
+// a long-lived bubblewrap sandbox of its own (engine/sandbox/slot-sandboxes.ts),
+// as the sandbox's root with a few capabilities, and starts one action at a
+// time as that action's uid. Between two actions it makes the slot as new:
+// every other process in its PID namespace killed, /tmp and /dev/shm emptied,
+// System V IPC the action left removed. Only then does it report the action
+// over, so the next action in the slot never meets anything of the last.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** Set in the agent's environment by the slot's command line. */
+export const SLOT_AGENT_ENV = 'KILN_LAUNCHER_SLOT';
+
+export function isSlotAgent(): boolean {
+  return process.env[SLOT_AGENT_ENV] === '1';
+}
+
+/** The places an action may write besides its exec root; private to the slot, emptied after each action. */
+export const SLOT_SCRATCH = ['/tmp', '/dev/shm'];
+
+/**
+ * Joins the action's cgroups (their cgroup.procs, as the sandbox sees them)
+ * for the spawn only: the child is born inside them, and the agent goes back
+ * to the folder above (the slot's own, unlimited), so an action's memory limit
+ * never counts the agent nor lets the kernel pick it.
+ */
+export function spawnInCgroups<T>(procsFiles: readonly string[], spawnIt: () => T): T {
+  const joined: string[] = [];
+  try {
+    for (const file of procsFiles) {
+      writeFileSync(file, '0');
+      joined.push(file);
+    }
+    return spawnIt();
+  } finally {
+    for (const file of joined) writeFileSync(join(dirname(dirname(file)), 'cgroup.procs'), '0');
+  }
+}
+
+/**
+ * SIGKILL to every process the agent may signal in its namespace (all but
+ * itself and the namespace's init), until none is left alive: a process that
+ * was forking as the first kill came is caught by the next.
+ */
+export async function killEveryoneElse(): Promise<void> {
+  for (let round = 0; round < 400; round++) {
+    try {
+      process.kill(-1, 'SIGKILL');
+    } catch {
+      // ESRCH: nobody else.
+    }
+    if (!othersAlive()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error('processes of the last action are still alive after 2 s of SIGKILL');
+}
+
+/** Whether any process but the namespace's init and the agent is alive (zombies are dead, only not yet reaped). */
+function othersAlive(): boolean {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || name === '1' || Number(name) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') return true;
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return false;
+}
+
+/** Removes everything in the slot's /tmp and /dev/shm (never follows a symlink out). */
+export function emptyScratch(dirs: readonly string[] = SLOT_SCRATCH): void {
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes the System V IPC objects an action left (the slot has an IPC
+ * namespace of its own, so all there are are the last action's). Removing one
+ * takes its owner (or CAP_SYS_ADMIN, which the agent has not): ipcrm runs as
+ * the action's uid, and only when /proc/sysvipc lists something.
+ */
+export function removeSysvIpc(runAs: { uid: number; gid: number } | undefined): void {
+  if (!runAs || !sysvIpcLeft()) return;
+  spawnSync('ipcrm', ['--all'], { uid: runAs.uid, gid: runAs.gid, stdio: 'ignore', env: { PATH: '/usr/bin:/bin' }, timeout: 10_000 });
+  if (sysvIpcLeft()) throw new Error('System V IPC objects of the last action could not be removed');
+}
+
+function sysvIpcLeft(): boolean {
+  return ['shm', 'msg', 'sem'].some((kind) => {
+    try {
+      // A header line, then one line per object.
+      return readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trimEnd().split('\n').length > 1;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Everything between two actions; throws when the slot could not be made clean (the agent then exits, and the slot is made anew). */
+export async function resetSlot(runAs: { uid: number; gid: number } | undefined): Promise<void> {
+  await killEveryoneElse();
+  emptyScratch();
+  removeSysvIpc(runAs);
+}
