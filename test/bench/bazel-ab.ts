@@ -19,13 +19,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BazelDriver, type Fixture } from './bazel';
-import { serverCpu, cpuBetween, childPids } from './processes';
+import { serverCpu, cpuBetween, kilnPids } from './processes';
 import { readFileSync, readdirSync } from 'node:fs';
 
 /** CPU ms (CLK_TCK 100) by thread over a process and its children: each main thread, the rest by name. */
 function threads(pid: number): Map<string, number> {
   const m = new Map<string, number>();
-  for (const p of [pid, ...childPids(pid)]) {
+  for (const p of kilnPids(pid)) {
     let tids: string[] = [];
     try {
       tids = readdirSync(`/proc/${p}/task`);

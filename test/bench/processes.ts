@@ -268,14 +268,36 @@ export function descendantPids(pid: number): number[] {
 }
 
 /**
- * CPU of a server and its direct children (Kiln's launcher), per pid. The
- * actions are the launcher's children and are not counted: only utime+stime
- * of each process itself are read, never cutime.
+ * Kiln's own processes: the server, its direct children (launchers, and the
+ * bwrap of each slot's sandbox), and below a bwrap its init and the slot's
+ * agent (a launcher inside the sandbox). Actions are a launcher's or an
+ * agent's children and are left out, as are per-action bwraps (a launcher's
+ * children).
+ */
+export function kilnPids(pid: number): number[] {
+  const comm = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const out = [pid];
+  let frontier = childPids(pid);
+  while (frontier.length > 0) {
+    out.push(...frontier);
+    frontier = frontier.filter((p) => comm(p) === 'bwrap').flatMap((p) => childPids(p));
+  }
+  return out;
+}
+
+/**
+ * CPU of a server and its helper processes (kilnPids), per pid. Only
+ * utime+stime of each process itself are read, never cutime, so what the
+ * actions spend is not counted.
  */
 export function serverCpu(pid: number): Map<number, number> {
-  const m = new Map<number, number>([[pid, ownCpuMs(pid)]]);
-  for (const c of childPids(pid)) m.set(c, ownCpuMs(c));
-  return m;
+  return new Map(kilnPids(pid).map((p) => [p, ownCpuMs(p)]));
 }
 
 /** CPU used between two serverCpu snapshots (a process that appeared in between counts from 0). */

@@ -40,7 +40,7 @@ import {
   startBare,
   startKiln,
   startReferenceWorker,
-  childPids,
+  kilnPids,
   type Server,
 } from './processes';
 import { politeRows } from './polite';
@@ -196,11 +196,11 @@ async function main(): Promise<void> {
     // ---------------------------------------------------------- idle RSS
     if (opts.only.has('rss')) {
       await new Promise((r) => setTimeout(r, 2000)); // let start-up garbage settle
-      const kilnRss = [kiln.pid, ...childPids(kiln.pid)].reduce((sum, pid) => sum + rssMiB(pid), 0);
+      const kilnRss = kilnPids(kiln.pid).reduce((sum, pid) => sum + rssMiB(pid), 0);
       const bareRss = rssMiB(bare.pid);
       rows.push({
         id: 'rss',
-        metric: 'idle RSS after start (MiB; Kiln with its launcher)',
+        metric: 'idle RSS after start (MiB; Kiln with its launcher and slot sandboxes)',
         kiln: fmt(kilnRss, 0),
         baseline: `${fmt(bareRss, 0)} bare grpc-js`,
         comparison: `${kilnRss >= bareRss ? '+' : ''}${fmt(kilnRss - bareRss, 0)} MiB`,
@@ -590,7 +590,7 @@ async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefin
         const rc = refCpu.length ? spread(refCpu) : undefined;
         rows.push({
           id: 'cpu-bazel',
-          metric: 'Kiln CPU per remote action, many_genrules (ms; serve + launcher, not the actions)',
+          metric: 'Kiln CPU per remote action, many_genrules (ms; serve, launcher, slot agents; not the actions)',
           kiln: fmtSpread(kc, 1),
           baseline: rc ? `${fmtSpread(rc, 1)} reference JVM` : '',
           comparison: rc ? `×${fmt(kc.median / rc.median, 2)}` : '',
