@@ -7,6 +7,7 @@
 // A slot is started the first time more actions run at once than there are
 // idle slots (the action that found none takes the per-action sandbox
 // meanwhile), and again when its agent has died; warm() starts the first one.
+// Each slot runs /bin/true once through its agent before it takes an action.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,6 +16,9 @@ import { LauncherClient, launcherCommand, type ProcessExit } from '../worker/lau
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
 import type { HostLayout } from './bwrap-args';
 import { AGENT_CGROUP_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
+
+/** What a new slot's agent runs once before its first action (as LocalExecutor's warm-up). */
+const WARM_UP_PROGRAM = '/bin/true';
 
 export interface SlotSandboxesOptions {
   bwrap: string;
@@ -39,6 +43,8 @@ export class SlotSandboxes {
   private readonly byRun = new Map<string, Slot>();
   private readonly binds: { host: string; inside: string }[];
   private closed = false;
+  /** Numbers the slots' warm-up runs (their ids must differ from any action's). */
+  private warmUps = 0;
 
   constructor(private readonly opts: SlotSandboxesOptions) {
     this.binds = [
@@ -153,8 +159,28 @@ export class SlotSandboxes {
     return slot;
   }
 
-  private start(slot: Slot): Promise<void> {
-    return slot.client.warm().catch((err: Error) => this.opts.log?.(`kiln: a slot's sandbox did not start: ${err.message}`));
+  /**
+   * Starts the slot's sandbox and runs WARM_UP_PROGRAM once through its agent
+   * before any action may take it: the agent's first spawn (libuv's first
+   * fork, first calls through the run and reset path) costs several times a
+   * later one, and the first action in the slot should not pay it. Nothing is
+   * logged or stored (its output goes to /dev/null); the slot stays taken
+   * until the run is over, so take() never hands it out half warm.
+   */
+  private async start(slot: Slot): Promise<void> {
+    const id = `kiln-slot-warm-up-${++this.warmUps}`;
+    slot.runId = id;
+    try {
+      await slot.client.warm();
+      if (existsSync(WARM_UP_PROGRAM)) {
+        const exit = await slot.client.run({ id, argv: [WARM_UP_PROGRAM], cwd: '/', env: {}, stdoutPath: '/dev/null', stderrPath: '/dev/null', timeoutMs: 10_000 });
+        if (exit.code !== 0) this.opts.log?.(`kiln: a slot's warm-up run of ${WARM_UP_PROGRAM} ended ${exit.spawnError ?? exit.signal ?? exit.code}`);
+      }
+    } catch (err) {
+      this.opts.log?.(`kiln: a slot's sandbox did not start: ${(err as Error).message}`);
+    } finally {
+      if (slot.runId === id) slot.runId = undefined;
+    }
   }
 
   /** bwrap, with the launcher as the agent inside. */
