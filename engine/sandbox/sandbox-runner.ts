@@ -138,9 +138,15 @@ export class SandboxRunner implements Runner {
     return this.opts.slots?.signal(id, signal) ?? this.opts.inner.signal?.(id, signal) ?? false;
   }
 
-  /** Starts the inner runner (the launcher), and the first slot's sandbox, before the first action. */
+  /**
+   * Before the first action: the first slot's sandbox where there are slots,
+   * else the inner runner (the launcher). With slots the inner runner is left
+   * to start at the first run that needs a bwrap of its own (network=on, or no
+   * idle slot): most engines never have one, and a launcher kept for nothing
+   * is a Node process's memory at idle.
+   */
   async warm(): Promise<void> {
-    await Promise.all([this.opts.inner.warm?.(), this.opts.slots?.warm()]);
+    await (this.opts.slots ? this.opts.slots.warm() : this.opts.inner.warm?.());
   }
 
   ready(): RunnerReadiness {
