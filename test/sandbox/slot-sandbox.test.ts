@@ -46,6 +46,14 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     expect(status.sandbox?.reason).toMatch(/each action runs in a sandbox made ahead for its slot/);
   });
 
+  it('has run a warm-up through the slot\'s agent before the first action, so that action does not pay the agent\'s first spawn', async () => {
+    // In the slot's PID namespace bwrap's init is 1 and the agent 2: the first
+    // process the agent ever spawns is 3. The first action is not it.
+    const first = await run('echo $$');
+    expect(first).toMatchObject({ code: 0, exitCode: 0 });
+    expect(Number(first.stdout.trim())).toBeGreaterThan(3);
+  });
+
   it('runs actions in the slot\'s long-lived sandbox, under bwrap\'s init and beside the agent', async () => {
     const a = await run(`${AGENT}; cat /proc/1/comm`);
     const b = await run(`${AGENT}; cat /proc/1/comm`);
@@ -119,6 +127,10 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     expect(b.stdout.split('\n').slice(1).filter((l) => l && !/^process \d+ (cat|ls)$/.test(l))).toEqual([]);
   });
 
+  it('starts no launcher outside the slots while every action ran in one', async () => {
+    expect(plainLauncherPids()).toEqual([]);
+  });
+
   it('makes a slot anew when its sandbox dies; the action meanwhile takes a sandbox of its own', async () => {
     const before = await run(AGENT);
     const slots = slotBwrapPids();
@@ -140,8 +152,30 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     const r = await run('cat /proc/1/comm', { platform: { network: 'on' } });
     expect(r.code).toBe(0);
     expect(r.stdout).not.toBe('bwrap\n');
+    // Its bwrap is started by the plain launcher, which only now had a reason to run.
+    expect(plainLauncherPids()).toHaveLength(1);
   });
 });
+
+/** Launchers this test's engine (this process) started itself, not inside a slot's bwrap. */
+function plainLauncherPids(): number[] {
+  return childrenOfThisProcess().filter(({ cmdline }) => !cmdline.includes('KILN_LAUNCHER_SLOT') && /launcher\.(ts|js)\0/.test(cmdline)).map(({ pid }) => pid);
+}
+
+function childrenOfThisProcess(): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid) out.push({ pid: Number(name), cmdline: readFileSync(`/proc/${name}/cmdline`, 'utf8') });
+    } catch {
+      // Gone.
+    }
+  }
+  return out;
+}
 
 /** The slots' bwrap processes this test's engine (this process) started. */
 function slotBwrapPids(): number[] {
