@@ -17,6 +17,16 @@ import { SLOT_AGENT_ENV } from '../worker/slot-agent';
 import type { HostLayout } from './bwrap-args';
 import { AGENT_CGROUP_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
 
+/**
+ * V8 flags for the agent on top of the launcher's own (--single-threaded):
+ * lite mode leaves out the optimising compilers, whose code and type feedback
+ * an agent that only relays small requests has no use for (about 1 MiB less
+ * at idle and 6 MiB less after 200 spawns, per-spawn CPU unchanged, measured
+ * on a bare launcher; see README). It turns off WebAssembly, which lite mode
+ * would do anyway with a warning on stderr each time an agent starts.
+ */
+const AGENT_V8_FLAGS = ['--lite-mode', '--no-expose-wasm'];
+
 /** What a new slot's agent runs once before its first action (as LocalExecutor's warm-up). */
 const WARM_UP_PROGRAM = '/bin/true';
 
@@ -196,7 +206,7 @@ export class SlotSandboxes {
       cgroupParents: this.opts.cgroupParents,
       codeDirs: [dirname(launcher.command), codeRoot],
       // --import tsx (tests) is found from the working folder: Kiln's own.
-      agent: { argv: [launcher.command, ...launcher.args], cwd: codeRoot, env },
+      agent: { argv: [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: codeRoot, env },
     });
     return { command: this.opts.bwrap, args, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
   }
