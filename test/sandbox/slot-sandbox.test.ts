@@ -152,7 +152,7 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     const r = await run('cat /proc/1/comm', { platform: { network: 'on' } });
     expect(r.code).toBe(0);
     expect(r.stdout).not.toBe('bwrap\n');
-    // Its bwrap is started by the plain launcher, which only now had a reason to run.
+    // Its bwrap is started by the plain launcher, which the first run that needed one started (here or the test above).
     expect(plainLauncherPids()).toHaveLength(1);
   });
 });
