@@ -187,7 +187,8 @@ export class SlotSandboxes {
         if (exit.code !== 0) this.opts.log?.(`kiln: a slot's warm-up run of ${WARM_UP_PROGRAM} ended ${exit.spawnError ?? exit.signal ?? exit.code}`);
       }
     } catch (err) {
-      this.opts.log?.(`kiln: a slot's sandbox did not start: ${(err as Error).message}`);
+      // Closing while a slot starts ends its agent: nothing to report then.
+      if (!this.closed) this.opts.log?.(`kiln: a slot's sandbox did not start: ${(err as Error).message}`);
     } finally {
       if (slot.runId === id) slot.runId = undefined;
     }
