@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { asset, bes, bytestream, encode, logstream, longrunning, protobuf, reapi, type MessageType } from '../proto';
 import { lenientDecoder } from './malformed-requests';
+import { encodeReadResponseTransient } from './read-response-encoder';
 import type { RequestOrigin } from '../common/invocation-types';
 
 function method<Req, Res>(
@@ -61,7 +62,11 @@ export const OperationsService = {
 };
 
 export const ByteStreamService = {
-  read: method('/google.bytestream.ByteStream/Read', bytestream.ReadRequest, bytestream.ReadResponse, false, true),
+  read: {
+    ...method('/google.bytestream.ByteStream/Read', bytestream.ReadRequest, bytestream.ReadResponse, false, true),
+    // Encoded into a reused buffer: grpc-js copies it into its frame at once (read-response-encoder.ts).
+    responseSerialize: (m: bytestream.ReadResponse) => encodeReadResponseTransient(m),
+  },
   write: method('/google.bytestream.ByteStream/Write', bytestream.WriteRequest, bytestream.WriteResponse, true, false),
   queryWriteStatus: method('/google.bytestream.ByteStream/QueryWriteStatus', bytestream.QueryWriteStatusRequest, bytestream.QueryWriteStatusResponse),
 };

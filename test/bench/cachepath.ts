@@ -4,16 +4,18 @@
 // of call from this process, and prints the CPU `kiln serve` spent (its own
 // /proc times) per call or per MiB, beside the wall time. CPU rather than wall
 // time, so a change can be judged on a shared machine.
-//   tsx test/bench/cachepath.ts [--kind gar|fmb|up|down] [--n N] [--rounds 3] [--bare] [--cpu-prof DIR]
+//   tsx test/bench/cachepath.ts [--kind gar|fmb|up|down] [--n N] [--rounds 3] [--bare] [--cpu-prof DIR] [--after-actions N]
 // --bare: the same calls against the bare grpc-js server too (not fmb), alternating.
+// --after-actions N: N trivial actions first (16 in flight), as the full bench's earlier
+// sections run before its cache-path rows; a serve that has run actions is not a fresh one.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reapi } from '../../engine/proto';
-import { digestOf, execute, trivialAction, upload } from './actions';
-import { byteStreamRead, byteStreamWrite, median, nowMs, ReapiClients, unary } from './lib';
-import { startBare, startKiln, type Server } from './processes';
+import { digestOf, execute, roundTrip, trivialAction, upload } from './actions';
+import { byteStreamRead, byteStreamWrite, median, nowMs, ReapiClients, throughput, unary } from './lib';
+import { rssMiB, startBare, startKiln, type Server } from './processes';
 
 /** utime and stime of a process, in ms. */
 function userSysMs(pid: number): [number, number] {
@@ -138,6 +140,11 @@ async function main(): Promise<void> {
   const bc = bare && new ReapiClients(bare.address);
   console.log(`kiln serve pid ${kiln.pid}${bare ? `, bare grpc-js server pid ${bare.pid}` : ''}`);
   try {
+    const afterActions = Number(arg('--after-actions', '0'));
+    if (afterActions > 0) {
+      await throughput(afterActions, 16, () => roundTrip(c));
+      console.log(`after ${afterActions} actions: kiln serve RSS ${rssMiB(kiln.pid).toFixed(0)} MiB`);
+    }
     const bareRun = bc && (await bareRound(bc, kind, n));
     await bareRun?.();
     const round =

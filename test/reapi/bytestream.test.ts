@@ -52,6 +52,15 @@ describe('ByteStream.Read', () => {
     expect(chunkSizes.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('keeps concurrent reads of different blobs byte for byte (responses are encoded into a reused buffer)', async () => {
+    const others = [randomBlob(3 * MiB + 7), randomBlob(2 * MiB + 99)];
+    const digests = await Promise.all(others.map((b) => uploadBlob(t.clients, b)));
+    const reads = await Promise.all(
+      [data, ...others, data].map((_, i) => t.clients.byteStream.read({ resourceName: blobResourceName('', [digest, ...digests, digest][i]!) })),
+    );
+    reads.forEach((r, i) => expect(Buffer.from(r.data).equals([data, ...others, data][i]!)).toBe(true));
+  });
+
   it('honours read_offset and read_limit', async () => {
     const name = blobResourceName('', digest);
     // Buffer.equals, not toEqual: vitest's deep equality walks a megabyte byte by
