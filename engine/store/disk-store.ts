@@ -335,14 +335,7 @@ export class DiskBlobStore implements BlobStore {
         // Awaiting each write is the back-pressure: the source is not pulled faster than the disk takes it.
         await writeFully(fh, chunk);
       }
-      if (size !== digest.size) {
-        const got = size > digest.size ? `more than ${digest.size}` : String(size);
-        throw new DigestMismatchError(`received ${got} bytes for a blob declared as ${digest.size} bytes (${digest.hash})`);
-      }
-      const actual = hasher.digest();
-      if (actual !== digest.hash) {
-        throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
-      }
+      checkReceived(digest, size, hasher.digest());
       await fh.sync();
     } catch (err) {
       throw diskFull(err, digest);
@@ -528,6 +521,17 @@ export class DiskBlobStore implements BlobStore {
   }
 }
 
+/** Throws DigestMismatchError unless `size` bytes hashing to `actual` are the blob `digest` declares. */
+function checkReceived(digest: BlobDigest, size: number, actual: string): void {
+  if (size !== digest.size) {
+    const got = size > digest.size ? `more than ${digest.size}` : String(size);
+    throw new DigestMismatchError(`received ${got} bytes for a blob declared as ${digest.size} bytes (${digest.hash})`);
+  }
+  if (actual !== digest.hash) {
+    throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
+  }
+}
+
 /** Collects a small blob's bytes, hashing as they come; rejects on a size or hash mismatch. */
 async function receiveInMemory(digest: BlobDigest, source: AsyncIterable<Uint8Array> | Readable): Promise<Uint8Array> {
   const hasher = await DIGEST_FUNCTIONS[digest.fn].createHasher();
@@ -539,14 +543,7 @@ async function receiveInMemory(digest: BlobDigest, source: AsyncIterable<Uint8Ar
     hasher.update(chunk);
     chunks.push(chunk);
   }
-  if (size !== digest.size) {
-    const got = size > digest.size ? `more than ${digest.size}` : String(size);
-    throw new DigestMismatchError(`received ${got} bytes for a blob declared as ${digest.size} bytes (${digest.hash})`);
-  }
-  const actual = hasher.digest();
-  if (actual !== digest.hash) {
-    throw new DigestMismatchError(`content hashes to ${actual}, not the declared ${digest.fn} ${digest.hash}`);
-  }
+  checkReceived(digest, size, hasher.digest());
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
