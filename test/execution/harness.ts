@@ -169,4 +169,25 @@ export function responseOf(op: longrunning.Operation): reapi.ExecuteResponse {
   return r;
 }
 
+/** What a script run as an action (`/bin/bash -c script`) ended with: Execute's status, the exit code, stdout, stderr. */
+export interface ScriptRun {
+  code: number;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `script` as an uncacheable action through Execute (`salt` keeps each run's digest its own). */
+export async function runScript(clients: KilnClients, script: string, salt: string, over: Partial<ActionSpec> = {}): Promise<ScriptRun> {
+  const digest = await uploadAction(clients, { argv: ['/bin/bash', '-c', script], doNotCache: true, salt, ...over });
+  const ops = await clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true, inlineStderr: true }));
+  const response = responseOf(ops.at(-1)!);
+  return {
+    code: response.status?.code ?? 0,
+    exitCode: response.result?.exitCode ?? -1,
+    stdout: Buffer.from(response.result?.stdoutRaw ?? []).toString(),
+    stderr: Buffer.from(response.result?.stderrRaw ?? []).toString(),
+  };
+}
+
 export const stageName = (op: longrunning.Operation) => reapi.ExecutionStage.Value[metadataOf(op).stage];

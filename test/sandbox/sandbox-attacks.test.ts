@@ -14,7 +14,7 @@ import { buildFolderPath } from '../../engine/sandbox/build-folder';
 import type { SandboxMode } from '../../engine/common/api-types';
 import { uploadBlob } from '../helpers/blobs';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
-import { executeRequest, responseOf, uploadAction, type ActionSpec } from '../execution/harness';
+import { runScript, type ActionSpec } from '../execution/harness';
 
 const probe = probeBubblewrap({ dataDir: '/nonexistent' });
 const skipReason = probe.available ? '' : ` (skipped: ${probe.reason})`;
@@ -42,17 +42,7 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
   });
 
   /** Runs a shell script as an action; returns exit code, stdout, stderr and the Execute status. */
-  async function run(script: string, over: Partial<ActionSpec> = {}) {
-    const digest = await uploadAction(t.clients, { argv: ['/bin/bash', '-c', script], doNotCache: true, salt: `${sandbox}-${++seq}`, ...over });
-    const ops = await t.clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true, inlineStderr: true }));
-    const response = responseOf(ops.at(-1)!);
-    return {
-      code: response.status?.code ?? 0,
-      exitCode: response.result?.exitCode ?? -1,
-      stdout: Buffer.from(response.result?.stdoutRaw ?? []).toString(),
-      stderr: Buffer.from(response.result?.stderrRaw ?? []).toString(),
-    };
-  }
+  const run = (script: string, over: Partial<ActionSpec> = {}) => runScript(t.clients, script, `${sandbox}-${++seq}`, over);
 
   it('cannot read a file in the engine user\'s home, nor Kiln\'s http-token or a CAS blob', async () => {
     const blob = Buffer.from(`a blob nobody gave the action ${sandbox}`);

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
-import { executeRequest, responseOf, uploadAction, type ActionSpec } from '../execution/harness';
+import { runScript, type ActionSpec } from '../execution/harness';
 
 const probe = probeBubblewrap({ dataDir: '/nonexistent' });
 const isRoot = process.getuid?.() === 0;
@@ -25,17 +25,7 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     await t?.stop();
   });
 
-  async function run(script: string, over: Partial<ActionSpec> = {}) {
-    const digest = await uploadAction(t.clients, { argv: ['/bin/bash', '-c', script], doNotCache: true, salt: `slot-${++seq}`, ...over });
-    const ops = await t.clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true, inlineStderr: true }));
-    const response = responseOf(ops.at(-1)!);
-    return {
-      code: response.status?.code ?? 0,
-      exitCode: response.result?.exitCode ?? -1,
-      stdout: Buffer.from(response.result?.stdoutRaw ?? []).toString(),
-      stderr: Buffer.from(response.result?.stderrRaw ?? []).toString(),
-    };
-  }
+  const run = (script: string, over: Partial<ActionSpec> = {}) => runScript(t.clients, script, `slot-${++seq}`, over);
 
   /** The slot's agent as the action sees it: pid 2's name and start time (the same slot's agent keeps both). */
   const AGENT = 'echo "agent $(cat /proc/2/comm) $(cut -d" " -f22 /proc/2/stat)"';
