@@ -51,9 +51,24 @@ export async function killProcessesOf(id: ActionIdentity): Promise<number> {
       child.once('error', () => resolve());
       child.once('exit', () => resolve());
     });
-    left = processesOf(id.uid).length;
+    left = await goneOrLeft(id.uid);
   }
   return found;
+}
+
+/**
+ * How many processes still run as `uid` once the ones just killed have had a
+ * moment to die: SIGKILL is delivered when a process is next scheduled, so on
+ * a busy machine it can still be listed for a few milliseconds after the kill.
+ */
+async function goneOrLeft(uid: number, waitMs = 500): Promise<number> {
+  const end = Date.now() + waitMs;
+  let left = processesOf(uid).length;
+  while (left > 0 && Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    left = processesOf(uid).length;
+  }
+  return left;
 }
 
 /**
