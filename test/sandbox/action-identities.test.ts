@@ -153,7 +153,10 @@ describe.skipIf(!isRoot)(`a uid handed out again${isRoot ? '' : ' (skipped: star
     const lease = await pool.acquire();
     // What an action left behind: in a session of its own, out of its group.
     const leftover = spawn('setsid', ['sleep', '300'], { uid, gid: uid, detached: true, stdio: 'ignore' });
+    // setsid forks and its first process exits: wait for that, so what is counted below is the sleep that stays.
+    const forked = new Promise((resolve) => leftover.once('exit', resolve));
     try {
+      await forked;
       await waitFor(async () => processesOf(uid).length > 0);
       await lease.release(join(scratch, 'gone'));
       // Released, not yet checked: it still runs (the check is batched) …
