@@ -19,7 +19,7 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((e) => e.stop()));
 });
 
-describe.skipIf(!url)('the reference worker as upstream (skipped: set KILN_REFERENCE_UPSTREAM=grpc://HOST:PORT of a running reference-worker.sh)', () => {
+describe.skipIf(!url)(`the reference worker as upstream${url ? '' : ' (skipped: set KILN_REFERENCE_UPSTREAM=grpc://HOST:PORT of a running reference-worker.sh; it is built from Debian sources on first use, so .ci/run leaves it to npm run bench)'}`, () => {
   it(`runs an action there, brings the outputs back, and serves the second request from the local cache${why}`, async () => {
     const local = new FakeExecutor();
     const kiln = await startTestEngine({ config: { upstream: url, placement: 'upstream' }, executor: local });
