@@ -14,18 +14,13 @@ import {
   BazelWorkspace,
   executedKinds,
   expectBasicOutputs,
-  findBazel2,
-  findBazel4,
+  bazelsToTest,
   parseProcessSummary,
   startKiln,
-  type BazelInstall,
   type RunningKiln,
 } from './harness';
 
-const BAZELS: { label: string; install: BazelInstall | undefined }[] = [
-  { label: 'Bazel 4.2.3', install: findBazel4() },
-  { label: 'Bazel 2.1.0', install: findBazel2() },
-];
+const BAZELS = bazelsToTest();
 
 const LONG = 10 * 60_000;
 

@@ -19,12 +19,9 @@ import { DiskBlobStore } from '../../engine/store/disk-store';
 import { ExecutorDecorator, type ExecutionHooks, type PreparedAction } from '../../engine/execution/executor';
 import { inputDigest, planInputTree } from '../../engine/worker/input-tree';
 import { LocalExecutor } from '../../engine/worker/local-executor';
-import { BASIC_TARGETS, BazelWorkspace, executedKinds, expectBasicOutputs, findBazel2, findBazel4, parseProcessSummary, type BazelInstall } from './harness';
+import { BASIC_TARGETS, BazelWorkspace, executedKinds, expectBasicOutputs, bazelsToTest, parseProcessSummary } from './harness';
 
-const BAZELS: { label: string; install: BazelInstall | undefined }[] = [
-  { label: 'Bazel 4.2.3', install: findBazel4() },
-  { label: 'Bazel 2.1.0', install: findBazel2() },
-];
+const BAZELS = bazelsToTest();
 const LONG = 10 * 60_000;
 
 /** A LocalExecutor that deletes one non-empty input blob from the store before an action's first run. */

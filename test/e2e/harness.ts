@@ -52,6 +52,14 @@ export function findBazel2(): BazelInstall | undefined {
   return executable(path) ? { label: 'Bazel 2.1.0', path } : undefined;
 }
 
+/** Both Bazels the suites run against, each undefined where it is not installed (the suite then skips it and says so). */
+export function bazelsToTest(): { label: string; install: BazelInstall | undefined }[] {
+  return [
+    { label: 'Bazel 4.2.3', install: findBazel4() },
+    { label: 'Bazel 2.1.0', install: findBazel2() },
+  ];
+}
+
 /** Where Debian's libnetty-tcnative-jni puts netty-tcnative (OpenSSL for Netty). */
 const DEBIAN_TCNATIVE = '/usr/lib/x86_64-linux-gnu/jni/libnetty-tcnative.so';
 
