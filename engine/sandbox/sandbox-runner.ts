@@ -11,6 +11,7 @@ import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
 import { readSandboxProperties } from './sandbox-properties';
 import type { SlotSandboxes } from './slot-sandboxes';
+import { LauncherDiedError } from '../worker/launcher-client';
 
 export interface SandboxRunnerOptions {
   /** Starts the bwrap process (a ProcessRunner). Closed with this runner. */
@@ -69,7 +70,11 @@ export class SandboxRunner implements Runner {
       return { exitCode: exitCodeForSignal('SIGTERM'), signal: 'SIGTERM', timedOut: false, killed: true };
     }
     const slot = !network && this.opts.slots?.fits(req) ? this.opts.slots.take(req.id) : undefined;
-    if (slot) return this.runInSlot(slot, req, cgroup, limits);
+    if (slot) {
+      const exit = await this.runInSlot(slot, req, cgroup, limits);
+      if (exit) return exit;
+      // The slot's agent died before it started the action (it is made anew for later runs): this one takes a sandbox of its own.
+    }
     // The action joins its cgroups from inside the sandbox, through descriptors the runner opens.
     const writableFds = cgroup?.procsFiles ?? [];
     const cmd = { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD, cgroupFds: writableFds.length };
@@ -85,15 +90,22 @@ export class SandboxRunner implements Runner {
     return this.explainBwrapFailure(exit, req);
   }
 
-  /** In a slot's sandbox: the slot's agent spawns the action, born in its cgroups. */
-  private async runInSlot(slot: NonNullable<ReturnType<SlotSandboxes['take']>>, req: RunRequest, cgroup: ActionCgroup | undefined, limits: ActionLimits): Promise<RunExit> {
+  /**
+   * In a slot's sandbox: the slot's agent spawns the action, born in its cgroups.
+   * Undefined when the agent died before it started the action (its PID namespace
+   * then took anything it had begun): the cgroup is left for the caller's next try.
+   */
+  private async runInSlot(slot: NonNullable<ReturnType<SlotSandboxes['take']>>, req: RunRequest, cgroup: ActionCgroup | undefined, limits: ActionLimits): Promise<RunExit | undefined> {
     let exit: Awaited<ReturnType<SlotSandboxes['run']>>;
     let teardown: { oomKilled: boolean } | undefined;
     try {
       exit = await this.opts.slots!.run(slot, req, cgroup?.procsFiles ?? []);
-    } finally {
+    } catch (err) {
+      if (err instanceof LauncherDiedError && err.beforeStart) return undefined;
       teardown = cgroup && this.track(await cgroup.finish());
+      throw err;
     }
+    teardown = cgroup && this.track(await cgroup.finish());
     if (teardown?.oomKilled) await explainOom(req, limits);
     const exitCode = exit.code ?? (exit.spawnError ? SPAWN_FAILURE_EXIT_CODE : exitCodeForSignal(exit.signal));
     return { exitCode, signal: exit.signal ?? undefined, timedOut: exit.timedOut, killed: exit.killed, spawnError: exit.spawnError };

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ActionSignal, RunRequest } from '../execution/runner';
-import { LauncherClient, launcherCommand, type ProcessExit } from '../worker/launcher-client';
+import { LauncherClient, LauncherDiedError, launcherCommand, type ProcessExit } from '../worker/launcher-client';
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
 import type { HostLayout } from './bwrap-args';
 import { AGENT_CGROUP_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
@@ -96,6 +96,7 @@ export class SlotSandboxes {
 
   /** Runs the request in the slot `take()` gave, joined to the cgroups whose cgroup.procs files (host paths) are given. */
   async run(slot: Slot, req: RunRequest, cgroupProcs: readonly string[]): Promise<ProcessExit> {
+    let agentDied = false;
     try {
       return await slot.client.run({
         id: req.id,
@@ -113,9 +114,14 @@ export class SlotSandboxes {
           return inside;
         }),
       });
+    } catch (err) {
+      agentDied = err instanceof LauncherDiedError;
+      throw err;
     } finally {
       this.byRun.delete(req.id);
       slot.runId = undefined;
+      // Made anew at once, not at the next take(): the runs to come should find it ready.
+      if (agentDied && !this.closed) void this.start(slot);
     }
   }
 

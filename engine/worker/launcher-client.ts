@@ -16,7 +16,19 @@ export interface ProcessExit {
   spawnError?: string;
 }
 
-export class LauncherDiedError extends Error {}
+export class LauncherDiedError extends Error {
+  /**
+   * The launcher died before it reported the action started. In a launcher with a PID
+   * namespace of its own (a slot's agent) the action then never ran, or was killed with
+   * the namespace at once, so the run may be tried elsewhere.
+   */
+  constructor(
+    message: string,
+    readonly beforeStart = false,
+  ) {
+    super(message);
+  }
+}
 
 interface Pending {
   resolve(exit: ProcessExit): void;
@@ -198,11 +210,12 @@ export class LauncherClient {
     // 'started' it wrote just before dying has been seen and that group is killed too.
     child.once('close', (code, signal) => {
       if (this.child === child) this.child = undefined;
-      const err = new LauncherDiedError(`the action launcher exited (${signal ?? code}); its running actions were lost`);
+      const why = `the action launcher exited (${signal ?? code}); its running actions were lost`;
+      const err = new LauncherDiedError(why);
       const lost = [...this.pending.values()];
       this.pending.clear();
       if (this.options.ownPidNamespace) {
-        for (const p of lost) p.reject(err);
+        for (const p of lost) p.reject(new LauncherDiedError(why, p.pid === undefined));
         return;
       }
       // The groups are detached, so they outlive the launcher: stop them before their exec roots are removed,

@@ -142,6 +142,24 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     expect(after.stdout).not.toBe(before.stdout);
   });
 
+  it('an action handed a slot whose sandbox died a moment before still runs, in a sandbox of its own', async () => {
+    // No waiting for the engine to notice the death: the action may be sent to the dead agent, which
+    // never reports it started. It must then take a bwrap of its own, not fail with INTERNAL.
+    const inSlot = async () => {
+      // Until an action runs in a slot (one is up, warmed and idle), or 20 tries.
+      for (let i = 0; i < 20; i++) if ((await run(AGENT)).stdout.startsWith('agent node')) return true;
+      return false;
+    };
+    for (let round = 0; round < 3; round++) {
+      expect(await inSlot()).toBe(true);
+      const [slot] = slotBwrapPids();
+      process.kill(slot, 'SIGKILL');
+      const r = await run('echo ran');
+      expect(r, r.stderr).toMatchObject({ code: 0, exitCode: 0, stdout: 'ran\n' });
+    }
+    expect(await inSlot()).toBe(true);
+  });
+
   it('an action with network=on still runs, in a sandbox of its own', async () => {
     const r = await run('cat /proc/1/comm', { platform: { network: 'on' } });
     expect(r.code).toBe(0);
