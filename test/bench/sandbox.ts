@@ -6,7 +6,7 @@
 // action (cpu-account.ts), where the bench can make a cpuacct group; elsewhere
 // only what the launcher reaped (bwrap and what it waited for).
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, spread } from './lib';
@@ -58,6 +58,7 @@ export async function sandboxRows(
 ): Promise<Row[]> {
   // A non-root Kiln's data folders: its own, in a folder it can reach (the bench's root is 0700, root's).
   const home = opts.nonRoot ? mkdtempSync(join(tmpdir(), 'kiln-bench-nonroot-')) : root;
+  if (opts.nonRoot) chmodSync(home, 0o711);
   const dataDir = (name: string) => {
     const dir = join(home, name);
     if (opts.nonRoot) {
