@@ -88,7 +88,7 @@ const bundles = new Map<string, string>();
  * process runs as lean as `kiln serve` from dist/: no TypeScript loader in
  * the process that is measured or that measures.
  */
-function bundled(entry: string): string {
+export function bundled(entry: string): string {
   let out = bundles.get(entry);
   if (!out) {
     out = join(REPO, 'test-output/bench/js', entry.replace(/\.ts$/, '.js'));
