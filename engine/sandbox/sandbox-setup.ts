@@ -81,7 +81,7 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         : 'sandbox: auto, and bubblewrap works here';
   const how = slotted.slots
     ? 'each action runs in a sandbox made ahead for its slot, as a uid of its own (an action with network=on gets a sandbox of its own)'
-    : `each action gets a sandbox of its own (none made ahead per slot: ${slotted.why})`;
+    : `each action gets a sandbox of its own (none made ahead per slot: ${slotted.why})${opts.mode === 'auto' ? ', which costs more per action than one made ahead; sandbox: off trades the sandbox for that time' : ''}`;
   return {
     status: {
       enabled: true,
