@@ -370,7 +370,7 @@ function parseSandboxMode(value: unknown): SandboxMode {
   if (value === false) return 'off';
   const text = typeof value === 'string' ? value.trim().toLowerCase() : '';
   if (text === 'auto' || text === 'on' || text === 'off') return text;
-  throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed in LAN mode), on or off`);
+  throw new ConfigError(`${show(value)} is not a sandbox mode; use auto (sandboxed wherever bubblewrap works), on or off`);
 }
 
 function parseUidRange(value: unknown): { first: number; last: number } {

@@ -39,7 +39,7 @@ export interface KilnConfig {
   runner: string;
   /** Advertised max_batch_total_size_bytes. */
   maxBatchTotalSizeBytes: number;
-  /** Run actions in the bubblewrap sandbox (engine/sandbox/): auto = in LAN mode when it works. */
+  /** Run actions in the bubblewrap sandbox (engine/sandbox/): auto = wherever bubblewrap works. */
   sandbox: SandboxMode;
   /** Memory a sandboxed action may use unless its platform says `memory`; undefined: half the machine. */
   actionMemoryBytes?: number;

@@ -58,7 +58,7 @@ export interface ApiExecutionPlatform {
   runner: string;
 }
 
-/** The `sandbox:` setting: auto sandboxes in LAN mode (when bubblewrap works), on always (or refuses to start), off never. */
+/** The `sandbox:` setting: auto sandboxes wherever bubblewrap works, on always (or refuses to start), off never. */
 export type SandboxMode = 'auto' | 'on' | 'off';
 
 /** The sandbox as decided at start (GET /api/status `sandbox`). */

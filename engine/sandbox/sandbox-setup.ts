@@ -1,6 +1,6 @@
 // Whether actions run sandboxed, decided once at start from `sandbox:`
-// (auto | on | off), LAN mode and what this host allows (auto: in LAN mode,
-// where bubblewrap works; on loopback only when asked, see below), and the runner
+// (auto | on | off), LAN mode and what this host allows (auto: on wherever
+// bubblewrap works, root or not, LAN mode or loopback), and the runner
 // decorator that does it. The decision is one record the logs, /api/status and
 // the dashboard all show, with the reason when the sandbox is off.
 import { mkdirSync, realpathSync } from 'node:fs';
@@ -59,18 +59,11 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   // Who runs the actions when the sandbox is off: the action user keeps the store out of reach even then.
   const who = opts.actionUser?.user ? `as ${opts.actionUser.user.label}` : "as Kiln's user, and can read what it can";
   if (opts.mode === 'off') return off(`sandbox: off in the configuration; actions run unsandboxed, ${who}`);
-  // On loopback only the sandboxes made ahead per slot cost little enough to be on by default (about
-  // 2 ms of CPU per action, against about 15 ms for a bwrap per action; README, "Cost").
-  const loopbackAuto = opts.mode === 'auto' && !opts.lanMode;
-  const offOnLoopback = (why: string) =>
-    off(`sandbox: auto sandboxes on loopback only where actions can run in sandboxes made ahead per slot, and ${why}; actions run unsandboxed, ${who} (--sandbox on sandboxes them too)`);
-  const impossible = loopbackAuto ? slotsImpossible(opts) : undefined;
-  if (impossible) return offOnLoopback(impossible);
   const probe = (opts.probe ?? (() => probeBubblewrap({ dataDir: opts.dataDir, runAs: opts.actionUser?.user })))();
   if (!probe.available) {
     if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${probe.reason}; or start with --sandbox off`);
-    if (loopbackAuto) return offOnLoopback(probe.reason);
-    return off(`LAN mode asks for the sandbox, but ${probe.reason}; actions from the LAN run unsandboxed, ${who}`);
+    if (opts.lanMode) return off(`LAN mode asks for the sandbox, but ${probe.reason}; actions from the LAN run unsandboxed, ${who}`);
+    return off(`sandbox: auto, but ${probe.reason}; actions run unsandboxed, ${who}`);
   }
   const cgroups = (opts.cgroups ?? (() => detectCgroups()))();
   const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT, ...definedOnly(opts.defaults ?? {}) };
@@ -78,19 +71,17 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
     ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
     : `none (${cgroups.reason})`;
   const slotted = slotSandboxes(opts, probe, cgroups);
-  if (loopbackAuto && !slotted.slots) {
-    void cgroups.limiter?.close();
-    return offOnLoopback(slotted.why);
-  }
+  // auto is on wherever bubblewrap works: even a bwrap per action (not root) costs less than what an
+  // unsandboxed action can reach on a desk, as Bazel's own sandbox, on by default, judges (README, "Cost").
   const why =
     opts.mode === 'on'
       ? 'sandbox: on in the configuration'
       : opts.lanMode
         ? 'sandbox: auto, and this is LAN mode'
-        : 'sandbox: auto, and actions can run in sandboxes made ahead per slot, which cost about as much as none';
+        : 'sandbox: auto, and bubblewrap works here';
   const how = slotted.slots
     ? 'each action runs in a sandbox made ahead for its slot, as a uid of its own (an action with network=on gets a sandbox of its own)'
-    : `each action gets a sandbox of its own (none made ahead per slot: ${slotted.why})`;
+    : `each action gets a sandbox of its own (none made ahead per slot: ${slotted.why})${opts.mode === 'auto' ? ', which costs more per action than one made ahead; sandbox: off trades the sandbox for that time' : ''}`;
   return {
     status: {
       enabled: true,

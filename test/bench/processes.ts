@@ -59,13 +59,23 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** `kiln serve` from dist/ (run `npm run build` first), on free ports, with its own data folder. */
-export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeArgs: string[] = []): Promise<Server> {
+/**
+ * `kiln serve` from the build. `asUid`: started as that uid and gid (setpriv
+ * drops to it and execs node, so the pid is Kiln's), as a desk runs it: not
+ * root; the data folder must be that user's.
+ */
+export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeArgs: string[] = [], opts: { asUid?: number } = {}): Promise<Server> {
   // KILN_BENCH_DIST: another build (a copy of an older dist/) to alternate against this one.
   const cli = join(process.env.KILN_BENCH_DIST ?? join(REPO, 'dist'), 'engine/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
+  const uid = opts.asUid === undefined ? undefined : String(opts.asUid);
+  const child = uid
+    ? spawn('setpriv', ['--reuid', uid, '--regid', uid, '--clear-groups', process.execPath, ...argv], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, HOME: dataDir },
+      })
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const startup: string[] = [];
   const m = await waitForLine(child, /kiln listening grpc:\/\/(\S+)/, 'kiln serve', 60_000, startup);
   return { pid: child.pid!, address: m[1], stop: stopper(child), startup };
@@ -78,7 +88,7 @@ const bundles = new Map<string, string>();
  * process runs as lean as `kiln serve` from dist/: no TypeScript loader in
  * the process that is measured or that measures.
  */
-function bundled(entry: string): string {
+export function bundled(entry: string): string {
   let out = bundles.get(entry);
   if (!out) {
     out = join(REPO, 'test-output/bench/js', entry.replace(/\.ts$/, '.js'));

@@ -16,7 +16,8 @@
 // (default test-output/bench/latest.json), --cpu-prof DIR (kiln serve writes a
 // V8 CPU profile there when it stops; open it in Chrome DevTools). Sections for
 // --only: first30, rss, roundtrip, sandbox (a sandboxed action against an
-// unsandboxed one, two more Kilns), inflight, bytestream, compressed, unary,
+// unsandboxed one, two more Kilns), sandbox-nonroot (the same with both Kilns
+// run as nobody, as on a desk; needs root and setpriv), inflight, bytestream, compressed, unary,
 // findmissing, bazel, polite (the polite farm: foreground work rate beside a
 // polite Kiln, all-out throughput).
 //
@@ -45,10 +46,10 @@ import {
 } from './processes';
 import { politeRows } from './polite';
 import { soak } from './soak';
-import { sandboxMissing, sandboxRows } from './sandbox';
+import { nonRootSandboxMissing, sandboxMissing, sandboxRows } from './sandbox';
 import { fmt, fmtSpread, printComparison, printTable, verdict, writeReport, type Report, type Row } from './report';
 
-const SECTIONS = ['first30', 'rss', 'roundtrip', 'sandbox', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel', 'polite'] as const;
+const SECTIONS = ['first30', 'rss', 'roundtrip', 'sandbox', 'sandbox-nonroot', 'inflight', 'bytestream', 'compressed', 'unary', 'findmissing', 'bazel', 'polite'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -291,6 +292,11 @@ async function main(): Promise<void> {
       const missing = sandboxMissing();
       if (missing) rows.push(skippedRow('sandbox', `sandboxed round trip: skipped: ${missing}`));
       else rows.push(...(await sandboxRows(root, { rounds: size.rounds, perRound: size.perRound }, log, servers)));
+    }
+    if (opts.only.has('sandbox-nonroot')) {
+      const missing = nonRootSandboxMissing();
+      if (missing) rows.push(skippedRow('sandbox-nonroot', `sandboxed round trip, non-root serve: skipped: ${missing}`));
+      else rows.push(...(await sandboxRows(root, { rounds: size.rounds, perRound: size.perRound }, log, servers, { nonRoot: true })));
     }
 
     // ------------------------------------------------------ 16 in flight

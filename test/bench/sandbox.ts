@@ -6,6 +6,8 @@
 // action (cpu-account.ts), where the bench can make a cpuacct group; elsewhere
 // only what the launcher reaped (bwrap and what it waited for).
 import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, spread } from './lib';
 import { CpuAccount } from './cpu-account';
@@ -23,17 +25,57 @@ export function sandboxMissing(): string | undefined {
   return undefined;
 }
 
+/** The unprivileged user a non-root serve runs as. */
+const NOBODY = 65534;
+
+/** Why a non-root serve's sandbox cannot be measured here (dropping to nobody takes root and setpriv), or undefined. */
+export function nonRootSandboxMissing(): string | undefined {
+  const missing = sandboxMissing();
+  if (missing) return missing;
+  if (process.getuid?.() !== 0) return 'starting a serve as an unprivileged user needs root';
+  const asNobody = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'];
+  const probe = spawnSync('setpriv', [...asNobody, 'bwrap', '--unshare-all', '--ro-bind', '/', '/', '/bin/true'], { stdio: 'ignore' });
+  if (probe.error) return 'setpriv (util-linux) is not installed';
+  if (probe.status !== 0) return 'bubblewrap cannot make a sandbox as an unprivileged user here (user namespaces disabled?)';
+  return undefined;
+}
+
 /** The actions' CPU so far, fallback: everything the engine's launcher processes have reaped. */
 function reapedByLaunchersMs(server: Server): number {
   return childPids(server.pid).reduce((sum, pid) => sum + reapedCpuMs(pid), 0);
 }
 
-export async function sandboxRows(root: string, sizes: { rounds: number; perRound: number }, log: (s: string) => void, servers: Server[]): Promise<Row[]> {
-  const plain = await startKiln(join(root, 'sandbox-off'), ['--sandbox', 'off']);
+/**
+ * `nonRoot`: both Kilns run as nobody, as on a desk (the rows are labelled so):
+ * no uid per action, so no slot made by root; what `sandbox: auto` costs there.
+ */
+export async function sandboxRows(
+  root: string,
+  sizes: { rounds: number; perRound: number },
+  log: (s: string) => void,
+  servers: Server[],
+  opts: { nonRoot?: boolean } = {},
+): Promise<Row[]> {
+  // A non-root Kiln's data folders: its own, in a folder it can reach (the bench's root is 0700, root's).
+  const home = opts.nonRoot ? mkdtempSync(join(tmpdir(), 'kiln-bench-nonroot-')) : root;
+  if (opts.nonRoot) chmodSync(home, 0o711);
+  const dataDir = (name: string) => {
+    const dir = join(home, name);
+    if (opts.nonRoot) {
+      mkdirSync(dir, { mode: 0o700 });
+      chownSync(dir, NOBODY, NOBODY);
+    }
+    return dir;
+  };
+  const as = opts.nonRoot ? { asUid: NOBODY } : {};
+  const plain = await startKiln(dataDir('sandbox-off'), ['--sandbox', 'off'], [], as);
   servers.push(plain);
-  const boxed = await startKiln(join(root, 'sandbox-on'), ['--sandbox', 'on']);
+  const boxed = await startKiln(dataDir('sandbox-on'), ['--sandbox', 'on'], [], as);
   servers.push(boxed);
-  log(`sandbox: kiln serve --sandbox off pid ${plain.pid}, --sandbox on pid ${boxed.pid}; ${sizes.rounds} alternating rounds of ${sizes.perRound}`);
+  const id = opts.nonRoot ? 'sandbox-nonroot' : 'sandbox';
+  const who = opts.nonRoot ? ' (non-root serve, as nobody)' : '';
+  for (const line of boxed.startup ?? []) if (/^kiln: sandbox/.test(line)) log(line);
+  log(`${id}: kiln serve${who} --sandbox off pid ${plain.pid}, --sandbox on pid ${boxed.pid}; ${sizes.rounds} alternating rounds of ${sizes.perRound}`);
   const accounts = new Map<Server, CpuAccount>();
   for (const server of [plain, boxed]) {
     // Every process already below the Kiln: its launchers, and a slot's sandbox with the agent inside.
@@ -56,10 +98,9 @@ export async function sandboxRows(root: string, sizes: { rounds: number; perRoun
     }
   } finally {
     client.close();
-    if (accounts.size) {
-      await Promise.all([plain.stop(), boxed.stop()]);
-      for (const account of accounts.values()) account.close();
-    }
+    if (accounts.size || opts.nonRoot) await Promise.all([plain.stop(), boxed.stop()]);
+    for (const account of accounts.values()) account.close();
+    if (opts.nonRoot) rmSync(home, { recursive: true, force: true });
   }
   const off = spread(wall.off);
   const on = spread(wall.on);
@@ -68,8 +109,8 @@ export async function sandboxRows(root: string, sizes: { rounds: number; perRoun
   const cpuOn = spread(cpu.on);
   return [
     {
-      id: 'sandbox',
-      metric: `sandboxed trivial action round trip (ms, p50 of ${sizes.rounds}×${sizes.perRound}, alternating)`,
+      id,
+      metric: `sandboxed trivial action round trip${who} (ms, p50 of ${sizes.rounds}×${sizes.perRound}, alternating)`,
       kiln: fmtSpread(on, 2),
       baseline: `${fmtSpread(off, 2)} unsandboxed`,
       comparison: `+${fmt(extra, 2)} ms (×${fmt(on.median / off.median, 2)})`,
@@ -79,7 +120,7 @@ export async function sandboxRows(root: string, sizes: { rounds: number; perRoun
       data: { sandboxed: on, unsandboxed: off },
     },
     {
-      id: 'sandbox-cpu',
+      id: `${id}-cpu`,
       metric: whole
         ? '  CPU per action, engine + launcher + every process of the action (ms, cpuacct)'
         : '  CPU of the processes the launcher reaped per action (ms; misses what bwrap does not reap)',

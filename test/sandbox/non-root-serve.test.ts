@@ -4,7 +4,8 @@
 // are read-only; an action that chmods and rewrites one anyway has the blob
 // dropped from the CAS; and with the sandbox on (bubblewrap in an
 // unprivileged user namespace) the data folder is not visible, while with it
-// off it is (the control). Dropping to nobody needs root, so without root the
+// off it is (the control); the default, sandbox auto, sandboxes it too
+// wherever bubblewrap works, a bwrap per action (Kiln is not root). Dropping to nobody needs root, so without root the
 // whole file is skipped.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +29,7 @@ const noSandbox = !probe?.available ? (probe && !probe.available ? probe.reason 
 describe.skipIf(!!skipAll).each([
   { sandbox: 'off', skip: '' },
   { sandbox: 'on', skip: noSandbox },
+  { sandbox: 'auto', skip: noSandbox },
 ])(`kiln serve as nobody, sandbox $sandbox${skipAll ? ` (skipped: ${skipAll})` : ''}`, ({ sandbox, skip }) => {
   let dataDir: string;
   let child: ChildProcess | undefined;
@@ -98,8 +100,12 @@ describe.skipIf(!!skipAll).each([
     expect(log).toMatch(/modified hard-linked input in\.txt; dropped/);
   });
 
-  it.skipIf(!!skip)(`${sandbox === 'on' ? 'hides' : 'does not hide'} Kiln's data folder from the action${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+  it.skipIf(!!skip)(`${sandbox !== 'off' ? 'hides' : 'does not hide'} Kiln's data folder from the action${skip ? ` (skipped: ${skip})` : ''}`, async () => {
     const out = await run(`cat '${join(dataDir, 'http-token')}' >/dev/null 2>&1 && echo READ token; ls '${join(dataDir, 'cas')}' >/dev/null 2>&1 && echo LISTED cas; true`);
-    expect(out).toEqual(sandbox === 'on' ? [] : ['READ token', 'LISTED cas']);
+    expect(out).toEqual(sandbox !== 'off' ? [] : ['READ token', 'LISTED cas']);
+  });
+
+  it.skipIf(!!skip || sandbox !== 'auto')(`says at start that auto sandboxes here, and how${skip ? ` (skipped: ${skip})` : sandbox !== 'auto' ? ' (skipped: only the auto row)' : ''}`, () => {
+    expect(log).toMatch(/kiln: sandbox on \(bubblewrap; limits: .*\): sandbox: auto, and bubblewrap works here; each action gets a sandbox of its own \(none made ahead per slot: Kiln is not root/);
   });
 });

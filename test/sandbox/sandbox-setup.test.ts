@@ -24,19 +24,27 @@ describe('setUpSandbox', () => {
     expect(wrapped.capabilities()).toMatchObject({ name: 'bubblewrap', honours: { networkIsolation: true, memoryLimit: false } });
   });
 
-  it('auto on the desk (loopback): off even where bubblewrap works, without probing, saying so and who actions run as', () => {
+  it('auto on the desk (loopback), not root: on where bubblewrap works, a bwrap per action, saying why no slot', () => {
     const inner = new FakeRunner();
-    const probe = () => {
-      throw new Error('must not probe');
-    };
-    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe, isRoot: false });
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works, isRoot: false });
+    expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap' });
+    expect(s.status.reason).toBe(
+      'sandbox: auto, and bubblewrap works here; each action gets a sandbox of its own (none made ahead per slot: Kiln is not root, so it cannot start actions as other uids from inside one), which costs more per action than one made ahead; sandbox: off trades the sandbox for that time',
+    );
+    expect(s.wrap(inner)).not.toBe(inner);
+    const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
+    expect(asNobody.status.enabled).toBe(true);
+    expect(asNobody.status.reason).toMatch(/none made ahead per slot: actions do not each run as a uid of their own \(action-user: auto, as root\)\), which costs more per action/);
+  });
+
+  it('auto on the desk without bubblewrap: off, saying what to install and who actions run as', () => {
+    const inner = new FakeRunner();
+    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: missing, isRoot: false });
     expect(s.status).toMatchObject({ enabled: false, mode: 'auto' });
     expect(s.status.reason).toBe(
-      "sandbox: auto sandboxes on loopback only where actions can run in sandboxes made ahead per slot, and Kiln is not root, so it cannot start actions as other uids from inside one; actions run unsandboxed, as Kiln's user, and can read what it can (--sandbox on sandboxes them too)",
+      "sandbox: auto, but bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap); actions run unsandboxed, as Kiln's user, and can read what it can",
     );
     expect(s.wrap(inner)).toBe(inner);
-    const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe, isRoot: true, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
-    expect(asNobody.status.reason).toMatch(/and actions do not each run as a uid of their own \(action-user: auto, as root\); actions run unsandboxed, as nobody \(65534:65534\)/);
   });
 
   describe('auto on loopback, as root with a uid per action', () => {
@@ -56,13 +64,13 @@ describe('setUpSandbox', () => {
     it('is on where a slot\'s sandbox starts, and says why', () => {
       const s = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => undefined });
       expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap' });
-      expect(s.status.reason).toMatch(/^sandbox: auto, and actions can run in sandboxes made ahead per slot.*; each action runs in a sandbox made ahead for its slot/);
+      expect(s.status.reason).toMatch(/^sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot/);
     });
 
-    it('is off, saying why, where a slot\'s sandbox does not start', () => {
+    it('keeps a bwrap per action, saying why, where a slot\'s sandbox does not start', () => {
       const s = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: perAction, slotTrial: () => 'its sandbox did not start: no' });
-      expect(s.status.enabled).toBe(false);
-      expect(s.status.reason).toMatch(/made ahead per slot, and its sandbox did not start: no; actions run unsandboxed, as a uid of its own per action/);
+      expect(s.status.enabled).toBe(true);
+      expect(s.status.reason).toBe('sandbox: auto, and bubblewrap works here; each action gets a sandbox of its own (none made ahead per slot: its sandbox did not start: no), which costs more per action than one made ahead; sandbox: off trades the sandbox for that time');
     });
 
     it('keeps a bwrap per action when the build folder is under /tmp, which a slot empties after each action', () => {
@@ -119,7 +127,7 @@ describe('the sandbox setting', () => {
 
   it('refuses anything else in one line', () => {
     expect(() => loadConfig({ base: cfg, flags: { sandbox: 'maybe' }, savedSettings: false })).toThrow(
-      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed in LAN mode\), on or off$/,
+      /^sandbox: "maybe" is not a sandbox mode; use auto \(sandboxed wherever bubblewrap works\), on or off$/,
     );
   });
 });
