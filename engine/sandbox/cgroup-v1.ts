@@ -2,11 +2,10 @@
 // Each run gets a directory in the memory, pids and cpu hierarchies (those that
 // exist and are writable), under kiln/{engine pid}-{n}/ below the engine's own
 // cgroup, so engines sharing a machine (or a process) never meet.
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, readCounter } from './cgroup-teardown';
+import { killAndRemove, nextTurn, readCounter } from './cgroup-teardown';
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
 type Controller = (typeof CONTROLLERS)[number];
@@ -49,55 +48,50 @@ export class CgroupV1 implements CgroupLimiter {
     return { limiter: new CgroupV1(parents) };
   }
 
+  // Synchronous file calls (see cgroup-teardown.ts): a cgroup's mkdir and limit writes
+  // are the kernel's, and through fs/promises they cost the main thread several times
+  // what the calls do.
   async create(id: string, limits: ActionLimits): Promise<ActionCgroup> {
     const dirs: Partial<Record<Controller, string>> = {};
-    const made: string[] = [];
     try {
-      // The hierarchies are independent: made (and limited) side by side, not one after the other.
-      const mkdirs = await Promise.allSettled(
-        CONTROLLERS.map(async (controller) => {
-          const parent = this.parents[controller];
-          // Without a CPU limit a cpu cgroup would only cost a mkdir, a join and an rmdir per action.
-          if (!parent || (controller === 'cpu' && !limits.cpus)) return;
-          const dir = join(parent, cgroupName(id));
-          await mkdir(dir);
-          made.push(dir);
-          dirs[controller] = dir;
-        }),
-      );
-      // Every mkdir has settled, so the cleanup below sees each one that was made.
-      const failed = mkdirs.find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      await Promise.all([
-        (async () => {
-          if (!dirs.memory || !limits.memoryBytes) return;
-          await writeFile(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-          // With swap the limit would only push the action into it; absent without swap accounting (then not tried again).
-          if (this.swapAccounting) {
-            await writeFile(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch((err: NodeJS.ErrnoException) => {
-              if (err.code === 'ENOENT') this.swapAccounting = false;
-            });
+      for (const controller of CONTROLLERS) {
+        const parent = this.parents[controller];
+        // Without a CPU limit a cpu cgroup would only cost a mkdir, a join and an rmdir per action.
+        if (!parent || (controller === 'cpu' && !limits.cpus)) continue;
+        const dir = join(parent, cgroupName(id));
+        mkdirSync(dir);
+        dirs[controller] = dir;
+      }
+      if (dirs.memory && limits.memoryBytes) {
+        writeFileSync(join(dirs.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        // With swap the limit would only push the action into it; absent without swap accounting (then not tried again).
+        if (this.swapAccounting) {
+          try {
+            writeFileSync(join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.swapAccounting = false;
           }
-        })(),
-        dirs.pids && limits.pids ? writeFile(join(dirs.pids, 'pids.max'), String(limits.pids)) : undefined,
-        (async () => {
-          if (!dirs.cpu || !limits.cpus) return;
-          await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
-          await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
-        })(),
-      ]);
+        }
+      }
+      if (dirs.pids && limits.pids) writeFileSync(join(dirs.pids, 'pids.max'), String(limits.pids));
+      if (dirs.cpu && limits.cpus) {
+        writeFileSync(join(dirs.cpu, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+        writeFileSync(join(dirs.cpu, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))));
+      }
     } catch (err) {
-      await Promise.all(made.map((d) => killAndRemove(d).catch(() => {})));
+      await Promise.all(Object.values(dirs).map((d) => killAndRemove(d).catch(() => {})));
       throw err;
     }
-    // In CONTROLLERS order, whatever order the mkdirs finished in.
+    // In CONTROLLERS order.
     const ordered = CONTROLLERS.flatMap((c) => (dirs[c] ? [dirs[c]] : []));
     return {
       procsFiles: ordered.map((d) => join(d, 'cgroup.procs')),
       finish: async () => {
-        const oomKills = dirs.memory ? await readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
-        // The action's PID namespace is gone already, and everything in it with it; the removal kills whatever is left.
-        return { oomKilled: oomKills > 0, removed: Promise.all(ordered.map((d) => killAndRemove(d))).then(() => {}) };
+        const oomKills = dirs.memory ? readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
+        // The action's PID namespace is gone already, and everything in it with it; the removal kills whatever
+        // is left, on the next turn, so the action's result goes out first.
+        const removed = nextTurn().then(() => Promise.all(ordered.map((d) => killAndRemove(d)))).then(() => {});
+        return { oomKilled: oomKills > 0, removed };
       },
     };
   }

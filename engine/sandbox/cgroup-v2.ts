@@ -4,10 +4,9 @@
 // hosts that give v2; this project's CI machine has only v1, so it is exercised
 // there only as far as detection.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, killListed, readCounter } from './cgroup-teardown';
+import { killAndRemove, killListed, nextTurn, readCounter } from './cgroup-teardown';
 
 const CPU_PERIOD_US = 100_000;
 
@@ -36,16 +35,21 @@ export class CgroupV2 implements CgroupLimiter {
     }
   }
 
+  // Synchronous file calls, as in cgroup-v1.ts: the kernel answers them without a disk.
   async create(id: string, limits: ActionLimits): Promise<ActionCgroup> {
     const dir = join(this.parent, cgroupName(id));
-    await mkdir(dir);
+    mkdirSync(dir);
     try {
       if (limits.memoryBytes && this.enforces.memory) {
-        await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
-        await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {});
+        writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes));
+        try {
+          writeFileSync(join(dir, 'memory.swap.max'), '0');
+        } catch {
+          // No swap controller: nothing to keep the action out of.
+        }
       }
-      if (limits.pids && this.enforces.pids) await writeFile(join(dir, 'pids.max'), String(limits.pids));
-      if (limits.cpus && this.enforces.cpus) await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`);
+      if (limits.pids && this.enforces.pids) writeFileSync(join(dir, 'pids.max'), String(limits.pids));
+      if (limits.cpus && this.enforces.cpus) writeFileSync(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US))} ${CPU_PERIOD_US}`);
     } catch (err) {
       await killAndRemove(dir).catch(() => {});
       throw err;
@@ -53,11 +57,16 @@ export class CgroupV2 implements CgroupLimiter {
     return {
       procsFiles: [join(dir, 'cgroup.procs')],
       finish: async () => {
-        const oomKills = await readCounter(join(dir, 'memory.events'), 'oom_kill');
+        const oomKills = readCounter(join(dir, 'memory.events'), 'oom_kill');
         // cgroup.kill (Linux 5.14+) kills the whole tree at once, even processes forking as it goes.
-        if (existsSync(join(dir, 'cgroup.kill'))) await writeFile(join(dir, 'cgroup.kill'), '1').catch(() => {});
-        else await killListed(dir);
-        return { oomKilled: oomKills > 0, removed: killAndRemove(dir) };
+        if (existsSync(join(dir, 'cgroup.kill'))) {
+          try {
+            writeFileSync(join(dir, 'cgroup.kill'), '1');
+          } catch {
+            // Gone already; the removal below finds out.
+          }
+        } else killListed(dir);
+        return { oomKilled: oomKills > 0, removed: nextTurn().then(() => killAndRemove(dir)) };
       },
     };
   }

@@ -3,6 +3,7 @@
 // own) does not wait for the mkdirs and limit writes: it takes the spare and
 // the next one is made in the background. An action with limits of its own,
 // or one that arrives before the spare is ready, gets a fresh cgroup as before.
+import { nextTurn } from './cgroup-teardown';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
 
 export class PrewarmedCgroups implements CgroupLimiter {
@@ -34,7 +35,12 @@ export class PrewarmedCgroups implements CgroupLimiter {
   private makeSpare(): void {
     if (this.closed) return;
     // A failure here is not the next action's: it then makes its own cgroup, and says why if it fails too.
-    this.spare = this.inner.create(`spare-${++this.made}`, this.defaults).catch(() => undefined);
+    // Made on the next turn: the limiters make cgroups with synchronous calls, which
+    // would otherwise run on the action's own path before it starts.
+    const name = `spare-${++this.made}`;
+    this.spare = nextTurn()
+      .then(() => (this.closed ? undefined : this.inner.create(name, this.defaults)))
+      .catch(() => undefined);
   }
 
   async close(): Promise<void> {

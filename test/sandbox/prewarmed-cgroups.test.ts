@@ -20,6 +20,7 @@ class FakeLimiter implements CgroupLimiter {
 }
 
 const defaults = { memoryBytes: 1024, pids: 10 };
+const turn = () => new Promise((r) => setImmediate(r));
 
 describe('PrewarmedCgroups', () => {
   it('makes the first cgroup on demand, then has the next one made before it is asked for', async () => {
@@ -28,10 +29,35 @@ describe('PrewarmedCgroups', () => {
     expect(inner.made).toEqual([]);
     const first = await cgroups.create('run-1', { ...defaults });
     expect(first.procsFiles).toEqual(['/fake/run-1/cgroup.procs']);
+    await turn();
     expect([...inner.made].sort()).toEqual(['run-1', 'spare-1']);
     const second = await cgroups.create('run-2', { ...defaults });
     expect(second.procsFiles).toEqual(['/fake/spare-1/cgroup.procs']);
+    await turn();
     expect([...inner.made].sort()).toEqual(['run-1', 'spare-1', 'spare-2']);
+  });
+
+  it('makes the spare after the action that took one has gone on, not on its way', async () => {
+    const inner = new FakeLimiter();
+    const cgroups = new PrewarmedCgroups(inner, defaults);
+    await cgroups.create('run-1', { ...defaults });
+    await turn();
+    const second = await cgroups.create('run-2', { ...defaults });
+    // run-2 has its cgroup; the next spare (made with synchronous calls by the real limiters) waits for a later turn.
+    expect(second.procsFiles).toEqual(['/fake/spare-1/cgroup.procs']);
+    expect(inner.made).not.toContain('spare-2');
+    await turn();
+    expect(inner.made).toContain('spare-2');
+  });
+
+  it('makes no spare once closed', async () => {
+    const inner = new FakeLimiter();
+    const cgroups = new PrewarmedCgroups(inner, defaults);
+    await cgroups.create('run-1', { ...defaults });
+    await cgroups.close();
+    await turn();
+    expect(inner.made).toEqual(['run-1']);
+    expect(inner.closed).toBe(true);
   });
 
   it('gives actions that arrive together different cgroups', async () => {
@@ -53,6 +79,7 @@ describe('PrewarmedCgroups', () => {
     const inner = new FakeLimiter();
     const cgroups = new PrewarmedCgroups(inner, defaults);
     await cgroups.create('run-1', { ...defaults });
+    await turn();
     await cgroups.close();
     expect(inner.removed).toEqual(['spare-1']);
     expect(inner.closed).toBe(true);
