@@ -4,10 +4,11 @@
 // of call from this process, and prints the CPU `kiln serve` spent (its own
 // /proc times) per call or per MiB, beside the wall time. CPU rather than wall
 // time, so a change can be judged on a shared machine.
-//   tsx test/bench/cachepath.ts [--kind gar|fmb|up|down] [--n N] [--rounds 3] [--bare] [--cpu-prof DIR] [--after-actions N]
+//   tsx test/bench/cachepath.ts [--kind gar|fmb|up|down] [--n N] [--rounds 3] [--bare] [--cpu-prof DIR] [--after-actions N] [--node-arg FLAG]…
 // --bare: the same calls against the bare grpc-js server too (not fmb), alternating.
 // --after-actions N: N trivial actions first (16 in flight), as the full bench's earlier
 // sections run before its cache-path rows; a serve that has run actions is not a fresh one.
+// --node-arg FLAG: a flag for serve's Node (repeatable), to compare V8 settings.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -134,7 +135,8 @@ async function main(): Promise<void> {
   const n = Number(arg('--n', String(defaults[kind] ?? 100)));
   const prof = process.argv.includes('--cpu-prof') ? arg('--cpu-prof', '') : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-cachepath-'));
-  const kiln = await startKiln(dataDir, [], prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []);
+  const nodeArgs = process.argv.flatMap((a, i) => (a === '--node-arg' ? [process.argv[i + 1]!] : []));
+  const kiln = await startKiln(dataDir, [], [...nodeArgs, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])]);
   const bare: Server | undefined = process.argv.includes('--bare') ? await startBare() : undefined;
   const c = new ReapiClients(kiln.address);
   const bc = bare && new ReapiClients(bare.address);
