@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-// `kiln` command line. Subcommands live in COMMANDS; each parses its own flags.
+// `kiln` command line (its entry point is cli.ts). Subcommands live in COMMANDS; each parses its own flags.
 // Usage errors print one line on stderr and exit 2; stdout carries only
 // machine-readable lines (the ready line), so scripts can wait on it.
 import { parseArgs } from 'node:util';
@@ -7,6 +6,7 @@ import { TokenError } from './auth/tokens';
 import { LAN_COMMANDS, UsageError } from './cli-lan';
 import { BOOLEAN_KEYS, CONFIG_KEYS, ConfigError, loadConfig, type RawSettings } from './config-load';
 import { Engine } from './engine';
+import { whenLauncherGone } from './util/relaunch';
 
 const EXIT_USAGE = 2;
 
@@ -150,6 +150,7 @@ async function serve(args: string[]): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    whenLauncherGone(() => onSignal('SIGTERM'));
   });
   process.stdout.write(`kiln listening ${engine.grpcUrl}\n`);
   process.stdout.write(`kiln dashboard ${engine.httpUrl}\n`);
@@ -170,14 +171,4 @@ function usageMessage(err: unknown, command = 'serve'): string {
     return `${flag} needs a value, as in ${flag} VALUE (write ${flag}=VALUE for a value starting with "-")`;
   }
   return e.message?.split('\n')[0] ?? String(err);
-}
-
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`kiln: ${(err as Error).stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
 }
