@@ -50,21 +50,17 @@ export function createActionCacheService(opts: ActionCacheOptions): grpc.Untyped
         throw notFound(`action ${actionDigest.hash}/${actionDigest.size}: ${why}`);
       }
       // A hit is an action Bazel did not have to run: count and list it as one (outcome cached).
-      // Its id, its RequestMetadata and the rest are made after the answer is sent.
-      const at = clock.now();
-      const { exitCode, stdoutDigest, stderrDigest } = cached;
-      events.emitLater(() =>
-        cachedActionEvents({
-          id: ids.next(),
-          at,
-          actionDigest: formatDigest(actionDigest),
-          instance: req.instanceName,
-          origin: requestOrigin(requestMetadataOf(call.metadata)),
-          exitCode,
-          stdoutDigest: digestText(stdoutDigest),
-          stderrDigest: digestText(stderrDigest),
-        }),
-      );
+      const facts = cachedActionEvents({
+        id: ids.next(),
+        at: clock.now(),
+        actionDigest: formatDigest(actionDigest),
+        instance: req.instanceName,
+        origin: requestOrigin(requestMetadataOf(call.metadata)),
+        exitCode: cached.exitCode,
+        stdoutDigest: digestText(cached.stdoutDigest),
+        stderrDigest: digestText(cached.stderrDigest),
+      });
+      for (const e of facts) events.emit(e);
       const inlining = req.inlineStdout || req.inlineStderr || req.inlineOutputFiles.length > 0;
       if (stored && !inlining) return stored.bytes;
       await inlineRequested(store, cached, req, fn);

@@ -21,22 +21,3 @@ describe('AfterReplySink', () => {
     expect(seen).toEqual([1, 2, 3]);
   });
 });
-
-describe('AfterReplySink.emitLater', () => {
-  it('builds its events only after the current turn, and delivers them in their place', async () => {
-    const seen: number[] = [];
-    let built = 0;
-    const sink = new AfterReplySink({ emit: (e) => seen.push(e.at) });
-    sink.emit(lookup(1));
-    sink.emitLater(() => {
-      built++;
-      return [lookup(2), lookup(3)];
-    });
-    sink.emit(lookup(4));
-    await Promise.resolve();
-    expect(built).toBe(0);
-    await new Promise((r) => setImmediate(r));
-    expect(built).toBe(1);
-    expect(seen).toEqual([1, 2, 3, 4]);
-  });
-});
