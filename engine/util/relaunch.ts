@@ -15,8 +15,9 @@ export function relaunchWithFlags(flags: readonly string[], script = process.arg
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, ...flags, script, ...args], {
       // Its own process group: Ctrl-C reaches this process only and is passed on once,
-      // so the engine does not take the terminal's copy and ours as two Ctrl-Cs.
-      detached: true,
+      // so the engine does not take the terminal's copy and ours as two Ctrl-Cs. (On
+      // Windows detached means a console window of its own, and there are no groups to leave.)
+      detached: process.platform !== 'win32',
       // The IPC channel closes when this process dies, even by SIGKILL: the engine then stops cleanly.
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, [RELAUNCHED_ENV]: '1' },
