@@ -42,7 +42,7 @@ const PARTS = {
   governor: '^engine/governor/', // the polite farm: slot governor, desk signals, pause
   health: '^engine/health/', // named health problems
   // Composition roots: they build the engine out of everything else.
-  root: '^engine/(engine|cli|cli-lan|executor-factory)\\.ts$',
+  root: '^engine/(engine|cli|cli-commands|cli-lan|executor-factory)\\.ts$',
 };
 
 const BASE = ['common', 'util', 'clock', 'digest', 'proto'];

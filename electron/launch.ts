@@ -1,14 +1,17 @@
 // `npm start` (node dist/electron/launch.js): the desktop app where Electron can run,
 // the headless engine where it cannot. See launch-plan.ts for the decision.
 import { join } from 'node:path';
-import { loadConfig } from '../engine/config-load';
 import { DEFAULT_DRAIN_MS } from './desktop-app';
-import { startEngine } from './engine-adapter';
 import { launch, type Headless } from './launch-plan';
 import { desktopRunner, downloadElectron, locateElectron } from './launch-probes';
+import { relaunchWithFlags, whenLauncherGone } from '../engine/util/relaunch';
+import { electronJsFlagsSwitch, missingV8Flags } from '../engine/util/v8-flags';
 
 /** The same engine `kiln serve` runs with no flags, stopped cleanly on Ctrl-C or SIGTERM. */
 async function startHeadless(): Promise<Headless> {
+  // Loaded here, not at the top: a launcher that hands over (relaunch, Electron) never needs the engine.
+  const { loadConfig } = await import('../engine/config-load');
+  const { startEngine } = await import('./engine-adapter');
   const engine = await startEngine(loadConfig(), (line) => process.stderr.write(`${line}\n`));
   const exitCode = new Promise<number>((resolve) => {
     let stopping = false;
@@ -25,6 +28,7 @@ async function startHeadless(): Promise<Headless> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    whenLauncherGone(onSignal);
   });
   return { httpUrl: engine.httpUrl, exitCode };
 }
@@ -32,15 +36,19 @@ async function startHeadless(): Promise<Headless> {
 if (require.main === module) {
   // dist/electron/launch.js → the app folder whose package.json "main" is the Electron entry.
   const appDir = join(__dirname, '..', '..');
-  launch({
+  // The headless engine runs in this Node, so it needs the engine's V8 flags from the start.
+  const missing = missingV8Flags(process.execArgv);
+  const run = missing.length > 0 ? relaunchWithFlags(missing) : launch({
     env: process.env,
     platform: process.platform,
     locateElectron: () => locateElectron(),
     downloadElectron: (timeoutMs) => downloadElectron(timeoutMs),
-    runDesktop: desktopRunner({ args: [appDir, ...process.argv.slice(2)] }),
+    // The engine runs in Electron's main process, whose V8 reads --js-flags only at start.
+    runDesktop: desktopRunner({ args: [electronJsFlagsSwitch(), appDir, ...process.argv.slice(2)] }),
     startHeadless,
     print: (line) => process.stderr.write(`${line}\n`),
-  }).then(
+  });
+  run.then(
     (code) => process.exit(code),
     (err: unknown) => {
       process.stderr.write(`kiln: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { BazelDriver, type Fixture } from './bazel';
 import { serverCpu, cpuBetween, kilnPids } from './processes';
 import { readFileSync, readdirSync } from 'node:fs';
+import { ENGINE_V8_FLAGS } from '../../engine/util/v8-flags';
 
 /** CPU ms (CLK_TCK 100) by thread over a process and its children: each main thread, the rest by name. */
 function threads(pid: number): Map<string, number> {
@@ -50,7 +51,8 @@ function threads(pid: number): Map<string, number> {
 
 async function start(dist: string, prof?: string) {
   const data = mkdtempSync(join(tmpdir(), 'kiln-ab-'));
-  const node = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  // The engine's V8 flags given, so serve does not relaunch itself and the pid measured is the engine's.
+  const node = [...ENGINE_V8_FLAGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
   const child = spawn(process.execPath, [...node, join(dist, 'engine/cli.js'), 'serve', '--port', '0', '--http-port', '0', '--data-dir', data], { stdio: ['ignore', 'pipe', 'pipe'] });
   const addr = await new Promise<string>((res, rej) => {
     let buf = '';

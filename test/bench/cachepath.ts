@@ -4,10 +4,12 @@
 // of call from this process, and prints the CPU `kiln serve` spent (its own
 // /proc times) per call or per MiB, beside the wall time. CPU rather than wall
 // time, so a change can be judged on a shared machine.
-//   tsx test/bench/cachepath.ts [--kind gar|fmb|up|down] [--n N] [--rounds 3] [--bare] [--cpu-prof DIR] [--after-actions N]
+//   tsx test/bench/cachepath.ts [--kind gar|fmb|up|down] [--n N] [--rounds 3] [--bare] [--cpu-prof DIR] [--after-actions N] [--node-arg FLAG]…
 // --bare: the same calls against the bare grpc-js server too (not fmb), alternating.
 // --after-actions N: N trivial actions first (16 in flight), as the full bench's earlier
 // sections run before its cache-path rows; a serve that has run actions is not a fresh one.
+// --node-arg FLAG: a flag for serve's Node (repeatable), to compare V8 settings; with
+// --node-arg --trace-gc each round also prints serve's full collections (mark-compacts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -134,7 +136,8 @@ async function main(): Promise<void> {
   const n = Number(arg('--n', String(defaults[kind] ?? 100)));
   const prof = process.argv.includes('--cpu-prof') ? arg('--cpu-prof', '') : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'kiln-cachepath-'));
-  const kiln = await startKiln(dataDir, [], prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []);
+  const nodeArgs = process.argv.flatMap((a, i) => (a === '--node-arg' ? [process.argv[i + 1]!] : []));
+  const kiln = await startKiln(dataDir, [], [...nodeArgs, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])]);
   const bare: Server | undefined = process.argv.includes('--bare') ? await startBare() : undefined;
   const c = new ReapiClients(kiln.address);
   const bc = bare && new ReapiClients(bare.address);
@@ -155,16 +158,20 @@ async function main(): Promise<void> {
     if (!round) throw new Error(`--kind ${kind}: one of gar, fmb, up, down`);
     await round(); // warm-up: JIT, channels, caches
     const unit = kind === 'up' || kind === 'down' ? 'MiB' : 'call';
+    // --trace-gc prints on serve's stdout, which startKiln keeps reading into `startup`.
+    const markCompacts = () => (kiln.startup ?? []).filter((l) => l.includes('Mark-Compact')).length;
     const measure = async (who: string, pid: number, run: Round) => {
       const [u0, s0] = userSysMs(pid);
+      const mc0 = markCompacts();
       const { units, wall } = await run();
       const [u1, s1] = userSysMs(pid);
+      const gcText = pid === kiln.pid && nodeArgs.includes('--trace-gc') ? `, ${markCompacts() - mc0} mark-compacts` : '';
       const cpu = (u1 - u0 + s1 - s0) / units;
       const userShare = Math.round((100 * (u1 - u0)) / Math.max(1, u1 - u0 + s1 - s0));
       const w = median(wall);
       const wallText = unit === 'MiB' ? `${(1000 / w).toFixed(0)} MiB/s` : `p50 ${w.toFixed(3)} ms`;
       const cpuText = kind === 'gar' ? `${(cpu * 1000).toFixed(0)} µs` : `${cpu.toFixed(2)} ms`;
-      console.log(`${kind} ${who}: server CPU ${cpuText}/${unit} (${userShare}% user), ${wallText} (load ${loadavg()[0].toFixed(2)})`);
+      console.log(`${kind} ${who}: server CPU ${cpuText}/${unit} (${userShare}% user), ${wallText}${gcText} (load ${loadavg()[0].toFixed(2)})`);
     };
     // Alternating, so both see the same load.
     for (let r = 0; r < rounds; r++) {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { buildSync } from 'esbuild';
+import { missingV8Flags } from '../../engine/util/v8-flags';
 import type { Job, ResultOf } from './jobs';
 import { ReapiClients, unary } from './lib';
 
@@ -68,7 +69,9 @@ export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeA
   // KILN_BENCH_DIST: another build (a copy of an older dist/) to alternate against this one.
   const cli = join(process.env.KILN_BENCH_DIST ?? join(REPO, 'dist'), 'engine/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
-  const argv = [...nodeArgs, cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
+  // The engine's V8 flags given here (unless nodeArgs sets them), so serve does not relaunch
+  // itself and the pid measured is the engine's own.
+  const argv = [...nodeArgs, ...missingV8Flags(nodeArgs), cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
   const uid = opts.asUid === undefined ? undefined : String(opts.asUid);
   const child = uid
     ? spawn('setpriv', ['--reuid', uid, '--regid', uid, '--clear-groups', process.execPath, ...argv], {

@@ -1,6 +1,6 @@
 // Runs the real CLI entry point in a child process (through tsx, so no build step races other engineers).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,30 @@ function kiln(args: string[], cwd = ROOT) {
   return { child, firstLine, exited, stderr: () => stderr, stdoutLines };
 }
 
+/** Pids of the processes whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc').flatMap((name) => {
+    if (!/^\d+$/.test(name)) return [];
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid ? [Number(name)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
+}
+
+const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+
+async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('kiln serve', () => {
   it('prints one ready line with the real port, serves gRPC and stops cleanly on SIGTERM', async () => {
     const dataDir = await tempDir();
@@ -64,6 +88,46 @@ describe('kiln serve', () => {
     // Exactly one ready line; other components may add their own lines after it.
     expect(run.stdoutLines[0]).toBe(line);
     expect(run.stdoutLines.filter((l) => l.startsWith('kiln listening'))).toHaveLength(1);
+  });
+
+  it('runs the engine in a Node started with its V8 flags, and stops it with the process that was started', async () => {
+    const run = kiln(['serve', '--port', '0', '--http-port', '0', '--data-dir', await tempDir()]);
+    await run.firstLine;
+    // Started without the flags, serve relaunched itself: the engine is its child, with them.
+    const engines = childrenOf(run.child.pid!).filter((p) => cmdline(p).includes('--min-semi-space-size=16'));
+    expect(engines).toHaveLength(1);
+    expect(cmdline(engines[0]!)).toContain('serve');
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(alive(engines[0]!)).toBe(false);
+  });
+
+  it('stops the relaunched engine cleanly when the process that started it is killed with SIGKILL', { timeout: 120_000 }, async () => {
+    const dataDir = await tempDir();
+    const run = kiln(['serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir]);
+    await run.firstLine;
+    const [engine] = childrenOf(run.child.pid!);
+    expect(engine).toBeDefined();
+    run.child.kill('SIGKILL');
+    await until('the engine to stop', () => !alive(engine!));
+    // It let go of the data folder: another serve can take it at once.
+    const next = kiln(['serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir]);
+    expect(await next.firstLine).toMatch(/^kiln listening/);
+    next.child.kill('SIGTERM');
+    expect(await next.exited).toBe(0);
+  });
+
+  it('does not relaunch when Node already has the flag', async () => {
+    const dataDir = await tempDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--min-semi-space-size=16', CLI, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    await new Promise((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+    expect(childrenOf(child.pid!).filter((p) => cmdline(p).includes('serve'))).toEqual([]);
+    child.kill('SIGTERM');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
   });
 
   it('reads a YAML config file, with flags winning over it', async () => {

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { reapi } from '../../engine/proto';
 import { readSegments } from '../../engine/store/write-ahead-log';
 import { connectClients, type KilnClients } from '../helpers';
+import { ENGINE_V8_FLAGS } from '../../engine/util/v8-flags';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'engine', 'cli.ts');
@@ -34,7 +35,8 @@ interface Digest {
 const digestOf = (data: Uint8Array): Digest => ({ hash: createHash('sha256').update(data).digest('hex'), sizeBytes: data.byteLength });
 
 async function startServe(dataDir: string): Promise<{ child: ChildProcess; clients: KilnClients; exited: Promise<unknown> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
+  // With the engine's V8 flags given, serve does not relaunch itself, so the SIGKILL below hits the engine.
+  const child = spawn(process.execPath, ['--import', 'tsx', ...ENGINE_V8_FLAGS, CLI, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

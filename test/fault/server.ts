@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connectClients, type KilnClients } from '../helpers';
+import { missingV8Flags } from '../../engine/util/v8-flags';
 
 const REPO = resolve(__dirname, '../..');
 
@@ -28,6 +29,8 @@ function serveCommand(): string[] {
 export async function startServer(dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
   // KILN_FAULT_NODE_FLAGS: node flags for the server (e.g. --cpu-prof), to see where a run spends its time.
   const nodeFlags = (process.env.KILN_FAULT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // The engine's V8 flags given here, so serve does not relaunch itself: kill9 must hit the engine, not a launcher.
+  nodeFlags.push(...missingV8Flags(nodeFlags));
   const args = [...nodeFlags, ...serveCommand(), 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'test' } });
   let stderr = '';
