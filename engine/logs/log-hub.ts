@@ -87,8 +87,15 @@ interface LogEntry {
 
 export class LogHub {
   private readonly entries = new Map<string, LogEntry>();
-  /** Finished entries, oldest first: the retention queue. */
+  /** Finished entries that ran (have files), oldest first: the retention queue. */
   private readonly finishedOrder = new Set<string>();
+  /**
+   * Finished entries that never ran (cache hits, actions cancelled in the queue): no
+   * files, but still answered (an empty log, not "not found"). A queue of their own,
+   * under the same count and age limits, so a build of cache hits does not push the
+   * logs of actions that really ran out of retention.
+   */
+  private readonly neverRanOrder = new Set<string>();
   private finishedBytes = 0;
   private readonly retention: LogRetention;
   private readonly pollMs: number;
@@ -228,11 +235,16 @@ export class LogHub {
       if (!over) break;
       await this.remove(entry);
     }
+    for (const id of this.neverRanOrder) {
+      const entry = this.entries.get(id)!;
+      if (this.neverRanOrder.size <= maxLogs && now - (entry.finishedAt ?? now) <= maxAgeMs) break;
+      await this.remove(entry);
+    }
   }
 
   /** Counts for tests and the status page. */
   stats(): { logs: number; finished: number; finishedBytes: number } {
-    return { logs: this.entries.size, finished: this.finishedOrder.size, finishedBytes: this.finishedBytes };
+    return { logs: this.entries.size, finished: this.finishedOrder.size + this.neverRanOrder.size, finishedBytes: this.finishedBytes };
   }
 
   close(): void {
@@ -248,14 +260,17 @@ export class LogHub {
   private async account(entry: LogEntry, knownBytes?: number): Promise<void> {
     const bytes = knownBytes ?? (await Promise.all(LOG_STREAMS.map((s) => sizeOf(entry.paths?.[s])))).reduce((a, b) => a + b, 0);
     if (!this.entries.has(entry.id)) return;
-    entry.bytes = bytes;
-    this.finishedBytes += entry.bytes;
-    this.finishedOrder.add(entry.id);
+    if (!entry.started) this.neverRanOrder.add(entry.id);
+    else {
+      entry.bytes = bytes;
+      this.finishedBytes += entry.bytes;
+      this.finishedOrder.add(entry.id);
+    }
     await this.prune();
   }
 
   private async remove(entry: LogEntry): Promise<void> {
-    if (!this.finishedOrder.delete(entry.id)) return;
+    if (!this.finishedOrder.delete(entry.id) && !this.neverRanOrder.delete(entry.id)) return;
     this.entries.delete(entry.id);
     this.finishedBytes -= entry.bytes;
     for (const s of LOG_STREAMS) entry.waiters[s].close();

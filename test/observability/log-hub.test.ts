@@ -149,4 +149,36 @@ describe('LogHub retention', () => {
       tmp.cleanup();
     }
   }, 30_000);
+
+  it('keeps the logs of actions that ran however many cache hits come after them', async () => {
+    const tmp = tempDir();
+    const clock = new ManualClock();
+    const hub = new LogHub({ dir: tmp.dir, clock, retention: { maxLogs: 3, maxBytes: 1_000, maxAgeMs: 60_000 } });
+    try {
+      const ran = hub.pathsFor('ran');
+      writeFileSync(ran.stdout, 'real output');
+      writeFileSync(ran.stderr, '');
+      hub.start('ran', ran);
+      await hub.finish('ran');
+      // Cache hits: queued and finished, never started (no files).
+      for (let i = 0; i < 10; i++) {
+        hub.expect(`hit${i}`);
+        await hub.finish(`hit${i}`);
+      }
+      expect(hub.has('ran')).toBe(true);
+      expect(existsSync(ran.stdout)).toBe(true);
+      // The hits are kept under the same count limit, in a queue of their own: the newest three.
+      expect(['hit6', 'hit7', 'hit8', 'hit9'].map((id) => hub.has(id))).toEqual([false, true, true, true]);
+      // A kept hit still reads as an empty log, not as unknown.
+      const chunks: Buffer[] = [];
+      for await (const c of hub.read('hit9', 'stdout')) chunks.push(c.data);
+      expect(chunks).toEqual([]);
+      clock.advance(61_000);
+      await hub.prune();
+      expect(hub.stats().finished).toBe(0);
+    } finally {
+      hub.close();
+      tmp.cleanup();
+    }
+  });
 });
