@@ -124,7 +124,7 @@ export class LocalExecutor implements Executor {
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
     // Started with the first action, not at start (an idle engine keeps its ~9 MiB), and up by its end.
-    this.remover.warm();
+    void this.remover.warm();
     const now = () => this.clock.now();
     const t: Partial<ExecutionTimings> = { workerStart: now() };
     const { command } = action;

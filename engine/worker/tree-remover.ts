@@ -6,6 +6,7 @@
 // milliseconds per action. Here the main thread only sends a path and hears
 // back once; the worker walks the tree as remove-tree.ts does.
 import { Worker } from 'node:worker_threads';
+import { removeTree } from './remove-tree';
 
 /** Plain JavaScript, evaluated in the worker: runs the same from sources, dist and a packaged app. */
 const WORKER_SOURCE = `
@@ -49,12 +50,24 @@ parentPort.on('message', ({ id, path }) => {
 /** One worker thread shared by an executor's actions; started on first use. */
 export class TreeRemover {
   private worker: Worker | undefined;
+  /** Resolves once the thread runs JavaScript; until then removals do not wait for it. */
+  private online: Promise<void> | undefined;
+  private isOnline = false;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve(): void; reject(err: Error): void }>();
 
-  /** rm -rf of `path` on the worker; rejects if the worker cannot (the caller then removes it itself). */
+  /** @param fallback removes a tree on this thread while the worker is still starting. */
+  constructor(private readonly fallback: (path: string) => Promise<void> = removeTree) {}
+
+  /**
+   * rm -rf of `path` on the worker; rejects if the worker cannot (the caller then removes it itself).
+   * While the thread is starting (~10 ms on a quiet machine, 100 ms and more on a busy one,
+   * longer than a small action) the tree is removed here instead: the first action's
+   * answer must not wait for a thread to boot.
+   */
   remove(path: string): Promise<void> {
     const worker = this.start();
+    if (!this.isOnline) return this.fallback(path);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -63,14 +76,16 @@ export class TreeRemover {
     });
   }
 
-  /** Starts the thread ahead of the first removal (a worker takes tens of milliseconds to start). */
-  warm(): void {
+  /** Starts the thread ahead of the first removal; resolves once it runs (or has failed to start). */
+  warm(): Promise<void> {
     this.start();
+    return this.online ?? Promise.resolve();
   }
 
   async close(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
+    this.isOnline = false;
     this.failAll(new Error('the tree remover was stopped'));
     await worker?.terminate();
   }
@@ -79,6 +94,14 @@ export class TreeRemover {
     if (this.worker) return this.worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref(); // An idle remover never keeps the process alive.
+    this.isOnline = false;
+    this.online = new Promise<void>((resolve) => {
+      worker.once('online', () => {
+        if (this.worker === worker) this.isOnline = true;
+        resolve();
+      });
+      worker.once('exit', () => resolve());
+    });
     worker.on('message', (r: { id: number; error?: string }) => {
       const w = this.waiting.get(r.id);
       if (!w) return;
@@ -90,6 +113,7 @@ export class TreeRemover {
     const died = (err: Error) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
+      this.isOnline = false;
       this.failAll(err);
     };
     worker.on('error', died);

@@ -3,12 +3,14 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTree } from '../../engine/worker/remove-tree';
 import { TreeRemover } from '../../engine/worker/tree-remover';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-remove-tree-'));
 const remover = new TreeRemover();
+// Up before the tests, so that they exercise the thread and not its stand-in while it starts.
+beforeAll(() => remover.warm());
 afterAll(async () => {
   await remover.close();
   await removeTree(root);
@@ -83,5 +85,29 @@ describe.each([
     writeFileSync(file, 'f');
     await removeTree(file);
     expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe('TreeRemover while its thread starts', () => {
+  it('removes on the calling thread until the worker runs, then on the worker', async () => {
+    const onThisThread: string[] = [];
+    const starting = new TreeRemover(async (path) => {
+      onThisThread.push(path);
+      await removeTree(path);
+    });
+    try {
+      const first = tree();
+      await starting.remove(first); // the thread was not even started: no waiting for it
+      expect(existsSync(first)).toBe(false);
+      expect(onThisThread).toEqual([first]);
+
+      await starting.warm();
+      const second = tree();
+      await starting.remove(second);
+      expect(existsSync(second)).toBe(false);
+      expect(onThisThread).toEqual([first]);
+    } finally {
+      await starting.close();
+    }
   });
 });
