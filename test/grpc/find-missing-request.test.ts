@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeFindMissingBlobsRequest } from '../../engine/grpc/find-missing-request';
+import { decodeFindMissingBlobsRequest, encodeFindMissingBlobsResponse } from '../../engine/grpc/find-missing-request';
 import { reapi } from '../../engine/proto';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -58,5 +58,38 @@ describe('decodeFindMissingBlobsRequest', () => {
       expect(() => reapi.FindMissingBlobsRequest.decode(part)).toThrow();
       expect(() => decodeFindMissingBlobsRequest(Buffer.from(part))).toThrow();
     }
+  });
+});
+
+describe('encodeFindMissingBlobsResponse', () => {
+  const encodeResponse = (digests: reapi.Digest.$Properties[]) =>
+    Buffer.from(reapi.FindMissingBlobsResponse.encode({ missingBlobDigests: digests }).finish());
+  const decodeResponse = (bytes: Uint8Array) =>
+    reapi.FindMissingBlobsResponse.decode(bytes).missingBlobDigests.map((d) => ({ hash: d.hash, sizeBytes: Number(d.sizeBytes) }));
+
+  it('answers with the bytes protobufjs would write for the missing digests the fast reader read', () => {
+    const request = decodeFindMissingBlobsRequest(Buffer.from(encodeRequest({ instanceName: 'main', blobDigests: DIGESTS })));
+    for (const missing of [request.blobDigests, request.blobDigests.filter((_, i) => i % 3 === 1), request.blobDigests.slice(-1), []]) {
+      const bytes = encodeFindMissingBlobsResponse(reapi.FindMissingBlobsResponse.create({ missingBlobDigests: missing }));
+      expect(bytes.equals(encodeResponse(missing))).toBe(true);
+      expect(decodeResponse(bytes)).toEqual(missing.map((d) => ({ hash: d.hash, sizeBytes: Number(d.sizeBytes) })));
+    }
+  });
+
+  it('answers a digest sent in an unusual field order with the same digest', () => {
+    // One Digest with its size before its hash: still the usual shape, copied as sent.
+    const hash = sha('order');
+    const digest = Buffer.concat([Buffer.from([0x10, 0x07, 0x0a, 0x40]), Buffer.from(hash)]);
+    const request = decodeFindMissingBlobsRequest(Buffer.concat([Buffer.from([0x12, digest.length]), digest]));
+    const bytes = encodeFindMissingBlobsResponse(reapi.FindMissingBlobsResponse.create({ missingBlobDigests: request.blobDigests }));
+    expect(decodeResponse(bytes)).toEqual([{ hash, sizeBytes: 7 }]);
+  });
+
+  it('lets protobufjs encode digests that did not come from the fast reader', () => {
+    const request = decodeFindMissingBlobsRequest(Buffer.from(encodeRequest({ blobDigests: DIGESTS.slice(0, 2) })));
+    const made = { hash: sha('made here'), sizeBytes: 12 };
+    const missing = [request.blobDigests[0]!, made];
+    const bytes = encodeFindMissingBlobsResponse(reapi.FindMissingBlobsResponse.create({ missingBlobDigests: missing }));
+    expect(bytes.equals(encodeResponse(missing))).toBe(true);
   });
 });
