@@ -5,7 +5,7 @@
 // dropped from the CAS; and with the sandbox on (bubblewrap in an
 // unprivileged user namespace) the data folder is not visible, while with it
 // off it is (the control); the default, sandbox auto, sandboxes it too
-// wherever bubblewrap works, a bwrap per action (Kiln is not root). Dropping to nobody needs root, so without root the
+// wherever bubblewrap works, in unprivileged slots (kiln-nest per action). Dropping to nobody needs root, so without root the
 // whole file is skipped.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
