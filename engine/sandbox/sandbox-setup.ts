@@ -17,6 +17,7 @@ import { SandboxRunner } from './sandbox-runner';
 import { SlotSandboxes } from './slot-sandboxes';
 import { isWithin } from './bwrap-args';
 import { buildFolderPath } from './build-folder';
+import { findNestHelper } from './nest-helper';
 
 export interface SandboxSetupOptions {
   mode: SandboxMode;
@@ -37,6 +38,8 @@ export interface SandboxSetupOptions {
   isRoot?: boolean;
   /** Starts a trial slot sandbox: undefined when it works, else why not (SlotSandboxes.trial by default). */
   slotTrial?: (slots: SlotSandboxes) => string | undefined;
+  /** Not root: where kiln-nest is, or why there is none (nest-helper.ts's findNestHelper by default). */
+  nestHelper?: () => { path: string; why?: undefined } | { path?: undefined; why: string };
 }
 
 export interface SandboxSetup {
@@ -80,7 +83,9 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         ? 'sandbox: auto, and this is LAN mode'
         : 'sandbox: auto, and bubblewrap works here';
   const how = slotted.slots
-    ? 'each action runs in a sandbox made ahead for its slot, as a uid of its own (an action with network=on gets a sandbox of its own)'
+    ? slotted.slots.nest
+      ? "each action runs in a sandbox made ahead for its slot (Kiln is not root: an unprivileged one), in user, mount, PID and IPC namespaces of its own that show it only its exec root, as Kiln's user (an action with network=on gets a sandbox of its own)"
+      : 'each action runs in a sandbox made ahead for its slot, as a uid of its own (an action with network=on gets a sandbox of its own)'
     : `each action gets a sandbox of its own (none made ahead per slot: ${slotted.why})${opts.mode === 'auto' ? ', which costs more per action than one made ahead; sandbox: off trades the sandbox for that time' : ''}`;
   return {
     status: {
@@ -119,14 +124,26 @@ function slotSandboxes(
   probe: Extract<BwrapProbe, { available: true }>,
   cgroups: CgroupDetection,
 ): { slots: ConstructorParameters<typeof SlotSandboxes>[0]; why?: undefined } | { slots?: undefined; why: string } {
-  const impossible = slotsImpossible(opts);
+  const isRoot = opts.isRoot ?? process.getuid?.() === 0;
+  const impossible = slotsImpossible(opts, isRoot);
   if (impossible) return { why: impossible };
   if (cgroups.limiter && !cgroups.limiter.parentDirs) return { why: `${cgroups.limiter.name} limits are not joined from a slot yet` };
+  // Not root, the action shares the agent's uid: it could move itself out of cgroups the agent may write.
+  if (!isRoot && cgroups.limiter) return { why: `Kiln is not root, and ${cgroups.limiter.name} limits are not joined from an unprivileged slot yet` };
+  let nest: { helper: string } | undefined;
+  if (!isRoot) {
+    const helper = (opts.nestHelper ?? findNestHelper)();
+    if (!helper.path) return { why: `Kiln is not root, and ${helper.why}` };
+    nest = { helper: helper.path };
+  }
   let buildRoot: string;
   const logDir = join(opts.dataDir, 'logs');
   try {
     mkdirSync(logDir, { recursive: true });
-    buildRoot = realpathSync(opts.buildRoot ?? buildFolderPath(opts.dataDir, process.getuid?.() ?? 0));
+    // Not root, the exec roots stay in the data folder's build/ (engine.ts).
+    const build = opts.buildRoot ?? (isRoot ? buildFolderPath(opts.dataDir, process.getuid?.() ?? 0) : join(opts.dataDir, 'build'));
+    if (!isRoot) mkdirSync(build, { recursive: true });
+    buildRoot = realpathSync(build);
   } catch (err) {
     return { why: `its folders are not ready: ${(err as Error).message}` };
   }
@@ -140,14 +157,19 @@ function slotSandboxes(
     logDir,
     cgroupParents: cgroups.limiter?.parentDirs ?? [],
     max: Math.max(1, opts.slots ?? availableParallelism()),
+    nest,
   };
   const failed = (opts.slotTrial ?? ((s) => s.trial()))(new SlotSandboxes(slots));
   return failed ? { why: failed } : { slots };
 }
 
-/** Why sandboxes made ahead per slot cannot be had here, found without starting anything; undefined if they may. */
-function slotsImpossible(opts: SandboxSetupOptions): string | undefined {
-  if (!(opts.isRoot ?? process.getuid?.() === 0)) return 'Kiln is not root, so it cannot start actions as other uids from inside one';
+/**
+ * Why sandboxes made ahead per slot cannot be had here, found without starting
+ * anything; undefined if they may. As root they take a uid per action; not
+ * root, actions run as Kiln's user and kiln-nest keeps them apart instead.
+ */
+function slotsImpossible(opts: SandboxSetupOptions, isRoot: boolean): string | undefined {
+  if (!isRoot) return opts.actionUser?.user ? 'Kiln is not root, so it cannot start actions as another user from inside one' : undefined;
   if (!opts.actionUser?.uids) return 'actions do not each run as a uid of their own (action-user: auto, as root)';
   return undefined;
 }

@@ -42,6 +42,14 @@ export interface SlotLayout {
   codeDirs: readonly string[];
   /** The agent's command line (node and the launcher) and environment. */
   agent: { argv: string[]; cwd: string; env: Record<string, string> };
+  /**
+   * Kiln is not root (a desk): the slot is an unprivileged bubblewrap in a user
+   * namespace of its own, the agent holds no capability, and each action is
+   * started through kiln-nest (nest-args.ts) in namespaces of its own. Actions
+   * share Kiln's uid there, so it is kiln-nest, not permissions, that keeps
+   * them from the build folder, the agent's folder and the agent itself.
+   */
+  unprivileged?: boolean;
 }
 
 export function slotBwrapArgs(layout: SlotLayout): string[] {
@@ -60,9 +68,13 @@ export function slotBwrapArgs(layout: SlotLayout): string[] {
   args.push('--bind', layout.logDir, AGENT_LOG_DIR);
   layout.cgroupParents.forEach((dir, i) => args.push('--bind', dir, join(AGENT_CGROUP_DIR, String(i))));
   // The network stays off for the slot's whole life: an action that asks for it gets a sandbox of its own.
+  if (layout.unprivileged) args.push('--unshare-user');
   args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup-try');
-  args.push('--cap-drop', 'ALL');
-  for (const cap of AGENT_CAPABILITIES) args.push('--cap-add', cap);
+  // Unprivileged, bwrap gives the agent no capability anyway (and kiln-nest needs none: it makes its own user namespace).
+  if (!layout.unprivileged) {
+    args.push('--cap-drop', 'ALL');
+    for (const cap of AGENT_CAPABILITIES) args.push('--cap-add', cap);
+  }
   // bwrap's own init stays PID 1 (no --as-pid-1): it reaps what an action orphans, and when the agent
   // ends, it ends, and the kernel kills everything left in the namespace.
   args.push('--die-with-parent', '--hostname', 'kiln-sandbox', '--chdir', layout.agent.cwd, '--clearenv');

@@ -14,8 +14,9 @@ import { dirname, join } from 'node:path';
 import type { ActionSignal, RunRequest } from '../execution/runner';
 import { LauncherClient, LauncherDiedError, launcherCommand, type ProcessExit } from '../worker/launcher-client';
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
-import type { HostLayout } from './bwrap-args';
-import { AGENT_CGROUP_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
+import { isWithin, type HostLayout } from './bwrap-args';
+import { nestArgs } from './nest-args';
+import { AGENT_CGROUP_DIR, AGENT_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
 
 /**
  * V8 flags for the agent on top of the launcher's own (--single-threaded):
@@ -39,6 +40,11 @@ export interface SlotSandboxesOptions {
   cgroupParents: readonly string[];
   /** Most slots at once; runs beyond it take the per-action sandbox. */
   max: number;
+  /**
+   * Kiln is not root: an unprivileged slot, each action started in it through
+   * this kiln-nest binary (nest-helper.ts), in namespaces of its own.
+   */
+  nest?: { helper: string };
   log?: (line: string) => void;
 }
 
@@ -66,7 +72,8 @@ export class SlotSandboxes {
   /** Whether a run can go into a slot at all: as a uid of its own, in the build folder, logging into the log folder. */
   fits(req: RunRequest): boolean {
     return (
-      req.runAs !== undefined &&
+      // Unprivileged, every action runs as Kiln's user (kiln-nest keeps them apart); as root, each as a uid of its own.
+      (this.opts.nest ? req.runAs === undefined : req.runAs !== undefined) &&
       req.execRoot.startsWith(`${this.opts.buildRoot}/`) &&
       !!req.stdout.path &&
       !!req.stderr.path &&
@@ -100,7 +107,7 @@ export class SlotSandboxes {
     try {
       return await slot.client.run({
         id: req.id,
-        argv: req.argv,
+        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background'),
         cwd: join(req.execRoot, req.workingDirectory),
         env: req.env,
         stdoutPath: pathInSlot(req.stdout.path!, this.binds)!,
@@ -154,6 +161,14 @@ export class SlotSandboxes {
       const why = (r.stderr ?? '').trim().split('\n')[0] || `exit status ${r.status ?? r.signal}`;
       return `its sandbox did not start: ${why}`;
     }
+    if (!this.opts.nest) return undefined;
+    // The same sandbox with an action's launch in place of the agent: nested user namespaces may be refused (sysctls, seccomp).
+    const nested = this.command(this.actionArgv(['/bin/true'], this.opts.buildRoot, false));
+    const n = spawnSync(nested.command, nested.args, { env: nested.env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 30_000 });
+    if (n.status !== 0) {
+      const why = (n.stderr ?? '').trim().split('\n')[0] || `exit status ${n.status ?? n.signal}`;
+      return `an action's namespaces could not be made inside it: ${why}`;
+    }
     return undefined;
   }
 
@@ -189,7 +204,7 @@ export class SlotSandboxes {
     try {
       await slot.client.warm();
       if (existsSync(WARM_UP_PROGRAM)) {
-        const exit = await slot.client.run({ id, argv: [WARM_UP_PROGRAM], cwd: '/', env: {}, stdoutPath: '/dev/null', stderrPath: '/dev/null', timeoutMs: 10_000 });
+        const exit = await slot.client.run({ id, argv: this.actionArgv([WARM_UP_PROGRAM], this.opts.buildRoot, false), cwd: '/', env: {}, stdoutPath: '/dev/null', stderrPath: '/dev/null', timeoutMs: 10_000 });
         if (exit.code !== 0) this.opts.log?.(`kiln: a slot's warm-up run of ${WARM_UP_PROGRAM} ended ${exit.spawnError ?? exit.signal ?? exit.code}`);
       }
     } catch (err) {
@@ -200,8 +215,21 @@ export class SlotSandboxes {
     }
   }
 
-  /** bwrap, with the launcher as the agent inside. */
-  private command(): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  /**
+   * What the agent spawns for an action: the action itself (as root, it runs as
+   * its own uid), or, unprivileged, kiln-nest around it, which shows it only
+   * its exec root and keeps the build folder, the agent's folder and Kiln's
+   * code (outside the system folders) covered.
+   */
+  private actionArgv(argv: string[], execRoot: string, background: boolean): string[] {
+    if (!this.opts.nest) return argv;
+    const system = this.opts.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
+    const code = codeDirs().filter((dir) => !system.some((s) => isWithin(dir, s)));
+    return nestArgs({ helper: this.opts.nest.helper, hide: [this.opts.buildRoot, AGENT_DIR, ...code], execRoot, nice: background ? 19 : undefined, argv });
+  }
+
+  /** bwrap, with the launcher as the agent inside (or `instead`, for a trial of an action's launch). */
+  private command(instead?: string[]): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
     const launcher = launcherCommand();
     const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin', [SLOT_AGENT_ENV]: '1' };
     if (launcher.env.ELECTRON_RUN_AS_NODE) env.ELECTRON_RUN_AS_NODE = '1';
@@ -211,12 +239,18 @@ export class SlotSandboxes {
       buildRoot: this.opts.buildRoot,
       logDir: this.opts.logDir,
       cgroupParents: this.opts.cgroupParents,
-      codeDirs: [dirname(launcher.command), codeRoot],
+      codeDirs: codeDirs(),
       // --import tsx (tests) is found from the working folder: Kiln's own.
-      agent: { argv: [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: codeRoot, env },
+      agent: { argv: instead ?? [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: codeRoot, env },
+      unprivileged: this.opts.nest !== undefined,
     });
     return { command: this.opts.bwrap, args, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
   }
+}
+
+/** Kiln's code, bound read-only into a slot: the agent's runtime (node or Electron) and the package. */
+function codeDirs(): string[] {
+  return [dirname(launcherCommand().command), packageRoot(__dirname)];
 }
 
 /** The folder of Kiln's package.json above `dir` (its code and, from sources, node_modules); `dir` itself if none. */

@@ -7,7 +7,6 @@
 // only what the launcher reaped (bwrap and what it waited for).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, spread } from './lib';
 import { CpuAccount } from './cpu-account';
@@ -57,7 +56,8 @@ export async function sandboxRows(
   opts: { nonRoot?: boolean } = {},
 ): Promise<Row[]> {
   // A non-root Kiln's data folders: its own, in a folder it can reach (the bench's root is 0700, root's).
-  const home = opts.nonRoot ? mkdtempSync(join(tmpdir(), 'kiln-bench-nonroot-')) : root;
+  // Not under /tmp: a non-root Kiln makes no slot over a build folder there (a slot empties its /tmp).
+  const home = opts.nonRoot ? mkdtempSync(join('/var/tmp', 'kiln-bench-nonroot-')) : root;
   if (opts.nonRoot) chmodSync(home, 0o711);
   const dataDir = (name: string) => {
     const dir = join(home, name);

@@ -5,7 +5,7 @@
 // dropped from the CAS; and with the sandbox on (bubblewrap in an
 // unprivileged user namespace) the data folder is not visible, while with it
 // off it is (the control); the default, sandbox auto, sandboxes it too
-// wherever bubblewrap works, a bwrap per action (Kiln is not root). Dropping to nobody needs root, so without root the
+// wherever bubblewrap works, in unprivileged slots (kiln-nest per action). Dropping to nobody needs root, so without root the
 // whole file is skipped.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +39,8 @@ describe.skipIf(!!skipAll).each([
 
   beforeAll(async () => {
     if (skip) return;
-    dataDir = mkdtempSync(join(tmpdir(), 'kiln-nonroot-'));
+    // Not in /tmp: a slot's sandbox empties its /tmp after each action, so Kiln makes no slot over a build folder there.
+    dataDir = mkdtempSync(join('/var/tmp', 'kiln-nonroot-'));
     chownSync(dataDir, NOBODY, NOBODY);
     chmodSync(dataDir, 0o700);
     child = spawn(
@@ -106,6 +107,51 @@ describe.skipIf(!!skipAll).each([
   });
 
   it.skipIf(!!skip || sandbox !== 'auto')(`says at start that auto sandboxes here, and how${skip ? ` (skipped: ${skip})` : sandbox !== 'auto' ? ' (skipped: only the auto row)' : ''}`, () => {
-    expect(log).toMatch(/kiln: sandbox on \(bubblewrap; limits: .*\): sandbox: auto, and bubblewrap works here; each action gets a sandbox of its own \(none made ahead per slot: Kiln is not root/);
+    expect(log).toMatch(/kiln: sandbox on \(bubblewrap; limits: .*\): sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot \(Kiln is not root: an unprivileged one\), in user, mount, PID and IPC namespaces of its own/);
+  });
+
+  // The non-root slot's own attacks: actions share Kiln's uid, so only kiln-nest's namespaces keep them apart.
+  const sandboxed = sandbox !== 'off';
+  it.skipIf(!!skip || !sandboxed)(`runs actions in the slot's sandbox, out of reach of the agent and of Kiln's code${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+    const out = await run(`ps -e -o comm= | sort | tr '\\n' ' '; echo; ls /run/kiln 2>&1 | head -1; ls '${ROOT}/engine' >/dev/null 2>&1 && echo SEES code; cd .. && ls | wc -l; grep CapEff /proc/self/status`);
+    // Only its own processes (kiln-nest as its PID 1, the shell, ps): no agent, no node.
+    expect(out[0]).not.toMatch(/node|bwrap|launcher/);
+    expect(out[0]).toMatch(/kiln-nest/);
+    expect(out).not.toContain('SEES code');
+    expect(out).toContain('1'); // the build folder holds only its own exec root
+    expect(out).toContain('CapEff:\t0000000000000000');
+  });
+
+  it.skipIf(!!skip)(`${sandboxed ? 'keeps' : 'does not keep'} a concurrent action's exec root out of sight${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+    const marker = `concurrent-${sandbox}-${Date.now()}`;
+    const holder = run(`echo ${marker} > held.txt; sleep 3; true`);
+    await new Promise((r) => setTimeout(r, 1500));
+    const out = await run(`cat ../*/held.txt 2>/dev/null; cat '${join(dataDir, 'build')}'/*/held.txt 2>/dev/null; true`);
+    await holder;
+    expect(out.includes(marker)).toBe(!sandboxed);
+  });
+
+  it.skipIf(!!skip || !sandboxed)(`has no network, and leaves nothing behind in its slot${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+    const net = await run(`(exec 3<>/dev/tcp/127.0.0.1/${22}) 2>/dev/null && echo NET; bash -c 'echo > /dev/tcp/1.1.1.1/80' 2>/dev/null && echo NET; ip -o link 2>/dev/null | grep -c UP; true`, {});
+    expect(net).not.toContain('NET');
+    // A daemon and a /tmp file from one action; none of them in the next (two slots: run enough to reuse one).
+    const tag = `left-${sandbox}-${Date.now()}`;
+    for (let i = 0; i < 3; i++) {
+      await run(`setsid sh -c 'exec -a ${tag} sleep 300' </dev/null >/dev/null 2>&1 & echo x > /tmp/${tag}-${i}; true`);
+    }
+    const after = await run(`ls /tmp; ps -e -o args=; true`);
+    expect(after.join('\n')).not.toContain(tag);
+    const host = spawnSync('pgrep', ['-f', tag], { encoding: 'utf8' });
+    expect(host.stdout.trim()).toBe('');
+  });
+
+  it.skipIf(!!skip || !sandboxed)(`times out an action that traps SIGTERM, and the slot runs the next${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+    const digest = await uploadAction(clients, { argv: ['/bin/sh', '-c', "trap '' TERM; while :; do sleep 0.1; done"], doNotCache: true, salt: `nonroot-timeout-${sandbox}-${++seq}`, timeoutMs: 1000 });
+    const started = Date.now();
+    const ops = await clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true, inlineStderr: true }));
+    const response = responseOf(ops.at(-1)!);
+    expect(response.status?.code).toBe(4); // DEADLINE_EXCEEDED
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await run('echo next')).toEqual(['next']);
   });
 });

@@ -24,14 +24,27 @@ describe('setUpSandbox', () => {
     expect(wrapped.capabilities()).toMatchObject({ name: 'bubblewrap', honours: { networkIsolation: true, memoryLimit: false } });
   });
 
-  it('auto on the desk (loopback), not root: on where bubblewrap works, a bwrap per action, saying why no slot', () => {
+  it('auto on the desk (loopback), not root: on where bubblewrap works, in unprivileged slots, else a bwrap per action saying why', () => {
     const inner = new FakeRunner();
-    const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works, isRoot: false });
-    expect(s.status).toMatchObject({ enabled: true, mode: 'auto', runner: 'bubblewrap' });
-    expect(s.status.reason).toBe(
-      'sandbox: auto, and bubblewrap works here; each action gets a sandbox of its own (none made ahead per slot: Kiln is not root, so it cannot start actions as other uids from inside one), which costs more per action than one made ahead; sandbox: off trades the sandbox for that time',
-    );
-    expect(s.wrap(inner)).not.toBe(inner);
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-setup-nonroot-'));
+    try {
+      // The build folder must not be under /tmp (a slot empties its /tmp): given one elsewhere, as the data folder's build/ is on a desk.
+      const buildRoot = mkdtempSync(join('/var/tmp', 'kiln-setup-build-'));
+      const slotted = setUpSandbox({ ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, probe: works, isRoot: false, nestHelper: () => ({ path: '/opt/kiln/kiln-nest' }), slotTrial: () => undefined });
+      rmSync(buildRoot, { recursive: true, force: true });
+      expect(slotted.status.reason).toBe(
+        "sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot (Kiln is not root: an unprivileged one), in user, mount, PID and IPC namespaces of its own that show it only its exec root, as Kiln's user (an action with network=on gets a sandbox of its own)",
+      );
+      const noHelper = setUpSandbox({ ...base, dataDir, mode: 'auto', lanMode: false, probe: works, isRoot: false, nestHelper: () => ({ why: 'its helper /opt/kiln/kiln-nest is missing' }) });
+      expect(noHelper.status.reason).toBe(
+        'sandbox: auto, and bubblewrap works here; each action gets a sandbox of its own (none made ahead per slot: Kiln is not root, and its helper /opt/kiln/kiln-nest is missing), which costs more per action than one made ahead; sandbox: off trades the sandbox for that time',
+      );
+      expect(noHelper.wrap(inner)).not.toBe(inner);
+      const refused = setUpSandbox({ ...base, dataDir, buildRoot: '/var/tmp', mode: 'auto', lanMode: false, probe: works, isRoot: false, nestHelper: () => ({ path: '/k' }), slotTrial: () => 'an action\'s namespaces could not be made inside it: kiln-nest: cannot make namespaces: Operation not permitted' });
+      expect(refused.status.reason).toMatch(/a sandbox of its own \(none made ahead per slot: an action's namespaces could not be made inside it: kiln-nest: cannot make namespaces/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
     const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
     expect(asNobody.status.enabled).toBe(true);
     expect(asNobody.status.reason).toMatch(/none made ahead per slot: actions do not each run as a uid of their own \(action-user: auto, as root\)\), which costs more per action/);

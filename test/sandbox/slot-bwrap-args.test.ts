@@ -76,3 +76,19 @@ describe('pathInSlot', () => {
     expect(pathInSlot('/data/logs2/a.out', binds)).toBeUndefined();
   });
 });
+
+describe('slotBwrapArgs, unprivileged (Kiln not root)', () => {
+  const args = slotBwrapArgs({ ...layout, cgroupParents: [], unprivileged: true });
+  const opts = options(args);
+
+  it('makes a user namespace of its own and gives the agent no capability to add', () => {
+    expect(opts).toContain('--unshare-user');
+    expect(opts.filter((o) => o.startsWith('--cap-'))).toEqual([]);
+  });
+
+  it('keeps the rest of the slot: PID, IPC, UTS and network namespaces, no cgroup folders, the agent last', () => {
+    for (const o of ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net']) expect(opts).toContain(o);
+    expect(opts.some((o) => o.includes('/run/kiln/cgroup'))).toBe(false);
+    expect(args.slice(args.indexOf('--') + 1)).toEqual(layout.agent.argv);
+  });
+});

@@ -1,0 +1,28 @@
+// The per-action command line in a non-root slot's sandbox: the action started
+// through kiln-nest (native/kiln-nest.c), which gives it a user, mount, PID and
+// IPC namespace of its own, covers `hide` with empty tmpfs, binds its exec root
+// back at its own path and mounts a /proc that shows only its own processes.
+// A pure function, so the rules can be read and tested in one place.
+import { isWithin } from './bwrap-args';
+
+export interface NestLaunch {
+  /** The kiln-nest binary, as the slot sees it. */
+  helper: string;
+  /** Folders the action must not see (the build folder, the agent's folder, Kiln's code outside the system). */
+  hide: readonly string[];
+  /** The action's exec root: the one folder of `hide` it gets back. */
+  execRoot: string;
+  /** Nice value set before the action starts (polite actions), so nothing of it ever runs above it. */
+  nice?: number;
+  argv: readonly string[];
+}
+
+export function nestArgs(l: NestLaunch): string[] {
+  const args = [l.helper];
+  if (l.nice !== undefined) args.push('--nice', String(l.nice));
+  // One tmpfs per outermost folder: a folder inside another is covered with it, and could not be mounted on.
+  const outermost = [...new Set(l.hide)].filter((dir, _, all) => !all.some((other) => other !== dir && isWithin(dir, other))).sort();
+  for (const dir of outermost) args.push('--hide', dir);
+  args.push('--keep', l.execRoot, '--', ...l.argv);
+  return args;
+}
