@@ -116,7 +116,8 @@ describe.skipIf(!!skipAll).each([
 
   // The non-root slot's own attacks: actions share Kiln's uid, so only kiln-nest's namespaces keep them apart.
   const sandboxed = sandbox !== 'off';
-  it.skipIf(!!skip || !!noSlots || !sandboxed)(`runs actions in the slot's sandbox, out of reach of the agent and of Kiln's code${skip || noSlots ? ` (skipped: ${skip || noSlots})` : ''}`, async () => {
+  const offRow = sandboxed ? '' : ' (skipped: the sandbox-off row has no slot; the sandboxed rows check this)';
+  it.skipIf(!!skip || !!noSlots || !sandboxed)(`runs actions in the slot's sandbox, out of reach of the agent and of Kiln's code${skip || noSlots ? ` (skipped: ${skip || noSlots})` : offRow}`, async () => {
     const out = await run(`ps -e -o comm= | sort | tr '\\n' ' '; echo; ls /run/kiln 2>&1 | head -1; ls '${ROOT}/engine' >/dev/null 2>&1 && echo SEES code; cd .. && ls | wc -l; grep CapEff /proc/self/status`);
     // Only its own processes (kiln-nest as its PID 1, the shell, ps): no agent, no node.
     expect(out[0]).not.toMatch(/node|bwrap|launcher/);
@@ -135,7 +136,7 @@ describe.skipIf(!!skipAll).each([
     expect(out.includes(marker)).toBe(!sandboxed);
   });
 
-  it.skipIf(!!skip || !sandboxed)(`has no network, and leaves nothing behind in its slot${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+  it.skipIf(!!skip || !sandboxed)(`has no network, and leaves nothing behind in its slot${skip ? ` (skipped: ${skip})` : offRow}`, async () => {
     const net = await run(`(exec 3<>/dev/tcp/127.0.0.1/${22}) 2>/dev/null && echo NET; bash -c 'echo > /dev/tcp/1.1.1.1/80' 2>/dev/null && echo NET; ip -o link 2>/dev/null | grep -c UP; true`, {});
     expect(net).not.toContain('NET');
     // A daemon and a /tmp file from one action; none of them in the next (two slots: run enough to reuse one).
@@ -149,7 +150,7 @@ describe.skipIf(!!skipAll).each([
     expect(host.stdout.trim()).toBe('');
   });
 
-  it.skipIf(!!skip || !sandboxed)(`times out an action that traps SIGTERM, and the slot runs the next${skip ? ` (skipped: ${skip})` : ''}`, async () => {
+  it.skipIf(!!skip || !sandboxed)(`times out an action that traps SIGTERM, and the slot runs the next${skip ? ` (skipped: ${skip})` : offRow}`, async () => {
     const digest = await uploadAction(clients, { argv: ['/bin/sh', '-c', "trap '' TERM; while :; do sleep 0.1; done"], doNotCache: true, salt: `nonroot-timeout-${sandbox}-${++seq}`, timeoutMs: 1000 });
     const started = Date.now();
     const ops = await clients.execution.execute.collect(executeRequest(digest, { inlineStdout: true, inlineStderr: true }));
