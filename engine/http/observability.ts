@@ -25,7 +25,7 @@ import type { LanRoutes } from './lan-routes';
 import { FarmRoutes, type FarmControl } from './farm-routes';
 import { HttpApi, type HttpApiOptions } from './server';
 import type { BlobReader } from './blob-route';
-import { packageRoot } from './static-files';
+import { packageRoot } from '../util/package-root';
 
 export interface ObservabilityOptions {
   config: KilnConfig;

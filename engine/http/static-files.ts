@@ -3,7 +3,8 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dirname, extname, join, resolve, sep } from 'node:path';
+import { extname, join, resolve, sep } from 'node:path';
+import { packageRoot } from '../util/package-root';
 
 export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
@@ -26,17 +27,6 @@ const TYPES: Record<string, string> = {
 const NOT_BUILT = `<!doctype html><html><head><meta charset="utf-8"><title>Kiln</title></head>
 <body><h1>Kiln</h1><p>The dashboard is not built. Run <code>npm run build</code>, then reload.
 The API is up: <a href="/api/status">/api/status</a>.</p></body></html>`;
-
-/** The package root: the nearest ancestor with package.json (works from engine/ and dist/engine/). */
-export function packageRoot(from = __dirname): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return from;
-    dir = up;
-  }
-}
 
 export function defaultRendererDir(): string {
   return join(packageRoot(), 'renderer', 'dist');

@@ -5,17 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { packageRoot } from '../util/package-root';
 
-/** The package's root (package.json), from this file in engine/sandbox or dist/engine/sandbox. */
-function packageRoot(): string {
-  for (let d = __dirname; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    if (dirname(d) === d) return __dirname;
-  }
-}
 
-export const NEST_SOURCE = join(packageRoot(), 'engine', 'sandbox', 'native', 'kiln-nest.c');
-export const NEST_BINARY = join(packageRoot(), 'dist', 'native', 'kiln-nest');
+export const NEST_SOURCE = join(packageRoot(__dirname), 'engine', 'sandbox', 'native', 'kiln-nest.c');
+export const NEST_BINARY = join(packageRoot(__dirname), 'dist', 'native', 'kiln-nest');
 
 /** The binary's path, or why there is none. Builds it when it can (as whoever may write dist/). */
 export function findNestHelper(opts: { build?: boolean } = {}): { path: string; why?: undefined } | { path?: undefined; why: string } {

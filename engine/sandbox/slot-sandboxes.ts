@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import type { ActionSignal, RunRequest } from '../execution/runner';
 import { LauncherClient, LauncherDiedError, launcherCommand, type ProcessExit } from '../worker/launcher-client';
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
+import { packageRoot } from '../util/package-root';
 import { isWithin, type HostLayout } from './bwrap-args';
 import { nestArgs } from './nest-args';
 import { AGENT_CGROUP_DIR, AGENT_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
@@ -58,6 +59,8 @@ export class SlotSandboxes {
   private readonly slots: Slot[] = [];
   private readonly byRun = new Map<string, Slot>();
   private readonly binds: { host: string; inside: string }[];
+  /** Unprivileged: what kiln-nest covers for every action (fixed for the slots' life, so found once). */
+  private readonly nestHidden: string[];
   private closed = false;
   /** Numbers the slots' warm-up runs (their ids must differ from any action's). */
   private warmUps = 0;
@@ -67,6 +70,10 @@ export class SlotSandboxes {
       { host: opts.logDir, inside: AGENT_LOG_DIR },
       ...opts.cgroupParents.map((dir, i) => ({ host: dir, inside: join(AGENT_CGROUP_DIR, String(i)) })),
     ];
+    // The build folder, the agent's folder, and Kiln's code where it is not inside a system folder.
+    const system = opts.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
+    const code = opts.nest ? codeDirs().filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
+    this.nestHidden = opts.nest ? [opts.buildRoot, AGENT_DIR, ...code] : [];
   }
 
   /** Whether a run can go into a slot at all: as a uid of its own, in the build folder, logging into the log folder. */
@@ -223,9 +230,7 @@ export class SlotSandboxes {
    */
   private actionArgv(argv: string[], execRoot: string, background: boolean): string[] {
     if (!this.opts.nest) return argv;
-    const system = this.opts.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
-    const code = codeDirs().filter((dir) => !system.some((s) => isWithin(dir, s)));
-    return nestArgs({ helper: this.opts.nest.helper, hide: [this.opts.buildRoot, AGENT_DIR, ...code], execRoot, nice: background ? 19 : undefined, argv });
+    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, argv });
   }
 
   /** bwrap, with the launcher as the agent inside (or `instead`, for a trial of an action's launch). */
@@ -253,10 +258,3 @@ function codeDirs(): string[] {
   return [dirname(launcherCommand().command), packageRoot(__dirname)];
 }
 
-/** The folder of Kiln's package.json above `dir` (its code and, from sources, node_modules); `dir` itself if none. */
-function packageRoot(dir: string): string {
-  for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    if (dirname(d) === d) return dir;
-  }
-}

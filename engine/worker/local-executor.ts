@@ -123,7 +123,7 @@ export class LocalExecutor implements Executor {
   /** Staging → runner → collection. */
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
-    // Started with the first action, not at start (an idle engine keeps its ~9 MiB), and up by its end.
+    // Started with the first action, not at start (an idle engine keeps its ~9 MiB); until it is up, removals run here.
     void this.remover.warm();
     const now = () => this.clock.now();
     const t: Partial<ExecutionTimings> = { workerStart: now() };
