@@ -141,7 +141,11 @@ int main(int argc, char **argv) {
   for (; i < argc; i++) {
     if (!strcmp(argv[i], "--") ) { i++; break; }
     if (i + 1 >= argc) { fprintf(stderr, "kiln-nest: %s needs a value\n", argv[i]); return 125; }
-    if (!strcmp(argv[i], "--hide") && nhide < MAX_HIDE) hide[nhide++] = argv[++i];
+    if (!strcmp(argv[i], "--hide")) {
+      /* Refused, never dropped: a folder left uncovered would be in the action's sight. */
+      if (nhide == MAX_HIDE) { fprintf(stderr, "kiln-nest: more than %d --hide folders\n", MAX_HIDE); return 125; }
+      hide[nhide++] = argv[++i];
+    }
     else if (!strcmp(argv[i], "--keep")) keep = argv[++i];
     else if (!strcmp(argv[i], "--nice")) { nice_to = atoi(argv[++i]); set_nice = 1; }
     else { fprintf(stderr, "kiln-nest: unknown option %s\n", argv[i]); return 125; }
