@@ -7,8 +7,8 @@
 // everything it started.
 // If the engine goes (its end of either pipe closes), every action goes too.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, writeFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { closeSync, constants, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { SocketMarkers, type SocketMarker } from './marker-sockets';
 import { killProcessesHolding } from './process-markers';
@@ -124,6 +124,40 @@ function background(pid: number): void {
   }
 }
 
+/** CAP_SYS_NICE in the effective set: this process may raise its own priority back after lowering it. */
+function maySetPriorityBack(): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return hex !== undefined && (BigInt(`0x${hex}`) & (1n << 23n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+const canLowerForSpawn = maySetPriorityBack();
+
+/**
+ * Spawns a polite action at nice 19 from its first instruction: a launcher
+ * that may raise its priority back (root, or a root slot's agent) lowers its
+ * own for the fork, so the child inherits it, instead of renicing the child
+ * once it may already have run (and printed) at normal priority.
+ */
+function spawnPolite<T>(polite: boolean | undefined, spawnIt: () => T): T {
+  if (!polite || !canLowerForSpawn) return spawnIt();
+  const before = getPriority();
+  if (before >= 19) return spawnIt();
+  try {
+    setPriority(19);
+  } catch {
+    return spawnIt();
+  }
+  try {
+    return spawnIt();
+  } finally {
+    setPriority(before);
+  }
+}
+
 function signal(req: SignalRequest): void {
   const r = running.get(req.id);
   if (!r || r.done) return;
@@ -183,14 +217,16 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
     // The marker is the action's fd 3 (MARKER_FD); the writable files follow from FIRST_WRITABLE_FD on.
     const stdio = [...(marker ? ['ignore', out, err, marker.childFd] : ['ignore', out, err, 'ignore']), ...writable];
     const child = spawnInCgroups(req.joinCgroups ?? [], () =>
-      spawn(req.argv[0], req.argv.slice(1), {
-        cwd: req.cwd,
-        env: req.env,
-        stdio: stdio as ('ignore' | number)[],
-        detached: true,
-        // The action user (libuv drops supplementary groups with it).
-        ...(req.runAs ? { uid: req.runAs.uid, gid: req.runAs.gid } : {}),
-      }),
+      spawnPolite(req.background, () =>
+        spawn(req.argv[0], req.argv.slice(1), {
+          cwd: req.cwd,
+          env: req.env,
+          stdio: stdio as ('ignore' | number)[],
+          detached: true,
+          // The action user (libuv drops supplementary groups with it).
+          ...(req.runAs ? { uid: req.runAs.uid, gid: req.runAs.gid } : {}),
+        }),
+      ),
     );
     // From now on only the action's processes hold its end: EOF on ours means they are all gone.
     marker?.releaseChildEnd();

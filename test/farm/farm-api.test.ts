@@ -73,14 +73,16 @@ async function gain(pid: number, ms: number): Promise<number> {
 async function spinningAction(te: TestEngine, salt: string) {
   // The marker (the shell's $0) finds the process on the host: sandboxed, $$ is its pid inside its PID namespace.
   const marker = `kiln-spin-${salt}-${process.pid}`;
-  const digest = await uploadAction(te.clients, { argv: ['/bin/sh', '-c', 'echo $$; while :; do :; done', marker], doNotCache: true, salt });
+  // It prints its nice value as it starts (field 19 of its stat), before anything could renice it.
+  const digest = await uploadAction(te.clients, { argv: ['/bin/sh', '-c', 'echo $$ $(cut -d" " -f19 /proc/$$/stat); while :; do :; done', marker], doNotCache: true, salt });
   const call = te.clients.execution.execute.collect(executeRequest(digest));
   call.catch(() => {});
   const id = await waitFor(() => te.engine.history.list({ state: 'running', q: '' }).items.find((a) => !seen.has(a.id))?.id, 'the action to run');
   seen.add(id);
   const out = join(te.dataDir, 'logs', `${encodeURIComponent(id)}.stdout`);
-  const innerPid = Number(await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').endsWith('\n') && readFileSync(out, 'utf8').trim(), 'its pid', 30_000));
-  return { id, pid: hostPid(innerPid, marker), call };
+  const line = await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').endsWith('\n') && readFileSync(out, 'utf8').trim(), 'its pid', 30_000);
+  const [innerPid, niceAtStart] = line.split(' ').map(Number);
+  return { id, pid: hostPid(innerPid, marker), niceAtStart, call };
 }
 
 /** The host pid of the process that is `innerPid` in its own PID namespace (the last NSpid) and carries the marker. */
@@ -102,8 +104,9 @@ describe.skipIf(!linux)('the polite farm through the HTTP API (needs /proc)', ()
   it('runs polite actions at nice 19, pauses the farm (CPU time stops growing, Execute stays open) and resumes it', async () => {
     const te = await start('polite');
     const { engine } = te;
-    const { id, pid, call: execute } = await spinningAction(te, 'pause');
-    // Inherited from the background launcher at fork, so already when it printed its pid.
+    const { id, pid, niceAtStart, call: execute } = await spinningAction(te, 'pause');
+    // Born at nice 19 (inherited at fork), not reniced after it may have run at normal priority.
+    expect(niceAtStart).toBe(19);
     expect(niceOf(pid)).toBe(19);
     // At nice 19 on a busy shared machine the action may get no CPU at all, so this test reads its
     // state (T: stopped); the next one, at normal priority, watches its CPU time stop and go.
@@ -138,6 +141,13 @@ describe.skipIf(!linux)('the polite farm through the HTTP API (needs /proc)', ()
     expect(responseOf(ops.at(-1)!).status?.code).toBe(Status.CANCELLED);
     const after = (await call(engine, `/api/actions/${id}`)).json as ActionDetail;
     expect(after.controls?.map((c) => c.control)).toEqual(['signal', 'signal', 'cancel']);
+
+    // Back in normal mode, the same slots start actions at normal priority again.
+    expect((await call(engine, '/api/mode', { method: 'PUT', body: { mode: 'normal' } })).status).toBe(200);
+    const normal = await spinningAction(te, 'after-polite');
+    expect(normal.niceAtStart).toBe(niceOf(process.pid));
+    expect((await call(engine, `/api/actions/${normal.id}/cancel`, { method: 'POST' })).status).toBe(200);
+    await normal.call.catch(() => {});
   });
 
   it('pauses, resumes and signals one action from its detail view, recording each in its history', async () => {
