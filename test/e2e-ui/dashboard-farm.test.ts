@@ -14,6 +14,22 @@ import { chromiumMissing, launchBrowser, SCREENSHOTS, type TestBrowser } from '.
 import { ensureRendererBuilt } from './renderer-build';
 
 const TIMEOUT = 90_000;
+// Each wait gets a third of the test's time, so a hang fails at the step that hung (with its line),
+// not as the whole test's timeout.
+const STEP = 30_000;
+
+/** The fake executor's first n runs, or an error that says what the farm was doing. */
+async function startedWithin(executor: FakeExecutor, n: number, t: TestEngine): Promise<Awaited<ReturnType<FakeExecutor['started']>>> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the fake executor had not started ${n} run(s) after ${STEP} ms; farm: ${JSON.stringify(t.engine.farm?.status() ?? null)}`)), STEP);
+  });
+  try {
+    return await Promise.race([executor.started(n), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 describe.skipIf(chromiumMissing)(`dashboard: the polite farm (real engine, fake executor)${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ''}`, () => {
   let t: TestEngine;
@@ -34,7 +50,7 @@ describe.skipIf(chromiumMissing)(`dashboard: the polite farm (real engine, fake 
     } as TestEngineOptions);
     browser = await launchBrowser('light');
     page = await browser.context.newPage();
-    page.setDefaultTimeout(TIMEOUT);
+    page.setDefaultTimeout(STEP);
     await page.goto(`${t.engine.httpUrl.replace(/\/$/, '')}/#token=${encodeURIComponent(t.engine.httpToken)}`);
   }, TIMEOUT * 2);
 
@@ -48,38 +64,38 @@ describe.skipIf(chromiumMissing)(`dashboard: the polite farm (real engine, fake 
 
   it('shows the slots and why, switches mode, pauses and resumes the farm', async () => {
     await nav('workers');
-    await expect.poll(() => page.textContent('[data-testid="farm-summary"]'), { timeout: TIMEOUT }).toBe('2 of 2 slots: machine free');
+    await expect.poll(() => page.textContent('[data-testid="farm-summary"]'), { timeout: STEP }).toBe('2 of 2 slots: machine free');
     await shot('workers');
 
     await page.click('[data-testid="pause-15"]');
-    await expect.poll(() => page.textContent('[data-testid="farm-summary"]'), { timeout: TIMEOUT }).toBe('0 of 2 slots: paused');
+    await expect.poll(() => page.textContent('[data-testid="farm-summary"]'), { timeout: STEP }).toBe('0 of 2 slots: paused');
     expect(t.engine.farm!.paused?.until).toBeDefined();
     // The farm's own health problem shows in the banner above every view.
-    await expect.poll(() => page.getAttribute('[data-testid="health-banner"]', 'data-problem'), { timeout: TIMEOUT }).toBe('farm-paused');
+    await expect.poll(() => page.getAttribute('[data-testid="health-banner"]', 'data-problem'), { timeout: STEP }).toBe('farm-paused');
     await shot('paused');
     await page.click('[data-testid="resume"]');
     await page.waitForSelector('[data-testid="pause-15"]');
     expect(t.engine.farm!.paused).toBeUndefined();
 
     await page.click('[data-testid="mode-all-out"]');
-    await expect.poll(() => page.getAttribute('[data-testid="mode-all-out"]', 'aria-checked'), { timeout: TIMEOUT }).toBe('true');
+    await expect.poll(() => page.getAttribute('[data-testid="mode-all-out"]', 'aria-checked'), { timeout: STEP }).toBe('true');
     expect(t.engine.farm!.mode).toBe('all-out');
-    await expect.poll(() => page.textContent('[data-testid="farm-summary"]'), { timeout: TIMEOUT }).toBe('2 of 2 slots: every core (all-out mode)');
+    await expect.poll(() => page.textContent('[data-testid="farm-summary"]'), { timeout: STEP }).toBe('2 of 2 slots: every core (all-out mode)');
   }, TIMEOUT);
 
   it('pauses, resumes and cancels one running action from its detail view', async () => {
     const digest = await uploadAction(t.clients, { argv: ['/bin/true'], doNotCache: true, salt: 'farm-ui' });
     const call = t.clients.execution.execute.collect(executeRequest(digest)).catch(() => {});
-    const [run] = await executor.started(1);
+    const [run] = await startedWithin(executor, 1, t);
     await nav('actions');
     const row = page.locator('[data-testid="action-row"][data-state="running"]').first();
-    await row.waitFor({ timeout: TIMEOUT });
+    await row.waitFor({ timeout: STEP });
     await row.click();
     await page.waitForSelector('[data-testid="action-controls"]');
 
     await page.click('[data-testid="control-pause"]');
     await page.waitForSelector('[data-testid="control-resume"]');
-    await expect.poll(() => page.textContent('[data-testid="detail"]'), { timeout: TIMEOUT }).toContain('paused (SIGSTOP)');
+    await expect.poll(() => page.textContent('[data-testid="detail"]'), { timeout: STEP }).toContain('paused (SIGSTOP)');
     await page.waitForSelector('[data-testid="stopped"]');
     await shot('detail-paused');
     await page.click('[data-testid="control-resume"]');
@@ -90,7 +106,7 @@ describe.skipIf(chromiumMissing)(`dashboard: the polite farm (real engine, fake 
     ]);
 
     await page.click('[data-testid="control-cancel"]');
-    await expect.poll(() => page.textContent('[data-testid="detail"] [data-testid="badge"]'), { timeout: TIMEOUT }).toBe('Cancelled');
+    await expect.poll(() => page.textContent('[data-testid="detail"] [data-testid="badge"]'), { timeout: STEP }).toBe('Cancelled');
     await call;
     expect(run.signal.aborted).toBe(true);
   }, TIMEOUT);
@@ -100,10 +116,10 @@ describe.skipIf(chromiumMissing)(`dashboard: the polite farm (real engine, fake 
     t.engine.setExecutionEnabled(false);
     const digest = await uploadAction(t.clients, { argv: ['/bin/true'], salt: 'refused' });
     await t.clients.execution.execute.collect(executeRequest(digest)).catch(() => {});
-    await expect.poll(() => page.getAttribute('[data-testid="health-banner"]', 'data-problem'), { timeout: TIMEOUT }).toBe('execution-off');
+    await expect.poll(() => page.getAttribute('[data-testid="health-banner"]', 'data-problem'), { timeout: STEP }).toBe('execution-off');
     expect(await page.textContent('[data-testid="health-banner"]')).toMatch(/Turn execution on/);
     await shot('banner');
     t.engine.setExecutionEnabled(true);
-    await expect.poll(() => page.locator('[data-testid="health-banner"]').count(), { timeout: TIMEOUT }).toBe(0);
+    await expect.poll(() => page.locator('[data-testid="health-banner"]').count(), { timeout: STEP }).toBe(0);
   }, TIMEOUT);
 });
