@@ -21,6 +21,27 @@ export async function killAndRemove(dir: string, attempts = 50): Promise<void> {
   throw new Error(`cgroup ${dir} still has processes after SIGKILL`);
 }
 
+/**
+ * SIGKILLs what is listed until the cgroups are empty, so they can serve another
+ * run; false when they would not empty in time (the caller then removes them).
+ */
+export async function killUntilEmpty(dirs: readonly string[], attempts = 50): Promise<boolean> {
+  for (let i = 0; i < attempts; i++) {
+    for (const dir of dirs) killListed(dir);
+    if (dirs.every(isEmpty)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+function isEmpty(dir: string): boolean {
+  try {
+    return readFileSync(`${dir}/cgroup.procs`, 'utf8').trim() === '';
+  } catch {
+    return false;
+  }
+}
+
 /** SIGKILLs every process listed in the cgroup now; the caller removes it later (killAndRemove). */
 export function killListed(dir: string): void {
   let text = '';

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, nextTurn, readCounter } from './cgroup-teardown';
+import { killAndRemove, killUntilEmpty, nextTurn, readCounter } from './cgroup-teardown';
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
 type Controller = (typeof CONTROLLERS)[number];
@@ -84,16 +84,7 @@ export class CgroupV1 implements CgroupLimiter {
     }
     // In CONTROLLERS order.
     const ordered = CONTROLLERS.flatMap((c) => (dirs[c] ? [dirs[c]] : []));
-    return {
-      procsFiles: ordered.map((d) => join(d, 'cgroup.procs')),
-      finish: async () => {
-        const oomKills = dirs.memory ? readCounter(join(dirs.memory, 'memory.oom_control'), 'oom_kill') : 0;
-        // The action's PID namespace is gone already, and everything in it with it; the removal kills whatever
-        // is left, on the next turn, so the action's result goes out first.
-        const removed = nextTurn().then(() => Promise.all(ordered.map((d) => killAndRemove(d)))).then(() => {});
-        return { oomKilled: oomKills > 0, removed };
-      },
-    };
+    return v1Cgroup(ordered, dirs.memory, 0);
   }
 
   /** Removes this engine's (empty) parent folders, once every run's `removed` has settled. */
@@ -106,4 +97,28 @@ export class CgroupV1 implements CgroupLimiter {
       }
     }
   }
+}
+
+/** One run's view of its cgroups: `oomBefore` is the memory cgroup's OOM-kill count when the run took it. */
+function v1Cgroup(ordered: string[], memoryDir: string | undefined, oomBefore: number): ActionCgroup {
+  const oomKills = () => (memoryDir ? readCounter(join(memoryDir, 'memory.oom_control'), 'oom_kill') : 0);
+  return {
+    procsFiles: ordered.map((d) => join(d, 'cgroup.procs')),
+    finish: async () => {
+      const oomKilled = oomKills() > oomBefore;
+      // The action's PID namespace is gone already, and everything in it with it; the removal kills whatever
+      // is left, on the next turn, so the action's result goes out first.
+      const removed = nextTurn().then(() => Promise.all(ordered.map((d) => killAndRemove(d)))).then(() => {});
+      return { oomKilled, removed };
+    },
+    finishForReuse: async () => {
+      const count = oomKills();
+      const reusable = nextTurn().then(async () => {
+        if (await killUntilEmpty(ordered)) return v1Cgroup(ordered, memoryDir, count);
+        await Promise.all(ordered.map((d) => killAndRemove(d).catch(() => {})));
+        return undefined;
+      });
+      return { oomKilled: count > oomBefore, reusable };
+    },
+  };
 }

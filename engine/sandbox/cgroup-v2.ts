@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
-import { killAndRemove, killListed, nextTurn, readCounter } from './cgroup-teardown';
+import { killAndRemove, killListed, killUntilEmpty, nextTurn, readCounter } from './cgroup-teardown';
 
 const CPU_PERIOD_US = 100_000;
 
@@ -54,21 +54,7 @@ export class CgroupV2 implements CgroupLimiter {
       await killAndRemove(dir).catch(() => {});
       throw err;
     }
-    return {
-      procsFiles: [join(dir, 'cgroup.procs')],
-      finish: async () => {
-        const oomKills = readCounter(join(dir, 'memory.events'), 'oom_kill');
-        // cgroup.kill (Linux 5.14+) kills the whole tree at once, even processes forking as it goes.
-        if (existsSync(join(dir, 'cgroup.kill'))) {
-          try {
-            writeFileSync(join(dir, 'cgroup.kill'), '1');
-          } catch {
-            // Gone already; the removal below finds out.
-          }
-        } else killListed(dir);
-        return { oomKilled: oomKills > 0, removed: nextTurn().then(() => killAndRemove(dir)) };
-      },
-    };
+    return v2Cgroup(dir, 0);
   }
 
   close(): void {
@@ -78,4 +64,38 @@ export class CgroupV2 implements CgroupLimiter {
       // Still busy, or gone.
     }
   }
+}
+
+/** One run's view of its cgroup: `oomBefore` is its OOM-kill count when the run took it. */
+function v2Cgroup(dir: string, oomBefore: number): ActionCgroup {
+  const oomKills = () => readCounter(join(dir, 'memory.events'), 'oom_kill');
+  return {
+    procsFiles: [join(dir, 'cgroup.procs')],
+    finish: async () => {
+      const oomKilled = oomKills() > oomBefore;
+      killTree(dir);
+      return { oomKilled, removed: nextTurn().then(() => killAndRemove(dir)) };
+    },
+    finishForReuse: async () => {
+      const count = oomKills();
+      killTree(dir);
+      const reusable = nextTurn().then(async () => {
+        if (await killUntilEmpty([dir])) return v2Cgroup(dir, count);
+        await killAndRemove(dir).catch(() => {});
+        return undefined;
+      });
+      return { oomKilled: count > oomBefore, reusable };
+    },
+  };
+}
+
+/** cgroup.kill (Linux 5.14+) kills the whole tree at once, even processes forking as it goes. */
+function killTree(dir: string): void {
+  if (existsSync(join(dir, 'cgroup.kill'))) {
+    try {
+      writeFileSync(join(dir, 'cgroup.kill'), '1');
+    } catch {
+      // Gone already; the removal finds out.
+    }
+  } else killListed(dir);
 }

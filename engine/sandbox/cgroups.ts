@@ -24,6 +24,14 @@ export interface ActionCgroup {
    * in `removed`, off the action's critical path.
    */
   finish(): Promise<{ oomKilled: boolean; removed?: Promise<void> }>;
+  /**
+   * Instead of finish(), for a cgroup that may serve another run with the same
+   * limits: kills what is left and says whether the kernel killed something for
+   * memory in this run; `reusable` is the same cgroup ready for the next run
+   * (its counters read anew) once it is empty, or undefined when it would not
+   * empty (it is then removed). Optional: a limiter may always remove.
+   */
+  finishForReuse?(): Promise<{ oomKilled: boolean; reusable: Promise<ActionCgroup | undefined> }>;
 }
 
 export interface CgroupLimiter {
@@ -39,6 +47,10 @@ export interface CgroupLimiter {
   readonly parentDirs?: readonly string[];
   /** Removes what open() made, once no run is left. */
   close(): void | Promise<void>;
+}
+
+export function sameLimits(a: ActionLimits, b: ActionLimits): boolean {
+  return a.memoryBytes === b.memoryBytes && a.cpus === b.cpus && a.pids === b.pids;
 }
 
 export type CgroupDetection = { limiter: CgroupLimiter } | { limiter?: undefined; reason: string };

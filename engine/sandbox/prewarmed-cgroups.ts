@@ -4,7 +4,7 @@
 // the next one is made in the background. An action with limits of its own,
 // or one that arrives before the spare is ready, gets a fresh cgroup as before.
 import { nextTurn } from './cgroup-teardown';
-import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
+import { sameLimits, type ActionCgroup, type ActionLimits, type CgroupLimiter } from './cgroups';
 
 export class PrewarmedCgroups implements CgroupLimiter {
   readonly name: string;
@@ -52,8 +52,4 @@ export class PrewarmedCgroups implements CgroupLimiter {
     await teardown?.removed?.catch(() => {});
     await this.inner.close();
   }
-}
-
-function sameLimits(a: ActionLimits, b: ActionLimits): boolean {
-  return a.memoryBytes === b.memoryBytes && a.cpus === b.cpus && a.pids === b.pids;
 }

@@ -13,6 +13,7 @@ import { probeBubblewrap, type BwrapProbe } from './bwrap-probe';
 import { detectCgroups, type ActionLimits, type CgroupDetection } from './cgroups';
 import type { ActionUserDecision } from './action-user';
 import { PrewarmedCgroups } from './prewarmed-cgroups';
+import { ReusedCgroups } from './reused-cgroups';
 import { SandboxRunner } from './sandbox-runner';
 import { SlotSandboxes } from './slot-sandboxes';
 import { isWithin } from './bwrap-args';
@@ -102,8 +103,9 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         inner,
         bwrap: probe.bwrap,
         host: probe.host,
-        // One cgroup made ahead with the defaults: most actions ask for no limits of their own.
-        cgroups: cgroups.limiter && new PrewarmedCgroups(cgroups.limiter, defaults),
+        // One cgroup made ahead with the defaults (most actions ask for no limits of their own), and
+        // finished runs' cgroups kept for the next runs with the same limits.
+        cgroups: cgroups.limiter && new PrewarmedCgroups(new ReusedCgroups(cgroups.limiter), defaults),
         defaults,
         // Where the sandbox is on, the configuration asked for every action to be in it.
         allowOptOut: false,
