@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import type { ActionSignal, RunRequest } from '../execution/runner';
 import { LauncherClient, LauncherDiedError, launcherCommand, type ProcessExit } from '../worker/launcher-client';
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
-import { packageRoot } from '../util/package-root';
+import { isPackedArchive, packageRoot } from '../util/package-root';
 import { isWithin, type HostLayout } from './bwrap-args';
 import { nestArgs } from './nest-args';
 import { AGENT_CGROUP_DIR, AGENT_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
@@ -72,7 +72,7 @@ export class SlotSandboxes {
     ];
     // The build folder, the agent's folder, and Kiln's code where it is not inside a system folder.
     const system = opts.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
-    const code = opts.nest ? codeDirs().filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
+    const code = opts.nest ? codeDirs(opts.nest).filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
     this.nestHidden = opts.nest ? [opts.buildRoot, AGENT_DIR, ...code] : [];
   }
 
@@ -244,17 +244,30 @@ export class SlotSandboxes {
       buildRoot: this.opts.buildRoot,
       logDir: this.opts.logDir,
       cgroupParents: this.opts.cgroupParents,
-      codeDirs: codeDirs(),
+      codeDirs: codeDirs(this.opts.nest),
       // --import tsx (tests) is found from the working folder: Kiln's own.
-      agent: { argv: instead ?? [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: codeRoot, env },
+      agent: { argv: instead ?? [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: agentWorkingFolder(codeRoot), env },
       unprivileged: this.opts.nest !== undefined,
     });
     return { command: this.opts.bwrap, args, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
   }
 }
 
-/** Kiln's code, bound read-only into a slot: the agent's runtime (node or Electron) and the package. */
-function codeDirs(): string[] {
-  return [dirname(launcherCommand().command), packageRoot(__dirname)];
+/**
+ * Kiln's code, bound read-only into a slot: the agent's runtime (node or
+ * Electron), the package, and kiln-nest's folder (in a packaged app it sits
+ * beside app.asar, not in it).
+ */
+function codeDirs(nest?: { helper: string }): string[] {
+  return [dirname(launcherCommand().command), packageRoot(__dirname), ...(nest ? [dirname(nest.helper)] : [])];
+}
+
+/**
+ * The agent's working folder: Kiln's package root, or, in a packaged app, the
+ * folder holding app.asar (one file to the kernel: bwrap's --chdir into it
+ * failed, and with it every slot of the desktop app).
+ */
+export function agentWorkingFolder(codeRoot: string): string {
+  return isPackedArchive(codeRoot) ? dirname(codeRoot) : codeRoot;
 }
 
