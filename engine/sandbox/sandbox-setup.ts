@@ -3,8 +3,8 @@
 // bubblewrap works, root or not, LAN mode or loopback), and the runner
 // decorator that does it. The decision is one record the logs, /api/status and
 // the dashboard all show, with the reason when the sandbox is off.
-import { mkdirSync, realpathSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { availableParallelism, homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { ApiSandbox, SandboxMode } from '../common/api-types';
 import { ConfigError } from '../config-load';
@@ -18,6 +18,7 @@ import { SlotSandboxes } from './slot-sandboxes';
 import { isWithin } from './bwrap-args';
 import { buildFolderPath } from './build-folder';
 import { findNestHelper } from './nest-helper';
+import { SANDBOX_EXEC, SeatbeltRunner } from './seatbelt-runner';
 
 export interface SandboxSetupOptions {
   mode: SandboxMode;
@@ -40,6 +41,12 @@ export interface SandboxSetupOptions {
   slotTrial?: (slots: SlotSandboxes) => string | undefined;
   /** Not root: where kiln-nest is, or why there is none (nest-helper.ts's findNestHelper by default). */
   nestHelper?: () => { path: string; why?: undefined } | { path?: undefined; why: string };
+  /** The OS (process.platform by default): darwin sandboxes with sandbox-exec, others with bubblewrap. */
+  platform?: NodeJS.Platform;
+  /** macOS: the sandbox-exec binary, undefined when there is none (/usr/bin/sandbox-exec if it exists, by default). */
+  sandboxExec?: () => string | undefined;
+  /** macOS: the home, hidden from actions (os.homedir() by default). */
+  home?: string;
 }
 
 export interface SandboxSetup {
@@ -62,6 +69,7 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   // Who runs the actions when the sandbox is off: the action user keeps the store out of reach even then.
   const who = opts.actionUser?.user ? `as ${opts.actionUser.user.label}` : "as Kiln's user, and can read what it can";
   if (opts.mode === 'off') return off(`sandbox: off in the configuration; actions run unsandboxed, ${who}`);
+  if ((opts.platform ?? process.platform) === 'darwin') return setUpSeatbelt(opts, off, who);
   const probe = (opts.probe ?? (() => probeBubblewrap({ dataDir: opts.dataDir, runAs: opts.actionUser?.user })))();
   if (!probe.available) {
     if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${probe.reason}; or start with --sandbox off`);
@@ -109,6 +117,34 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         allowOptOut: false,
         slots: slotted.slots && new SlotSandboxes(slotted.slots),
       }),
+  };
+}
+
+/**
+ * macOS: each action through sandbox-exec with a profile of its own
+ * (seatbelt-runner.ts), wherever sandbox-exec is there. Not tried on a real Mac.
+ */
+function setUpSeatbelt(opts: SandboxSetupOptions, off: (reason: string) => SandboxSetup, who: string): SandboxSetup {
+  const sandboxExec = (opts.sandboxExec ?? (() => (existsSync(SANDBOX_EXEC) ? SANDBOX_EXEC : undefined)))();
+  if (!sandboxExec) {
+    const missing = `sandbox-exec (${SANDBOX_EXEC}) is not on this Mac`;
+    if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${missing}; or start with --sandbox off`);
+    if (opts.lanMode) return off(`LAN mode asks for the sandbox, but ${missing}; actions from the LAN run unsandboxed, ${who}`);
+    return off(`sandbox: auto, but ${missing}; actions run unsandboxed, ${who}`);
+  }
+  const why = opts.mode === 'on' ? 'sandbox: on in the configuration' : opts.lanMode ? 'sandbox: auto, and this is LAN mode' : 'sandbox: auto, and sandbox-exec is here';
+  const hidden = [opts.home ?? homedir(), opts.dataDir];
+  return {
+    status: {
+      enabled: true,
+      mode: opts.mode,
+      runner: 'sandbox-exec',
+      reason: `${why}; each action runs under sandbox-exec with a profile of its own: its exec root and a temporary folder of its own writable, the home and Kiln's data folder unreadable (not yet tried on a real Mac)`,
+      limits: 'none (macOS has no cgroups: memory, cpus and processes are not limited)',
+      network: 'off unless the action sets the platform property network=on',
+      actionUser: opts.actionUser && (opts.actionUser.user?.label ?? `Kiln's own user: ${opts.actionUser.reason}`),
+    },
+    wrap: (inner) => new SeatbeltRunner({ inner, sandboxExec, hidden, allowOptOut: false }),
   };
 }
 
