@@ -78,10 +78,12 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   }
   const cgroups = (opts.cgroups ?? (() => detectCgroups()))();
   const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT, ...definedOnly(opts.defaults ?? {}) };
+  const slotted = slotSandboxes(opts, probe, cgroups, defaults);
   const limits = cgroups.limiter
     ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
-    : `none (${cgroups.reason})`;
-  const slotted = slotSandboxes(opts, probe, cgroups);
+    : slotted.slots?.nest?.processes
+      ? `pids only, in slots (kiln-nest: at most ${slotted.slots.nest.processes} per action); no memory or cpus limit (${cgroups.reason})`
+      : `none (${cgroups.reason})`;
   // auto is on wherever bubblewrap works: even a bwrap per action (not root) costs less than what an
   // unsandboxed action can reach on a desk, as Bazel's own sandbox, on by default, judges (README, "Cost").
   const why =
@@ -159,6 +161,7 @@ function slotSandboxes(
   opts: SandboxSetupOptions,
   probe: Extract<BwrapProbe, { available: true }>,
   cgroups: CgroupDetection,
+  defaults: ActionLimits,
 ): { slots: ConstructorParameters<typeof SlotSandboxes>[0]; why?: undefined } | { slots?: undefined; why: string } {
   const isRoot = opts.isRoot ?? process.getuid?.() === 0;
   const impossible = slotsImpossible(opts, isRoot);
@@ -166,11 +169,12 @@ function slotSandboxes(
   if (cgroups.limiter && !cgroups.limiter.parentDirs) return { why: `${cgroups.limiter.name} limits are not joined from a slot yet` };
   // Not root, the action shares the agent's uid: it could move itself out of cgroups the agent may write.
   if (!isRoot && cgroups.limiter) return { why: `Kiln is not root, and ${cgroups.limiter.name} limits are not joined from an unprivileged slot yet` };
-  let nest: { helper: string } | undefined;
+  let nest: { helper: string; processes?: number } | undefined;
   if (!isRoot) {
     const helper = (opts.nestHelper ?? findNestHelper)();
     if (!helper.path) return { why: `Kiln is not root, and ${helper.why}` };
-    nest = { helper: helper.path };
+    // No cgroup here (refused above): kiln-nest counts the action's processes in its own user namespace instead.
+    nest = { helper: helper.path, processes: defaults.pids };
   }
   let buildRoot: string;
   const logDir = join(opts.dataDir, 'logs');

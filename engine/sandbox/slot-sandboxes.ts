@@ -43,9 +43,10 @@ export interface SlotSandboxesOptions {
   max: number;
   /**
    * Kiln is not root: an unprivileged slot, each action started in it through
-   * this kiln-nest binary (nest-helper.ts), in namespaces of its own.
+   * this kiln-nest binary (nest-helper.ts), in namespaces of its own, with at
+   * most `processes` processes and threads (no cgroup there to count them).
    */
-  nest?: { helper: string };
+  nest?: { helper: string; processes?: number };
   log?: (line: string) => void;
 }
 
@@ -230,7 +231,7 @@ export class SlotSandboxes {
    */
   private actionArgv(argv: string[], execRoot: string, background: boolean): string[] {
     if (!this.opts.nest) return argv;
-    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, argv });
+    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, processes: this.opts.nest.processes, argv });
   }
 
   /** bwrap, with the launcher as the agent inside (or `instead`, for a trial of an action's launch). */

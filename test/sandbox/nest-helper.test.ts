@@ -1,6 +1,6 @@
 // kiln-nest itself (engine/sandbox/native/kiln-nest.c), built as `npm run build` builds it.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,6 +17,38 @@ describe.skipIf(!nest.path)(`kiln-nest${why}`, () => {
     const r = spawnSync(nest.path!, [...hide, '--keep', '/nonexistent-kiln/x', '--', '/bin/true'], { encoding: 'utf8' });
     expect(r.status).toBe(125);
     expect(r.stderr).toMatch(/more than 16 --hide folders/);
+  });
+
+  // As nobody, as on a desk, with 100 more of nobody's processes running outside: a limit set before the
+  // action's user namespace would count those too (README), kiln-nest's counts only the action's own.
+  it.skipIf(process.getuid?.() !== 0)('limits the action to --nproc processes, counted in its own user namespace only (as nobody)', async () => {
+    const dir = mkdtempSync(join('/var/tmp', 'kiln-nproc-'));
+    const others = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', '/bin/sh', '-c', 'i=0; while [ $i -lt 100 ]; do sleep 20 & i=$((i+1)); done; echo up; wait'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    try {
+      await new Promise((resolve) => others.stdout!.once('data', resolve));
+      chmodSync(dir, 0o777);
+      const helper = join(dir, 'kiln-nest');
+      copyFileSync(nest.path!, helper);
+      chmodSync(helper, 0o755);
+      // Forks up to 60 sleeps, writing how many it got; the shell gives up at the first fork refused.
+      const forks = 'i=0; while [ $i -lt 60 ]; do sleep 5 & i=$((i+1)); echo $i > count; done';
+      const run = (limit: string[]) => {
+        rmSync(join(dir, 'count'), { force: true });
+        const r = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', helper, ...limit, '--keep', dir, '--', '/bin/sh', '-c', forks], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+        return { status: r.status, stderr: r.stderr, count: Number(readFileSync(join(dir, 'count'), 'utf8')) };
+      };
+      const unlimited = run([]);
+      expect(unlimited).toMatchObject({ status: 0, count: 60 });
+      // The shell itself is one of the 20: it gets 19 sleeps, then fork fails (EAGAIN).
+      const limited = run(['--nproc', '20']);
+      expect(limited.count).toBe(19);
+      expect(limited.status).not.toBe(0);
+      expect(limited.stderr).toMatch(/Cannot fork/);
+      expect(spawnSync(helper, ['--nproc', '0', '--keep', dir, '--', '/bin/true'], { encoding: 'utf8' }).stderr).toMatch(/--nproc 0 is not a number of processes/);
+    } finally {
+      if (others.pid) process.kill(-others.pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a call without the exec root to keep', () => {

@@ -11,7 +11,14 @@
  * Node cannot make namespaces for a child, and util-linux's unshare costs
  * one more dynamically linked exec and a shell as PID 1 (README, "Cost").
  *
- *   kiln-nest [--nice N] [--hide DIR]... --keep EXECROOT -- ARGV...
+ *   kiln-nest [--nice N] [--nproc N] [--hide DIR]... --keep EXECROOT -- ARGV...
+ *
+ * --nproc N: the action may have N processes and threads at once (its fork
+ * fails with EAGAIN beyond). Set as RLIMIT_NPROC once inside the new user
+ * namespace, where the kernel (5.14+ ucounts) counts only that namespace's
+ * tasks of the uid: the desk user's other processes and other actions do not
+ * count, and it cannot be raised (no CAP_SYS_RESOURCE in the first namespace).
+ * Set before the namespace, it would count every process of the user.
  *
  * Processes: this one (H, in the slot's PID namespace, the agent's child and
  * process-group leader) -> P (PID 1 of the new namespace: mounts /proc, reaps)
@@ -136,6 +143,7 @@ static int run_init(void *arg) {
 int main(int argc, char **argv) {
   const char *hide[MAX_HIDE];
   int nhide = 0, nice_to = 0, set_nice = 0;
+  long nproc = 0;
   const char *keep = NULL;
   int i = 1;
   for (; i < argc; i++) {
@@ -148,9 +156,14 @@ int main(int argc, char **argv) {
     }
     else if (!strcmp(argv[i], "--keep")) keep = argv[++i];
     else if (!strcmp(argv[i], "--nice")) { nice_to = atoi(argv[++i]); set_nice = 1; }
+    else if (!strcmp(argv[i], "--nproc")) {
+      char *end;
+      nproc = strtol(argv[++i], &end, 10);
+      if (*end || nproc < 1 || nproc > (1L << 22)) { fprintf(stderr, "kiln-nest: --nproc %s is not a number of processes\n", argv[i]); return 125; }
+    }
     else { fprintf(stderr, "kiln-nest: unknown option %s\n", argv[i]); return 125; }
   }
-  if (!keep || i >= argc || keep[0] != '/') { fprintf(stderr, "kiln-nest: usage: kiln-nest [--nice N] [--hide DIR]... --keep EXECROOT -- ARGV...\n"); return 125; }
+  if (!keep || i >= argc || keep[0] != '/') { fprintf(stderr, "kiln-nest: usage: kiln-nest [--nice N] [--nproc N] [--hide DIR]... --keep EXECROOT -- ARGV...\n"); return 125; }
   char **action = argv + i;
   if (set_nice) setpriority(PRIO_PROCESS, 0, nice_to);
 
@@ -165,6 +178,11 @@ int main(int argc, char **argv) {
   write_file("/proc/self/uid_map", map);
   snprintf(map, sizeof map, "%u %u 1\n", gid, gid);
   write_file("/proc/self/gid_map", map);
+  if (nproc) {
+    /* In the new user namespace (see --nproc above); this process and P count as two of its tasks. */
+    struct rlimit r = {(rlim_t)nproc + 2, (rlim_t)nproc + 2};
+    if (setrlimit(RLIMIT_NPROC, &r) != 0) die("cannot limit the action's processes", NULL);
+  }
 
   /* Nothing mounted here goes back to the slot. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("cannot make the mounts private", NULL);
