@@ -167,14 +167,14 @@ function slotSandboxes(
   const impossible = slotsImpossible(opts, isRoot);
   if (impossible) return { why: impossible };
   if (cgroups.limiter && !cgroups.limiter.parentDirs) return { why: `${cgroups.limiter.name} limits are not joined from a slot yet` };
-  // Not root, the action shares the agent's uid: it could move itself out of cgroups the agent may write.
-  if (!isRoot && cgroups.limiter) return { why: `Kiln is not root, and ${cgroups.limiter.name} limits are not joined from an unprivileged slot yet` };
+  // Not root, the action shares the agent's uid, so it must never reach the cgroups the agent may write: kiln-nest
+  // joins them itself, then makes a cgroup namespace there and covers the agent's folder, the slot's only way to them.
   let nest: { helper: string; processes?: number } | undefined;
   if (!isRoot) {
     const helper = (opts.nestHelper ?? findNestHelper)();
     if (!helper.path) return { why: `Kiln is not root, and ${helper.why}` };
-    // No cgroup here (refused above): kiln-nest counts the action's processes in its own user namespace instead.
-    nest = { helper: helper.path, processes: defaults.pids };
+    // Without a pids cgroup, kiln-nest counts the action's processes in its own user namespace instead.
+    nest = { helper: helper.path, processes: cgroups.limiter?.enforces.pids ? undefined : defaults.pids };
   }
   let buildRoot: string;
   const logDir = join(opts.dataDir, 'logs');

@@ -113,9 +113,15 @@ export class SlotSandboxes {
   async run(slot: Slot, req: RunRequest, cgroupProcs: readonly string[]): Promise<ProcessExit> {
     let agentDied = false;
     try {
+      const cgroupsInside = cgroupProcs.map((file) => {
+        const inside = pathInSlot(file, this.binds);
+        if (!inside) throw new Error(`the cgroup ${dirname(file)} is not in a folder the slot's sandbox was given`);
+        return inside;
+      });
       return await slot.client.run({
         id: req.id,
-        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background'),
+        // Unprivileged, kiln-nest joins the cgroups itself, before it makes the action's namespaces (a cgroup one too).
+        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background', this.opts.nest ? cgroupsInside : []),
         cwd: join(req.execRoot, req.workingDirectory),
         env: req.env,
         stdoutPath: pathInSlot(req.stdout.path!, this.binds)!,
@@ -123,11 +129,7 @@ export class SlotSandboxes {
         timeoutMs: req.timeoutMs,
         background: req.priority === 'background',
         runAs: req.runAs,
-        joinCgroups: cgroupProcs.map((file) => {
-          const inside = pathInSlot(file, this.binds);
-          if (!inside) throw new Error(`the cgroup ${dirname(file)} is not in a folder the slot's sandbox was given`);
-          return inside;
-        }),
+        joinCgroups: this.opts.nest ? [] : cgroupsInside,
       });
     } catch (err) {
       agentDied = err instanceof LauncherDiedError;
@@ -229,9 +231,9 @@ export class SlotSandboxes {
    * its exec root and keeps the build folder, the agent's folder and Kiln's
    * code (outside the system folders) covered.
    */
-  private actionArgv(argv: string[], execRoot: string, background: boolean): string[] {
+  private actionArgv(argv: string[], execRoot: string, background: boolean, cgroups: readonly string[] = []): string[] {
     if (!this.opts.nest) return argv;
-    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, processes: this.opts.nest.processes, argv });
+    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, processes: this.opts.nest.processes, cgroups, argv });
   }
 
   /** bwrap, with the launcher as the agent inside (or `instead`, for a trial of an action's launch). */

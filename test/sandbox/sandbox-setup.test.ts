@@ -76,6 +76,33 @@ describe('setUpSandbox', () => {
     }
   });
 
+  it('not root, with cgroups Kiln may write (fixed folders): slots all the same, the pids limit left to the cgroup', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-setup-cg-'));
+    const buildRoot = mkdtempSync(join('/var/tmp', 'kiln-setup-build-'));
+    const record = join(dataDir, 'bwrap.args');
+    const bwrap = join(dataDir, 'bwrap');
+    writeFileSync(bwrap, `#!/bin/sh\nprintf '%s\\n' "$@" >> '${record}'\necho '{"type":"ready"}'\n`, { mode: 0o755 });
+    const limiter = { name: 'cgroup v1', enforces: { memory: true, cpus: false, pids: true }, parentDirs: ['/sys/fs/cgroup/memory/desk/kiln/1-1'], create: async () => { throw new Error('no run here'); }, close: () => {} };
+    try {
+      const s = setUpSandbox({
+        ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, isRoot: false, cgroups: () => ({ limiter }),
+        probe: () => ({ available: true as const, bwrap, host: { system: [], hidden: [] } }),
+        nestHelper: () => ({ path: '/opt/kiln/kiln-nest' }),
+        slotTrial: (slots) => slots.trial(),
+      });
+      expect(s.status.reason).toMatch(/each action runs in a sandbox made ahead for its slot \(Kiln is not root/);
+      expect(s.status.limits).toBe('cgroup v1: memory, pids');
+      const args = readFileSync(record, 'utf8').split('\n');
+      expect(args).toContain('/opt/kiln/kiln-nest');
+      expect(args).not.toContain('--nproc');
+      // The cgroup folders are bound into the slot (under the agent's folder, which kiln-nest covers for the action).
+      expect(args.join(' ')).toContain('--bind /sys/fs/cgroup/memory/desk/kiln/1-1 /run/kiln/cgroup/0');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(buildRoot, { recursive: true, force: true });
+    }
+  });
+
   it('auto on the desk without bubblewrap: off, saying what to install and who actions run as', () => {
     const inner = new FakeRunner();
     const s = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: missing, isRoot: false });
