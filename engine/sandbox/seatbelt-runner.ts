@@ -6,7 +6,7 @@
 // cgroups: no memory, CPU or process limits. Chosen by sandbox-setup.ts on
 // darwin only; checked with a stand-in for sandbox-exec, never on a real Mac.
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { chown, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { GrpcError, Status } from '../grpc/status';
@@ -52,6 +52,8 @@ export class SeatbeltRunner implements Runner {
     // Compilers write temporaries to $TMPDIR (else /tmp, which the profile keeps closed): one folder per action, removed after it.
     const tmpDir = await mkdtemp(join(resolved(this.opts.tmpRoot ?? tmpdir()), 'kiln-action-'));
     try {
+      // Made by Kiln (0700): an action started as the action user must own it to write there.
+      if (req.runAs) await chown(tmpDir, req.runAs.uid, req.runAs.gid);
       const profile = seatbeltProfile({ execRoot: resolved(req.execRoot), tmpDir, hidden: this.hidden, network });
       const env = req.env.TMPDIR === undefined ? { ...req.env, TMPDIR: tmpDir } : req.env;
       const exit = await this.opts.inner.run({ ...req, argv: [this.opts.sandboxExec, '-p', profile, ...req.argv], env });

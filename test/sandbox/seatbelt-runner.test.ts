@@ -2,7 +2,7 @@
 // and only there, when sandbox-exec is there), the command line each action
 // gets, and real actions through a stand-in sandbox-exec that records its
 // arguments and runs the command. Never run against the real sandbox-exec.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,18 @@ describe('the sandbox on macOS: what each action runs', () => {
     await expect(bad).rejects.toBeInstanceOf(GrpcError);
     await expect(bad).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT });
     expect(inner.requests).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('hands the temporary folder to the action user when the action runs as one (Kiln as root)', async () => {
+    let owner: number | undefined;
+    const inner = new FakeRunner();
+    const run = inner.run.bind(inner);
+    inner.run = async (req) => {
+      owner = statSync(req.env.TMPDIR).uid;
+      return run(req);
+    };
+    await seatbelt(inner).run(request(['exit', '0'], { runAs: { uid: 65534, gid: 65534 } }));
+    expect(owner).toBe(65534);
   });
 
   describe('real processes through a stand-in sandbox-exec', () => {
