@@ -6,13 +6,14 @@
 // cgroups: no memory, CPU or process limits. Chosen by sandbox-setup.ts on
 // darwin only; checked with a stand-in for sandbox-exec, never on a real Mac.
 import { existsSync, realpathSync } from 'node:fs';
-import { chown, mkdtemp, open, rm } from 'node:fs/promises';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { GrpcError, Status } from '../grpc/status';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
 import { readSandboxProperties } from './sandbox-properties';
+import { tail } from './sandbox-runner';
 import { seatbeltProfile } from './seatbelt-profile';
 
 /** Where macOS keeps it; `auto` turns the sandbox on when it is there. */
@@ -109,20 +110,4 @@ function resolved(path: string): string {
   if (existsSync(path)) return realpathSync(path);
   const parent = dirname(path);
   return parent === path ? path : join(resolved(parent), path.slice(parent.length + (parent.endsWith('/') ? 0 : 1)));
-}
-
-async function tail(path: string, bytes = 1024): Promise<string> {
-  try {
-    const file = await open(path, 'r');
-    try {
-      const { size } = await file.stat();
-      const buf = Buffer.alloc(Math.min(bytes, size));
-      await file.read(buf, 0, buf.length, size - buf.length);
-      return buf.toString('utf8');
-    } finally {
-      await file.close();
-    }
-  } catch {
-    return '';
-  }
 }
