@@ -14,12 +14,18 @@ export interface NestLaunch {
   execRoot: string;
   /** Nice value set before the action starts (polite actions), so nothing of it ever runs above it. */
   nice?: number;
+  /** Processes and threads the action may have at once (RLIMIT_NPROC in its own user namespace: see kiln-nest.c). */
+  processes?: number;
+  /** cgroup.procs files (as the slot sees them) kiln-nest joins before the action's namespaces, a cgroup one among them. */
+  cgroups?: readonly string[];
   argv: readonly string[];
 }
 
 export function nestArgs(l: NestLaunch): string[] {
   const args = [l.helper];
   if (l.nice !== undefined) args.push('--nice', String(l.nice));
+  if (l.processes !== undefined) args.push('--nproc', String(l.processes));
+  for (const file of l.cgroups ?? []) args.push('--cgroup', file);
   // One tmpfs per outermost folder: a folder inside another is covered with it, and could not be mounted on.
   const outermost = [...new Set(l.hide)].filter((dir, _, all) => !all.some((other) => other !== dir && isWithin(dir, other))).sort();
   for (const dir of outermost) args.push('--hide', dir);

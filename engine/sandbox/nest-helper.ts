@@ -1,41 +1,73 @@
 // Where kiln-nest (native/kiln-nest.c, see nest-args.ts) is, building it from
 // its source with the host's C compiler when it is missing or older than the
 // source: `npm run build` does it, and a Kiln run from sources does it at
-// start. Without it, a non-root Kiln gives each action a bubblewrap of its own.
+// start. A packaged app ships it unpacked beside app.asar (electron-builder's
+// asarUnpack) and never builds it. Without it, a non-root Kiln gives each
+// action a bubblewrap of its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { packageRoot } from '../util/package-root';
+import { isPackedArchive, packageRoot, unpackedRoot } from '../util/package-root';
 
+/** Relative to Kiln's package root: the source, and where `npm run build` puts the binary. */
+const SOURCE_IN_PACKAGE = join('engine', 'sandbox', 'native', 'kiln-nest.c');
+const BINARY_IN_PACKAGE = join('dist', 'native', 'kiln-nest');
 
-export const NEST_SOURCE = join(packageRoot(__dirname), 'engine', 'sandbox', 'native', 'kiln-nest.c');
-export const NEST_BINARY = join(packageRoot(__dirname), 'dist', 'native', 'kiln-nest');
+export const NEST_SOURCE = join(packageRoot(__dirname), SOURCE_IN_PACKAGE);
+export const NEST_BINARY = join(packageRoot(__dirname), BINARY_IN_PACKAGE);
 
-/** The binary's path, or why there is none. Builds it when it can (as whoever may write dist/). */
-export function findNestHelper(opts: { build?: boolean } = {}): { path: string; why?: undefined } | { path?: undefined; why: string } {
-  const source = existsSync(NEST_SOURCE) ? statSync(NEST_SOURCE) : undefined;
-  const binary = existsSync(NEST_BINARY) ? statSync(NEST_BINARY) : undefined;
-  if (binary && (!source || binary.mtimeMs >= source.mtimeMs)) return { path: NEST_BINARY };
-  if (!source) return { why: `its helper ${NEST_BINARY} is missing` };
-  if (opts.build === false) return { why: `its helper ${NEST_BINARY} is ${binary ? 'older than its source' : 'not built'} (npm run build)` };
-  const built = buildNestHelper();
-  return built ? { why: built } : { path: NEST_BINARY };
+export type NestHelperFound = { path: string; why?: undefined } | { path?: undefined; why: string };
+
+/**
+ * The binary's path, or why there is none. From sources or a build, builds it
+ * when it can (as whoever may write dist/). `root` is Kiln's package root
+ * (tests give a stand-in's).
+ */
+export function findNestHelper(opts: { build?: boolean; root?: string } = {}): NestHelperFound {
+  const root = opts.root ?? packageRoot(__dirname);
+  if (isPackedArchive(root)) return packagedNestHelper(root);
+  const sourcePath = join(root, SOURCE_IN_PACKAGE);
+  const binaryPath = join(root, BINARY_IN_PACKAGE);
+  const source = existsSync(sourcePath) ? statSync(sourcePath) : undefined;
+  const binary = existsSync(binaryPath) ? statSync(binaryPath) : undefined;
+  if (binary && (!source || binary.mtimeMs >= source.mtimeMs)) return { path: binaryPath };
+  if (!source) return { why: `its helper ${binaryPath} is missing` };
+  if (opts.build === false) return { why: `its helper ${binaryPath} is ${binary ? 'older than its source' : 'not built'} (npm run build)` };
+  const built = buildNestHelper(sourcePath, binaryPath);
+  return built ? { why: built } : { path: binaryPath };
 }
 
-/** Compiles kiln-nest into NEST_BINARY (atomically); undefined when done, else why not. */
-export function buildNestHelper(): string | undefined {
-  const tmp = `${NEST_BINARY}.${process.pid}.tmp`;
+/**
+ * In a packaged app: the copy unpacked beside the archive, never the one
+ * Electron's fs shows inside it (the kernel cannot exec that), and never built
+ * (a package has no source, and its folder is usually not writable).
+ */
+function packagedNestHelper(root: string): NestHelperFound {
+  const binaryPath = join(unpackedRoot(root), BINARY_IN_PACKAGE);
   try {
-    mkdirSync(dirname(NEST_BINARY), { recursive: true });
+    accessSync(binaryPath, constants.X_OK);
+    return { path: binaryPath };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' ? 'is not in this package (it was built without it unpacked)' : `cannot be run (${code})`;
+    return { why: `its helper ${binaryPath} ${what}` };
+  }
+}
+
+/** Compiles kiln-nest into `binary` (atomically); undefined when done, else why not. */
+export function buildNestHelper(source = NEST_SOURCE, binary = NEST_BINARY): string | undefined {
+  const tmp = `${binary}.${process.pid}.tmp`;
+  try {
+    mkdirSync(dirname(binary), { recursive: true });
   } catch (err) {
     return `its helper cannot be built: ${(err as Error).message}`;
   }
   // Static where the C library allows: no dynamic loader per action (about 1 ms of CPU less here, README).
   for (const flags of [['-static'], []]) {
-    const r = spawnSync('cc', ['-O2', ...flags, '-o', tmp, NEST_SOURCE], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('cc', ['-O2', ...flags, '-o', tmp, source], { encoding: 'utf8', timeout: 60_000 });
     if (r.error) return `its helper cannot be built: no C compiler (cc: ${r.error.message})`;
     if (r.status === 0) {
-      renameSync(tmp, NEST_BINARY);
+      renameSync(tmp, binary);
       return undefined;
     }
     rmSync(tmp, { force: true });

@@ -186,7 +186,8 @@ async function explainOom(req: RunRequest, limits: ActionLimits): Promise<void> 
   );
 }
 
-async function tail(path: string, bytes = 1024): Promise<string> {
+/** The last `bytes` of a file (an action's stderr), '' when it cannot be read. */
+export async function tail(path: string, bytes = 1024): Promise<string> {
   try {
     const file = await open(path, 'r');
     try {

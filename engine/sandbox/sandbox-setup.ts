@@ -3,8 +3,8 @@
 // bubblewrap works, root or not, LAN mode or loopback), and the runner
 // decorator that does it. The decision is one record the logs, /api/status and
 // the dashboard all show, with the reason when the sandbox is off.
-import { mkdirSync, realpathSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { availableParallelism, homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { ApiSandbox, SandboxMode } from '../common/api-types';
 import { ConfigError } from '../config-load';
@@ -19,6 +19,7 @@ import { SlotSandboxes } from './slot-sandboxes';
 import { isWithin } from './bwrap-args';
 import { buildFolderPath } from './build-folder';
 import { findNestHelper } from './nest-helper';
+import { SANDBOX_EXEC, SeatbeltRunner } from './seatbelt-runner';
 
 export interface SandboxSetupOptions {
   mode: SandboxMode;
@@ -41,6 +42,12 @@ export interface SandboxSetupOptions {
   slotTrial?: (slots: SlotSandboxes) => string | undefined;
   /** Not root: where kiln-nest is, or why there is none (nest-helper.ts's findNestHelper by default). */
   nestHelper?: () => { path: string; why?: undefined } | { path?: undefined; why: string };
+  /** The OS (process.platform by default): darwin sandboxes with sandbox-exec, others with bubblewrap. */
+  platform?: NodeJS.Platform;
+  /** macOS: the sandbox-exec binary, undefined when there is none (/usr/bin/sandbox-exec if it exists, by default). */
+  sandboxExec?: () => string | undefined;
+  /** macOS: the home, hidden from actions (os.homedir() by default). */
+  home?: string;
 }
 
 export interface SandboxSetup {
@@ -63,6 +70,7 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   // Who runs the actions when the sandbox is off: the action user keeps the store out of reach even then.
   const who = opts.actionUser?.user ? `as ${opts.actionUser.user.label}` : "as Kiln's user, and can read what it can";
   if (opts.mode === 'off') return off(`sandbox: off in the configuration; actions run unsandboxed, ${who}`);
+  if ((opts.platform ?? process.platform) === 'darwin') return setUpSeatbelt(opts, off, who);
   const probe = (opts.probe ?? (() => probeBubblewrap({ dataDir: opts.dataDir, runAs: opts.actionUser?.user })))();
   if (!probe.available) {
     if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${probe.reason}; or start with --sandbox off`);
@@ -71,10 +79,12 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   }
   const cgroups = (opts.cgroups ?? (() => detectCgroups()))();
   const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT, ...definedOnly(opts.defaults ?? {}) };
+  const slotted = slotSandboxes(opts, probe, cgroups, defaults);
   const limits = cgroups.limiter
     ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
-    : `none (${cgroups.reason})`;
-  const slotted = slotSandboxes(opts, probe, cgroups);
+    : slotted.slots?.nest?.processes
+      ? `pids only, in slots (kiln-nest: at most ${slotted.slots.nest.processes} per action); no memory or cpus limit (${cgroups.reason})`
+      : `none (${cgroups.reason})`;
   // auto is on wherever bubblewrap works: even a bwrap per action (not root) costs less than what an
   // unsandboxed action can reach on a desk, as Bazel's own sandbox, on by default, judges (README, "Cost").
   const why =
@@ -115,6 +125,34 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
 }
 
 /**
+ * macOS: each action through sandbox-exec with a profile of its own
+ * (seatbelt-runner.ts), wherever sandbox-exec is there. Not tried on a real Mac.
+ */
+function setUpSeatbelt(opts: SandboxSetupOptions, off: (reason: string) => SandboxSetup, who: string): SandboxSetup {
+  const sandboxExec = (opts.sandboxExec ?? (() => (existsSync(SANDBOX_EXEC) ? SANDBOX_EXEC : undefined)))();
+  if (!sandboxExec) {
+    const missing = `sandbox-exec (${SANDBOX_EXEC}) is not on this Mac`;
+    if (opts.mode === 'on') throw new ConfigError(`sandbox: on, but ${missing}; or start with --sandbox off`);
+    if (opts.lanMode) return off(`LAN mode asks for the sandbox, but ${missing}; actions from the LAN run unsandboxed, ${who}`);
+    return off(`sandbox: auto, but ${missing}; actions run unsandboxed, ${who}`);
+  }
+  const why = opts.mode === 'on' ? 'sandbox: on in the configuration' : opts.lanMode ? 'sandbox: auto, and this is LAN mode' : 'sandbox: auto, and sandbox-exec is here';
+  const hidden = [opts.home ?? homedir(), opts.dataDir];
+  return {
+    status: {
+      enabled: true,
+      mode: opts.mode,
+      runner: 'sandbox-exec',
+      reason: `${why}; each action runs under sandbox-exec with a profile of its own: its exec root and a temporary folder of its own writable, the home and Kiln's data folder unreadable (not yet tried on a real Mac)`,
+      limits: 'none (macOS has no cgroups: memory, cpus and processes are not limited)',
+      network: 'off unless the action sets the platform property network=on',
+      actionUser: opts.actionUser && (opts.actionUser.user?.label ?? `Kiln's own user: ${opts.actionUser.reason}`),
+    },
+    wrap: (inner) => new SeatbeltRunner({ inner, sandboxExec, hidden, allowOptOut: false }),
+  };
+}
+
+/**
  * Whether actions can run in sandboxes made ahead, one per slot
  * (slot-sandboxes.ts), and with what; or why not. It takes root (the agent
  * inside becomes each action's uid), a uid of its own per action (one user for
@@ -125,18 +163,20 @@ function slotSandboxes(
   opts: SandboxSetupOptions,
   probe: Extract<BwrapProbe, { available: true }>,
   cgroups: CgroupDetection,
+  defaults: ActionLimits,
 ): { slots: ConstructorParameters<typeof SlotSandboxes>[0]; why?: undefined } | { slots?: undefined; why: string } {
   const isRoot = opts.isRoot ?? process.getuid?.() === 0;
   const impossible = slotsImpossible(opts, isRoot);
   if (impossible) return { why: impossible };
   if (cgroups.limiter && !cgroups.limiter.parentDirs) return { why: `${cgroups.limiter.name} limits are not joined from a slot yet` };
-  // Not root, the action shares the agent's uid: it could move itself out of cgroups the agent may write.
-  if (!isRoot && cgroups.limiter) return { why: `Kiln is not root, and ${cgroups.limiter.name} limits are not joined from an unprivileged slot yet` };
-  let nest: { helper: string } | undefined;
+  // Not root, the action shares the agent's uid, so it must never reach the cgroups the agent may write: kiln-nest
+  // joins them itself, then makes a cgroup namespace there and covers the agent's folder, the slot's only way to them.
+  let nest: { helper: string; processes?: number } | undefined;
   if (!isRoot) {
     const helper = (opts.nestHelper ?? findNestHelper)();
     if (!helper.path) return { why: `Kiln is not root, and ${helper.why}` };
-    nest = { helper: helper.path };
+    // Without a pids cgroup, kiln-nest counts the action's processes in its own user namespace instead.
+    nest = { helper: helper.path, processes: cgroups.limiter?.enforces.pids ? undefined : defaults.pids };
   }
   let buildRoot: string;
   const logDir = join(opts.dataDir, 'logs');

@@ -1,8 +1,8 @@
 // The same rules as the bubblewrap sandbox, as a macOS sandbox-exec (Seatbelt)
 // profile: read the system, write only the exec root and a private temp folder,
 // never read the home or Kiln's data folder, no network unless asked for.
-// Written and checked for its text only: no runner uses it yet, and it has not
-// been tried on a real Mac (README, "The sandbox").
+// seatbelt-runner.ts runs each action under it on macOS; checked for its text and
+// with a stand-in sandbox-exec only, never on a real Mac (README, "The sandbox").
 
 export interface SeatbeltRules {
   execRoot: string;

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import type { ActionSignal, RunRequest } from '../execution/runner';
 import { LauncherClient, LauncherDiedError, launcherCommand, type ProcessExit } from '../worker/launcher-client';
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
-import { packageRoot } from '../util/package-root';
+import { isPackedArchive, packageRoot } from '../util/package-root';
 import { isWithin, type HostLayout } from './bwrap-args';
 import { nestArgs } from './nest-args';
 import { AGENT_CGROUP_DIR, AGENT_DIR, AGENT_LOG_DIR, pathInSlot, slotBwrapArgs } from './slot-bwrap-args';
@@ -43,9 +43,10 @@ export interface SlotSandboxesOptions {
   max: number;
   /**
    * Kiln is not root: an unprivileged slot, each action started in it through
-   * this kiln-nest binary (nest-helper.ts), in namespaces of its own.
+   * this kiln-nest binary (nest-helper.ts), in namespaces of its own, with at
+   * most `processes` processes and threads (no cgroup there to count them).
    */
-  nest?: { helper: string };
+  nest?: { helper: string; processes?: number };
   log?: (line: string) => void;
 }
 
@@ -72,7 +73,7 @@ export class SlotSandboxes {
     ];
     // The build folder, the agent's folder, and Kiln's code where it is not inside a system folder.
     const system = opts.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
-    const code = opts.nest ? codeDirs().filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
+    const code = opts.nest ? codeDirs(opts.nest).filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
     this.nestHidden = opts.nest ? [opts.buildRoot, AGENT_DIR, ...code] : [];
   }
 
@@ -112,9 +113,15 @@ export class SlotSandboxes {
   async run(slot: Slot, req: RunRequest, cgroupProcs: readonly string[]): Promise<ProcessExit> {
     let agentDied = false;
     try {
+      const cgroupsInside = cgroupProcs.map((file) => {
+        const inside = pathInSlot(file, this.binds);
+        if (!inside) throw new Error(`the cgroup ${dirname(file)} is not in a folder the slot's sandbox was given`);
+        return inside;
+      });
       return await slot.client.run({
         id: req.id,
-        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background'),
+        // Unprivileged, kiln-nest joins the cgroups itself, before it makes the action's namespaces (a cgroup one too).
+        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background', this.opts.nest ? cgroupsInside : []),
         cwd: join(req.execRoot, req.workingDirectory),
         env: req.env,
         stdoutPath: pathInSlot(req.stdout.path!, this.binds)!,
@@ -122,11 +129,7 @@ export class SlotSandboxes {
         timeoutMs: req.timeoutMs,
         background: req.priority === 'background',
         runAs: req.runAs,
-        joinCgroups: cgroupProcs.map((file) => {
-          const inside = pathInSlot(file, this.binds);
-          if (!inside) throw new Error(`the cgroup ${dirname(file)} is not in a folder the slot's sandbox was given`);
-          return inside;
-        }),
+        joinCgroups: this.opts.nest ? [] : cgroupsInside,
       });
     } catch (err) {
       agentDied = err instanceof LauncherDiedError;
@@ -228,9 +231,9 @@ export class SlotSandboxes {
    * its exec root and keeps the build folder, the agent's folder and Kiln's
    * code (outside the system folders) covered.
    */
-  private actionArgv(argv: string[], execRoot: string, background: boolean): string[] {
+  private actionArgv(argv: string[], execRoot: string, background: boolean, cgroups: readonly string[] = []): string[] {
     if (!this.opts.nest) return argv;
-    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, argv });
+    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, processes: this.opts.nest.processes, cgroups, argv });
   }
 
   /** bwrap, with the launcher as the agent inside (or `instead`, for a trial of an action's launch). */
@@ -244,17 +247,30 @@ export class SlotSandboxes {
       buildRoot: this.opts.buildRoot,
       logDir: this.opts.logDir,
       cgroupParents: this.opts.cgroupParents,
-      codeDirs: codeDirs(),
+      codeDirs: codeDirs(this.opts.nest),
       // --import tsx (tests) is found from the working folder: Kiln's own.
-      agent: { argv: instead ?? [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: codeRoot, env },
+      agent: { argv: instead ?? [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: agentWorkingFolder(codeRoot), env },
       unprivileged: this.opts.nest !== undefined,
     });
     return { command: this.opts.bwrap, args, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } };
   }
 }
 
-/** Kiln's code, bound read-only into a slot: the agent's runtime (node or Electron) and the package. */
-function codeDirs(): string[] {
-  return [dirname(launcherCommand().command), packageRoot(__dirname)];
+/**
+ * Kiln's code, bound read-only into a slot: the agent's runtime (node or
+ * Electron), the package, and kiln-nest's folder (in a packaged app it sits
+ * beside app.asar, not in it).
+ */
+function codeDirs(nest?: { helper: string }): string[] {
+  return [dirname(launcherCommand().command), packageRoot(__dirname), ...(nest ? [dirname(nest.helper)] : [])];
+}
+
+/**
+ * The agent's working folder: Kiln's package root, or, in a packaged app, the
+ * folder holding app.asar (one file to the kernel: bwrap's --chdir into it
+ * failed, and with it every slot of the desktop app).
+ */
+export function agentWorkingFolder(codeRoot: string): string {
+  return isPackedArchive(codeRoot) ? dirname(codeRoot) : codeRoot;
 }
 

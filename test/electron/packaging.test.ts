@@ -1,7 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { findNestHelper } from '../../engine/sandbox/nest-helper';
 import { TRAY_STATUSES } from '../../electron/tray-view';
 import { encodePng } from '../../scripts/png-encode';
 import { APP_ICON_SIZES, TRAY_SIZES } from '../../scripts/gen-icons';
@@ -69,6 +72,52 @@ describe('electron-builder config', () => {
     const files: string[] = config.files.flatMap((f: string | { filter: string[] }) => (typeof f === 'string' ? [f] : f.filter));
     expect(files).toEqual(expect.arrayContaining(['dist/**/*', 'renderer/dist/**/*', 'build/icons/tray/*.png', '!dist/test{,/**/*}']));
   });
+
+  it('ships kiln-nest unpacked beside app.asar on Linux, where the engine looks for it', async () => {
+    const { getConfig } = require('app-builder-lib/out/util/config/config');
+    const config = await getConfig(root, join(root, 'build', 'electron-builder.yml'), null);
+    // The kernel cannot exec a file inside the archive; findNestHelper reads <app.asar>.unpacked/dist/native/kiln-nest.
+    expect(config.asar).toBe(true);
+    expect(config.linux.asarUnpack).toEqual(['dist/native/kiln-nest']);
+    const files: string[] = config.files.flatMap((f: string | { filter: string[] }) => (typeof f === 'string' ? [f] : f.filter));
+    expect(files).toContain('dist/**/*');
+    // Packed at all: taken in by a pattern and left out by none (electron-builder's globs are minimatch's).
+    const { minimatch } = require('minimatch');
+    const binary = 'dist/native/kiln-nest';
+    expect(files.some((f) => !f.startsWith('!') && minimatch(binary, f))).toBe(true);
+    expect(files.filter((f) => f.startsWith('!') && minimatch(binary, f.slice(1)))).toEqual([]);
+  });
+
+  // electron-builder packs for real here, into a folder (target dir), from a stand-in project and a
+  // stand-in Electron distribution (Electron's own cannot be downloaded here): what lands beside app.asar
+  // is what an AppImage or .deb would carry.
+  it.skipIf(process.platform !== 'linux')('packs kiln-nest unpacked and runnable, where findNestHelper finds it (electron-builder --linux dir)', () => {
+    const work = mkdtempSync(join(tmpdir(), 'kiln-pack-'));
+    try {
+      const project = join(work, 'project');
+      const electronDist = join(work, 'electron');
+      mkdirSync(join(project, 'dist', 'native'), { recursive: true });
+      mkdirSync(join(project, 'dist', 'electron'), { recursive: true });
+      mkdirSync(join(electronDist, 'resources'), { recursive: true });
+      cpSync(join(root, 'build'), join(project, 'build'), { recursive: true });
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'kiln', version: '0.1.0', main: 'dist/electron/main.js', description: 'stand-in', author: 'kiln', license: 'Apache-2.0' }));
+      writeFileSync(join(project, 'dist', 'electron', 'main.js'), '// stand-in entry\n');
+      writeFileSync(join(project, 'dist', 'native', 'kiln-nest'), '#!/bin/sh\necho "stand-in kiln-nest $*"\n', { mode: 0o755 });
+      writeFileSync(join(electronDist, 'electron'), '#!/bin/sh\n', { mode: 0o755 });
+      writeFileSync(join(electronDist, 'version'), '45.4.1');
+      const r = spawnSync(join(root, 'node_modules', '.bin', 'electron-builder'),
+        ['--linux', 'dir', '--config', 'build/electron-builder.yml', `-c.electronDist=${electronDist}`, '-c.electronVersion=45.4.1'],
+        { cwd: project, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ELECTRON_BUILDER_OFFLINE: '1' } });
+      expect(r.status, r.stderr + r.stdout).toBe(0);
+      const resources = join(project, 'release', 'linux-unpacked', 'resources');
+      const found = findNestHelper({ root: join(resources, 'app.asar') });
+      expect(found).toEqual({ path: join(resources, 'app.asar.unpacked', 'dist', 'native', 'kiln-nest') });
+      expect(spawnSync(found.path!, ['--keep', '/x'], { encoding: 'utf8' }).stdout).toBe('stand-in kiln-nest --keep /x\n');
+    } finally {
+      chmodSync(work, 0o700);
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('packages the entry point package.json names', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));

@@ -14,6 +14,17 @@ describe('nestArgs', () => {
     expect(args).toEqual(['n', '--hide', '/home/u/kiln', '--keep', '/home/u/kiln/.data/build/x', '--', 'true']);
   });
 
+  it('limits the action\'s processes when given a number', () => {
+    expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', processes: 8192, argv: ['true'] })).toEqual(['n', '--nproc', '8192', '--keep', '/b/x', '--', 'true']);
+    expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', argv: ['true'] })).not.toContain('--nproc');
+  });
+
+  it('has kiln-nest join each of the action\'s cgroups (their cgroup.procs as the slot sees them)', () => {
+    expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', cgroups: ['/run/kiln/cgroup/0/run-1/cgroup.procs', '/run/kiln/cgroup/1/run-1/cgroup.procs'], argv: ['true'] })).toEqual([
+      'n', '--cgroup', '/run/kiln/cgroup/0/run-1/cgroup.procs', '--cgroup', '/run/kiln/cgroup/1/run-1/cgroup.procs', '--keep', '/b/x', '--', 'true',
+    ]);
+  });
+
   it('sets the nice value before the action for a polite run', () => {
     expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', nice: 19, argv: ['true'] }).slice(0, 3)).toEqual(['n', '--nice', '19']);
   });

@@ -1,5 +1,5 @@
 // The sandbox decision at start: sandbox auto | on | off, LAN mode, and what the host allows.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,59 @@ describe('setUpSandbox', () => {
     const asNobody = setUpSandbox({ ...base, mode: 'auto', lanMode: false, probe: works, isRoot: true, actionUser: { user: { uid: 65534, gid: 65534, label: 'nobody (65534:65534)' }, reason: 'Kiln is root' } });
     expect(asNobody.status.enabled).toBe(true);
     expect(asNobody.status.reason).toMatch(/none made ahead per slot: actions do not each run as a uid of their own \(action-user: auto, as root\)\), which costs more per action/);
+  });
+
+  it('not root, without cgroups: each action in a slot is started with the processes limit (kiln-nest --nproc), and the status says so', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-setup-nproc-'));
+    const buildRoot = mkdtempSync(join('/var/tmp', 'kiln-setup-build-'));
+    const record = join(dataDir, 'bwrap.args');
+    // A stand-in bwrap for the start-up trial: records each command line, and "starts" the agent.
+    const bwrap = join(dataDir, 'bwrap');
+    writeFileSync(bwrap, `#!/bin/sh\nprintf '%s\\n' "$@" >> '${record}'\necho '{"type":"ready"}'\n`, { mode: 0o755 });
+    try {
+      const s = setUpSandbox({
+        ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, isRoot: false, defaults: { pids: 512 },
+        probe: () => ({ available: true as const, bwrap, host: { system: [], hidden: [] } }),
+        nestHelper: () => ({ path: '/opt/kiln/kiln-nest' }),
+        slotTrial: (slots) => slots.trial(),
+      });
+      expect(s.status.reason).toMatch(/each action runs in a sandbox made ahead for its slot \(Kiln is not root/);
+      expect(s.status.limits).toBe('pids only, in slots (kiln-nest: at most 512 per action); no memory or cpus limit (no cgroup file system at /nowhere)');
+      const args = readFileSync(record, 'utf8').split('\n');
+      const nest = args.indexOf('/opt/kiln/kiln-nest');
+      expect(nest).toBeGreaterThan(0);
+      expect(args.slice(nest + 1, nest + 3)).toEqual(['--nproc', '512']);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(buildRoot, { recursive: true, force: true });
+    }
+  });
+
+  it('not root, with cgroups Kiln may write (fixed folders): slots all the same, the pids limit left to the cgroup', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kiln-setup-cg-'));
+    const buildRoot = mkdtempSync(join('/var/tmp', 'kiln-setup-build-'));
+    const record = join(dataDir, 'bwrap.args');
+    const bwrap = join(dataDir, 'bwrap');
+    writeFileSync(bwrap, `#!/bin/sh\nprintf '%s\\n' "$@" >> '${record}'\necho '{"type":"ready"}'\n`, { mode: 0o755 });
+    const limiter = { name: 'cgroup v1', enforces: { memory: true, cpus: false, pids: true }, parentDirs: ['/sys/fs/cgroup/memory/desk/kiln/1-1'], create: async () => { throw new Error('no run here'); }, close: () => {} };
+    try {
+      const s = setUpSandbox({
+        ...base, dataDir, buildRoot, mode: 'auto', lanMode: false, isRoot: false, cgroups: () => ({ limiter }),
+        probe: () => ({ available: true as const, bwrap, host: { system: [], hidden: [] } }),
+        nestHelper: () => ({ path: '/opt/kiln/kiln-nest' }),
+        slotTrial: (slots) => slots.trial(),
+      });
+      expect(s.status.reason).toMatch(/each action runs in a sandbox made ahead for its slot \(Kiln is not root/);
+      expect(s.status.limits).toBe('cgroup v1: memory, pids');
+      const args = readFileSync(record, 'utf8').split('\n');
+      expect(args).toContain('/opt/kiln/kiln-nest');
+      expect(args).not.toContain('--nproc');
+      // The cgroup folders are bound into the slot (under the agent's folder, which kiln-nest covers for the action).
+      expect(args.join(' ')).toContain('--bind /sys/fs/cgroup/memory/desk/kiln/1-1 /run/kiln/cgroup/0');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(buildRoot, { recursive: true, force: true });
+    }
   });
 
   it('auto on the desk without bubblewrap: off, saying what to install and who actions run as', () => {

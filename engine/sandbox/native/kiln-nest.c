@@ -11,7 +11,20 @@
  * Node cannot make namespaces for a child, and util-linux's unshare costs
  * one more dynamically linked exec and a shell as PID 1 (README, "Cost").
  *
- *   kiln-nest [--nice N] [--hide DIR]... --keep EXECROOT -- ARGV...
+ *   kiln-nest [--nice N] [--nproc N] [--cgroup PROCS]... [--hide DIR]... --keep EXECROOT -- ARGV...
+ *
+ * --cgroup PROCS: a cgroup.procs file (one per hierarchy) this process joins
+ * before anything else, so the init and the action are born in the action's
+ * cgroups; a cgroup namespace is then made there too, so the action sees its
+ * cgroup as its root, and (cgroup v2) the kernel refuses to move it above it.
+ * Its only way to cgroupfs was the agent's folder, which is covered.
+ *
+ * --nproc N: the action may have N processes and threads at once (its fork
+ * fails with EAGAIN beyond). Set as RLIMIT_NPROC once inside the new user
+ * namespace, where the kernel (5.14+ ucounts) counts only that namespace's
+ * tasks of the uid: the desk user's other processes and other actions do not
+ * count, and it cannot be raised (no CAP_SYS_RESOURCE in the first namespace).
+ * Set before the namespace, it would count every process of the user.
  *
  * Processes: this one (H, in the slot's PID namespace, the agent's child and
  * process-group leader) -> P (PID 1 of the new namespace: mounts /proc, reaps)
@@ -44,6 +57,7 @@
 #include <unistd.h>
 
 #define MAX_HIDE 16
+#define MAX_CGROUPS 8
 
 static void die(const char *what, const char *arg) {
   /* 125: kiln-nest itself failed (the line is in the action's stderr). */
@@ -135,7 +149,10 @@ static int run_init(void *arg) {
 
 int main(int argc, char **argv) {
   const char *hide[MAX_HIDE];
+  const char *cgroups[MAX_CGROUPS];
+  int ncgroups = 0;
   int nhide = 0, nice_to = 0, set_nice = 0;
+  long nproc = 0;
   const char *keep = NULL;
   int i = 1;
   for (; i < argc; i++) {
@@ -146,11 +163,21 @@ int main(int argc, char **argv) {
       if (nhide == MAX_HIDE) { fprintf(stderr, "kiln-nest: more than %d --hide folders\n", MAX_HIDE); return 125; }
       hide[nhide++] = argv[++i];
     }
+    else if (!strcmp(argv[i], "--cgroup")) {
+      /* Refused, never dropped: an action outside one of its cgroups would escape that limit. */
+      if (ncgroups == MAX_CGROUPS) { fprintf(stderr, "kiln-nest: more than %d --cgroup files\n", MAX_CGROUPS); return 125; }
+      cgroups[ncgroups++] = argv[++i];
+    }
     else if (!strcmp(argv[i], "--keep")) keep = argv[++i];
     else if (!strcmp(argv[i], "--nice")) { nice_to = atoi(argv[++i]); set_nice = 1; }
+    else if (!strcmp(argv[i], "--nproc")) {
+      char *end;
+      nproc = strtol(argv[++i], &end, 10);
+      if (*end || nproc < 1 || nproc > (1L << 22)) { fprintf(stderr, "kiln-nest: --nproc %s is not a number of processes\n", argv[i]); return 125; }
+    }
     else { fprintf(stderr, "kiln-nest: unknown option %s\n", argv[i]); return 125; }
   }
-  if (!keep || i >= argc || keep[0] != '/') { fprintf(stderr, "kiln-nest: usage: kiln-nest [--nice N] [--hide DIR]... --keep EXECROOT -- ARGV...\n"); return 125; }
+  if (!keep || i >= argc || keep[0] != '/') { fprintf(stderr, "kiln-nest: usage: kiln-nest [--nice N] [--nproc N] [--cgroup PROCS]... [--hide DIR]... --keep EXECROOT -- ARGV...\n"); return 125; }
   char **action = argv + i;
   if (set_nice) setpriority(PRIO_PROCESS, 0, nice_to);
 
@@ -158,13 +185,24 @@ int main(int argc, char **argv) {
   if (!getcwd(cwd, sizeof cwd)) die("cannot read the working folder", NULL);
   uid_t uid = geteuid();
   gid_t gid = getegid();
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0) die("cannot make namespaces", NULL);
+  /* "0" is the writer itself: joined before the namespaces, so every process after this is born inside. */
+  for (int c = 0; c < ncgroups; c++) {
+    int fd = open(cgroups[c], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) die("cannot join the cgroup", cgroups[c]);
+    close(fd);
+  }
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | (ncgroups ? CLONE_NEWCGROUP : 0)) != 0) die("cannot make namespaces", NULL);
   char map[64];
   write_file("/proc/self/setgroups", "deny");
   snprintf(map, sizeof map, "%u %u 1\n", uid, uid);
   write_file("/proc/self/uid_map", map);
   snprintf(map, sizeof map, "%u %u 1\n", gid, gid);
   write_file("/proc/self/gid_map", map);
+  if (nproc) {
+    /* In the new user namespace (see --nproc above); this process and P count as two of its tasks. */
+    struct rlimit r = {(rlim_t)nproc + 2, (rlim_t)nproc + 2};
+    if (setrlimit(RLIMIT_NPROC, &r) != 0) die("cannot limit the action's processes", NULL);
+  }
 
   /* Nothing mounted here goes back to the slot. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("cannot make the mounts private", NULL);
