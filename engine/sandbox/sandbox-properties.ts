@@ -3,7 +3,7 @@
 // it accepts; properties of other names are not the sandbox's business.
 import { declarePlatformProperties } from '../common/platform-properties';
 import { ConfigError, parseSize } from '../config-load';
-import { invalidArgument } from '../grpc/status';
+import { GrpcError, Status, invalidArgument } from '../grpc/status';
 
 export interface SandboxProperties {
   /** network=on: the action keeps the host's network. Off unless asked for. */
@@ -54,4 +54,12 @@ function onOff(name: string, value: string): boolean {
   if (['on', 'true', 'yes', '1'].includes(v)) return true;
   if (['off', 'false', 'no', '0'].includes(v)) return false;
   throw invalidArgument(`platform property ${name}: "${value}" is not a switch; use on or off`, 'platform');
+}
+
+/** An action asking to run unsandboxed (sandbox=none) where the configuration sandboxes every action. */
+export function optOutRefused(): GrpcError {
+  return new GrpcError(
+    Status.FAILED_PRECONDITION,
+    'platform property sandbox=none is not allowed here: this Kiln sandboxes every action (sandbox: on, or LAN mode); drop the property',
+  );
 }

@@ -4,12 +4,11 @@
 // Killing the run kills bwrap; its PID namespace then takes every process the
 // action started with it, and the cgroup teardown kills anything left.
 import { open } from 'node:fs/promises';
-import { GrpcError, Status } from '../grpc/status';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
 import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
-import { readSandboxProperties } from './sandbox-properties';
+import { optOutRefused, readSandboxProperties } from './sandbox-properties';
 import type { SlotSandboxes } from './slot-sandboxes';
 import { LauncherDiedError } from '../worker/launcher-client';
 
@@ -46,10 +45,7 @@ export class SandboxRunner implements Runner {
     const props = readSandboxProperties(req.platform);
     if (props.optOut) {
       if (this.opts.allowOptOut) return this.opts.inner.run(req);
-      throw new GrpcError(
-        Status.FAILED_PRECONDITION,
-        'platform property sandbox=none is not allowed here: this Kiln sandboxes every action (sandbox: on, or LAN mode); drop the property',
-      );
+      throw optOutRefused();
     }
     const limits: ActionLimits = {
       memoryBytes: props.memoryBytes ?? req.resources?.memoryBytes ?? this.opts.defaults?.memoryBytes,

@@ -9,10 +9,9 @@ import { existsSync, realpathSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { GrpcError, Status } from '../grpc/status';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
-import { readSandboxProperties } from './sandbox-properties';
+import { optOutRefused, readSandboxProperties } from './sandbox-properties';
 import { tail } from './sandbox-runner';
 import { seatbeltProfile } from './seatbelt-profile';
 
@@ -44,10 +43,7 @@ export class SeatbeltRunner implements Runner {
     const props = readSandboxProperties(req.platform);
     if (props.optOut) {
       if (this.opts.allowOptOut) return this.opts.inner.run(req);
-      throw new GrpcError(
-        Status.FAILED_PRECONDITION,
-        'platform property sandbox=none is not allowed here: this Kiln sandboxes every action (sandbox: on, or LAN mode); drop the property',
-      );
+      throw optOutRefused();
     }
     const network = props.network ?? req.resources?.network ?? false;
     // Compilers write temporaries to $TMPDIR (else /tmp, which the profile keeps closed): one folder per action, removed after it.

@@ -6,18 +6,16 @@
 // cgroup limits switched a non-root Kiln's slots off. Needs root (to hand the
 // folders over and drop to nobody) and cgroup v1's memory hierarchy; this
 // machine has no cgroup v2 with controllers, so that path is not run here.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { findNestHelper } from '../../engine/sandbox/nest-helper';
-import { connectClients, type KilnClients } from '../helpers/clients';
+import type { KilnClients } from '../helpers/clients';
+import { NOBODY, serveAsNobody, type NobodyServe } from './serve-as-nobody';
 import { executeRequest, responseOf, uploadAction } from '../execution/harness';
 
-const ROOT = join(__dirname, '..', '..');
-const NOBODY = 65534;
 const CGROUPS = '/sys/fs/cgroup';
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot
@@ -46,10 +44,8 @@ function removeCgroup(dir: string): void {
 describe.skipIf(!!skip)(`kiln serve as nobody, with cgroup v1 folders of its own${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const desk = `kiln-test-desk-${process.pid}`;
   const folders = ['memory', 'pids'].map((h) => join(CGROUPS, h, desk));
-  let dataDir: string;
-  let child: ChildProcess | undefined;
+  let serve: NobodyServe | undefined;
   let clients: KilnClients;
-  let log = '';
   let seq = 0;
 
   beforeAll(async () => {
@@ -57,40 +53,13 @@ describe.skipIf(!!skip)(`kiln serve as nobody, with cgroup v1 folders of its own
       mkdirSync(dir);
       for (const name of ['', ...readdirSync(dir)]) chownSync(join(dir, name), NOBODY, NOBODY);
     }
-    dataDir = mkdtempSync(join('/var/tmp', 'kiln-nonroot-cg-'));
-    chownSync(dataDir, NOBODY, NOBODY);
-    chmodSync(dataDir, 0o700);
-    // Joined as root, then dropped to nobody: Kiln starts inside the folders it was given, as under a delegating service manager.
-    const join_ = folders.map((dir) => `echo $$ > '${dir}/cgroup.procs'`).join(' && ');
-    const serve = ['setpriv', '--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'engine', 'cli.ts'), 'serve',
-      '--port', '0', '--http-port', '0', '--data-dir', dataDir, '--concurrency', '1'];
-    child = spawn('/bin/sh', ['-c', `${join_} && exec "$@"`, 'sh', ...serve], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dataDir, TMPDIR: tmpdir() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stderr!.on('data', (b) => (log += b));
-    const address = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child!.stdout!.on('data', (b) => {
-        out += b;
-        log += b;
-        const m = /kiln listening (grpc:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child!.once('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
-    });
-    clients = connectClients(address);
+    // Kiln starts inside the folders it was given, as under a delegating service manager.
+    serve = await serveAsNobody({ prefix: 'kiln-nonroot-cg-', args: ['--concurrency', '1'], joinCgroups: folders });
+    ({ clients } = serve);
   }, 120_000);
 
   afterAll(async () => {
-    clients?.close();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await serve?.stop();
     for (const dir of folders) removeCgroup(dir);
   }, 60_000);
 
@@ -107,7 +76,7 @@ describe.skipIf(!!skip)(`kiln serve as nobody, with cgroup v1 folders of its own
   }
 
   it('runs its actions in slots with the cgroup limits, and says so at start', () => {
-    expect(log).toMatch(/kiln: sandbox on \(bubblewrap; limits: cgroup v1: memory, pids\): sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot \(Kiln is not root: an unprivileged one\)/);
+    expect(serve!.log()).toMatch(/kiln: sandbox on \(bubblewrap; limits: cgroup v1: memory, pids\): sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot \(Kiln is not root: an unprivileged one\)/);
   });
 
   it('keeps an action over its memory limit inside it: the kernel kills it there, and Kiln says why', async () => {

@@ -7,20 +7,19 @@
 // off it is (the control); the default, sandbox auto, sandboxes it too
 // wherever bubblewrap works, in unprivileged slots (kiln-nest per action). Dropping to nobody needs root, so without root the
 // whole file is skipped.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { findNestHelper } from '../../engine/sandbox/nest-helper';
 import { entryPath } from '../../engine/store/cas-layout';
 import { uploadBlob } from '../helpers/blobs';
-import { connectClients, type KilnClients } from '../helpers/clients';
+import type { KilnClients } from '../helpers/clients';
+import { NOBODY, serveAsNobody, type NobodyServe } from './serve-as-nobody';
 import { executeRequest, responseOf, uploadAction, type ActionSpec } from '../execution/harness';
 
 const ROOT = join(__dirname, '..', '..');
-const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = isRoot && spawnSync('setpriv', ['--version']).status === 0;
 const skipAll = !isRoot ? 'dropping to an unprivileged user needs root' : !hasSetpriv ? 'setpriv (util-linux) is not installed' : '';
@@ -35,46 +34,19 @@ describe.skipIf(!!skipAll).each([
   { sandbox: 'on', skip: noSandbox },
   { sandbox: 'auto', skip: noSandbox },
 ])(`kiln serve as nobody, sandbox $sandbox${skipAll ? ` (skipped: ${skipAll})` : ''}`, ({ sandbox, skip }) => {
+  let serve: NobodyServe | undefined;
   let dataDir: string;
-  let child: ChildProcess | undefined;
   let clients: KilnClients;
-  let log = '';
   let seq = 0;
 
   beforeAll(async () => {
     if (skip) return;
-    // Not in /tmp: a slot's sandbox empties its /tmp after each action, so Kiln makes no slot over a build folder there.
-    dataDir = mkdtempSync(join('/var/tmp', 'kiln-nonroot-'));
-    chownSync(dataDir, NOBODY, NOBODY);
-    chmodSync(dataDir, 0o700);
-    child = spawn(
-      'setpriv',
-      ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'engine', 'cli.ts'), 'serve',
-        '--port', '0', '--http-port', '0', '--data-dir', dataDir, '--sandbox', sandbox, '--concurrency', '2'],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dataDir, TMPDIR: tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stderr!.on('data', (b) => (log += b));
-    const address = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child!.stdout!.on('data', (b) => {
-        out += b;
-        log += b;
-        const m = /kiln listening (grpc:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child!.once('exit', (code) => reject(new Error(`kiln serve exited ${code}: ${log}`)));
-    });
-    clients = connectClients(address);
+    serve = await serveAsNobody({ prefix: 'kiln-nonroot-', args: ['--sandbox', sandbox, '--concurrency', '2'] });
+    ({ dataDir, clients } = serve);
   }, 120_000);
 
   afterAll(async () => {
-    clients?.close();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await serve?.stop();
   }, 60_000);
 
   async function run(script: string, over: Partial<ActionSpec> = {}) {
@@ -87,7 +59,7 @@ describe.skipIf(!!skipAll).each([
 
   it.skipIf(!!skip)(`runs actions as Kiln's own user, and says so at start${skip ? ` (skipped: ${skip})` : ''}`, async () => {
     expect(await run('id -u')).toEqual([String(NOBODY)]);
-    expect(log).toMatch(/actions run as Kiln's own user: Kiln is not root/);
+    expect(serve!.log()).toMatch(/actions run as Kiln's own user: Kiln is not root/);
   });
 
   it.skipIf(!!skip)(`hands out hard-linked inputs read-only, and drops a blob an action rewrites anyway${skip ? ` (skipped: ${skip})` : ''}`, async () => {
@@ -102,7 +74,7 @@ describe.skipIf(!!skipAll).each([
     expect(out).toEqual(['444:2', 'REWROTE']);
     // The check after the run found the change and dropped the blob.
     expect(existsSync(blobPath)).toBe(false);
-    expect(log).toMatch(/modified hard-linked input in\.txt; dropped/);
+    expect(serve!.log()).toMatch(/modified hard-linked input in\.txt; dropped/);
   });
 
   it.skipIf(!!skip)(`${sandbox !== 'off' ? 'hides' : 'does not hide'} Kiln's data folder from the action${skip ? ` (skipped: ${skip})` : ''}`, async () => {
@@ -111,7 +83,7 @@ describe.skipIf(!!skipAll).each([
   });
 
   it.skipIf(!!skip || !!noSlots || sandbox !== 'auto')(`says at start that auto sandboxes here, and how${skip || noSlots ? ` (skipped: ${skip || noSlots})` : sandbox !== 'auto' ? ' (skipped: only the auto row)' : ''}`, () => {
-    expect(log).toMatch(/kiln: sandbox on \(bubblewrap; limits: .*\): sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot \(Kiln is not root: an unprivileged one\), in user, mount, PID and IPC namespaces of its own/);
+    expect(serve!.log()).toMatch(/kiln: sandbox on \(bubblewrap; limits: .*\): sandbox: auto, and bubblewrap works here; each action runs in a sandbox made ahead for its slot \(Kiln is not root: an unprivileged one\), in user, mount, PID and IPC namespaces of its own/);
   });
 
   // The non-root slot's own attacks: actions share Kiln's uid, so only kiln-nest's namespaces keep them apart.
