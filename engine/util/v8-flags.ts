@@ -14,9 +14,9 @@
  * scavenge frees them, up to ~32 MB apart) against that limit, and after a
  * serve's first full collection the limit sits only ~8 MB above the live heap.
  * A stream allocates two to three times its size in Buffers, so after a
- * thousand actions each few MiB streamed started another full collection. V8
- * keeps a limit given this way as the least it sets (README, "Performance
- * notes: the cache path").
+ * thousand actions each few MiB streamed started another full collection. An
+ * initial old-space size given as a flag is the least limit V8 then sets
+ * (README, "Performance notes: the cache path").
  */
 export const ENGINE_V8_FLAGS: readonly string[] = ['--min-semi-space-size=16', '--initial-old-space-size=128'];
 
