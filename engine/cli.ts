@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --min-semi-space-size=16
+#!/usr/bin/env -S node --min-semi-space-size=16 --initial-old-space-size=128
 // `kiln` entry point. The commands (cli-commands.ts) are loaded only in the
 // process that runs them: `kiln serve` started in a Node without the engine's
 // V8 flags hands over to a Node with them (util/relaunch.ts) and stays a small

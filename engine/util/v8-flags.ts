@@ -7,10 +7,18 @@
 /**
  * A 16 MiB minimum semi-space: after a few hundred actions a serve's young
  * generation had shrunk, objects in flight during ByteStream transfers were
- * promoted, and 64 MiB streams set off ~60 mark-compacts instead of none
+ * promoted, and 64 MiB streams set off ~60 mark-compacts instead of none.
+ *
+ * A 128 MiB floor under the old generation's limit: V8 counts every Buffer
+ * allocated since the last full collection (short-lived ones too, until a
+ * scavenge frees them, up to ~32 MB apart) against that limit, and after a
+ * serve's first full collection the limit sits only ~8 MB above the live heap.
+ * A stream allocates two to three times its size in Buffers, so after a
+ * thousand actions each few MiB streamed started another full collection. An
+ * initial old-space size given as a flag is the least limit V8 then sets
  * (README, "Performance notes: the cache path").
  */
-export const ENGINE_V8_FLAGS: readonly string[] = ['--min-semi-space-size=16'];
+export const ENGINE_V8_FLAGS: readonly string[] = ['--min-semi-space-size=16', '--initial-old-space-size=128'];
 
 /** V8 spells a flag with dashes or underscores; the name is what precedes '='. */
 function flagName(arg: string): string {

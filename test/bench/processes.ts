@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { buildSync } from 'esbuild';
-import { missingV8Flags } from '../../engine/util/v8-flags';
+import { ENGINE_V8_FLAGS, missingV8Flags } from '../../engine/util/v8-flags';
 import type { Job, ResultOf } from './jobs';
 import { ReapiClients, unary } from './lib';
 
@@ -67,11 +67,13 @@ function stopper(child: ChildProcess): () => Promise<void> {
  */
 export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeArgs: string[] = [], opts: { asUid?: number } = {}): Promise<Server> {
   // KILN_BENCH_DIST: another build (a copy of an older dist/) to alternate against this one.
-  const cli = join(process.env.KILN_BENCH_DIST ?? join(REPO, 'dist'), 'engine/cli.js');
+  const dist = process.env.KILN_BENCH_DIST ?? join(REPO, 'dist');
+  const cli = join(dist, 'engine/cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
   // The engine's V8 flags given here (unless nodeArgs sets them), so serve does not relaunch
-  // itself and the pid measured is the engine's own.
-  const argv = [...nodeArgs, ...missingV8Flags(nodeArgs), cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
+  // itself and the pid measured is the engine's own; the flags of the build that runs, so an
+  // older build is measured as it would start.
+  const argv = [...nodeArgs, ...missingV8Flags(nodeArgs, engineV8FlagsOf(dist)), cli, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir, ...extraArgs];
   const uid = opts.asUid === undefined ? undefined : String(opts.asUid);
   const child = uid
     ? spawn('setpriv', ['--reuid', uid, '--regid', uid, '--clear-groups', process.execPath, ...argv], {
@@ -82,6 +84,12 @@ export async function startKiln(dataDir: string, extraArgs: string[] = [], nodeA
   const startup: string[] = [];
   const m = await waitForLine(child, /kiln listening grpc:\/\/(\S+)/, 'kiln serve', 60_000, startup);
   return { pid: child.pid!, address: m[1], stop: stopper(child), startup };
+}
+
+/** ENGINE_V8_FLAGS as the build in `dist` has them (this source's when the build has none). */
+function engineV8FlagsOf(dist: string): readonly string[] {
+  const file = join(dist, 'engine/util/v8-flags.js');
+  return existsSync(file) ? (require(file) as { ENGINE_V8_FLAGS: readonly string[] }).ENGINE_V8_FLAGS : ENGINE_V8_FLAGS;
 }
 
 const bundles = new Map<string, string>();

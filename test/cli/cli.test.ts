@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectClients } from '../helpers';
+import { ENGINE_V8_FLAGS } from '../../engine/util/v8-flags';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'engine', 'cli.ts');
@@ -94,7 +95,7 @@ describe('kiln serve', () => {
     const run = kiln(['serve', '--port', '0', '--http-port', '0', '--data-dir', await tempDir()]);
     await run.firstLine;
     // Started without the flags, serve relaunched itself: the engine is its child, with them.
-    const engines = childrenOf(run.child.pid!).filter((p) => cmdline(p).includes('--min-semi-space-size=16'));
+    const engines = childrenOf(run.child.pid!).filter((p) => ENGINE_V8_FLAGS.every((flag) => cmdline(p).includes(flag)));
     expect(engines).toHaveLength(1);
     expect(cmdline(engines[0]!)).toContain('serve');
     run.child.kill('SIGTERM');
@@ -117,9 +118,9 @@ describe('kiln serve', () => {
     expect(await next.exited).toBe(0);
   });
 
-  it('does not relaunch when Node already has the flag', async () => {
+  it('does not relaunch when Node already has the flags', async () => {
     const dataDir = await tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', '--min-semi-space-size=16', CLI, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...ENGINE_V8_FLAGS, CLI, 'serve', '--port', '0', '--http-port', '0', '--data-dir', dataDir], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
