@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { findNestHelper } from '../../engine/sandbox/nest-helper';
 import { entryPath } from '../../engine/store/cas-layout';
@@ -94,7 +94,8 @@ describe.skipIf(!!skipAll).each([
     const content = `an input nobody should change ${sandbox}`;
     const digest = await uploadBlob(clients, Buffer.from(content));
     const blobPath = entryPath(join(dataDir, 'cas'), digest);
-    expect(existsSync(blobPath)).toBe(true);
+    // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts).
+    await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
     const out = await run('stat -c %a:%h in.txt; echo more >> in.txt 2>/dev/null && echo WROTE-READONLY; chmod u+w in.txt && echo changed >> in.txt && echo REWROTE; true', {
       inputs: { 'in.txt': content },
     });
