@@ -110,6 +110,8 @@ export interface DiskActionCacheOptions {
   indexSaveDelayMs?: number;
   /** Encoded results kept in memory as well, most recently used first. Default 32 MiB; 0 turns it off. */
   memoryCacheBytes?: number;
+  /** How long an entry's file may wait after its acknowledgement (logged-files.ts); for tests. */
+  writeOutDelayMs?: number;
 }
 
 export const DEFAULT_AC_MEMORY_CACHE_BYTES = 32 * 1024 * 1024;
@@ -198,7 +200,7 @@ export class DiskActionCacheStore implements ActionCacheStore {
     await mkdir(this.instancesDir, { recursive: true });
     await removeTempFiles(this.tmpDir);
     // Replays entries an earlier process acknowledged, before the scan below indexes them.
-    this.files = await LoggedFiles.open({ root: this.options.dir, walDir: join(this.options.dir, 'wal'), tempDir: this.tmpDir, mode: 0o644 });
+    this.files = await LoggedFiles.open({ root: this.options.dir, walDir: join(this.options.dir, 'wal'), tempDir: this.tmpDir, mode: 0o644, writeOutDelayMs: this.options.writeOutDelayMs });
     const present = new Map<string, number>();
     for (const folder of await readdir(this.instancesDir)) {
       for (const key of (await scanEntries(join(this.instancesDir, folder), { includeEmpty: true })).keys()) {
@@ -220,6 +222,9 @@ export class DiskActionCacheStore implements ActionCacheStore {
     const remembered = this.memory.get(key);
     // Decoded afresh each time, so a caller mutating its result never changes the cache.
     if (remembered) return { result: reapi.ActionResult.decode(remembered), bytes: remembered };
+    // Acknowledged a moment ago and its file not written yet (or pushed out of the memory above meanwhile).
+    const unwritten = this.files.unwritten(relativePath(key));
+    if (unwritten) return { result: reapi.ActionResult.decode(unwritten), bytes: unwritten };
     const { path } = this.locate(instance, actionDigest);
     const changesBefore = this.changes;
     let bytes: Buffer;
@@ -274,6 +279,11 @@ export class DiskActionCacheStore implements ActionCacheStore {
     await this.journal.flush();
   }
 
+  /** Writes the files of entries acknowledged but not yet written (also happens shortly after each put, at checkpoints and on close). */
+  async writeOutFiles(): Promise<void> {
+    await this.files.writeOutAll();
+  }
+
   async close(): Promise<void> {
     await this.files.close();
     await this.journal.close();
@@ -311,6 +321,7 @@ export class DiskActionCacheStore implements ActionCacheStore {
     this.changes++;
     for (const { key } of victims) {
       this.memory.delete(key);
+      this.files.discard(relativePath(key)); // else its write-out would bring the file back
       void removeQuietly(this.pathOfKey(key));
     }
   }

@@ -3,7 +3,9 @@
 // hashed while it streams, fsynced, and renamed into place only once verified, so
 // nothing half-written is ever visible. Small blobs are verified in memory and made
 // durable through the store's write-ahead log instead (logged-files.ts): one fdatasync
-// for all the small blobs written at the same time rather than an fsync each. Size is kept under a budget by an in-memory
+// for all the small blobs written at the same time rather than an fsync each; their
+// files are written shortly after the acknowledgement, and until then reads are served
+// from the log's memory and localPath writes the file first. Size is kept under a budget by an in-memory
 // LRU index whose order is saved on the side (recency-file.ts) and rebuilt at start
 // from file names alone.
 import { mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
@@ -57,6 +59,8 @@ export interface DiskBlobStoreOptions {
    * reclaimed before any blob is evicted. Default 60 s (a live client never pauses that long).
    */
   reclaimIdleUploadMs?: number;
+  /** How long a small blob's file may wait after its acknowledgement (logged-files.ts); for tests. */
+  writeOutDelayMs?: number;
 }
 
 export class DiskBlobStore implements BlobStore {
@@ -117,7 +121,7 @@ export class DiskBlobStore implements BlobStore {
     // Temp files of a crashed process were never visible; they are only garbage now.
     await removeTempFiles(this.tmpDir);
     // Replays small blobs an earlier process acknowledged, before the scan below indexes them.
-    this.files = await LoggedFiles.open({ root: this.dir, walDir: join(this.dir, 'wal'), tempDir: this.tmpDir, mode: 0o444 });
+    this.files = await LoggedFiles.open({ root: this.dir, walDir: join(this.dir, 'wal'), tempDir: this.tmpDir, mode: 0o444, writeOutDelayMs: this.options.writeOutDelayMs });
     for (const fn of SUPPORTED_DIGEST_FUNCTIONS) await this.ensureEmptyBlob(emptyDigest(fn));
     rebuildIndex(this.index, await scanEntries(this.dir), await loadRecency(join(this.dir, 'recency')));
     await this.uploads.sweep();
@@ -177,6 +181,15 @@ export class DiskBlobStore implements BlobStore {
   async read(digest: BlobDigest, range: ReadRange = {}): Promise<Readable> {
     this.assertOpen();
     const { start: offset, end } = readSpan(digest, range);
+    const held = this.unwrittenOf(digest);
+    if (held) {
+      this.touchOrThrow(digest);
+      // Copies: the log's bytes must not change under it, and a reader may keep what it gets.
+      const step = range.chunkBytes ?? READ_CHUNK_BYTES;
+      const chunks: Buffer[] = [];
+      for (let at = offset; at < end; at += step) chunks.push(Buffer.from(held.subarray(at, Math.min(end, at + step))));
+      return Readable.from(chunks);
+    }
     const fh = await this.openBlob(digest);
     if (end === offset) {
       await fh.close();
@@ -188,6 +201,11 @@ export class DiskBlobStore implements BlobStore {
 
   async readAll(digest: BlobDigest): Promise<Buffer> {
     this.assertOpen();
+    const held = this.unwrittenOf(digest);
+    if (held) {
+      this.touchOrThrow(digest);
+      return Buffer.from(held);
+    }
     const fh = await this.openBlob(digest);
     try {
       return await fh.readFile();
@@ -234,7 +252,7 @@ export class DiskBlobStore implements BlobStore {
     const key = digestKey(digest);
     const existed = this.index.remove(key) !== undefined;
     this.journal.changed();
-    await this.withKeyLock(key, () => removeQuietly(this.pathOf(digest)));
+    await this.withKeyLock(key, () => this.removeFile(digest));
     return existed;
   }
 
@@ -272,6 +290,8 @@ export class DiskBlobStore implements BlobStore {
     const key = digestKey(digest);
     if (!this.index.touch(key)) return undefined;
     this.journal.changed();
+    // The caller links or opens the file itself: a blob acknowledged a moment ago gets it now.
+    if (this.files.unwrittenCount > 0) this.files.writeOut(entryPath('', digest));
     if (await stat(path).then(() => true, () => false)) return path;
     this.forget(key);
     return undefined;
@@ -306,6 +326,11 @@ export class DiskBlobStore implements BlobStore {
   /** Saves the recency order now (also happens debounced and on close). */
   async flushIndex(): Promise<void> {
     await this.journal.flush();
+  }
+
+  /** Writes the files of small blobs acknowledged but not yet written (also happens shortly after each write, at checkpoints and on close). */
+  async writeOutFiles(): Promise<void> {
+    await this.files.writeOutAll();
   }
 
   async close(): Promise<void> {
@@ -350,7 +375,8 @@ export class DiskBlobStore implements BlobStore {
     const key = digestKey(digest);
     await this.withKeyLock(key, async () => {
       try {
-        await this.files.put(entryPath('', digest), data);
+        // A copy: the log holds it until the file is written, and the caller may reuse its buffer (often a view into a whole request).
+        await this.files.put(entryPath('', digest), Buffer.from(data));
       } catch (err) {
         throw diskFull(err, digest);
       }
@@ -449,9 +475,26 @@ export class DiskBlobStore implements BlobStore {
       this.evictions++;
       this.evictedBytes += weight;
       this.events.emit({ type: 'blob.evicted', at: this.clock.now(), digest });
-      removals.push(this.withKeyLock(key, () => removeQuietly(this.pathOf(digest))));
+      removals.push(this.withKeyLock(key, () => this.removeFile(digest)));
     }
     return Promise.all(removals).then(() => undefined);
+  }
+
+  /** A blob's file goes, and so do its bytes waiting to be written (else the write-out would bring the file back). */
+  private removeFile(digest: BlobDigest): Promise<void> {
+    this.files.discard(entryPath('', digest));
+    return removeQuietly(this.pathOf(digest));
+  }
+
+  /** The bytes of a small blob acknowledged but whose file is not written yet, else undefined. */
+  private unwrittenOf(digest: BlobDigest): Uint8Array | undefined {
+    if (this.files.unwrittenCount === 0 || isEmptyBlob(digest)) return undefined;
+    return this.files.unwritten(entryPath('', digest));
+  }
+
+  private touchOrThrow(digest: BlobDigest): void {
+    if (!this.index.touch(digestKey(digest))) throw new BlobNotFoundError(digest);
+    this.journal.changed();
   }
 
   private async openBlob(digest: BlobDigest) {

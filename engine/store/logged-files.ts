@@ -1,23 +1,27 @@
 // Small files made durable through a write-ahead log (write-ahead-log.ts) rather than
 // an fsync each. A put is acknowledged once its record is synced in the log (one
-// fdatasync shared by every put that arrived meanwhile) and its file has been written
-// to a temp name and renamed to its real one, without an fsync: until the file's own
-// bytes reach the disk, the log holds them.
+// fdatasync shared by every put that arrived meanwhile). Its file is written later, off
+// the request path: until then the bytes are held in memory (`unwritten`), and a caller
+// that needs the file itself (to hard-link it) asks for it with `writeOut`. The file is
+// written to a temp name and renamed to its real one, without an fsync: until the file's
+// own bytes reach the disk, the log holds them.
 //
-// A full log segment is checkpointed off the hot path: once its files are all in
-// place they are synced in one batch (one syncfs on Linux, else an fsync each), with
+// A full log segment is checkpointed off the hot path: every file still unwritten is put
+// in place, they are synced in one batch (one syncfs on Linux, else an fsync each), with
 // their folders, and the segment is deleted.
 // At start every segment left behind is replayed: each record's file is written again
-// from the log (after a power loss the renamed file may hold nothing), synced, and the
-// segments deleted. A record torn by the crash was never acknowledged and is ignored.
+// from the log (after a power loss the renamed file may hold nothing, after a kill it may
+// never have been written), synced, and the segments deleted. A record torn by the crash
+// was never acknowledged and is ignored.
 //
-// Order per path is kept: a removal logged after a put of the same path wins, both on
-// disk and at replay.
+// Order per path is kept: records are applied in the order they were logged (a batch's
+// acknowledgements run in log order), so a removal logged after a put of the same path
+// wins, both on disk and at replay.
 import { execFile } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, open, rm, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import { fsyncDir, removeQuietly, uniqueTempPath } from '../util/atomic-file';
+import { fsyncDir, uniqueTempPath } from '../util/atomic-file';
 import { SyncBudget } from '../util/sync-batches';
 import { WriteAheadLog, readSegments, type Segment } from './write-ahead-log';
 
@@ -25,6 +29,13 @@ import { WriteAheadLog, readSegments, type Segment } from './write-ahead-log';
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 /** Default records per segment: a replay or checkpoint fsyncs at most this many files per segment. */
 export const DEFAULT_SEGMENT_RECORDS = 2048;
+/**
+ * How long an acknowledged put may stay in memory before its file is written. Long enough
+ * that the writes of a burst go out together, between requests rather than inside one.
+ */
+export const DEFAULT_WRITE_OUT_DELAY_MS = 100;
+/** Unwritten bytes that start a write-out at once, whatever the delay: memory stays bounded. */
+export const DEFAULT_WRITE_OUT_BYTES = 4 * 1024 * 1024;
 /**
  * fsyncs a checkpoint keeps in flight at once where it cannot flush the file system in
  * one call: libuv's pool has four threads, and the log's own writes and syncs must not
@@ -45,14 +56,30 @@ export interface LoggedFilesOptions {
   segmentRecords?: number;
   /** Checkpoints with one syncfs of the whole file system where it can (Linux). Default true; false: an fsync per file. */
   syncFileSystem?: boolean;
+  /** See DEFAULT_WRITE_OUT_DELAY_MS. */
+  writeOutDelayMs?: number;
+  /** See DEFAULT_WRITE_OUT_BYTES. */
+  writeOutBytes?: number;
+}
+
+/** An acknowledged put whose file is not in place yet. */
+interface Unwritten {
+  data: Uint8Array;
+  /** Where it goes (absolute). */
+  target: string;
+  /** The segment holding its record: that segment's checkpoint must see the file first. */
+  seq: number;
 }
 
 export class LoggedFiles {
   private readonly madeDirs = new Set<string>();
-  /** Per-path chains, so two writes of one path are applied in the order they were logged. */
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Acknowledged puts not yet written, by path; Map order is the order they were acknowledged. */
+  private readonly unwrittenFiles = new Map<string, Unwritten>();
+  private unwrittenBytes = 0;
+  private writeOutTimer: NodeJS.Timeout | undefined;
+  private writingOut: Promise<void> | undefined;
   private readonly checkpoints = new Set<Promise<void>>();
-  /** Files materialized between two turns of the event loop. */
+  /** Files written between two turns of the event loop. */
   private readonly budget = new SyncBudget(16);
   private log!: WriteAheadLog;
   private closed = false;
@@ -77,25 +104,70 @@ export class LoggedFiles {
     return files;
   }
 
-  /** Resolves once `data` is durable and readable at `path` (relative to the root). */
+  /**
+   * Resolves once `data` is durable. From then on `unwritten(path)` returns it until its
+   * file is in place (written soon after, or at once by `writeOut`). The caller must not
+   * change `data` afterwards.
+   */
   async put(path: string, data: Uint8Array): Promise<void> {
     // (Appended before the first await, so records keep the order of the calls.)
     const target = this.resolve(path);
-    return this.inOrder(path, this.log.append({ path, data }), () => this.materialize(target, data));
+    const segment = await this.log.append({ path, data });
+    this.forget(path);
+    this.unwrittenFiles.set(path, { data, target, seq: segment.seq });
+    this.unwrittenBytes += data.byteLength;
+    this.scheduleWriteOut();
   }
 
   /** Removes the file at `path`; the removal is logged first, so a replay does not bring it back. */
   async remove(path: string): Promise<void> {
     const target = this.resolve(path);
-    return this.inOrder(path, this.log.append({ path, data: undefined }), () => removeQuietly(target));
+    await this.log.append({ path, data: undefined });
+    // Synchronous, in the same turn as the acknowledgement: no write-out of an earlier put can come after it.
+    this.forget(path);
+    try {
+      unlinkSync(target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** The bytes of an acknowledged put of `path` whose file is not written yet, else undefined. Not to be changed. */
+  unwritten(path: string): Uint8Array | undefined {
+    return this.unwrittenFiles.size === 0 ? undefined : this.unwrittenFiles.get(path)?.data;
+  }
+
+  /** Acknowledged puts whose files are not written yet. */
+  get unwrittenCount(): number {
+    return this.unwrittenFiles.size;
+  }
+
+  /** Puts the file of an acknowledged put of `path` in place now, if it is not yet: for a caller that needs the file itself. */
+  writeOut(path: string): void {
+    const u = this.unwrittenFiles.get(path);
+    if (u) this.writeOne(path, u);
+  }
+
+  /**
+   * Drops the unwritten bytes of `path` without writing its file: for a caller about to
+   * delete the file anyway (an eviction, which is not logged). Its record stays in the log
+   * until its segment's checkpoint, as a file written and then deleted stays there.
+   */
+  discard(path: string): void {
+    this.forget(path);
+  }
+
+  /** Writes every unwritten file now. */
+  async writeOutAll(): Promise<void> {
+    await this.writeOutUpTo(Infinity);
   }
 
   /** Checkpoints everything written: on a clean close, no log is left to replay. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.chains.values()]);
     await this.log.close();
+    clearTimeout(this.writeOutTimer);
     while (this.checkpoints.size > 0) await Promise.allSettled([...this.checkpoints]);
     const last = this.log.current;
     await this.checkpoint(last);
@@ -107,40 +179,80 @@ export class LoggedFiles {
     while (this.checkpoints.size > 0) await Promise.allSettled([...this.checkpoints]);
   }
 
+  private forget(path: string): void {
+    const old = this.unwrittenFiles.get(path);
+    if (!old) return;
+    this.unwrittenFiles.delete(path);
+    this.unwrittenBytes -= old.data.byteLength;
+  }
+
+  private scheduleWriteOut(): void {
+    if (this.closed) return;
+    if (this.unwrittenBytes >= (this.o.writeOutBytes ?? DEFAULT_WRITE_OUT_BYTES)) {
+      clearTimeout(this.writeOutTimer);
+      this.writeOutTimer = undefined;
+      void this.writeOutSoon();
+      return;
+    }
+    if (this.writeOutTimer || this.writingOut) return;
+    this.writeOutTimer = setTimeout(() => {
+      this.writeOutTimer = undefined;
+      void this.writeOutSoon();
+    }, this.o.writeOutDelayMs ?? DEFAULT_WRITE_OUT_DELAY_MS);
+    this.writeOutTimer.unref();
+  }
+
+  /** The background write-out: errors are reported, and the files stay unwritten (served from memory, replayed at the next start). */
+  private writeOutSoon(): Promise<void> {
+    return this.writeOutUpTo(Infinity).catch((err) => console.error('kiln: writing logged files out failed; they are kept in memory and in the log:', err));
+  }
+
   /**
-   * Runs `apply` once `logged` (the record's sync) resolves and every earlier operation on
-   * the same path is done; the segment waits for it before it may be checkpointed.
+   * Writes the unwritten files of segments up to `seq`, a few per turn of the event loop.
+   * One pass at a time; puts acknowledged meanwhile are taken in the same pass.
    */
-  private inOrder(path: string, logged: Promise<Segment>, apply: () => Promise<void>): Promise<void> {
-    const before = this.chains.get(path);
-    const done = logged.then(async (segment) => {
-      const work = (async () => {
-        if (before) await before.catch(() => {});
-        await apply();
-      })();
-      segment.pending.add(work);
-      try {
-        await work;
-      } finally {
-        segment.pending.delete(work);
+  private async writeOutUpTo(seq: number): Promise<void> {
+    while (this.writingOut) await this.writingOut.catch(() => {});
+    const pass = (async () => {
+      for (let more = true; more; ) {
+        more = false;
+        // Deleting the entry just visited is safe while iterating a Map; entries added meanwhile are visited too.
+        for (const [path, u] of this.unwrittenFiles) {
+          if (u.seq > seq) continue;
+          this.writeOne(path, u);
+          const turn = this.budget.spent();
+          if (turn) {
+            await turn;
+            more = true; // The map may have changed during the turn: walk it again.
+            break;
+          }
+        }
       }
-    });
-    const tail = done.catch(() => {});
-    this.chains.set(path, tail);
-    void tail.then(() => {
-      if (this.chains.get(path) === tail) this.chains.delete(path);
-    });
-    return done;
+    })();
+    this.writingOut = pass;
+    try {
+      await pass;
+    } finally {
+      this.writingOut = undefined;
+    }
+    // Puts that came while the pass ran past them (seq beyond this one) get their own.
+    if (this.unwrittenFiles.size > 0) this.scheduleWriteOut();
+  }
+
+  private writeOne(path: string, u: Unwritten): void {
+    this.materialize(u.target, u.data);
+    // Only now, after the rename: a reader never finds neither the bytes nor the file.
+    this.forget(path);
   }
 
   /**
    * Temp file + rename, no fsync: the log already holds the bytes. Made with synchronous
    * calls (a small file's four system calls cost less than four trips through libuv's
-   * pool, see util/sync-batches.ts), and the event loop gets a turn every few files.
+   * pool, see util/sync-batches.ts).
    * A rename, never a write into the named file: workers hard-link store files into
    * actions' inputs, and an existing file must never change under them.
    */
-  private async materialize(target: string, data: Uint8Array): Promise<void> {
+  private materialize(target: string, data: Uint8Array): void {
     const parent = dirname(target);
     const temp = uniqueTempPath(this.o.tempDir, 'logged');
     try {
@@ -166,12 +278,11 @@ export class LoggedFiles {
       rmSync(temp, { force: true });
       throw err;
     }
-    await this.budget.spent();
   }
 
   private checkpointLater(segment: Segment): void {
     const run = (async () => {
-      // Let the writers of the segment's last batch register their work first.
+      // Let the puts of the segment's last batch record their unwritten files first.
       await new Promise((r) => setImmediate(r));
       await this.checkpoint(segment);
     })()
@@ -180,9 +291,9 @@ export class LoggedFiles {
     this.checkpoints.add(run);
   }
 
-  /** Syncs the files of `segment`'s records and their folders, then deletes the segment. */
+  /** Writes out the files of `segment`'s records, syncs them and their folders, then deletes the segment. */
   private async checkpoint(segment: Segment): Promise<void> {
-    await segment.settled();
+    await this.writeOutUpTo(segment.seq);
     await this.syncAll([...segment.paths].map((p) => this.resolve(p)));
     await segment.fh.close();
     await rm(segment.path, { force: true });
@@ -202,8 +313,9 @@ export class LoggedFiles {
         continue; // Checksummed, so never expected; but no path may lead outside the root.
       }
       touched.add(target);
-      if (r.data) await this.materialize(target, r.data);
-      else await removeQuietly(target);
+      if (r.data) this.materialize(target, r.data);
+      else rmSync(target, { force: true });
+      await this.budget.spent();
     }
     await this.syncAll([...touched]);
     for (const s of segments) await unlink(s);

@@ -99,19 +99,12 @@ export class Segment {
   records = 0;
   /** Paths of the records appended here, for the checkpoint that syncs them and drops the segment. */
   readonly paths = new Set<string>();
-  /** Work that must end before the segment may be dropped: making its records' files visible. */
-  readonly pending = new Set<Promise<unknown>>();
 
   constructor(
     readonly seq: number,
     readonly path: string,
     readonly fh: FileHandle,
   ) {}
-
-  /** Resolves when every tracked piece of work has settled, including work added meanwhile. */
-  async settled(): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-  }
 }
 
 interface Waiting {

@@ -144,22 +144,26 @@ async function expectAllAcknowledged(dataDir: string, acked: Acknowledged): Prom
   }
 }
 
-/** Nothing half-written under a real name: each CAS file hashes to its name, each action-cache file is a result sent for it. */
-async function expectNothingTorn(dataDir: string, acked: Acknowledged): Promise<void> {
+/**
+ * Nothing half-written under a real name: each CAS file hashes to its name, each action-cache file is a result sent for it.
+ * `complete`: a file for every acknowledged write too, which holds once a start has replayed the logs (a killed
+ * process may not have written the files of its last ~100 ms of acknowledgements: the log holds them).
+ */
+async function expectNothingTorn(dataDir: string, acked: Acknowledged, complete: boolean): Promise<void> {
   let casFiles = 0;
   // (SHA-256 only: the folders of other functions hold just their empty blob.)
   for await (const f of storeFiles(join(dataDir, 'cas', 'sha256'))) {
     expect({ file: f.name, size: f.data.byteLength, hash: digestOf(f.data).hash }).toEqual({ file: f.name, size: f.size, hash: f.hash });
     casFiles++;
   }
-  expect(casFiles).toBeGreaterThanOrEqual(acked.blobs.size);
+  if (complete) expect(casFiles).toBeGreaterThanOrEqual(acked.blobs.size);
   let acFiles = 0;
   for await (const f of storeFiles(join(dataDir, 'ac'))) {
     const sent = acked.attemptedResults.get(f.hash);
     expect(sent && Buffer.from(sent).equals(f.data), `action-cache file ${f.name} holds a result that was sent for it`).toBe(true);
     acFiles++;
   }
-  expect(acFiles).toBeGreaterThanOrEqual(acked.results.size);
+  if (complete) expect(acFiles).toBeGreaterThanOrEqual(acked.results.size);
 }
 
 /** Starts a server, writes until this round has blobs and results acknowledged, then kills it with SIGKILL mid-write. */
@@ -193,8 +197,9 @@ describe('kiln serve killed with SIGKILL during writes', () => {
       for (let round = 0; round < ROUNDS; round++) await writeAndKill(dataDir, acked);
       expect(acked.blobs.size).toBeGreaterThan(0);
       expect(acked.results.size).toBeGreaterThan(0);
-      await expectNothingTorn(dataDir, acked);
+      await expectNothingTorn(dataDir, acked, false); // as the kill left it
       await expectAllAcknowledged(dataDir, acked);
+      await expectNothingTorn(dataDir, acked, true); // after the restart's replay
     },
     60_000,
   );
@@ -222,7 +227,7 @@ describe('kiln serve killed with SIGKILL during writes', () => {
       }
       expect(emptied).toBeGreaterThan(0);
       await expectAllAcknowledged(dataDir, acked);
-      await expectNothingTorn(dataDir, acked);
+      await expectNothingTorn(dataDir, acked, true);
     },
     60_000,
   );

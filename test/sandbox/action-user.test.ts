@@ -6,7 +6,7 @@
 // these can pass vacuously. Switching users needs Kiln to run as root.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SandboxMode } from '../../engine/common/api-types';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { DEFAULT_UID_SPAN } from '../../engine/sandbox/uid-claims';
@@ -76,6 +76,8 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
     it.skipIf(!!skip)(`${protectedFromIt ? 'cannot' : 'can'} read or write Kiln's data folder: CAS, action cache, tokens, http-token${skip ? ` (skipped: ${skip})` : ''}`, async () => {
       const digest = await uploadBlob(t.clients, Buffer.from(`a blob nobody gave the action ${sandbox}-${actionUser}`));
       const blobPath = entryPath(join(t.dataDir, 'cas'), digest);
+      // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts): attack the file itself.
+      await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
       const secrets = ['http-token', 'tokens.json'].map((f) => join(t.dataDir, f)).filter((p) => existsSync(p));
       expect(secrets.length).toBeGreaterThan(0);
       const reads = [blobPath, ...secrets];

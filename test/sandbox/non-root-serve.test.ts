@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { findNestHelper } from '../../engine/sandbox/nest-helper';
 import { entryPath } from '../../engine/store/cas-layout';
@@ -66,7 +66,8 @@ describe.skipIf(!!skipAll).each([
     const content = `an input nobody should change ${sandbox}`;
     const digest = await uploadBlob(clients, Buffer.from(content));
     const blobPath = entryPath(join(dataDir, 'cas'), digest);
-    expect(existsSync(blobPath)).toBe(true);
+    // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts).
+    await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
     const out = await run('stat -c %a:%h in.txt; echo more >> in.txt 2>/dev/null && echo WROTE-READONLY; chmod u+w in.txt && echo changed >> in.txt && echo REWROTE; true', {
       inputs: { 'in.txt': content },
     });

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { entryPath } from '../../engine/store/cas-layout';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
 import { buildFolderPath } from '../../engine/sandbox/build-folder';
@@ -48,7 +48,8 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
     const blob = Buffer.from(`a blob nobody gave the action ${sandbox}`);
     const digest = await uploadBlob(t.clients, blob);
     const blobPath = entryPath(join(t.dataDir, 'cas'), digest);
-    expect(existsSync(blobPath)).toBe(true);
+    // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts): attack the file itself.
+    await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
     const targets = [join(secretDir, 'id_ed25519'), join(t.dataDir, 'http-token'), blobPath];
     const r = await run(targets.map((p) => `cat '${p}' >/dev/null 2>&1 && echo "READ ${p}"`).join('; ') + '; true');
     const read = r.stdout.split('\n').filter((l) => l.startsWith('READ '));
@@ -59,6 +60,7 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
     const blob = Buffer.from(`a blob to corrupt ${sandbox}`);
     const digest = await uploadBlob(t.clients, blob);
     const blobPath = entryPath(join(t.dataDir, 'cas'), digest);
+    await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
     const acFile = join(t.dataDir, 'ac', 'forged-entry');
     const outside = join(secretDir, 'planted');
     const r = await run(

@@ -1,4 +1,5 @@
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import type { BlobDigest } from '../../engine/digest';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reapi } from '../../engine/proto';
@@ -109,6 +110,7 @@ describe('DiskActionCacheStore', () => {
     const ac = await DiskActionCacheStore.open({ dir, maxEntries: 2 });
     const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async (s) => (await blob(s)).digest));
     await ac.put('i', a!, result(1));
+    await ac.writeOutFiles(); // entries' files follow their acknowledgement shortly
     const path = join(dir, 'instances', instanceFolder('i'), 'sha256', a!.hash.slice(0, 2), `${a!.hash}-${a!.size}`);
     await writeFile(path, Buffer.from([0xff, 0xff, 0xff])); // only a read from disk would notice
     expect((await ac.get('i', a!))?.exitCode).toBe(1);
@@ -120,6 +122,42 @@ describe('DiskActionCacheStore', () => {
     await ac.put('i', a!, result(1));
     await ac.put('i', b!, result(2));
     await ac.put('i', c!, result(3)); // a is evicted
+    expect(await ac.get('i', a!)).toBeUndefined();
+    await ac.close();
+  });
+
+  it('an entry is readable as soon as its put resolves, before its file is written, even with no memory cache', async () => {
+    const ac = await DiskActionCacheStore.open({ dir, memoryCacheBytes: 0, writeOutDelayMs: 60_000 });
+    const { digest } = await blob('just executed');
+    await ac.put('i', digest, result(7));
+    const path = join(dir, 'instances', instanceFolder('i'), 'sha256', digest.hash.slice(0, 2), `${digest.hash}-${digest.size}`);
+    await expect(readFile(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await ac.get('i', digest))?.exitCode).toBe(7);
+    await ac.writeOutFiles();
+    expect(reapi.ActionResult.decode(await readFile(path)).exitCode).toBe(7);
+    expect((await ac.get('i', digest))?.exitCode).toBe(7);
+    await ac.close();
+  });
+
+  it('an entry acknowledged and killed before its file was written is there after a restart', async () => {
+    const ac = await DiskActionCacheStore.open({ dir, writeOutDelayMs: 60_000 });
+    const { digest } = await blob('acknowledged');
+    await ac.put('i', digest, result(3));
+    // No close: as after kill -9.
+    const reopened = await DiskActionCacheStore.open({ dir });
+    expect((await reopened.get('i', digest))?.exitCode).toBe(3);
+    await reopened.close();
+  });
+
+  it('an entry evicted before its file is written never shows up as a file', async () => {
+    const ac = await DiskActionCacheStore.open({ dir, maxEntries: 1, writeOutDelayMs: 60_000 });
+    const [a, b] = await Promise.all(['a', 'b'].map(async (s) => (await blob(s)).digest));
+    await ac.put('i', a!, result(1));
+    await ac.put('i', b!, result(2)); // a is evicted
+    await ac.writeOutFiles();
+    const shard = (d: BlobDigest) => join(dir, 'instances', instanceFolder('i'), 'sha256', d.hash.slice(0, 2));
+    expect(await readdir(shard(a!)).catch(() => [])).not.toContain(`${a!.hash}-${a!.size}`);
+    expect(await readdir(shard(b!))).toContain(`${b!.hash}-${b!.size}`);
     expect(await ac.get('i', a!)).toBeUndefined();
     await ac.close();
   });
@@ -141,6 +179,7 @@ describe('DiskActionCacheStore', () => {
     const ac = await DiskActionCacheStore.open({ dir });
     const { digest } = await blob('action');
     await ac.put('../../escape', digest, result(0));
+    await ac.writeOutFiles();
     expect(instanceFolder('../../escape')).toMatch(/^[A-Za-z0-9_-]+~[0-9a-f]{16}$/);
     expect(await readdir(join(dir, 'instances'))).toEqual([instanceFolder('../../escape')]);
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
@@ -151,6 +190,7 @@ describe('DiskActionCacheStore', () => {
     const ac = await DiskActionCacheStore.open({ dir });
     const { digest } = await blob('action');
     await ac.put('i', digest, result(1));
+    await ac.writeOutFiles();
     await rm(join(dir, 'instances', instanceFolder('i'), 'sha256', digest.hash.slice(0, 2)), { recursive: true });
     await ac.put('i', digest, result(2));
     await ac.close();

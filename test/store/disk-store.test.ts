@@ -40,6 +40,56 @@ async function visibleFiles(): Promise<string[]> {
   return out.sort();
 }
 
+describe('DiskBlobStore: small blobs before their files are written', () => {
+  it('a small blob is found, read whole and by range, and linkable as soon as its write resolves', async () => {
+    const store = await openStore({ writeOutDelayMs: 60_000 });
+    const { data, digest } = await blob('acknowledged, not yet a file');
+    await store.writeAll(digest, data);
+    const path = join(dir, 'sha256', digest.hash.slice(0, 2), `${digest.hash}-${digest.size}`);
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await store.findMissing([digest])).toEqual([]);
+    expect(await store.readAll(digest)).toEqual(data);
+    expect((await drain(await store.read(digest, { offset: 14, limit: 7 }))).toString()).toBe('not yet');
+    const chunks: Buffer[] = [];
+    for await (const c of await store.read(digest, { chunkBytes: 8 })) chunks.push(c as Buffer);
+    expect(chunks.map((c) => c.length)).toEqual([8, 8, 8, 4]);
+    expect(Buffer.concat(chunks)).toEqual(data);
+    // An exec root hard-links the path it gets: the file must be there, whole and read-only.
+    expect(await store.localPath(digest)).toBe(path);
+    expect(await readFile(path)).toEqual(data);
+    expect((await stat(path)).mode & 0o777).toBe(0o444);
+  });
+
+  it('a small blob deleted or evicted before its file is written never shows up as a file', async () => {
+    const store = await openStore({ writeOutDelayMs: 60_000, budgetBytes: 100 });
+    const deleted = await blob('deleted before written');
+    await store.writeAll(deleted.digest, deleted.data);
+    expect(await store.delete(deleted.digest)).toBe(true);
+    await expect(store.readAll(deleted.digest)).rejects.toBeInstanceOf(BlobNotFoundError);
+    const first = await blob('a'.repeat(60));
+    const second = await blob('b'.repeat(60)); // over the 100-byte budget: the first goes
+    await store.writeAll(first.digest, first.data);
+    await store.writeAll(second.digest, second.data);
+    expect(await store.findMissing([first.digest, second.digest])).toEqual([first.digest]);
+    await store.writeOutFiles();
+    const files = await visibleFiles();
+    expect(files.some((f) => f.includes(deleted.digest.hash))).toBe(false);
+    expect(files.some((f) => f.includes(first.digest.hash))).toBe(false);
+    expect(files.some((f) => f.includes(second.digest.hash))).toBe(true);
+  });
+
+  it('a small blob acknowledged and killed before its file was written is there after a restart', async () => {
+    const store = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock: new ManualClock(), writeOutDelayMs: 60_000 });
+    const { data, digest } = await blob('only in the log when the process died');
+    await store.writeAll(digest, data);
+    // No close: as after kill -9, nothing but the log holds it.
+    await expect(stat(store.pathOf(digest))).rejects.toMatchObject({ code: 'ENOENT' });
+    const restarted = await openStore();
+    expect(await restarted.findMissing([digest])).toEqual([]);
+    expect(await readFile(restarted.pathOf(digest))).toEqual(data);
+  });
+});
+
 describe('DiskBlobStore: writing and reading', () => {
   it('stores a blob read-only in a sharded file and streams it back whole and by range', async () => {
     const store = await openStore();
@@ -84,6 +134,7 @@ describe('DiskBlobStore: writing and reading', () => {
     const wrongSize: BlobDigest = { ...b3.digest, size: b3.digest.size + 1 };
     expect(await store.findMissing([sha.digest, b3.digest, asBlake3, wrongSize])).toEqual([asBlake3, wrongSize]);
     await store.delete(gone.digest);
+    await store.writeOutFiles(); // small blobs' files follow their acknowledgement shortly
     await unlink(store.pathOf(vanished.digest));
     await expect(store.readAll(vanished.digest)).rejects.toBeInstanceOf(BlobNotFoundError); // noticed on read
     expect(await store.findMissing([gone.digest, vanished.digest, sha.digest])).toEqual([gone.digest, vanished.digest]);
@@ -173,11 +224,14 @@ describe('DiskBlobStore: shard folders', () => {
     const store = await openStore();
     const a = await blob('first blob');
     await store.write(a.digest, chunksOf(a.data, 4));
+    await store.writeOutFiles(); // the shard folder is made now
     // Another blob in the same shard, after a user removed the shard folder the store remembers making.
     let b = await blob('second blob 0');
     for (let i = 1; b.digest.hash.slice(0, 2) !== a.digest.hash.slice(0, 2); i++) b = await blob(`second blob ${i}`);
     await rm(join(dir, 'sha256', a.digest.hash.slice(0, 2)), { recursive: true });
     await store.writeAll(b.digest, b.data);
+    expect(await drain(await store.read(b.digest))).toEqual(b.data);
+    await store.writeOutFiles();
     expect(await drain(await store.read(b.digest))).toEqual(b.data);
     const files = await visibleFiles();
     expect(files).toContain(`sha256/${b.digest.hash.slice(0, 2)}/${b.digest.hash}-${b.digest.size}`);

@@ -74,7 +74,8 @@ describe('log segments', () => {
 });
 
 describe('LoggedFiles', () => {
-  const options = () => ({ root: join(dir, 'root'), walDir: join(dir, 'root', 'wal'), tempDir: join(dir, 'root', 'tmp'), mode: 0o444 });
+  // No write-out behind the tests' backs: files appear only where a test asks (or at a checkpoint or a close).
+  const options = () => ({ root: join(dir, 'root'), walDir: join(dir, 'root', 'wal'), tempDir: join(dir, 'root', 'tmp'), mode: 0o444, writeOutDelayMs: 60_000 });
 
   /** Opens, writes, and "crashes": the log is left as a killed process leaves it. */
   async function writeAndCrash(write: (files: LoggedFiles) => Promise<void>): Promise<void> {
@@ -83,9 +84,13 @@ describe('LoggedFiles', () => {
     // No close(): as after kill -9, the segment is still there for the next start.
   }
 
-  it('a put is readable under its name once it resolves, with the mode asked for', async () => {
-    const files = await LoggedFiles.open(options());
+  it('a put is held in memory once it resolves, then written under its name with the mode asked for', async () => {
+    const files = await LoggedFiles.open({ ...options(), writeOutDelayMs: undefined });
     await files.put('sha256/ab/blob', Buffer.from('hello'));
+    expect(Buffer.from(files.unwritten('sha256/ab/blob')!).toString()).toBe('hello');
+    // Written shortly after (DEFAULT_WRITE_OUT_DELAY_MS), not on the put's path.
+    await vi.waitFor(async () => expect(await readFile(join(dir, 'root', 'sha256/ab/blob'), 'utf8')).toBe('hello'));
+    expect(files.unwritten('sha256/ab/blob')).toBeUndefined();
     expect(await readFile(join(dir, 'root', 'sha256/ab/blob'), 'utf8')).toBe('hello');
     expect((await stat(join(dir, 'root', 'sha256/ab/blob'))).mode & 0o777).toBe(0o444);
     await files.close();
@@ -96,6 +101,7 @@ describe('LoggedFiles', () => {
   it('replays acknowledged puts at start, even when the crash emptied their files (power loss)', async () => {
     await writeAndCrash(async (files) => {
       await Promise.all([files.put('a/1', Buffer.from('one')), files.put('a/2', Buffer.from('two')), files.put('b/3', Buffer.from('three'))]);
+      await files.writeOutAll();
     });
     await truncate(join(dir, 'root', 'a/1'), 0);
     await rm(join(dir, 'root', 'b'), { recursive: true });
@@ -107,6 +113,50 @@ describe('LoggedFiles', () => {
     // The old segment is gone once replayed; only the new process's fresh one is there.
     expect((await readdir(join(dir, 'root', 'wal'))).length).toBe(1);
     await files.close();
+  });
+
+  it('puts acknowledged but not yet written when the process dies are written at the next start', async () => {
+    await writeAndCrash(async (files) => {
+      await Promise.all([files.put('a/1', Buffer.from('one')), files.put('b/2', Buffer.from('two'))]);
+      await files.put('a/1', Buffer.from('one, again'));
+    });
+    // Killed before the write-out: only the log holds them.
+    await expect(stat(join(dir, 'root', 'a/1'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const files = await LoggedFiles.open(options());
+    expect(await readFile(join(dir, 'root', 'a/1'), 'utf8')).toBe('one, again');
+    expect(await readFile(join(dir, 'root', 'b/2'), 'utf8')).toBe('two');
+    await files.close();
+  });
+
+  it('a removal, a discard or a later put of an unwritten path: the file never shows the stale bytes', async () => {
+    const files = await LoggedFiles.open(options());
+    await files.put('a/removed', Buffer.from('x'));
+    await files.remove('a/removed');
+    expect(files.unwritten('a/removed')).toBeUndefined();
+    await files.put('a/discarded', Buffer.from('y'));
+    files.discard('a/discarded');
+    await files.put('a/replaced', Buffer.from('old'));
+    await files.put('a/replaced', Buffer.from('new'));
+    expect(Buffer.from(files.unwritten('a/replaced')!).toString()).toBe('new');
+    await files.writeOutAll();
+    await expect(stat(join(dir, 'root', 'a/removed'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(join(dir, 'root', 'a/discarded'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(join(dir, 'root', 'a/replaced'), 'utf8')).toBe('new');
+    expect(files.unwrittenCount).toBe(0);
+    await files.close();
+  });
+
+  it('writeOut puts one unwritten file in place at once, for a caller that needs the file', async () => {
+    const files = await LoggedFiles.open(options());
+    await files.put('a/needed', Buffer.from('link me'));
+    await files.put('a/other', Buffer.from('later'));
+    files.writeOut('a/needed');
+    expect(await readFile(join(dir, 'root', 'a/needed'), 'utf8')).toBe('link me');
+    expect(files.unwritten('a/needed')).toBeUndefined();
+    expect(Buffer.from(files.unwritten('a/other')!).toString()).toBe('later');
+    await files.close();
+    // A clean close writes everything out.
+    expect(await readFile(join(dir, 'root', 'a/other'), 'utf8')).toBe('later');
   });
 
   it('a removal logged after a put wins at replay', async () => {

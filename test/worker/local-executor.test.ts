@@ -368,6 +368,7 @@ describe('LocalExecutor: inputs', () => {
     expect(await store.has(d)).toBe(false);
     const again = await putBlob(store, content);
     expect((await store.readAll(again)).toString()).toBe(content);
+    await store.writeOutFiles(); // a small blob's file follows its acknowledgement shortly
     expect((await stat(store.pathOf(again))).mode & 0o777).toBe(0o444);
   });
 });
