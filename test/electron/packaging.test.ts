@@ -91,7 +91,7 @@ describe('electron-builder config', () => {
   // electron-builder packs for real here, into a folder (target dir), from a stand-in project and a
   // stand-in Electron distribution (Electron's own cannot be downloaded here): what lands beside app.asar
   // is what an AppImage or .deb would carry.
-  it.skipIf(process.platform !== 'linux')('packs kiln-nest unpacked and runnable, where findNestHelper finds it (electron-builder --linux dir)', () => {
+  it.skipIf(process.platform !== 'linux')(`packs kiln-nest unpacked and runnable, where findNestHelper finds it (electron-builder --linux dir)${process.platform !== 'linux' ? ' (skipped: kiln-nest is Linux-only)' : ''}`, () => {
     const work = mkdtempSync(join(tmpdir(), 'kiln-pack-'));
     try {
       const project = join(work, 'project');

@@ -21,7 +21,7 @@ describe.skipIf(!nest.path)(`kiln-nest${why}`, () => {
 
   // As nobody, as on a desk, with 100 more of nobody's processes running outside: a limit set before the
   // action's user namespace would count those too (README), kiln-nest's counts only the action's own.
-  it.skipIf(process.getuid?.() !== 0)('limits the action to --nproc processes, counted in its own user namespace only (as nobody)', async () => {
+  it.skipIf(process.getuid?.() !== 0)(`limits the action to --nproc processes, counted in its own user namespace only (as nobody)${process.getuid?.() !== 0 ? ' (skipped: dropping to nobody needs root)' : ''}`, async () => {
     const dir = mkdtempSync(join('/var/tmp', 'kiln-nproc-'));
     const others = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', '/bin/sh', '-c', 'i=0; while [ $i -lt 100 ]; do sleep 20 & i=$((i+1)); done; echo up; wait'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     try {

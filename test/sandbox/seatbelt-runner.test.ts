@@ -125,7 +125,7 @@ describe('the sandbox on macOS: what each action runs', () => {
     expect(inner.requests).toEqual([]);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('hands the temporary folder to the action user when the action runs as one (Kiln as root)', async () => {
+  it.skipIf(process.getuid?.() !== 0)(`hands the temporary folder to the action user when the action runs as one (Kiln as root)${process.getuid?.() !== 0 ? ' (skipped: handing a folder to another user needs root)' : ''}`, async () => {
     let owner: number | undefined;
     const inner = new FakeRunner();
     const run = inner.run.bind(inner);
