@@ -32,6 +32,8 @@ export interface SandboxedCommand {
   pwd?: string;
   /** How many cgroup.procs files the action inherits as fds 4, 5, … to join before it runs. */
   cgroupFds?: number;
+  /** More folders bound read-only (kiln-nest's, when it watches the action's memory). */
+  readOnly?: readonly string[];
 }
 
 /** The shell that runs PRELUDE inside the sandbox. */
@@ -68,7 +70,7 @@ export const SYSTEM_PATHS = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/
 
 /** Arguments for bwrap (without the program name). */
 export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
-  const args = systemArgs(host);
+  const args = systemArgs(host, cmd.readOnly);
   args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
   // The exec root keeps its host path, so absolute paths an action computes stay true outside.
   args.push('--bind', cmd.execRoot, cmd.execRoot);

@@ -16,6 +16,11 @@ export interface NestLaunch {
   nice?: number;
   /** Processes and threads the action may have at once (RLIMIT_NPROC in its own user namespace: see kiln-nest.c). */
   processes?: number;
+  /**
+   * Bytes of resident memory the action's processes may hold together, watched by kiln-nest
+   * (no cgroup limits memory here): over it, the action is killed with a line in its stderr.
+   */
+  memoryBytes?: number;
   /** cgroup.procs files (as the slot sees them) kiln-nest joins before the action's namespaces, a cgroup one among them. */
   cgroups?: readonly string[];
   argv: readonly string[];
@@ -25,6 +30,7 @@ export function nestArgs(l: NestLaunch): string[] {
   const args = [l.helper];
   if (l.nice !== undefined) args.push('--nice', String(l.nice));
   if (l.processes !== undefined) args.push('--nproc', String(l.processes));
+  if (l.memoryBytes !== undefined) args.push('--memory', String(l.memoryBytes));
   for (const file of l.cgroups ?? []) args.push('--cgroup', file);
   // One tmpfs per outermost folder: a folder inside another is covered with it, and could not be mounted on.
   const outermost = [...new Set(l.hide)].filter((dir, _, all) => !all.some((other) => other !== dir && isWithin(dir, other))).sort();

@@ -4,10 +4,12 @@
 // Killing the run kills bwrap; its PID namespace then takes every process the
 // action started with it, and the cgroup teardown kills anything left.
 import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { ActionSignal, RunExit, RunRequest, Runner, RunnerCapabilities, RunnerReadiness } from '../execution/runner';
 import { SPAWN_FAILURE_EXIT_CODE, exitCodeForSignal } from '../execution/runner';
 import { PRELUDE_NAME, bwrapArgs, type HostLayout } from './bwrap-args';
 import type { ActionCgroup, ActionLimits, CgroupLimiter } from './cgroups';
+import { nestArgs } from './nest-args';
 import { optOutRefused, readSandboxProperties } from './sandbox-properties';
 import type { SlotSandboxes } from './slot-sandboxes';
 import { LauncherDiedError } from '../worker/launcher-client';
@@ -30,6 +32,11 @@ export interface SandboxRunnerOptions {
    * bwrap of its own. Absent: every action gets its own.
    */
   slots?: SlotSandboxes;
+  /**
+   * No cgroup limits memory (not root, no delegated cgroups): each action with
+   * a memory limit runs through this kiln-nest, which watches it (as in a slot).
+   */
+  memoryWatch?: { helper: string };
 }
 
 export class SandboxRunner implements Runner {
@@ -73,7 +80,17 @@ export class SandboxRunner implements Runner {
     }
     // The action joins its cgroups from inside the sandbox, through descriptors the runner opens.
     const writableFds = cgroup?.procsFiles ?? [];
-    const cmd = { execRoot: req.execRoot, workingDirectory: req.workingDirectory, argv: req.argv, network, pwd: req.env.PWD, cgroupFds: writableFds.length };
+    const watch = this.opts.memoryWatch && limits.memoryBytes !== undefined ? this.opts.memoryWatch : undefined;
+    const actionArgv = watch ? nestArgs({ helper: watch.helper, hide: [], execRoot: req.execRoot, memoryBytes: limits.memoryBytes, argv: req.argv }) : req.argv;
+    const cmd = {
+      execRoot: req.execRoot,
+      workingDirectory: req.workingDirectory,
+      argv: actionArgv,
+      network,
+      pwd: req.env.PWD,
+      cgroupFds: writableFds.length,
+      readOnly: watch ? [dirname(watch.helper)] : [],
+    };
     const argv = [this.opts.bwrap, ...bwrapArgs(this.opts.host, cmd)];
     let exit: RunExit;
     let teardown: { oomKilled: boolean } | undefined;
@@ -95,7 +112,7 @@ export class SandboxRunner implements Runner {
     let exit: Awaited<ReturnType<SlotSandboxes['run']>>;
     let teardown: { oomKilled: boolean } | undefined;
     try {
-      exit = await this.opts.slots!.run(slot, req, cgroup?.procsFiles ?? []);
+      exit = await this.opts.slots!.run(slot, req, cgroup?.procsFiles ?? [], limits.memoryBytes);
     } catch (err) {
       if (err instanceof LauncherDiedError && err.beforeStart) return undefined;
       teardown = cgroup && this.track(await cgroup.finish());
@@ -165,7 +182,7 @@ export class SandboxRunner implements Runner {
     const enforces = this.opts.cgroups?.enforces;
     return {
       name: 'bubblewrap',
-      honours: { memoryLimit: !!enforces?.memory, cpuLimit: !!enforces?.cpus, networkIsolation: true, priority: this.opts.inner.capabilities().honours.priority },
+      honours: { memoryLimit: !!enforces?.memory || !!this.opts.memoryWatch, cpuLimit: !!enforces?.cpus, networkIsolation: true, priority: this.opts.inner.capabilities().honours.priority },
     };
   }
 

@@ -80,11 +80,7 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
   const cgroups = (opts.cgroups ?? (() => detectCgroups()))();
   const defaults: ActionLimits = { memoryBytes: defaultMemoryLimit(), pids: DEFAULT_PIDS_LIMIT, ...definedOnly(opts.defaults ?? {}) };
   const slotted = slotSandboxes(opts, probe, cgroups, defaults);
-  const limits = cgroups.limiter
-    ? `${cgroups.limiter.name}: ${Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k).join(', ')}`
-    : slotted.slots?.nest?.processes
-      ? `pids only, in slots (kiln-nest: at most ${slotted.slots.nest.processes} per action); no memory or cpus limit (${cgroups.reason})`
-      : `none (${cgroups.reason})`;
+  const limits = limitsText(cgroups, slotted.slots?.nest);
   // auto is on wherever bubblewrap works: even a bwrap per action (not root) costs less than what an
   // unsandboxed action can reach on a desk, as Bazel's own sandbox, on by default, judges (README, "Cost").
   const why =
@@ -120,8 +116,25 @@ export function setUpSandbox(opts: SandboxSetupOptions): SandboxSetup {
         // Where the sandbox is on, the configuration asked for every action to be in it.
         allowOptOut: false,
         slots: slotted.slots && new SlotSandboxes(slotted.slots),
+        // Actions outside the slots (network=on, none idle) get kiln-nest's watch too.
+        memoryWatch: slotted.slots?.nest?.watchMemory ? { helper: slotted.slots.nest.helper } : undefined,
       }),
   };
+}
+
+/** What limits actions, as the status says it: the cgroups', or kiln-nest's where there are none. */
+function limitsText(cgroups: CgroupDetection, nest?: { processes?: number; watchMemory?: boolean }): string {
+  if (cgroups.limiter) {
+    const enforced = Object.entries(cgroups.limiter.enforces).filter(([, on]) => on).map(([k]) => k);
+    const watched = nest?.watchMemory ? '; memory watched by kiln-nest' : '';
+    return `${cgroups.limiter.name}: ${enforced.join(', ')}${watched}`;
+  }
+  if (!nest) return `none (${cgroups.reason})`;
+  const parts = [
+    ...(nest.processes ? [`at most ${nest.processes} processes per action`] : []),
+    ...(nest.watchMemory ? [`memory watched every 20 ms (its processes' resident memory; over the limit, killed)`] : []),
+  ];
+  return `kiln-nest: ${parts.join('; ')}; no cpus limit (${cgroups.reason})`;
 }
 
 /**
@@ -171,12 +184,13 @@ function slotSandboxes(
   if (cgroups.limiter && !cgroups.limiter.parentDirs) return { why: `${cgroups.limiter.name} limits are not joined from a slot yet` };
   // Not root, the action shares the agent's uid, so it must never reach the cgroups the agent may write: kiln-nest
   // joins them itself, then makes a cgroup namespace there and covers the agent's folder, the slot's only way to them.
-  let nest: { helper: string; processes?: number } | undefined;
+  let nest: { helper: string; processes?: number; watchMemory?: boolean } | undefined;
   if (!isRoot) {
     const helper = (opts.nestHelper ?? findNestHelper)();
     if (!helper.path) return { why: `Kiln is not root, and ${helper.why}` };
-    // Without a pids cgroup, kiln-nest counts the action's processes in its own user namespace instead.
-    nest = { helper: helper.path, processes: cgroups.limiter?.enforces.pids ? undefined : defaults.pids };
+    // Without a pids cgroup, kiln-nest counts the action's processes in its own user namespace instead;
+    // without a memory cgroup, it watches the action's memory.
+    nest = { helper: helper.path, processes: cgroups.limiter?.enforces.pids ? undefined : defaults.pids, watchMemory: !cgroups.limiter?.enforces.memory };
   }
   let buildRoot: string;
   const logDir = join(opts.dataDir, 'logs');

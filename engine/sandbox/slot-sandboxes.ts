@@ -44,9 +44,10 @@ export interface SlotSandboxesOptions {
   /**
    * Kiln is not root: an unprivileged slot, each action started in it through
    * this kiln-nest binary (nest-helper.ts), in namespaces of its own, with at
-   * most `processes` processes and threads (no cgroup there to count them).
+   * most `processes` processes and threads (no cgroup there to count them),
+   * and, with `watchMemory` (no cgroup limits memory), its memory limit watched.
    */
-  nest?: { helper: string; processes?: number };
+  nest?: { helper: string; processes?: number; watchMemory?: boolean };
   log?: (line: string) => void;
 }
 
@@ -109,8 +110,12 @@ export class SlotSandboxes {
     return undefined;
   }
 
-  /** Runs the request in the slot `take()` gave, joined to the cgroups whose cgroup.procs files (host paths) are given. */
-  async run(slot: Slot, req: RunRequest, cgroupProcs: readonly string[]): Promise<ProcessExit> {
+  /**
+   * Runs the request in the slot `take()` gave, joined to the cgroups whose
+   * cgroup.procs files (host paths) are given; `memoryBytes` is the action's
+   * limit, for kiln-nest to watch where no cgroup enforces it.
+   */
+  async run(slot: Slot, req: RunRequest, cgroupProcs: readonly string[], memoryBytes?: number): Promise<ProcessExit> {
     let agentDied = false;
     try {
       const cgroupsInside = cgroupProcs.map((file) => {
@@ -121,7 +126,7 @@ export class SlotSandboxes {
       return await slot.client.run({
         id: req.id,
         // Unprivileged, kiln-nest joins the cgroups itself, before it makes the action's namespaces (a cgroup one too).
-        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background', this.opts.nest ? cgroupsInside : []),
+        argv: this.actionArgv(req.argv, req.execRoot, req.priority === 'background', this.opts.nest ? cgroupsInside : [], memoryBytes),
         cwd: join(req.execRoot, req.workingDirectory),
         env: req.env,
         stdoutPath: pathInSlot(req.stdout.path!, this.binds)!,
@@ -231,9 +236,19 @@ export class SlotSandboxes {
    * its exec root and keeps the build folder, the agent's folder and Kiln's
    * code (outside the system folders) covered.
    */
-  private actionArgv(argv: string[], execRoot: string, background: boolean, cgroups: readonly string[] = []): string[] {
-    if (!this.opts.nest) return argv;
-    return nestArgs({ helper: this.opts.nest.helper, hide: this.nestHidden, execRoot, nice: background ? 19 : undefined, processes: this.opts.nest.processes, cgroups, argv });
+  private actionArgv(argv: string[], execRoot: string, background: boolean, cgroups: readonly string[] = [], memoryBytes?: number): string[] {
+    const nest = this.opts.nest;
+    if (!nest) return argv;
+    return nestArgs({
+      helper: nest.helper,
+      hide: this.nestHidden,
+      execRoot,
+      nice: background ? 19 : undefined,
+      processes: nest.processes,
+      memoryBytes: nest.watchMemory ? memoryBytes : undefined,
+      cgroups,
+      argv,
+    });
   }
 
   /** bwrap, with the launcher as the agent inside (or `instead`, for a trial of an action's launch). */

@@ -19,6 +19,11 @@ describe('nestArgs', () => {
     expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', argv: ['true'] })).not.toContain('--nproc');
   });
 
+  it('has kiln-nest watch the action\'s memory when given a limit in bytes', () => {
+    expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', processes: 10, memoryBytes: 64 * 1024 * 1024, argv: ['true'] })).toEqual(['n', '--nproc', '10', '--memory', '67108864', '--keep', '/b/x', '--', 'true']);
+    expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', argv: ['true'] })).not.toContain('--memory');
+  });
+
   it('has kiln-nest join each of the action\'s cgroups (their cgroup.procs as the slot sees them)', () => {
     expect(nestArgs({ helper: 'n', hide: [], execRoot: '/b/x', cgroups: ['/run/kiln/cgroup/0/run-1/cgroup.procs', '/run/kiln/cgroup/1/run-1/cgroup.procs'], argv: ['true'] })).toEqual([
       'n', '--cgroup', '/run/kiln/cgroup/0/run-1/cgroup.procs', '--cgroup', '/run/kiln/cgroup/1/run-1/cgroup.procs', '--keep', '/b/x', '--', 'true',

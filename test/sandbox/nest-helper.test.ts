@@ -51,6 +51,27 @@ describe.skipIf(!nest.path)(`kiln-nest${why}`, () => {
     }
   });
 
+  // Not a cgroup: kiln-nest adds up the resident memory of every process in the action's PID namespace.
+  it('kills an action whose processes together go over --memory, with a line in its stderr; one under it runs', () => {
+    const dir = mkdtempSync(join('/var/tmp', 'kiln-memory-'));
+    try {
+      const limit = String(64 * 1024 * 1024);
+      // Two children of the shell, 40 MiB each (dd's one block is one buffer), held for 3 s: 80 MiB together.
+      const two = 'dd if=/dev/zero bs=40M count=1 2>/dev/null | sleep 3 & dd if=/dev/zero bs=40M count=1 2>/dev/null | sleep 3 & wait; echo survived';
+      const started = Date.now();
+      const over = spawnSync(nest.path!, ['--memory', limit, '--keep', dir, '--', '/bin/sh', '-c', two], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect(over.stdout).toBe('');
+      expect(over.signal).toBe('SIGKILL');
+      expect(over.stderr).toMatch(/^kiln: the action went over its memory limit of 64 MiB and Kiln killed it; ask for more with the platform property memory/);
+      expect(Date.now() - started).toBeLessThan(2500); // killed while the sleeps hold it, not when they end
+      const one = spawnSync(nest.path!, ['--memory', limit, '--keep', dir, '--', '/bin/sh', '-c', 'dd if=/dev/zero bs=40M count=1 2>/dev/null | sleep 1; echo fits; cat /proc/self/oom_score_adj'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect({ status: one.status, stdout: one.stdout }).toEqual({ status: 0, stdout: 'fits\n1000\n' });
+      expect(spawnSync(nest.path!, ['--memory', '12k', '--keep', dir, '--', '/bin/true'], { encoding: 'utf8' }).stderr).toMatch(/--memory 12k is not a number of bytes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a call without the exec root to keep', () => {
     const r = spawnSync(nest.path!, ['--hide', '/nonexistent-kiln', '--', '/bin/true'], { encoding: 'utf8' });
     expect(r.status).toBe(125);

@@ -51,6 +51,22 @@ describe('SandboxRunner', () => {
     expect(argv).toContain('--unshare-net');
   });
 
+  it('without a memory cgroup, runs the action in its own sandbox through kiln-nest, which watches its limit', async () => {
+    const inner = new FakeRunner();
+    const runner = new SandboxRunner({ inner, bwrap: '/usr/bin/bwrap', host, defaults: { memoryBytes: 1024 }, memoryWatch: { helper: '/opt/kiln/native/kiln-nest' } });
+    expect(runner.capabilities().honours.memoryLimit).toBe(true);
+    await runner.run(request({ platform: { memory: '2KiB' } }));
+    const argv = inner.requests[0].argv;
+    // kiln-nest's folder is bound read-only for it, and it starts the action with the action's own limit.
+    expect(argv.join(' ')).toContain('--ro-bind /opt/kiln/native /opt/kiln/native');
+    expect(argv.slice(argv.indexOf('/opt/kiln/native/kiln-nest'))).toEqual(['/opt/kiln/native/kiln-nest', '--memory', '2048', '--keep', '/tmp/kiln-none/run-1', '--', 'exit', '0']);
+    // Without the watch (a memory cgroup, or root), the argv goes to the prelude as it is.
+    const plain = new FakeRunner();
+    await new SandboxRunner({ inner: plain, bwrap: '/usr/bin/bwrap', host, defaults: { memoryBytes: 1024 } }).run(request());
+    expect(plain.requests[0].argv.slice(-2)).toEqual(['exit', '0']);
+    expect(plain.requests[0].argv).not.toContain('--memory');
+  });
+
   it('a kill that arrives while the cgroup is being made stops the run before anything starts', async () => {
     const inner = new FakeRunner();
     const cgroups = new FakeLimiter();

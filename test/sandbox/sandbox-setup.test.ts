@@ -65,7 +65,7 @@ describe('setUpSandbox', () => {
         slotTrial: (slots) => slots.trial(),
       });
       expect(s.status.reason).toMatch(/each action runs in a sandbox made ahead for its slot \(Kiln is not root/);
-      expect(s.status.limits).toBe('pids only, in slots (kiln-nest: at most 512 per action); no memory or cpus limit (no cgroup file system at /nowhere)');
+      expect(s.status.limits).toBe("kiln-nest: at most 512 processes per action; memory watched every 20 ms (its processes' resident memory; over the limit, killed); no cpus limit (no cgroup file system at /nowhere)");
       const args = readFileSync(record, 'utf8').split('\n');
       const nest = args.indexOf('/opt/kiln/kiln-nest');
       expect(nest).toBeGreaterThan(0);

@@ -11,7 +11,7 @@
  * Node cannot make namespaces for a child, and util-linux's unshare costs
  * one more dynamically linked exec and a shell as PID 1 (README, "Cost").
  *
- *   kiln-nest [--nice N] [--nproc N] [--cgroup PROCS]... [--hide DIR]... --keep EXECROOT -- ARGV...
+ *   kiln-nest [--nice N] [--nproc N] [--memory BYTES] [--cgroup PROCS]... [--hide DIR]... --keep EXECROOT -- ARGV...
  *
  * --cgroup PROCS: a cgroup.procs file (one per hierarchy) this process joins
  * before anything else, so the init and the action are born in the action's
@@ -26,6 +26,15 @@
  * count, and it cannot be raised (no CAP_SYS_RESOURCE in the first namespace).
  * Set before the namespace, it would count every process of the user.
  *
+ * --memory BYTES: where no cgroup limits the action's memory (a desk user's
+ * Kiln on cgroup v1, or v2 without a delegated subtree), P adds up its
+ * processes' resident anonymous memory every WATCH_MS and, over BYTES, writes
+ * a line to the action's stderr and kills everything in the namespace. A
+ * watch, not a kernel limit: between two looks an action can go over by what
+ * it allocates in WATCH_MS, and page cache and tmpfs files are not counted.
+ * The action's oom_score_adj is raised to 1000 either way, so that if memory
+ * runs out first the kernel's OOM killer takes an action, not Kiln.
+ *
  * Processes: this one (H, in the slot's PID namespace, the agent's child and
  * process-group leader) -> P (PID 1 of the new namespace: mounts /proc, reaps)
  * -> the action (a child of P, so it is not PID 1 and its own signals act as
@@ -39,6 +48,7 @@
  * H drop theirs before they wait.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -54,10 +64,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_HIDE 16
 #define MAX_CGROUPS 8
+#define WATCH_MS 20
 
 static void die(const char *what, const char *arg) {
   /* 125: kiln-nest itself failed (the line is in the action's stderr). */
@@ -111,39 +123,114 @@ static void end_like(int status) {
 
 struct init_args {
   char **action;
+  /* --memory, 0 for none. */
+  unsigned long long memory;
   /* The action's wait status, written by P before it exits (P and H share memory). */
   volatile int status;
 };
+
+/* Resident anonymous bytes of every process in this PID namespace (P's own is a few pages). */
+static unsigned long long namespace_memory(void) {
+  static long page;
+  if (!page) page = sysconf(_SC_PAGESIZE);
+  unsigned long long total = 0;
+  DIR *proc = opendir("/proc");
+  if (!proc) return 0;
+  struct dirent *e;
+  while ((e = readdir(proc))) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    char path[300], buf[128];
+    snprintf(path, sizeof path, "/proc/%s/statm", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue; /* ended since readdir */
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    unsigned long long size, resident, shared;
+    /* resident - shared: the anonymous pages (RssAnon), not the mapped files every process shares. */
+    if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) == 3 && resident > shared) total += (resident - shared) * page;
+  }
+  closedir(proc);
+  return total;
+}
+
+static void write_all(int fd, const char *text) {
+  ssize_t w = write(fd, text, strlen(text));
+  (void)w;
+}
+
+/* "64 MiB", as the engine's own line says a limit. */
+static void format_bytes(unsigned long long n, char *out, size_t size) {
+  const char *units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  double v = (double)n;
+  while (v >= 1024 && u < 4) { v /= 1024; u++; }
+  if (v == (double)(unsigned long long)v) snprintf(out, size, "%llu %s", (unsigned long long)v, units[u]);
+  else snprintf(out, size, "%.1f %s", v, units[u]);
+}
+
+/* P's end: H reads the action's wait status from the memory they share. */
+static void end_init(struct init_args *a, int status) {
+  a->status = status;
+  _exit(0); /* the kernel takes everything left in the namespace */
+}
 
 /* P: PID 1 of the action's namespace. Mounts its /proc, starts the action, reaps until the action ends. */
 static int run_init(void *arg) {
   struct init_args *a = arg;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("cannot mount", "/proc");
+  /* Inherited by the action and all it starts: the kernel's first choice when memory runs out. */
+  int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (adj >= 0) {
+    write_all(adj, "1000");
+    close(adj);
+  }
+  /* Blocked before the action exists, so its end always wakes the watch below (the action unblocks it). */
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  if (a->memory) sigprocmask(SIG_BLOCK, &chld, NULL);
   /* vfork: the action's exec replaces a process that copied no page. */
   pid_t child = vfork();
   if (child < 0) die("cannot start the action", NULL);
   if (child == 0) {
     ignore_group_signals(0);
+    sigprocmask(SIG_UNBLOCK, &chld, NULL);
     execvp(a->action[0], a->action);
     /* As a shell says it, with write(2) only: this child shares P's memory until it execs. */
     int err = errno;
     const char *parts[] = {"kiln-nest: ", a->action[0], ": ", strerror(err), "\n"};
-    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
-      ssize_t w = write(2, parts[k], strlen(parts[k]));
-      (void)w;
-    }
+    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) write_all(2, parts[k]);
     _exit(err == ENOENT ? 127 : 126);
   }
   drop_caps();
+  int over = 0;
   for (;;) {
     int status;
-    pid_t got = wait(&status);
-    if (got < 0 && errno == EINTR) continue;
-    if (got == child || got < 0) {
-      a->status = got < 0 ? 125 << 8 : status;
-      _exit(0); /* the kernel takes everything left in the namespace */
+    pid_t got;
+    if (a->memory && !over) {
+      /* Wakes at a child's end or after WATCH_MS, whichever comes first; reaps every child that ended. */
+      struct timespec tick = {0, WATCH_MS * 1000000L};
+      sigtimedwait(&chld, NULL, &tick);
+      while ((got = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (got == child) end_init(a, status);
+      }
+      if (got < 0 && errno != EINTR) end_init(a, 125 << 8);
+      if (namespace_memory() > a->memory) {
+        char limit[32];
+        format_bytes(a->memory, limit, sizeof limit);
+        const char *parts[] = {"kiln: the action went over its memory limit of ", limit, " and Kiln killed it; ask for more with the platform property memory (e.g. memory=4GiB)\n"};
+        for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) write_all(2, parts[k]);
+        over = 1;
+        kill(-1, SIGKILL); /* every process of the namespace but P */
+      }
+      continue;
     }
+    got = wait(&status);
+    if (got < 0 && errno == EINTR) continue;
+    if (got == child || got < 0) end_init(a, got < 0 ? 125 << 8 : status);
   }
 }
 
@@ -153,6 +240,7 @@ int main(int argc, char **argv) {
   int ncgroups = 0;
   int nhide = 0, nice_to = 0, set_nice = 0;
   long nproc = 0;
+  unsigned long long memory = 0;
   const char *keep = NULL;
   int i = 1;
   for (; i < argc; i++) {
@@ -175,9 +263,14 @@ int main(int argc, char **argv) {
       nproc = strtol(argv[++i], &end, 10);
       if (*end || nproc < 1 || nproc > (1L << 22)) { fprintf(stderr, "kiln-nest: --nproc %s is not a number of processes\n", argv[i]); return 125; }
     }
+    else if (!strcmp(argv[i], "--memory")) {
+      char *end;
+      memory = strtoull(argv[++i], &end, 10);
+      if (*end || argv[i][0] == '-' || memory < 1024 * 1024) { fprintf(stderr, "kiln-nest: --memory %s is not a number of bytes (1 MiB or more)\n", argv[i]); return 125; }
+    }
     else { fprintf(stderr, "kiln-nest: unknown option %s\n", argv[i]); return 125; }
   }
-  if (!keep || i >= argc || keep[0] != '/') { fprintf(stderr, "kiln-nest: usage: kiln-nest [--nice N] [--nproc N] [--cgroup PROCS]... [--hide DIR]... --keep EXECROOT -- ARGV...\n"); return 125; }
+  if (!keep || i >= argc || keep[0] != '/') { fprintf(stderr, "kiln-nest: usage: kiln-nest [--nice N] [--nproc N] [--memory BYTES] [--cgroup PROCS]... [--hide DIR]... --keep EXECROOT -- ARGV...\n"); return 125; }
   char **action = argv + i;
   if (set_nice) setpriority(PRIO_PROCESS, 0, nice_to);
 
@@ -225,7 +318,7 @@ int main(int argc, char **argv) {
   ignore_group_signals(1);
   /* P shares H's memory (no page copied: each copy-on-write fault costs on a VM), on a stack of its own. */
   static char stack[64 * 1024] __attribute__((aligned(16)));
-  struct init_args args = {action, 125 << 8};
+  struct init_args args = {action, memory, 125 << 8};
   pid_t init = clone(run_init, stack + sizeof stack, CLONE_VM | SIGCHLD, &args);
   if (init < 0) die("cannot start the namespace's init", NULL);
   drop_caps();
