@@ -7,5 +7,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Tests start real servers and processes; two cores run two files at a time well.
     maxWorkers: 2,
+    // CI shares a noisy 2-core machine: a test that fails is run once more there, and .ci/run names
+    // each that passed only then. A broken test fails twice; hooks (beforeAll) are not retried.
+    retry: process.env.CI ? 1 : 0,
   },
 });

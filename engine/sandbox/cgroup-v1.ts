@@ -1,11 +1,13 @@
 // cgroup v1 (what this project's CI machine has): one hierarchy per controller.
 // Each run gets a directory in the memory, pids and cpu hierarchies (those that
 // exist and are writable), under kiln/{engine pid}-{n}/ below the engine's own
-// cgroup, so engines sharing a machine (or a process) never meet.
+// cgroup, so engines sharing a machine (or a process) never meet; what a killed
+// engine left there is removed as the next one opens (stale-cgroups.ts).
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
 import { killAndRemove, killUntilEmpty, nextTurn, readCounter } from './cgroup-teardown';
+import { removeStaleCgroups } from './stale-cgroups';
 
 const CONTROLLERS = ['memory', 'pids', 'cpu'] as const;
 type Controller = (typeof CONTROLLERS)[number];
@@ -29,13 +31,16 @@ export class CgroupV1 implements CgroupLimiter {
   static open(root: string, self: Map<string, string>): CgroupDetection {
     const parents: Partial<Record<Controller, string>> = {};
     const problems: string[] = [];
+    const name = instanceName();
     for (const controller of CONTROLLERS) {
       const mount = join(root, controller);
       if (!existsSync(join(mount, 'cgroup.procs'))) continue;
       // Below our own cgroup when the mount shows it (a container may show only its own subtree as the root).
       const own = join(mount, self.get(controller) ?? '/');
-      const parent = join(existsSync(own) ? own : mount, 'kiln', instanceName());
+      const kilnDir = join(existsSync(own) ? own : mount, 'kiln');
+      const parent = join(kilnDir, name);
       try {
+        removeStaleCgroups(kilnDir, /^(\d+)-\d+$/, name);
         mkdirSync(parent, { recursive: true });
         parents[controller] = parent;
       } catch (err) {

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { cgroupName, instanceName, type ActionCgroup, type ActionLimits, type CgroupDetection, type CgroupLimiter } from './cgroups';
 import { killAndRemove, killListed, killUntilEmpty, nextTurn, readCounter } from './cgroup-teardown';
+import { removeStaleCgroups } from './stale-cgroups';
 
 const CPU_PERIOD_US = 100_000;
 
@@ -21,12 +22,14 @@ export class CgroupV2 implements CgroupLimiter {
   static open(root: string, self: Map<string, string>): CgroupDetection {
     const own = self.get('') ?? '/';
     const base = join(root, own === '/' ? '/' : dirname(own));
-    const parent = join(base, `kiln-${instanceName()}`);
+    const name = `kiln-${instanceName()}`;
+    const parent = join(base, name);
     try {
       const available = readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
       const wanted = ['memory', 'pids', 'cpu'].filter((c) => available.includes(c));
       if (!wanted.length) return { reason: `cgroup v2 at ${base} delegates none of memory, pids, cpu to Kiln` };
       writeFileSync(join(base, 'cgroup.subtree_control'), wanted.map((c) => `+${c}`).join(' '));
+      removeStaleCgroups(base, /^kiln-(\d+)-\d+$/, name);
       mkdirSync(parent, { recursive: true });
       writeFileSync(join(parent, 'cgroup.subtree_control'), wanted.map((c) => `+${c}`).join(' '));
       return { limiter: new CgroupV2(parent, { memory: wanted.includes('memory'), cpus: wanted.includes('cpu'), pids: wanted.includes('pids') }) };
