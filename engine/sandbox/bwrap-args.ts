@@ -71,7 +71,7 @@ export const SYSTEM_PATHS = ['/usr', '/etc', '/opt', '/bin', '/sbin', '/lib', '/
 /** Arguments for bwrap (without the program name). */
 export function bwrapArgs(host: HostLayout, cmd: SandboxedCommand): string[] {
   const args = systemArgs(host, cmd.readOnly);
-  args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', ...scratchBinds(host, cmd.readOnly));
   // The exec root keeps its host path, so absolute paths an action computes stay true outside.
   args.push('--bind', cmd.execRoot, cmd.execRoot);
   args.push('--chdir', join(cmd.execRoot, cmd.workingDirectory));
@@ -106,12 +106,34 @@ export function systemArgs(host: HostLayout, extraDirs: readonly string[] = []):
     if (entry.kind === 'symlink') args.push('--symlink', entry.target, entry.path);
     else args.push('--ro-bind', entry.path, entry.path);
   }
-  const bound = [...host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : [])), ...extraDirs];
-  for (const dir of extraDirs) if (!bound.some((b) => b !== dir && isWithin(dir, b))) args.push('--ro-bind', dir, dir);
+  // Folders inside /tmp or /dev/shm would be covered by the sandbox's own: scratchBinds() binds them after it.
+  const early = extraDirs.filter((dir) => !inScratch(dir));
+  const bound = [...host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : [])), ...early];
+  for (const dir of early) if (!bound.some((b) => b !== dir && isWithin(dir, b))) args.push('--ro-bind', dir, dir);
   for (const path of host.hidden) {
     if (bound.some((dir) => isWithin(path, dir))) args.push('--tmpfs', path);
   }
   for (const path of host.masked ?? []) args.push('--ro-bind', '/dev/null', path);
+  return args;
+}
+
+/** Folders every sandbox gets empty, a tmpfs of its own. */
+export const SCRATCH_DIRS = ['/tmp', '/dev/shm'];
+
+function inScratch(dir: string): boolean {
+  return SCRATCH_DIRS.some((s) => dir !== s && isWithin(dir, s));
+}
+
+/**
+ * Read-only binds of the `extraDirs` inside /tmp or /dev/shm (an AppImage runs
+ * from /tmp/.mount_…), with what must stay unseen in them covered: given after
+ * the sandbox's own tmpfs there, which would otherwise cover them.
+ */
+export function scratchBinds(host: HostLayout, extraDirs: readonly string[] = []): string[] {
+  const late = extraDirs.filter(inScratch);
+  const args: string[] = [];
+  for (const dir of late) if (!late.some((b) => b !== dir && isWithin(dir, b))) args.push('--ro-bind', dir, dir);
+  for (const path of host.hidden) if (late.some((dir) => isWithin(path, dir))) args.push('--tmpfs', path);
   return args;
 }
 

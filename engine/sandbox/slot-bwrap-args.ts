@@ -21,7 +21,7 @@
 // - /tmp and /dev/shm are open to all (1777, as on a host); the agent empties
 //   both after each action.
 import { dirname, join } from 'node:path';
-import { isWithin, systemArgs, type HostLayout } from './bwrap-args';
+import { isWithin, scratchBinds, systemArgs, type HostLayout } from './bwrap-args';
 
 /** Inside the slot: the agent's folder, closed to actions. */
 export const AGENT_DIR = '/run/kiln';
@@ -63,6 +63,8 @@ export function slotBwrapArgs(layout: SlotLayout): string[] {
   }
   args.push(...systemArgs(layout.host, layout.codeDirs));
   args.push('--dev', '/dev', '--perms', '1777', '--tmpfs', '/dev/shm', '--proc', '/proc', '--perms', '1777', '--tmpfs', '/tmp');
+  // Kiln's code where it runs from /tmp (an AppImage): the agent leaves it there as it empties /tmp (slot-agent.ts).
+  args.push(...scratchBinds(layout.host, layout.codeDirs));
   args.push('--bind', layout.buildRoot, layout.buildRoot);
   args.push('--perms', '0700', '--dir', AGENT_DIR);
   args.push('--bind', layout.logDir, AGENT_LOG_DIR);

@@ -70,17 +70,45 @@ function othersAlive(): boolean {
   return false;
 }
 
-/** Removes everything in the slot's /tmp and /dev/shm (never follows a symlink out). */
-export function emptyScratch(dirs: readonly string[] = SLOT_SCRATCH): void {
-  for (const dir of dirs) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) rmSync(join(dir, name), { recursive: true, force: true });
+/**
+ * Removes everything in the slot's /tmp and /dev/shm (never follows a symlink
+ * out), except the mount points in them (`kept`: Kiln's own code, bound there
+ * when Kiln runs from /tmp, as an AppImage does) and the folders on the way to one.
+ */
+export function emptyScratch(dirs: readonly string[] = SLOT_SCRATCH, kept: readonly string[] = scratchMounts()): void {
+  for (const dir of dirs) emptyAround(dir, kept.filter((m) => m.startsWith(`${dir}/`)));
+}
+
+function emptyAround(dir: string, kept: readonly string[]): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
   }
+  for (const name of names) {
+    const path = join(dir, name);
+    if (kept.includes(path)) continue;
+    if (kept.some((m) => m.startsWith(`${path}/`))) emptyAround(path, kept);
+    else rmSync(path, { recursive: true, force: true });
+  }
+}
+
+let mountsInScratch: string[] | undefined;
+
+/** The mount points inside the slot's /tmp and /dev/shm, read once: the slot's mounts are fixed for its life. */
+function scratchMounts(): string[] {
+  if (mountsInScratch) return mountsInScratch;
+  let text = '';
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  // The fifth field is the mount point, with space, tab, newline and backslash written in octal.
+  const points = text.split('\n').map((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  mountsInScratch = points.filter((p) => SLOT_SCRATCH.some((dir) => p.startsWith(`${dir}/`)));
+  return mountsInScratch;
 }
 
 /**

@@ -37,6 +37,13 @@ describe('bwrapArgs', () => {
     expect(args).not.toContain('/home/alice');
   });
 
+  it('binds the extra read-only folders (kiln-nest\'s), those in /tmp (an AppImage) after the sandbox\'s own /tmp', () => {
+    const opts = optionsOf(bwrapArgs(host, { ...cmd, readOnly: ['/srv/kiln/native', '/tmp/.mount_K/native'] }));
+    expect(opts).toContain('--ro-bind /srv/kiln/native /srv/kiln/native');
+    expect(opts.indexOf('--ro-bind /srv/kiln/native')).toBeLessThan(opts.indexOf('--tmpfs /tmp'));
+    expect(opts.indexOf('--ro-bind /tmp/.mount_K/native /tmp/.mount_K/native')).toBeGreaterThan(opts.indexOf('--tmpfs /tmp'));
+  });
+
   it('masks root-only system files with an empty file', () => {
     expect(optionsOf(bwrapArgs({ ...host, masked: ['/etc/shadow'] }, cmd))).toContain('--ro-bind /dev/null /etc/shadow');
   });

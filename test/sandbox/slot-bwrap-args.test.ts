@@ -46,6 +46,15 @@ describe('slotBwrapArgs', () => {
     expect(opts.slice(0, 4)).toEqual(['--perms 0755', '--dir /var', '--perms 0755', '--dir /var/tmp']);
   });
 
+  it('binds Kiln\'s code that sits in /tmp (an AppImage) after the slot\'s own /tmp, which would cover it', () => {
+    const appImage = options(slotBwrapArgs({ ...layout, host: { ...layout.host, hidden: ['/tmp/.mount_K/data'] }, codeDirs: ['/tmp/.mount_K', '/tmp/.mount_K/resources/app.asar', '/opt/kiln'] }));
+    const tmp = appImage.indexOf('--tmpfs /tmp');
+    expect(appImage.indexOf('--ro-bind /tmp/.mount_K /tmp/.mount_K')).toBeGreaterThan(tmp);
+    expect(appImage.indexOf('--tmpfs /tmp/.mount_K/data')).toBeGreaterThan(appImage.indexOf('--ro-bind /tmp/.mount_K /tmp/.mount_K'));
+    expect(appImage).not.toContain('--ro-bind /tmp/.mount_K/resources/app.asar /tmp/.mount_K/resources/app.asar'); // inside the other
+    expect(appImage.indexOf('--ro-bind /opt/kiln /opt/kiln')).toBeLessThan(tmp);
+  });
+
   it('gives /tmp and /dev/shm to all, as a host does', () => {
     expect(opts[opts.indexOf('--tmpfs /tmp') - 1]).toBe('--perms 1777');
     expect(opts[opts.indexOf('--tmpfs /dev/shm') - 1]).toBe('--perms 1777');
