@@ -10,6 +10,7 @@
 // (an engine in a PID namespace this one cannot see, say) is left alone.
 import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { isProcessRunning } from '../util/process-running';
 
 /**
  * Removes, from `dir`, each folder whose name `pattern` matches with an
@@ -24,21 +25,12 @@ export function removeStaleCgroups(dir: string, pattern: RegExp, reusing: string
     const m = pattern.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
-    const stale = name === reusing || (pid !== process.pid && !isRunning(pid));
+    const stale = name === reusing || (pid !== process.pid && !isProcessRunning(pid));
     if (stale && removeEmptyTree(join(dir, name))) removed++;
   }
   return removed;
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it runs, as another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes a cgroup and those below it, deepest first, if none holds a process; false if any is left. */
 function removeEmptyTree(cgroup: string): boolean {

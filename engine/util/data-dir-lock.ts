@@ -4,6 +4,7 @@
 // engine (its pid is gone) is taken over.
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { isProcessRunning } from './process-running';
 
 export class DataDirLockedError extends Error {}
 
@@ -42,7 +43,7 @@ export function lockDataDir(dataDir: string, pid = process.pid): DataDirLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number.parseInt(readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(holder) && holder !== pid && isRunning(holder)) {
+      if (Number.isInteger(holder) && holder !== pid && isProcessRunning(holder)) {
         throw new DataDirLockedError(
           `another Kiln (pid ${holder}) is using the data folder ${dataDir}; stop it, or give this one its own folder with --data-dir`,
         );
@@ -54,11 +55,3 @@ export function lockDataDir(dataDir: string, pid = process.pid): DataDirLock {
   throw new DataDirLockedError(`could not lock the data folder ${dataDir}`);
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
