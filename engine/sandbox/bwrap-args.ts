@@ -4,6 +4,7 @@
 // place besides a private /tmp, the home and Kiln's data folder not there at
 // all, fresh PID/IPC/UTS (and network) namespaces, a minimal /dev.
 import { join } from 'node:path';
+import { SLOT_SCRATCH } from '../worker/slot-agent';
 
 /** A top-level entry of the host's root that actions get to see. */
 export type SystemEntry = { path: string; kind: 'dir' } | { path: string; kind: 'symlink'; target: string };
@@ -117,11 +118,9 @@ export function systemArgs(host: HostLayout, extraDirs: readonly string[] = []):
   return args;
 }
 
-/** Folders every sandbox gets empty, a tmpfs of its own. */
-export const SCRATCH_DIRS = ['/tmp', '/dev/shm'];
-
+/** Inside a folder each sandbox gets empty, a tmpfs of its own (the slot agent's scratch). */
 function inScratch(dir: string): boolean {
-  return SCRATCH_DIRS.some((s) => dir !== s && isWithin(dir, s));
+  return SLOT_SCRATCH.some((s) => dir !== s && isWithin(dir, s));
 }
 
 /**
