@@ -1,8 +1,8 @@
 // Runs actions on this machine: stage the input tree under a fresh exec root,
 // hand the command to a Runner, collect and upload the outputs, and remove the
-// exec root whatever happened. How the process runs (launcher, sandbox, WASI)
-// is the Runner's business; result shaping, metadata and caching are
-// decorators (engine/execution/).
+// exec root whatever happened (behind the answer: background-removals.ts). How
+// the process runs (launcher, sandbox, WASI) is the Runner's business; result
+// shaping, metadata and caching are decorators (engine/execution/).
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -22,6 +22,7 @@ import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
 import { removeTree } from './remove-tree';
 import { TreeRemover } from './tree-remover';
+import { BackgroundRemovals } from './background-removals';
 import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
@@ -50,6 +51,13 @@ export class LocalExecutor implements Executor {
   private readonly links = new LinkLedger();
   /** Removes exec roots off the main thread. */
   private readonly remover = new TreeRemover();
+  /** Exec roots of actions that have answered, still being removed (behind the answer, not before it). */
+  private readonly removals = new BackgroundRemovals((path) =>
+    this.remover
+      .remove(path)
+      .catch(() => removeTree(path))
+      .catch((err) => this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`)),
+  );
 
   private constructor(
     private readonly opts: LocalExecutorOptions,
@@ -104,6 +112,7 @@ export class LocalExecutor implements Executor {
       this.opts.log?.(`kiln: the warm-up run of ${WARM_UP_PROGRAM} failed: ${(err as Error).message}`);
     } finally {
       await rm(logs, { force: true }).catch(() => {});
+      await this.removals.settled(); // start leaves an empty build folder
     }
   }
 
@@ -201,10 +210,8 @@ export class LocalExecutor implements Executor {
         releaseLinks(this.links, staged.linked);
       }
       release();
-      await this.remover
-        .remove(execRoot)
-        .catch(() => removeTree(execRoot))
-        .catch((err) => this.opts.log?.(`kiln: could not remove ${execRoot}: ${(err as Error).message}`));
+      // Nothing in it is needed any more (outputs are in the store, links checked): removed behind the answer.
+      await this.removals.add(execRoot);
     }
   }
 
@@ -261,7 +268,13 @@ export class LocalExecutor implements Executor {
     return uploadFile(this.opts.store, path, fn, size);
   }
 
+  /** Resolves once the exec roots of every action that has answered are gone. */
+  settled(): Promise<void> {
+    return this.removals.settled();
+  }
+
   async close(): Promise<void> {
+    await this.removals.settled();
     await this.remover.close();
     await this.runner.close();
     // Empty now: not left behind (a build folder in /var/tmp is made again, and checked, at the next start).

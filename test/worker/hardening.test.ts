@@ -120,6 +120,7 @@ describe('outputs never follow a symlink out of the exec root', () => {
     const err = await rejection(run(a));
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(/"link" is a symlink/);
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(buildRoot)).toEqual([]);
   });
 
@@ -131,6 +132,7 @@ describe('outputs never follow a symlink out of the exec root', () => {
     const err = await rejection(run(a));
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(/output "f.txt\/out.txt": its parent "f.txt" is a file/);
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(buildRoot)).toEqual([]);
   });
 });
@@ -149,6 +151,7 @@ describe('the working directory', () => {
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(new RegExp(`working_directory "${wd}" is not a directory in the input root`));
     expect(existsSync(marker)).toBe(false);
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(buildRoot)).toEqual([]);
   });
 });
@@ -166,6 +169,7 @@ describe('input symlinks are resolved through the tree', () => {
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(/symlink "q" .* resolves outside the input root/);
     expect(existsSync(join(root, marker))).toBe(false);
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(buildRoot)).toEqual([]);
   });
 
@@ -194,6 +198,7 @@ describe('input symlinks are resolved through the tree', () => {
     const err = await rejection(run(await prepareWithRoot(command(['true'], { environmentVariables: PATH }), digest)));
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(/nested too deeply/);
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(buildRoot)).toEqual([]);
   });
 

@@ -24,12 +24,14 @@ let store: DiskBlobStore;
 let runner: ProcessRunner;
 /** LocalExecutor with the result shaping every configured executor gets (engine/executor-factory.ts). */
 let executor: Executor;
+let local: LocalExecutor;
 let seq = 0;
 
 beforeAll(async () => {
   store = await DiskBlobStore.open({ dir: join(root, 'cas'), budgetBytes: 1 << 30 });
   runner = new ProcessRunner();
-  executor = new ResultShapingExecutor(await LocalExecutor.create({ store, buildRoot: join(root, 'build'), runner }));
+  local = await LocalExecutor.create({ store, buildRoot: join(root, 'build'), runner });
+  executor = new ResultShapingExecutor(local);
 });
 afterAll(async () => {
   await executor?.close();
@@ -190,6 +192,7 @@ describe('LocalExecutor: running', () => {
 
   it('removes the exec root afterwards, and clears leftovers from a crash at start', async () => {
     await run(await prepare(command(['true'], { environmentVariables: env(PATH) })));
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(join(root, 'build'))).toEqual([]);
     const build = join(root, 'build2');
     mkdirSync(join(build, 'op-crashed', 'deep'), { recursive: true });
@@ -339,6 +342,7 @@ describe('LocalExecutor: inputs', () => {
     const err = await rejection(run(a));
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(/input tree/);
+    await local.settled(); // exec roots are removed behind the answer
     expect(readdirSync(join(root, 'build'))).toEqual([]);
   });
 
