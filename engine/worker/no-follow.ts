@@ -3,9 +3,10 @@
 // made by the action), so every path the engine itself creates or reads under
 // it is walked one segment at a time with lstat: a symlink or a file where a
 // directory is expected stops the walk instead of being followed.
-import { constants, type ReadStream, type Stats } from 'node:fs';
+import { constants, mkdirSync, type ReadStream, type Stats } from 'node:fs';
 import { lstat, mkdir, open, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SyncBudget } from '../util/sync-batches';
 
 /**
  * Streams a file, refusing (ELOOP) a symlink swapped in at the last moment.
@@ -64,8 +65,10 @@ export type KnownEntries = (rel: string) => 'directory' | 'file' | 'symlink' | '
  * symlinks. `rel` is a '/'-separated relative path already checked to have no
  * '.', '..' or empty segments. Throws NotADirectoryOnPath when a segment exists
  * and is not a real directory. Segments `known` answers for are not looked at.
+ * A segment `known` says is absent is in a tree only the engine has touched, so
+ * it is made synchronously (util/sync-batches.ts), `budget` yielding now and then.
  */
-export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEntries): Promise<void> {
+export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEntries, budget?: SyncBudget): Promise<void> {
   let path = base;
   let relSoFar = '';
   for (const seg of rel.split('/')) {
@@ -74,6 +77,11 @@ export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEnt
     const kind = known?.(relSoFar);
     if (kind === 'directory') continue;
     if (kind && kind !== 'absent') throw new NotADirectoryOnPath(relSoFar, kind);
+    if (kind === 'absent') {
+      mkdirSync(path, { mode: 0o755 });
+      await budget?.spent();
+      continue;
+    }
     if (kind === undefined) {
       const st = await lstatOrUndefined(path);
       if (st?.isDirectory()) continue;

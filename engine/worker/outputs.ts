@@ -10,6 +10,7 @@ import { DIGEST_FUNCTIONS, toWireDigest, type BlobDigest, type DigestFunctionNam
 import { GrpcError, invalidArgument, Status } from '../grpc/status';
 import { encode, reapi } from '../proto';
 import type { BlobStore } from '../store/blob-store';
+import { SyncBudget } from '../util/sync-batches';
 import { fileNameProblem, shownName, utf8Name } from './file-names';
 import { compareNames } from './input-tree';
 import { lstatNoFollow, mkdirsNoFollow, NotADirectoryOnPath, readSmallNoFollow, readStreamNoFollow, type KnownEntries } from './no-follow';
@@ -72,6 +73,7 @@ function checkRelative(path: string, field: string, emptyAllowed: boolean): void
  */
 export async function prepareOutputDirs(workDir: string, outputs: RequestedOutput[], known?: KnownEntries): Promise<string[]> {
   const made = new Set<string>();
+  const budget = new SyncBudget();
   // What staging made needs no lstat, nor does a folder made here for an earlier output.
   const knownOrMade: KnownEntries = (rel) => (made.has(rel) ? 'directory' : known?.(rel));
   for (const o of outputs) {
@@ -79,7 +81,7 @@ export async function prepareOutputDirs(workDir: string, outputs: RequestedOutpu
     if (parent === '.' || o.path === '') continue;
     try {
       // Never through a symlink: input symlinks could otherwise steer mkdir outside the exec root.
-      await mkdirsNoFollow(workDir, parent, knownOrMade);
+      await mkdirsNoFollow(workDir, parent, knownOrMade, budget);
       for (let p = parent; p !== '.'; p = posix.dirname(p)) made.add(p);
     } catch (err) {
       if (!(err instanceof NotADirectoryOnPath)) throw err;

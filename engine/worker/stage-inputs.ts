@@ -6,8 +6,8 @@
 // changed one has corrupted that blob, which is then dropped from the store.
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
-import { chmod, copyFile, link, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
-import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
+import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionName } from '../digest';
@@ -110,13 +110,15 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
       try {
         // Held before the link exists: from now until the check, the store verifies what it serves of it.
         const unhold = store.holdLinked?.(file.digest);
+        // Synchronous like the folders: a link into this exec root and a look at it, both uncontended.
         try {
-          await link(source, dest);
+          linkSync(source, dest);
         } catch (err) {
           unhold?.();
           throw err;
         }
-        const st = await lstat(dest, { bigint: true });
+        const st = lstatSync(dest, { bigint: true });
+        await budget.spent();
         // Kiln's and read-only, and the action another user: nothing it does can change this inode.
         const outOfReach = !!opts.outOfReach && kiln !== undefined && Number(st.uid) === kiln && (Number(st.mode) & 0o222) === 0;
         if (outOfReach) unhold?.();
