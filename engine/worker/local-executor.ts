@@ -23,6 +23,7 @@ import { ProcessRunner } from './process-runner';
 import { removeTree } from './remove-tree';
 import { TreeRemover } from './tree-remover';
 import { BackgroundRemovals } from './background-removals';
+import { ExecutableCopies } from './executable-copies';
 import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
 export interface LocalExecutorOptions {
@@ -43,6 +44,9 @@ export { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
 /** What the warm-up at start runs: present on Linux and macOS; elsewhere there is no warm-up run. */
 const WARM_UP_PROGRAM = '/bin/true';
 
+/** The build folder's folder of shared executable copies (executable-copies.ts). */
+const EXECUTABLES_FOLDER = '.executables';
+
 export class LocalExecutor implements Executor {
   private readonly clock: Clock;
   private readonly runner: Runner;
@@ -59,11 +63,16 @@ export class LocalExecutor implements Executor {
       .catch((err) => this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`)),
   );
 
+  /** Executable inputs are hard links to these copies, not a copy per action. */
+  private readonly executables: ExecutableCopies;
+
   private constructor(
     private readonly opts: LocalExecutorOptions,
     /** buildRoot's canonical path, resolved once: outputs are checked against it (lstatNoFollow). */
     private readonly realBuildRoot: string,
   ) {
+    // In the build folder, cleared at start like the exec roots; no action's folder has its name (safeFolderName).
+    this.executables = new ExecutableCopies(join(opts.buildRoot, EXECUTABLES_FOLDER));
     this.clock = opts.clock ?? systemClock;
     this.runner = opts.runner ?? new ProcessRunner();
     this.workerName = opts.workerName ?? `kiln@${hostname()}`;
@@ -158,7 +167,7 @@ export class LocalExecutor implements Executor {
       // Staging creates the exec root itself (the plan's first directory).
       // Run as a user that cannot touch Kiln's read-only files, the hard-linked inputs need no re-hash after the run.
       const outOfReach = this.runner.inputsOutOfReach?.(effectivePlatformProperties(action.action, action.command)) ?? false;
-      staged = await stageInputs(store, plan, execRoot, this.links, { outOfReach });
+      staged = await stageInputs(store, plan, execRoot, this.links, { outOfReach, executables: this.executables });
       const workDir = join(execRoot, command.workingDirectory);
       const outputs = requestedOutputs(command);
       const outputFolders = await prepareOutputDirs(workDir, outputs, stagedEntries(plan, command.workingDirectory));
@@ -219,6 +228,11 @@ export class LocalExecutor implements Executor {
   private async dropTampered(id: string, execRoot: string, linked: LinkedInput[]): Promise<LinkedInput[]> {
     const tampered = await findTamperedInputs(execRoot, linked);
     for (const l of tampered) {
+      if (l.executableCopy) {
+        await this.executables.drop(l.digest);
+        this.opts.log?.(`kiln: action ${id} modified its hard-linked executable input ${l.path}; dropped Kiln's executable copy of ${l.digest.hash}`);
+        continue;
+      }
       await this.opts.store.delete(l.digest);
       this.opts.log?.(`kiln: action ${id} ran with a modified hard-linked input ${l.path}; dropped ${l.digest.hash} from the CAS`);
     }
@@ -275,6 +289,7 @@ export class LocalExecutor implements Executor {
 
   async close(): Promise<void> {
     await this.removals.settled();
+    await this.executables.clear();
     await this.remover.close();
     await this.runner.close();
     // Empty now: not left behind (a build folder in /var/tmp is made again, and checked, at the next start).
@@ -282,7 +297,10 @@ export class LocalExecutor implements Executor {
   }
 }
 
-/** Operation ids are UUIDs, but never trust a name that becomes a path. */
+/**
+ * Operation ids are UUIDs, but never trust a name that becomes a path: no
+ * slash, and no leading dot ('.', '..', or the build folder's own EXECUTABLES_FOLDER).
+ */
 function safeFolderName(id: string): string {
-  return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || 'action';
+  return id.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\./, '_').slice(0, 120) || 'action';
 }

@@ -1,8 +1,9 @@
 // Materialises an input plan under an action's exec root. Non-executable files
 // are hard links to the store's read-only files when both live on one file
-// system (no copy at all); executables and everything else are copies. A hard
-// link shares its inode with the store, and permissions do not stop root, so
-// the inodes handed out are recorded and checked after the run: an action that
+// system (no copy at all), executables hard links to Kiln's shared executable
+// copies (executable-copies.ts); anything else is a copy. A hard link shares
+// its inode with the store, and permissions do not stop root, so the inodes
+// handed out are recorded and checked after the run: an action that
 // changed one has corrupted that blob, which is then dropped from the store.
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
@@ -11,11 +12,12 @@ import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync } f
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionName } from '../digest';
-import { missingBlobs } from '../grpc/status';
+import { GrpcError, missingBlobs } from '../grpc/status';
 import { SyncBudget } from '../util/sync-batches';
 import { BlobNotFoundError, type BlobStore } from '../store/blob-store';
 import type { InputPlan } from './input-tree';
 import { LinkLedger } from './link-ledger';
+import type { ExecutableCopies } from './executable-copies';
 import type { KnownEntries } from './no-follow';
 import { SMALL_FILE_BYTES } from './outputs';
 
@@ -46,11 +48,18 @@ export interface LinkedInput {
    * it is neither held for verified reads nor re-hashed after the run.
    */
   outOfReach?: boolean;
+  /**
+   * storePath is Kiln's executable copy of the blob (executable-copies.ts), not
+   * the store's file: a change found after the run drops that copy, not the blob.
+   */
+  executableCopy?: boolean;
 }
 
 export interface StageOptions {
   /** The action runs as a user other than Kiln's, which cannot write or chmod Kiln's files (the action user). */
   outOfReach?: boolean;
+  /** Where executable inputs are linked from; without it they are copied into each exec root. */
+  executables?: ExecutableCopies;
 }
 
 export interface StagingResult {
@@ -106,13 +115,15 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
   await forEachLimited(plan.files, CONCURRENCY, async (file) => {
     const dest = join(execRoot, file.path);
     const source = await store.localPath?.(file.digest);
-    if (source && !file.executable && linkingWorks) {
+    if (source && linkingWorks && (!file.executable || opts.executables)) {
       try {
+        const from = file.executable ? await executableCopy(store, ledger, opts.executables!, source, file.digest) : source;
         // Held before the link exists: from now until the check, the store verifies what it serves of it.
-        const unhold = store.holdLinked?.(file.digest);
+        // (An executable copy is Kiln's own file, not the store's: nothing the store serves.)
+        const unhold = file.executable ? undefined : store.holdLinked?.(file.digest);
         // Synchronous like the folders: a link into this exec root and a look at it, both uncontended.
         try {
-          linkSync(source, dest);
+          linkSync(from, dest);
         } catch (err) {
           unhold?.();
           throw err;
@@ -124,15 +135,30 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
         if (outOfReach) unhold?.();
         const sharedAtLink = ledger.holds(st);
         const baseline = ledger.hold({ dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, mode: Number(st.mode) });
-        linked.push({ path: file.path, digest: file.digest, storePath: source, ...baseline, ctimeNs: st.ctimeNs, sharedAtLink, unhold: outOfReach ? undefined : unhold, outOfReach });
+        linked.push({
+          path: file.path,
+          digest: file.digest,
+          storePath: from,
+          ...baseline,
+          ctimeNs: st.ctimeNs,
+          sharedAtLink,
+          unhold: outOfReach ? undefined : unhold,
+          outOfReach,
+          executableCopy: file.executable || undefined,
+        });
         return;
       } catch (err) {
+        if (err instanceof GrpcError) throw err; // the blob is missing or was found changed
         const code = (err as NodeJS.ErrnoException).code;
-        // Evicted or dropped since the tree was checked: the client uploads it again.
-        if (code === 'ENOENT') throw missingBlobs([file.digest], 'input');
         if (code === 'EEXIST') throw err;
-        // Another file system (EXDEV), too many links, no link support: copy from now on.
-        linkingWorks = false;
+        if (code === 'ENOENT') {
+          // Evicted or dropped since the tree was checked: the client uploads it again.
+          if (!file.executable) throw missingBlobs([file.digest], 'input');
+          // An executable copy evicted between making and linking it: this one is copied below.
+        } else {
+          // Another file system (EXDEV), too many links, no link support: copy from now on.
+          linkingWorks = false;
+        }
       }
     }
     try {
@@ -148,6 +174,17 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
   });
   for (const s of plan.symlinks) await symlink(s.target, join(execRoot, s.path));
   return { linked, copied };
+}
+
+/** The shared executable copy of the blob whose store file is `source`, made now if needed. */
+async function executableCopy(store: BlobStore, ledger: LinkLedger, copies: ExecutableCopies, source: string, digest: BlobDigest): Promise<string> {
+  try {
+    return await copies.pathFor(digest, (d, to) => copyFileChecked(store, ledger, source, to, d));
+  } catch (err) {
+    const gone = err instanceof BlobNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (gone) throw missingBlobs([digest], 'input');
+    throw err;
+  }
 }
 
 /**

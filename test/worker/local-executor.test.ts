@@ -19,6 +19,9 @@ import { LocalExecutor } from '../../engine/worker/local-executor';
 import { SMALL_FILE_BYTES } from '../../engine/worker/outputs';
 import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder';
 
+/** What the build folder holds besides Kiln's shared executable copies (.executables): exec roots. */
+const execRoots = (dir: string) => readdirSync(dir).filter((name) => name !== '.executables');
+
 const root = mkdtempSync(join(tmpdir(), 'kiln-worker-'));
 let store: DiskBlobStore;
 let runner: ProcessRunner;
@@ -193,7 +196,7 @@ describe('LocalExecutor: running', () => {
   it('removes the exec root afterwards, and clears leftovers from a crash at start', async () => {
     await run(await prepare(command(['true'], { environmentVariables: env(PATH) })));
     await local.settled(); // exec roots are removed behind the answer
-    expect(readdirSync(join(root, 'build'))).toEqual([]);
+    expect(execRoots(join(root, 'build'))).toEqual([]);
     const build = join(root, 'build2');
     mkdirSync(join(build, 'op-crashed', 'deep'), { recursive: true });
     writeFileSync(join(build, 'op-crashed', 'deep', 'f'), 'x');
@@ -343,7 +346,7 @@ describe('LocalExecutor: inputs', () => {
     expect(err.code).toBe(Status.INVALID_ARGUMENT);
     expect(err.message).toMatch(/input tree/);
     await local.settled(); // exec roots are removed behind the answer
-    expect(readdirSync(join(root, 'build'))).toEqual([]);
+    expect(execRoots(join(root, 'build'))).toEqual([]);
   });
 
   // The Execution service asks validateCommand once, before queuing (a command is validated once).
