@@ -8,6 +8,7 @@
 // from the log's memory and localPath writes the file first. Size is kept under a budget by an in-memory
 // LRU index whose order is saved on the side (recency-file.ts) and rebuilt at start
 // from file names alone.
+import { existsSync } from 'node:fs';
 import { mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -292,7 +293,9 @@ export class DiskBlobStore implements BlobStore {
     this.journal.changed();
     // The caller links or opens the file itself: a blob acknowledged a moment ago gets it now.
     if (this.files.unwrittenCount > 0) this.files.writeOut(entryPath('', digest));
-    if (await stat(path).then(() => true, () => false)) return path;
+    // Synchronous: a look at a file whose folder the kernel has cached costs a few µs, and staging
+    // asks once per input file, where a trip through libuv's pool cost far more (util/sync-batches.ts).
+    if (existsSync(path)) return path;
     this.forget(key);
     return undefined;
   }
