@@ -165,9 +165,7 @@ async function stage(store: BlobStore, plan: InputPlan, execRoot: string, ledger
       if (source) await copyFileChecked(store, ledger, source, dest, file.digest);
       else await pipeline(await store.read(file.digest), createWriteStream(dest, { mode: 0o644 }));
     } catch (err) {
-      const gone = err instanceof BlobNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT';
-      if (gone) throw missingBlobs([file.digest], 'input');
-      throw err;
+      throw asMissingInput(err, file.digest);
     }
     await chmod(dest, file.executable ? 0o555 : 0o444);
     copied++;
@@ -181,10 +179,14 @@ async function executableCopy(store: BlobStore, ledger: LinkLedger, copies: Exec
   try {
     return await copies.pathFor(digest, (d, to) => copyFileChecked(store, ledger, source, to, d));
   } catch (err) {
-    const gone = err instanceof BlobNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT';
-    if (gone) throw missingBlobs([digest], 'input');
-    throw err;
+    throw asMissingInput(err, digest);
   }
+}
+
+/** A blob gone from the store (evicted, dropped) is the client's to upload again: MISSING; anything else as it is. */
+function asMissingInput(err: unknown, digest: BlobDigest): unknown {
+  const gone = err instanceof BlobNotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT';
+  return gone ? missingBlobs([digest], 'input') : err;
 }
 
 /**
