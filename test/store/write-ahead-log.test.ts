@@ -1,7 +1,7 @@
 // The write-ahead log under the stores' small writes: records survive as written,
 // a torn or damaged tail is cut off at replay, concurrent appends share a sync, and
 // LoggedFiles puts back after a crash what it acknowledged (and nothing it removed).
-import { appendFile, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LoggedFiles } from '../../engine/store/logged-files';
@@ -143,6 +143,20 @@ describe('LoggedFiles', () => {
     await expect(stat(join(dir, 'root', 'a/discarded'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(join(dir, 'root', 'a/replaced'), 'utf8')).toBe('new');
     expect(files.unwrittenCount).toBe(0);
+    await files.close();
+  });
+
+  it('a put of a path whose file exists replaces the file, never writes into it: a hard link to the old one keeps its bytes', async () => {
+    const files = await LoggedFiles.open(options());
+    await files.put('a/entry', Buffer.from('old bytes'));
+    files.writeOut('a/entry');
+    // As an action's exec root holds a store file: a second name for the same inode.
+    await link(join(dir, 'root', 'a/entry'), join(dir, 'linked'));
+    await files.put('a/entry', Buffer.from('new'));
+    files.writeOut('a/entry');
+    expect(await readFile(join(dir, 'root', 'a/entry'), 'utf8')).toBe('new');
+    expect(await readFile(join(dir, 'linked'), 'utf8')).toBe('old bytes');
+    expect((await stat(join(dir, 'root', 'a/entry'))).mode & 0o777).toBe(0o444);
     await files.close();
   });
 
