@@ -22,7 +22,7 @@ import { LinkLedger } from './link-ledger';
 import { ProcessRunner } from './process-runner';
 import { removeTree } from './remove-tree';
 import { TreeRemover } from './tree-remover';
-import { BackgroundRemovals } from './background-removals';
+import { BackgroundRemovals, DEFAULT_DEFERRED_REMOVAL_LIMITS, MAX_PENDING_REMOVALS, type DeferredRemovalLimits } from './background-removals';
 import { ExecutableCopies } from './executable-copies';
 import { findTamperedInputs, releaseLinks, stageInputs, stagedEntries, type LinkedInput, type StagingResult } from './stage-inputs';
 
@@ -37,6 +37,8 @@ export interface LocalExecutorOptions {
   workerName?: string;
   clock?: Clock;
   log?: (line: string) => void;
+  /** When exec roots are removed: after a quiet moment within these bounds (the default), or false for right behind each answer. */
+  deferRemovals?: DeferredRemovalLimits | false;
 }
 
 export { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
@@ -55,13 +57,8 @@ export class LocalExecutor implements Executor {
   private readonly links = new LinkLedger();
   /** Removes exec roots off the main thread. */
   private readonly remover = new TreeRemover();
-  /** Exec roots of actions that have answered, still being removed (behind the answer, not before it). */
-  private readonly removals = new BackgroundRemovals((path) =>
-    this.remover
-      .remove(path)
-      .catch(() => removeTree(path))
-      .catch((err) => this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`)),
-  );
+  /** Exec roots of actions that have answered, removed behind the answers (after a quiet moment, by default). */
+  private readonly removals: BackgroundRemovals;
 
   /** Executable inputs are hard links to these copies, not a copy per action. */
   private readonly executables: ExecutableCopies;
@@ -73,6 +70,15 @@ export class LocalExecutor implements Executor {
   ) {
     // In the build folder, cleared at start like the exec roots; no action's folder has its name (safeFolderName).
     this.executables = new ExecutableCopies(join(opts.buildRoot, EXECUTABLES_FOLDER));
+    this.removals = new BackgroundRemovals(
+      (path) =>
+        this.remover
+          .remove(path)
+          .catch(() => removeTree(path))
+          .catch((err) => this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`)),
+      MAX_PENDING_REMOVALS,
+      opts.deferRemovals === false ? undefined : (opts.deferRemovals ?? DEFAULT_DEFERRED_REMOVAL_LIMITS),
+    );
     this.clock = opts.clock ?? systemClock;
     this.runner = opts.runner ?? new ProcessRunner();
     this.workerName = opts.workerName ?? `kiln@${hostname()}`;
@@ -152,6 +158,7 @@ export class LocalExecutor implements Executor {
     const realWorkDir = join(this.realBuildRoot, safeFolderName(action.id), command.workingDirectory);
     let release = () => {};
     let staged: StagingResult | undefined;
+    let outputBytes = 0;
     let checked = false;
     try {
       // Stamped before the hook: `?.` would skip evaluating its arguments when there is no hook.
@@ -191,6 +198,7 @@ export class LocalExecutor implements Executor {
         this.uploadLog(action.logs.stderr.path, fn),
       ]);
       t.outputUploadCompleted = now();
+      for (const o of collected.summary) outputBytes += o.bytes;
       t.workerCompleted = now();
 
       return {
@@ -220,7 +228,7 @@ export class LocalExecutor implements Executor {
       }
       release();
       // Nothing in it is needed any more (outputs are in the store, links checked): removed behind the answer.
-      await this.removals.add(execRoot);
+      await this.removals.add(execRoot, outputBytes);
     }
   }
 

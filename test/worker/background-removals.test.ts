@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackgroundRemovals } from '../../engine/worker/background-removals';
 
 /** A remover whose removals end only when the test says so. */
@@ -45,5 +45,57 @@ describe('BackgroundRemovals', () => {
     r.finish('/build/3');
     await third;
     expect(removals.size).toBe(1);
+  });
+
+  describe('deferred to a quiet moment', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+    const limits = { quietMs: 1_000, maxRoots: 3, maxBytes: 1_000 };
+
+    it('sets exec roots aside while actions keep finishing, and removes them all once none has for quietMs', async () => {
+      vi.useFakeTimers();
+      const r = heldRemover();
+      const removals = new BackgroundRemovals(r.remove, 32, limits);
+      await removals.add('/build/a');
+      await vi.advanceTimersByTimeAsync(900);
+      await removals.add('/build/b'); // another action finished: the quiet wait starts again
+      await vi.advanceTimersByTimeAsync(900);
+      expect(r.started()).toEqual([]);
+      expect(removals.size).toBe(2);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(r.started()).toEqual(['/build/a', '/build/b']);
+      r.finish('/build/a');
+      r.finish('/build/b');
+      await removals.settled();
+      expect(removals.size).toBe(0);
+    });
+
+    it('removes the oldest at once past maxRoots or maxBytes, without waiting for quiet', async () => {
+      vi.useFakeTimers();
+      const r = heldRemover();
+      const removals = new BackgroundRemovals(r.remove, 32, limits);
+      for (const p of ['/build/1', '/build/2', '/build/3']) await removals.add(p, 10);
+      expect(r.started()).toEqual([]);
+      await removals.add('/build/4', 10); // a fourth root: over maxRoots
+      expect(r.started()).toEqual(['/build/1']);
+      await removals.add('/build/5', 995); // 1,025 bytes of outputs set aside: the oldest go until it is under 1,000
+      expect(r.started()).toEqual(['/build/1', '/build/2', '/build/3', '/build/4']);
+      expect(removals.size).toBe(5); // 4 being removed, /build/5 set aside
+    });
+
+    it('settled() starts what is set aside and waits for it', async () => {
+      const r = heldRemover();
+      const removals = new BackgroundRemovals(r.remove, 32, { ...limits, quietMs: 60_000 });
+      await removals.add('/build/x');
+      let settled = false;
+      const done = removals.settled().then(() => (settled = true));
+      await tick();
+      expect(r.started()).toEqual(['/build/x']);
+      expect(settled).toBe(false);
+      r.finish('/build/x');
+      await done;
+      expect(removals.size).toBe(0);
+    });
   });
 });

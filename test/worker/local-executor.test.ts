@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { toBlobDigest, DIGEST_FUNCTIONS, type BlobDigest } from '../../engine/digest';
 import { GrpcError, Status, unpackDetail } from '../../engine/grpc/status';
 import { durationFromMs, reapi, rpc } from '../../engine/proto';
@@ -203,6 +203,23 @@ describe('LocalExecutor: running', () => {
     const e2 = await LocalExecutor.create({ store, buildRoot: build });
     expect(readdirSync(build)).toEqual([]);
     await e2.close();
+  });
+
+  it('removes exec roots by itself once actions stop finishing for a moment, with no one asking', async () => {
+    const build = join(root, 'build-deferred');
+    const e = await LocalExecutor.create({ store, buildRoot: build, runner: new ProcessRunner(), deferRemovals: { quietMs: 200, maxRoots: 256, maxBytes: 1 << 30 } });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const a = await prepare(command(['sh', '-c', `echo ${i} > out`], { environmentVariables: env(PATH), outputPaths: ['out'] }));
+        expect((await e.run(a, new AbortController().signal)).result.exitCode).toBe(0);
+      }
+      // Set aside while actions finish one after another (their mkdirs are cheaper with no removals alongside)…
+      expect(execRoots(build).length).toBeGreaterThan(0);
+      // …and gone after the quiet moment, without settled() or close().
+      await vi.waitFor(() => expect(execRoots(build)).toEqual([]), { timeout: 5_000, interval: 50 });
+    } finally {
+      await e.close();
+    }
   });
 
   it('survives its launcher being killed: the running action fails INTERNAL, the next one runs', async () => {
