@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spread } from './lib';
-import { ClientProcess, REPO, cpuBetween, serverCpu, startKiln, type Server } from './processes';
+import { ClientProcess, REPO, cpuBetween, serverCpu, serverCpuWhenQuiet, startKiln, type Server } from './processes';
 
 function args(name: string): string[] {
   return process.argv.flatMap((a, i) => (a === name ? [process.argv[i + 1]] : []));
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
         s.roundTrip.push(totals[Math.floor(totals.length / 2)]);
         const before = serverCpu(k.pid);
         s.rate.push(await client.run({ kind: 'actionRate', address: k.address, total: n, inFlight, warmup: 0 }));
-        s.cpu.push(cpuBetween(before, serverCpu(k.pid)) / n);
+        s.cpu.push(cpuBetween(before, await serverCpuWhenQuiet(k.pid)) / n);
       }
       console.log(`round ${r + 1}: ${sides.map((s) => `${s.name} rt ${s.roundTrip[r].toFixed(2)} ms, cpu ${s.cpu[r].toFixed(2)} ms/action, ${s.rate[r].toFixed(0)}/s`).join(' | ')} (load ${loadavg()[0].toFixed(2)})`);
     }

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BazelDriver, type Fixture } from './bazel';
-import { serverCpu, cpuBetween, kilnPids } from './processes';
+import { serverCpu, serverCpuWhenQuiet, cpuBetween, kilnPids } from './processes';
 import { readFileSync, readdirSync } from 'node:fs';
 import { ENGINE_V8_FLAGS } from '../../engine/util/v8-flags';
 
@@ -92,11 +92,13 @@ async function main() {
         const b = serverCpu(s.pid);
         const tb = threads(s.pid);
         const k = await driver.build(fixture, s.addr);
+        // Once quiet: what Kiln put off until after the build (exec roots' removal) counts.
+        const after = await serverCpuWhenQuiet(s.pid);
         const ta = threads(s.pid);
         if (tracer) { tracer.kill('SIGINT'); await new Promise((res) => tracer.once('exit', res)); }
         const parts = [...ta].map(([n, v]) => [n, (v - (tb.get(n) ?? 0)) / k.remoteActions] as const).filter(([, v]) => v > 0.05);
         console.log('  threads: ' + parts.map(([n, v]) => `${n}=${v.toFixed(2)}`).join(' '));
-        const cpu = cpuBetween(b, serverCpu(s.pid)) / k.remoteActions;
+        const cpu = cpuBetween(b, after) / k.remoteActions;
         (res[dists[i]] ??= { cpu: [], s: [] }).cpu.push(cpu);
         res[dists[i]].s.push(k.seconds);
         console.log(`${dists[i]} rep ${r}: ${cpu.toFixed(2)} ms/action, ${k.seconds.toFixed(2)} s, ${k.remoteActions} remote, load ${loadavg()[0].toFixed(2)}`);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { ClientProcess, ownCpuMs, serverCpu, startKiln } from './processes';
+import { ClientProcess, ownCpuMs, serverCpu, serverCpuWhenQuiet, startKiln } from './processes';
 
 /** utime and stime of a process, in clock ticks. */
 function userSys(pid: number): [number, number] {
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       const before = serverCpu(kiln.pid);
       const [u0, s0] = userSys(kiln.pid);
       const rate = await client.run({ kind: 'actionRate', address: kiln.address, total: n, inFlight, warmup: 0 });
-      const after = serverCpu(kiln.pid);
+      const after = await serverCpuWhenQuiet(kiln.pid); // with what Kiln did after the burst
       const [u1, s1] = userSys(kiln.pid);
       const engine = (ownCpuMs(kiln.pid) - before.get(kiln.pid)!) / n;
       let helpers = 0;

@@ -321,6 +321,25 @@ export function serverCpu(pid: number): Map<number, number> {
   return new Map(kilnPids(pid).map((p) => [p, ownCpuMs(p)]));
 }
 
+/**
+ * serverCpu once Kiln has gone quiet after a burst of work: what it put off until a
+ * quiet moment (exec roots removed a second after the last action, see
+ * engine/worker/background-removals.ts) is that burst's cost too. Waits out the quiet
+ * period, then samples until two snapshots 250 ms apart differ by under 2 ms (8 s at most).
+ */
+export async function serverCpuWhenQuiet(pid: number): Promise<Map<number, number>> {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  await sleep(1_500);
+  let last = serverCpu(pid);
+  for (let waited = 0; waited < 8_000; waited += 250) {
+    await sleep(250);
+    const now = serverCpu(pid);
+    if (cpuBetween(last, now) < 2) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** CPU used between two serverCpu snapshots (a process that appeared in between counts from 0). */
 export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
   let total = 0;

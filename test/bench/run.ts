@@ -38,6 +38,7 @@ import {
   referenceWorkerMissing,
   rssMiB,
   serverCpu,
+  serverCpuWhenQuiet,
   startBare,
   startKiln,
   startReferenceWorker,
@@ -313,7 +314,7 @@ async function main(): Promise<void> {
       for (let r = 0; r < size.rateRounds; r++) {
         const before = serverCpu(kiln.pid);
         kilnRates.push(await kc.run({ kind: 'actionRate', address: kiln.address, total: size.rateTotal, inFlight: IN_FLIGHT, warmup }));
-        kilnCpu.push(cpuBetween(before, serverCpu(kiln.pid)) / (size.rateTotal + warmup));
+        kilnCpu.push(cpuBetween(before, await serverCpuWhenQuiet(kiln.pid)) / (size.rateTotal + warmup));
         if (rc && ref) {
           const b = ownCpuMs(ref.pid);
           refRates.push(await rc.run({ kind: 'actionRate', address: ref.address, total: size.rateTotal, inFlight: IN_FLIGHT, warmup }));
@@ -549,7 +550,8 @@ async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefin
         kiln: async () => {
           const before = serverCpu(kiln.pid);
           const k = await driver.build(fixture, kiln.address);
-          const cpu = cpuBetween(before, serverCpu(kiln.pid));
+          // Counted once Kiln is quiet: exec roots it removes after the build are this build's cost.
+          const cpu = cpuBetween(before, await serverCpuWhenQuiet(kiln.pid));
           times.kiln.push(k.seconds);
           kilnCpu.push(cpu / k.remoteActions);
           if (times.kiln.length === 1) notes.push(`${fixture}: Bazel's summary against Kiln: ${k.summary}`);

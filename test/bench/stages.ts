@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { reapi } from '../../engine/proto';
 import { execute, trivialAction, upload } from './actions';
 import { ReapiClients, nowMs, quantile, unary } from './lib';
-import { kilnPids, ownCpuMs, startKiln } from './processes';
+import { kilnPids, ownCpuMs, serverCpuWhenQuiet, startKiln } from './processes';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -83,6 +83,7 @@ async function main(): Promise<void> {
       const m = r.res.result?.executionMetadata as Record<string, Stamp> | undefined;
       for (const [name, from, to] of STAGES) add(name, ms(m?.[to]) - ms(m?.[from]));
     }
+    await serverCpuWhenQuiet(server.pid); // exec roots removed after a quiet moment are these actions' cost too
     const cpu = new Map<string, number>();
     for (const p of kilnPids(server.pid)) {
       const role = roleOf(p, server.pid);
