@@ -16,7 +16,7 @@ import { BASIC_TARGETS, executedKinds, findBazel4, kilnSuite, parseProcessSummar
 const LONG = 10 * 60_000;
 const bazel = findBazel4();
 
-describe.skipIf(!bazel)(`Bazel 4.2.3 Build Event Service${bazel ? '' : ' (not installed: skipped)'}`, () => {
+describe.skipIf(!bazel)(`Bazel 4.2.3 Build Event Service${bazel ? '' : ' (skipped: Bazel 4.2.3 is not installed here; .ci/run installs it)'}`, () => {
   const suite = kilnSuite(bazel, 'basic', LONG);
   const built = randomUUID();
   const tested = randomUUID();

@@ -28,7 +28,7 @@ function cacheFlags(url: string): string[] {
 
 for (const { label, install } of BAZELS) {
   // Skipped when this Bazel is not installed (see the header for where each comes from).
-  describe.skipIf(!install)(`${label} with --remote_cache${install ? '' : ' (not installed: skipped)'}`, () => {
+  describe.skipIf(!install)(`${label} with --remote_cache${install ? '' : ` (skipped: ${label} is not installed here; .ci/run installs it)`}`, () => {
     let kiln: RunningKiln;
     let ws: BazelWorkspace;
 

@@ -18,7 +18,7 @@ import { BazelWorkspace, findBazel4, startKiln, type RunningKiln } from './harne
 const bazel = findBazel4();
 const LONG = 10 * 60_000;
 
-describe.skipIf(!bazel)(`Bazel 4.2.3 with --experimental_remote_downloader${bazel ? '' : ' (not installed: skipped)'}`, () => {
+describe.skipIf(!bazel)(`Bazel 4.2.3 with --experimental_remote_downloader${bazel ? '' : ' (skipped: Bazel 4.2.3 is not installed here; .ci/run installs it)'}`, () => {
   let kiln: RunningKiln;
   let ws: BazelWorkspace;
   let http: Server;

@@ -14,7 +14,7 @@ import { BASIC_TARGETS, executedKinds, findBazel4, kilnSuite, parseProcessSummar
 const LONG = 10 * 60_000;
 const bazel = findBazel4();
 
-describe.skipIf(!bazel)(`Bazel 4.2.3 invocations${bazel ? '' : ' (not installed: skipped)'}`, () => {
+describe.skipIf(!bazel)(`Bazel 4.2.3 invocations${bazel ? '' : ' (skipped: Bazel 4.2.3 is not installed here; .ci/run installs it)'}`, () => {
   const suite = kilnSuite(bazel, 'basic', LONG);
   const cold = randomUUID();
   const warm = randomUUID();

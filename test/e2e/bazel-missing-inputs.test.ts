@@ -63,7 +63,7 @@ class DroppingExecutor extends ExecutorDecorator {
 }
 
 for (const { label, install } of BAZELS) {
-  describe.skipIf(!install)(`${label} when inputs vanish from the CAS before the run${install ? '' : ' (not installed: skipped)'}`, () => {
+  describe.skipIf(!install)(`${label} when inputs vanish from the CAS before the run${install ? '' : ` (skipped: ${label} is not installed here; .ci/run installs it)`}`, () => {
     let dataDir: string;
     let engine: Engine;
     let executor: DroppingExecutor;

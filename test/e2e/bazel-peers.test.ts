@@ -27,7 +27,7 @@ function expectedLines(): string {
   return Array.from({ length: COUNT }, (_, i) => `item-${String(i).padStart(3, '0')}\n`).join('');
 }
 
-describe.skipIf(!bazel)(`Bazel 4.2.3 through a one-slot Kiln with two peer Kilns${bazel ? '' : ' (Bazel 4.2.3 not installed: skipped)'}`, () => {
+describe.skipIf(!bazel)(`Bazel 4.2.3 through a one-slot Kiln with two peer Kilns${bazel ? '' : ' (skipped: Bazel 4.2.3 is not installed here; .ci/run installs it)'}`, () => {
   let a: RunningKiln;
   let b: { kiln: RunningKiln; token: string };
   let c: { kiln: RunningKiln; token: string };

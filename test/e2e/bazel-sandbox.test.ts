@@ -17,7 +17,7 @@ const LONG = 10 * 60_000;
 const probe = probeBubblewrap({ dataDir: '/nonexistent-kiln' });
 
 for (const { label, install } of BAZELS) {
-  const skip = !install ? ' (not installed: skipped)' : !probe.available ? ` (skipped: ${probe.reason})` : '';
+  const skip = !install ? ` (skipped: ${label} is not installed here; .ci/run installs it)` : !probe.available ? ` (skipped: ${probe.reason})` : '';
   describe.skipIf(!!skip)(`${label} with --remote_executor and the sandbox on${skip}`, () => {
     let kiln: RunningKiln;
     let ws: BazelWorkspace;

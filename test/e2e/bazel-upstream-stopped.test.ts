@@ -17,7 +17,7 @@ const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'engine', 'cli.ts');
 const COUNT = 40;
 
-describe.skipIf(!bazel)(`Bazel 4.2.3 through a local-first Kiln whose upstream dies mid-build${bazel ? '' : ' (Bazel 4.2.3 not installed: skipped)'}`, () => {
+describe.skipIf(!bazel)(`Bazel 4.2.3 through a local-first Kiln whose upstream dies mid-build${bazel ? '' : ' (skipped: Bazel 4.2.3 is not installed here; .ci/run installs it)'}`, () => {
   let upstream: ChildProcess;
   let upstreamDir: string;
   let upstreamHttp: string;

@@ -23,7 +23,7 @@ function flags(url: string): string[] {
   ];
 }
 
-describe.skipIf(!bazel)(`Bazel 4.2.3 runs WASI actions on Kiln${bazel ? '' : ' (not installed: skipped)'}`, () => {
+describe.skipIf(!bazel)(`Bazel 4.2.3 runs WASI actions on Kiln${bazel ? '' : ' (skipped: Bazel 4.2.3 is not installed here; .ci/run installs it)'}`, () => {
   let kiln: RunningKiln;
   let ws: BazelWorkspace;
 
