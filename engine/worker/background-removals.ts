@@ -21,7 +21,11 @@ export interface DeferredRemovalLimits {
   quietMs: number;
   /** At most this many exec roots wait; past it the oldest are removed at once. */
   maxRoots: number;
-  /** At most this many bytes of outputs (copies of what is in the store) wait in them. */
+  /**
+   * At most this many bytes of declared outputs (copies of what is in the store) wait in
+   * them. Files an action leaves in its exec root besides its outputs are not counted: the
+   * executor does not walk the tree to size it.
+   */
   maxBytes: number;
 }
 
