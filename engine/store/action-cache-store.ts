@@ -110,8 +110,8 @@ export interface DiskActionCacheOptions {
   indexSaveDelayMs?: number;
   /** Encoded results kept in memory as well, most recently used first. Default 32 MiB; 0 turns it off. */
   memoryCacheBytes?: number;
-  /** How long an entry's file may wait after its acknowledgement (logged-files.ts); for tests. */
-  writeOutDelayMs?: number;
+  /** The quiet after which entries' files are written (logged-files.ts); for tests. */
+  writeOutQuietMs?: number;
 }
 
 export const DEFAULT_AC_MEMORY_CACHE_BYTES = 32 * 1024 * 1024;
@@ -200,7 +200,7 @@ export class DiskActionCacheStore implements ActionCacheStore {
     await mkdir(this.instancesDir, { recursive: true });
     await removeTempFiles(this.tmpDir);
     // Replays entries an earlier process acknowledged, before the scan below indexes them.
-    this.files = await LoggedFiles.open({ root: this.options.dir, walDir: join(this.options.dir, 'wal'), tempDir: this.tmpDir, mode: 0o644, writeOutDelayMs: this.options.writeOutDelayMs });
+    this.files = await LoggedFiles.open({ root: this.options.dir, walDir: join(this.options.dir, 'wal'), tempDir: this.tmpDir, mode: 0o644, writeOutQuietMs: this.options.writeOutQuietMs });
     const present = new Map<string, number>();
     for (const folder of await readdir(this.instancesDir)) {
       for (const key of (await scanEntries(join(this.instancesDir, folder), { includeEmpty: true })).keys()) {

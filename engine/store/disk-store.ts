@@ -60,8 +60,8 @@ export interface DiskBlobStoreOptions {
    * reclaimed before any blob is evicted. Default 60 s (a live client never pauses that long).
    */
   reclaimIdleUploadMs?: number;
-  /** How long a small blob's file may wait after its acknowledgement (logged-files.ts); for tests. */
-  writeOutDelayMs?: number;
+  /** The quiet after which small blobs' files are written (logged-files.ts); for tests. */
+  writeOutQuietMs?: number;
 }
 
 export class DiskBlobStore implements BlobStore {
@@ -122,7 +122,7 @@ export class DiskBlobStore implements BlobStore {
     // Temp files of a crashed process were never visible; they are only garbage now.
     await removeTempFiles(this.tmpDir);
     // Replays small blobs an earlier process acknowledged, before the scan below indexes them.
-    this.files = await LoggedFiles.open({ root: this.dir, walDir: join(this.dir, 'wal'), tempDir: this.tmpDir, mode: 0o444, writeOutDelayMs: this.options.writeOutDelayMs });
+    this.files = await LoggedFiles.open({ root: this.dir, walDir: join(this.dir, 'wal'), tempDir: this.tmpDir, mode: 0o444, writeOutQuietMs: this.options.writeOutQuietMs });
     for (const fn of SUPPORTED_DIGEST_FUNCTIONS) await this.ensureEmptyBlob(emptyDigest(fn));
     rebuildIndex(this.index, await scanEntries(this.dir), await loadRecency(join(this.dir, 'recency')));
     await this.uploads.sweep();

@@ -65,9 +65,16 @@ interface Acknowledged {
  * Writers that loop until the server goes away, each recording only what the server
  * acknowledged. Their failures after the kill are expected and ignored.
  */
-function startWriters(clients: KilnClients, acked: Acknowledged, stop: { now: boolean }): Promise<unknown>[] {
+/** `now` ends the writers; while `paused` is set they wait for it. */
+interface WriterControl {
+  now: boolean;
+  paused?: Promise<void>;
+}
+
+function startWriters(clients: KilnClients, acked: Acknowledged, stop: WriterControl): Promise<unknown>[] {
   const batchWriter = async () => {
     while (!stop.now) {
+      await stop.paused;
       const blobs = Array.from({ length: 16 }, () => randomBytes(64 + Math.floor(Math.random() * 4000)));
       const res = await clients.cas.batchUpdate({ requests: blobs.map((data) => ({ digest: digestOf(data), data })) });
       res.responses.forEach((r, i) => {
@@ -77,6 +84,7 @@ function startWriters(clients: KilnClients, acked: Acknowledged, stop: { now: bo
   };
   const streamWriter = async () => {
     while (!stop.now) {
+      await stop.paused;
       const data = randomBytes(200_000 + Math.floor(Math.random() * 400_000));
       const d = digestOf(data);
       const resourceName = `uploads/${randomUUID()}/blobs/${d.hash}/${d.sizeBytes}`;
@@ -92,6 +100,7 @@ function startWriters(clients: KilnClients, acked: Acknowledged, stop: { now: bo
   };
   const resultWriter = async () => {
     while (!stop.now) {
+      await stop.paused;
       // Outputs the server has already acknowledged, so a later lookup must be a hit.
       const outputs = [...acked.blobs.entries()].slice(-3);
       if (outputs.length === 0) {
@@ -147,7 +156,7 @@ async function expectAllAcknowledged(dataDir: string, acked: Acknowledged): Prom
 /**
  * Nothing half-written under a real name: each CAS file hashes to its name, each action-cache file is a result sent for it.
  * `complete`: a file for every acknowledged write too, which holds once a start has replayed the logs (a killed
- * process may not have written the files of its last ~100 ms of acknowledgements: the log holds them).
+ * process may not have written the files of acknowledgements since the puts last paused: the log holds them).
  */
 async function expectNothingTorn(dataDir: string, acked: Acknowledged, complete: boolean): Promise<void> {
   let casFiles = 0;
@@ -169,7 +178,7 @@ async function expectNothingTorn(dataDir: string, acked: Acknowledged, complete:
 /** Starts a server, writes until this round has blobs and results acknowledged, then kills it with SIGKILL mid-write. */
 async function writeAndKill(dataDir: string, acked: Acknowledged): Promise<void> {
   const { child, clients, exited } = await startServe(dataDir);
-  const stop = { now: false };
+  const stop: WriterControl = { now: false };
   const blobsBefore = acked.blobs.size;
   const resultsBefore = acked.results.size;
   const writers = startWriters(clients, acked, stop);
@@ -178,6 +187,13 @@ async function writeAndKill(dataDir: string, acked: Acknowledged): Promise<void>
   while ((acked.blobs.size < blobsBefore + 10 || acked.results.size < resultsBefore + 3) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
   }
+  // A pause: the server writes the files of what it acknowledged once the puts pause for a second
+  // (store/logged-files.ts), so the kill finds both files written out and puts only in the log.
+  let resume = () => {};
+  stop.paused = new Promise((r) => (resume = r));
+  await new Promise((r) => setTimeout(r, 1_200 + Math.random() * 400));
+  stop.paused = undefined;
+  resume();
   await new Promise((r) => setTimeout(r, 50 + Math.random() * 250));
   child.kill('SIGKILL');
   await exited;

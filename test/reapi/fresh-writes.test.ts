@@ -23,9 +23,9 @@ let cas: DiskBlobStore;
 
 beforeAll(async () => {
   storeDir = await mkdtemp(join(tmpdir(), 'kiln-fresh-'));
-  cas = await DiskBlobStore.open({ dir: join(storeDir, 'cas'), budgetBytes: 1 << 30, writeOutDelayMs: 60_000 });
+  cas = await DiskBlobStore.open({ dir: join(storeDir, 'cas'), budgetBytes: 1 << 30, writeOutQuietMs: 60_000 });
   // No memory cache of results: GetActionResult must find the unwritten entry itself.
-  const ac = await DiskActionCacheStore.open({ dir: join(storeDir, 'ac'), memoryCacheBytes: 0, writeOutDelayMs: 60_000 });
+  const ac = await DiskActionCacheStore.open({ dir: join(storeDir, 'ac'), memoryCacheBytes: 0, writeOutQuietMs: 60_000 });
   t = await startTestEngine({ blobStore: cas, actionCache: ac, config: { sandbox: 'off' } });
 });
 

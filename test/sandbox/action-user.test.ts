@@ -76,7 +76,7 @@ describe.skipIf(!isRoot)(`actions as the action user${isRoot ? '' : ' (skipped: 
     it.skipIf(!!skip)(`${protectedFromIt ? 'cannot' : 'can'} read or write Kiln's data folder: CAS, action cache, tokens, http-token${skip ? ` (skipped: ${skip})` : ''}`, async () => {
       const digest = await uploadBlob(t.clients, Buffer.from(`a blob nobody gave the action ${sandbox}-${actionUser}`));
       const blobPath = entryPath(join(t.dataDir, 'cas'), digest);
-      // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts): attack the file itself.
+      // A small blob's file follows its acknowledgement once the puts pause for a second (store/logged-files.ts): attack the file itself.
       await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
       const secrets = ['http-token', 'tokens.json'].map((f) => join(t.dataDir, f)).filter((p) => existsSync(p));
       expect(secrets.length).toBeGreaterThan(0);

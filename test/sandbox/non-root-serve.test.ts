@@ -74,7 +74,7 @@ describe.skipIf(!!skipAll).each([
     const content = `an input nobody should change ${sandbox}`;
     const digest = await uploadBlob(clients, Buffer.from(content));
     const blobPath = entryPath(join(dataDir, 'cas'), digest);
-    // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts).
+    // A small blob's file follows its acknowledgement once the puts pause for a second (store/logged-files.ts).
     await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
     const out = await run('stat -c %a:%h in.txt; echo more >> in.txt 2>/dev/null && echo WROTE-READONLY; chmod u+w in.txt && echo changed >> in.txt && echo REWROTE; true', {
       inputs: { 'in.txt': content },

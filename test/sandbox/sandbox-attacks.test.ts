@@ -48,7 +48,7 @@ describe.skipIf(!probe.available).each<{ sandbox: SandboxMode; sandboxed: boolea
     const blob = Buffer.from(`a blob nobody gave the action ${sandbox}`);
     const digest = await uploadBlob(t.clients, blob);
     const blobPath = entryPath(join(t.dataDir, 'cas'), digest);
-    // A small blob's file follows its acknowledgement within ~100 ms (store/logged-files.ts): attack the file itself.
+    // A small blob's file follows its acknowledgement once the puts pause for a second (store/logged-files.ts): attack the file itself.
     await vi.waitFor(() => expect(existsSync(blobPath)).toBe(true), { timeout: 5_000 });
     const targets = [join(secretDir, 'id_ed25519'), join(t.dataDir, 'http-token'), blobPath];
     const r = await run(targets.map((p) => `cat '${p}' >/dev/null 2>&1 && echo "READ ${p}"`).join('; ') + '; true');

@@ -127,7 +127,7 @@ describe('DiskActionCacheStore', () => {
   });
 
   it('an entry is readable as soon as its put resolves, before its file is written, even with no memory cache', async () => {
-    const ac = await DiskActionCacheStore.open({ dir, memoryCacheBytes: 0, writeOutDelayMs: 60_000 });
+    const ac = await DiskActionCacheStore.open({ dir, memoryCacheBytes: 0, writeOutQuietMs: 60_000 });
     const { digest } = await blob('just executed');
     await ac.put('i', digest, result(7));
     const path = join(dir, 'instances', instanceFolder('i'), 'sha256', digest.hash.slice(0, 2), `${digest.hash}-${digest.size}`);
@@ -140,7 +140,7 @@ describe('DiskActionCacheStore', () => {
   });
 
   it('an entry acknowledged and killed before its file was written is there after a restart', async () => {
-    const ac = await DiskActionCacheStore.open({ dir, writeOutDelayMs: 60_000 });
+    const ac = await DiskActionCacheStore.open({ dir, writeOutQuietMs: 60_000 });
     const { digest } = await blob('acknowledged');
     await ac.put('i', digest, result(3));
     // No close: as after kill -9.
@@ -150,7 +150,7 @@ describe('DiskActionCacheStore', () => {
   });
 
   it('an entry evicted before its file is written never shows up as a file', async () => {
-    const ac = await DiskActionCacheStore.open({ dir, maxEntries: 1, writeOutDelayMs: 60_000 });
+    const ac = await DiskActionCacheStore.open({ dir, maxEntries: 1, writeOutQuietMs: 60_000 });
     const [a, b] = await Promise.all(['a', 'b'].map(async (s) => (await blob(s)).digest));
     await ac.put('i', a!, result(1));
     await ac.put('i', b!, result(2)); // a is evicted

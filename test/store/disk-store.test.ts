@@ -42,7 +42,7 @@ async function visibleFiles(): Promise<string[]> {
 
 describe('DiskBlobStore: small blobs before their files are written', () => {
   it('a small blob is found, read whole and by range, and linkable as soon as its write resolves', async () => {
-    const store = await openStore({ writeOutDelayMs: 60_000 });
+    const store = await openStore({ writeOutQuietMs: 60_000 });
     const { data, digest } = await blob('acknowledged, not yet a file');
     await store.writeAll(digest, data);
     const path = join(dir, 'sha256', digest.hash.slice(0, 2), `${digest.hash}-${digest.size}`);
@@ -61,7 +61,7 @@ describe('DiskBlobStore: small blobs before their files are written', () => {
   });
 
   it('a small blob deleted or evicted before its file is written never shows up as a file', async () => {
-    const store = await openStore({ writeOutDelayMs: 60_000, budgetBytes: 100 });
+    const store = await openStore({ writeOutQuietMs: 60_000, budgetBytes: 100 });
     const deleted = await blob('deleted before written');
     await store.writeAll(deleted.digest, deleted.data);
     expect(await store.delete(deleted.digest)).toBe(true);
@@ -79,7 +79,7 @@ describe('DiskBlobStore: small blobs before their files are written', () => {
   });
 
   it('a small blob acknowledged and killed before its file was written is there after a restart', async () => {
-    const store = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock: new ManualClock(), writeOutDelayMs: 60_000 });
+    const store = await DiskBlobStore.open({ dir, budgetBytes: 1 << 30, clock: new ManualClock(), writeOutQuietMs: 60_000 });
     const { data, digest } = await blob('only in the log when the process died');
     await store.writeAll(digest, data);
     // No close: as after kill -9, nothing but the log holds it.

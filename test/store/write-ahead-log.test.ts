@@ -75,7 +75,7 @@ describe('log segments', () => {
 
 describe('LoggedFiles', () => {
   // No write-out behind the tests' backs: files appear only where a test asks (or at a checkpoint or a close).
-  const options = () => ({ root: join(dir, 'root'), walDir: join(dir, 'root', 'wal'), tempDir: join(dir, 'root', 'tmp'), mode: 0o444, writeOutDelayMs: 60_000 });
+  const options = () => ({ root: join(dir, 'root'), walDir: join(dir, 'root', 'wal'), tempDir: join(dir, 'root', 'tmp'), mode: 0o444, writeOutQuietMs: 60_000 });
 
   /** Opens, writes, and "crashes": the log is left as a killed process leaves it. */
   async function writeAndCrash(write: (files: LoggedFiles) => Promise<void>): Promise<void> {
@@ -85,10 +85,10 @@ describe('LoggedFiles', () => {
   }
 
   it('a put is held in memory once it resolves, then written under its name with the mode asked for', async () => {
-    const files = await LoggedFiles.open({ ...options(), writeOutDelayMs: undefined });
+    const files = await LoggedFiles.open({ ...options(), writeOutQuietMs: 50 });
     await files.put('sha256/ab/blob', Buffer.from('hello'));
     expect(Buffer.from(files.unwritten('sha256/ab/blob')!).toString()).toBe('hello');
-    // Written shortly after (DEFAULT_WRITE_OUT_DELAY_MS), not on the put's path.
+    // Written once the puts pause, not on the put's path.
     await vi.waitFor(async () => expect(await readFile(join(dir, 'root', 'sha256/ab/blob'), 'utf8')).toBe('hello'));
     expect(files.unwritten('sha256/ab/blob')).toBeUndefined();
     expect(await readFile(join(dir, 'root', 'sha256/ab/blob'), 'utf8')).toBe('hello');
@@ -96,6 +96,42 @@ describe('LoggedFiles', () => {
     await files.close();
     // A clean close checkpoints: no log is left to replay.
     expect(await readdir(join(dir, 'root', 'wal'))).toEqual([]);
+  });
+
+  it('writes files out once the puts pause, not while they keep coming', async () => {
+    const files = await LoggedFiles.open({ ...options(), writeOutQuietMs: 400, writeOutMaxDelayMs: 60_000 });
+    const written = (name: string) => stat(join(dir, 'root', name)).then(() => true, () => false);
+    // A put every 40 ms for a second: never 400 ms without one.
+    const started = Date.now();
+    for (let i = 0; Date.now() - started < 1_000; i++) {
+      await files.put(`busy/${i}`, Buffer.from(`blob ${i}`));
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    expect(await written('busy/0')).toBe(false);
+    expect(files.unwrittenCount).toBeGreaterThan(5);
+    // Then quiet: everything goes out.
+    await vi.waitFor(() => expect(files.unwrittenCount).toBe(0), { timeout: 3_000 });
+    expect(await written('busy/0')).toBe(true);
+    await files.close();
+  });
+
+  it('a steady trickle of puts still gets its files written after the longest delay', async () => {
+    const files = await LoggedFiles.open({ ...options(), writeOutQuietMs: 400, writeOutMaxDelayMs: 300 });
+    let stop = false;
+    const trickle = (async () => {
+      for (let i = 0; !stop; i++) {
+        await files.put(`trickle/${i}`, Buffer.from(`blob ${i}`));
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    try {
+      // Never quiet, yet the first file is written well before the trickle stops.
+      await vi.waitFor(() => expect(readFile(join(dir, 'root', 'trickle/0'), 'utf8')).resolves.toBe('blob 0'), { timeout: 3_000 });
+    } finally {
+      stop = true;
+      await trickle;
+    }
+    await files.close();
   });
 
   it('replays acknowledged puts at start, even when the crash emptied their files (power loss)', async () => {
