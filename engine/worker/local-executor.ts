@@ -8,6 +8,7 @@ import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { systemClock, type Clock } from '../clock';
+import { markTopFolder } from '../util/top-folder';
 import { DIGEST_FUNCTIONS, toWireDigest } from '../digest';
 import { GrpcError, internal, invalidArgument } from '../grpc/status';
 import { reapi } from '../proto';
@@ -88,6 +89,8 @@ export class LocalExecutor implements Executor {
     // Exec roots left by a crash: nothing in them is worth keeping.
     await mkdir(opts.buildRoot, { recursive: true });
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
+    // Each exec root is a tree of its own: on ext4, spread them to roomy block groups (top-folder.ts).
+    await markTopFolder(opts.buildRoot);
     const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));

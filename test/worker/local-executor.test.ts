@@ -18,11 +18,13 @@ import { ProcessRunner } from '../../engine/worker/process-runner';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { SMALL_FILE_BYTES } from '../../engine/worker/outputs';
 import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder';
+import { hasTopFlag, topFolderSupport } from '../util/top-folder-support';
 
 /** What the build folder holds besides Kiln's shared executable copies (.executables): exec roots. */
 const execRoots = (dir: string) => readdirSync(dir).filter((name) => name !== '.executables');
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-worker-'));
+const topSupport = topFolderSupport(root);
 let store: DiskBlobStore;
 let runner: ProcessRunner;
 /** LocalExecutor with the result shaping every configured executor gets (engine/executor-factory.ts). */
@@ -204,6 +206,21 @@ describe('LocalExecutor: running', () => {
     expect(readdirSync(build)).toEqual([]);
     await e2.close();
   });
+
+  it.skipIf(!topSupport.ok)(
+    `marks the build folder as a top folder on ext4, so its exec roots spread to roomy block groups${topSupport.ok ? '' : ` (skipped: ${topSupport.why})`}`,
+    async () => {
+      const build = join(root, 'build-top');
+      mkdirSync(build);
+      expect(hasTopFlag(build)).toBe(false);
+      const e = await LocalExecutor.create({ store, buildRoot: build });
+      try {
+        expect(hasTopFlag(build)).toBe(true);
+      } finally {
+        await e.close();
+      }
+    },
+  );
 
   it('removes exec roots by itself once actions stop finishing for a moment, with no one asking', async () => {
     const build = join(root, 'build-deferred');
