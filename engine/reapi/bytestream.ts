@@ -419,11 +419,18 @@ function int64(value: unknown): number {
   return Number(value ?? 0);
 }
 
+/**
+ * The reason a call's signal aborts with. Given, so that abort() does not build a
+ * DOMException (a stack capture) per call: grpc-js (1.10+) emits 'cancelled' at the end of
+ * every call, even one that ended normally; 0.07 ms per action in a profile of serve under Bazel.
+ */
+const CALL_CANCELLED = new Error('the client cancelled the call');
+
 /** Aborts when the client cancels the call, so producers stop early. */
 export function callAbortSignal(call: { cancelled: boolean; on(event: 'cancelled', fn: () => void): unknown }): AbortSignal {
   const ac = new AbortController();
-  if (call.cancelled) ac.abort();
-  else call.on('cancelled', () => ac.abort());
+  if (call.cancelled) ac.abort(CALL_CANCELLED);
+  else call.on('cancelled', () => ac.abort(CALL_CANCELLED));
   return ac.signal;
 }
 
