@@ -3,8 +3,8 @@
 // right, and after `bazel clean` Kiln's own cache serves them.
 //
 // Needs Bazel 4.2.3 (see bazel-exec.test.ts) and a running reference worker:
-// start /work/shared/peers/reference-worker.sh --port N (building it takes
-// minutes) and set KILN_REFERENCE_UPSTREAM=grpc://127.0.0.1:N.
+// start /work/shared/peers/reference-worker.sh --port N and set
+// KILN_REFERENCE_UPSTREAM=grpc://127.0.0.1:N (.ci/run does both).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASIC_TARGETS, BazelWorkspace, executedKinds, expectBasicOutputs, findBazel4, parseProcessSummary, startKiln, type RunningKiln } from './harness';
 
@@ -14,7 +14,7 @@ const LONG = 10 * 60_000;
 const why = !bazel
   ? ' (skipped: Bazel 4.2.3 is not installed)'
   : !upstream
-    ? ' (skipped: KILN_REFERENCE_UPSTREAM, the grpc:// address of a running reference-worker.sh, is not set; it is built from Debian sources on first use, so .ci/run leaves it to npm run bench)'
+    ? ' (skipped: KILN_REFERENCE_UPSTREAM, the grpc:// address of a running reference-worker.sh, is not set; .ci/run starts one and sets it)'
     : '';
 
 describe.skipIf(!bazel || !upstream)(`Bazel 4.2.3 through Kiln to the reference worker${why}`, () => {

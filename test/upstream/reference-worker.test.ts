@@ -1,7 +1,7 @@
 // Kiln against an independent REAPI server: Bazel's reference worker
-// (/work/shared/peers/reference-worker.sh) as the upstream. Start it yourself and
-// set KILN_REFERENCE_UPSTREAM=grpc://127.0.0.1:PORT; building it takes minutes,
-// so the suite does not do it.
+// (/work/shared/peers/reference-worker.sh) as the upstream. .ci/run starts it and
+// sets KILN_REFERENCE_UPSTREAM=grpc://127.0.0.1:PORT; by hand, do the same (the
+// project's own tests must not need ../shared, so npm test does not start it).
 import { afterEach, describe, expect, it } from 'vitest';
 import { DIGEST_FUNCTIONS, toBlobDigest, toWireDigest } from '../../engine/digest';
 import { FakeExecutor } from '../execution/fake-executor';
@@ -13,13 +13,13 @@ import { UpstreamClient } from '../../engine/upstream/upstream-client';
 
 const url = process.env.KILN_REFERENCE_UPSTREAM;
 // Named in each test's title too, so a skipped test says why on its own line.
-const why = url ? '' : ' (skipped: KILN_REFERENCE_UPSTREAM not set; reference-worker.sh takes minutes to build)';
+const why = url ? '' : ' (skipped: KILN_REFERENCE_UPSTREAM not set; .ci/run starts reference-worker.sh and sets it)';
 const running: TestEngine[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((e) => e.stop()));
 });
 
-describe.skipIf(!url)(`the reference worker as upstream${url ? '' : ' (skipped: set KILN_REFERENCE_UPSTREAM=grpc://HOST:PORT of a running reference-worker.sh; it is built from Debian sources on first use, so .ci/run leaves it to npm run bench)'}`, () => {
+describe.skipIf(!url)(`the reference worker as upstream${url ? '' : ' (skipped: set KILN_REFERENCE_UPSTREAM=grpc://HOST:PORT of a running reference-worker.sh, as .ci/run does)'}`, () => {
   it(`runs an action there, brings the outputs back, and serves the second request from the local cache${why}`, async () => {
     const local = new FakeExecutor();
     const kiln = await startTestEngine({ config: { upstream: url, placement: 'upstream' }, executor: local });
