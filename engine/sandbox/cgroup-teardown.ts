@@ -27,8 +27,13 @@ export async function killAndRemove(dir: string, attempts = 50): Promise<void> {
  */
 export async function killUntilEmpty(dirs: readonly string[], attempts = 50): Promise<boolean> {
   for (let i = 0; i < attempts; i++) {
-    for (const dir of dirs) killListed(dir);
-    if (dirs.every(isEmpty)) return true;
+    let listed: number | undefined = 0;
+    for (const dir of dirs) {
+      const n = killListed(dir);
+      listed = n === undefined || listed === undefined ? undefined : listed + n;
+    }
+    // Nothing listed anywhere: empty already, with no second read (nothing is left to fork into them).
+    if (listed === 0 || dirs.every(isEmpty)) return true;
     await new Promise((r) => setTimeout(r, 20));
   }
   return false;
@@ -42,21 +47,26 @@ function isEmpty(dir: string): boolean {
   }
 }
 
-/** SIGKILLs every process listed in the cgroup now; the caller removes it later (killAndRemove). */
-export function killListed(dir: string): void {
+/**
+ * SIGKILLs every process listed in the cgroup now; the caller removes it later (killAndRemove).
+ * Returns how many were listed, or undefined when the list could not be read.
+ */
+export function killListed(dir: string): number | undefined {
   let text = '';
   try {
     text = readFileSync(`${dir}/cgroup.procs`, 'utf8');
   } catch {
-    return;
+    return undefined;
   }
-  for (const pid of text.split('\n').map(Number).filter((n) => n > 0)) {
+  const pids = text.split('\n').map(Number).filter((n) => n > 0);
+  for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
       // Already gone.
     }
   }
+  return pids.length;
 }
 
 /** A counter from a "key value" file (memory.oom_control, memory.events); 0 when absent. */
