@@ -8,7 +8,7 @@
 // A LinkLedger shared by the executor's actions makes later holders of an
 // inode compare against its first holder's stats (see link-ledger.ts).
 import { chmod, copyFile, lstat, mkdir, readFile, symlink } from 'node:fs/promises';
-import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync } from 'node:fs';
+import { createReadStream, createWriteStream, linkSync, lstatSync, mkdirSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DIGEST_FUNCTIONS, type BlobDigest, type DigestFunctionName } from '../digest';
@@ -235,9 +235,13 @@ export function stagedEntries(plan: InputPlan, workingDirectory: string): KnownE
  */
 export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]): Promise<LinkedInput[]> {
   const tampered: LinkedInput[] = [];
+  // The lstats are synchronous, in bounded batches (util/sync-batches.ts): one through the
+  // thread pool cost the main thread more than the call itself, once per input per action.
+  const budget = new SyncBudget();
   await forEachLimited(linked, CONCURRENCY, async (l) => {
     for (const path of [join(execRoot, l.path), l.storePath]) {
-      const st = await lstat(path, { bigint: true }).catch(() => undefined);
+      const st = lstatOrUndefined(path);
+      await budget.spent();
       // Gone, or another inode now: the store's copy is not reachable through this path.
       if (!st || st.ino !== l.ino || st.dev !== l.dev) continue;
       const changed =
@@ -251,6 +255,15 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
     }
   });
   return tampered;
+}
+
+/** The path's own stats; undefined when it cannot be looked at (gone, or a parent replaced by a file). */
+function lstatOrUndefined(path: string): BigIntStats | undefined {
+  try {
+    return lstatSync(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
 }
 
 async function hashFile(path: string, fn: DigestFunctionName, size: bigint): Promise<string> {
