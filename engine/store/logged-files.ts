@@ -1,8 +1,9 @@
 // Small files made durable through a write-ahead log (write-ahead-log.ts) rather than
 // an fsync each. A put is acknowledged once its record is synced in the log (one
 // fdatasync shared by every put that arrived meanwhile). Its file is written later, off
-// the request path, once the puts pause (between builds) or too many bytes wait: until then the bytes are held in memory (`unwritten`), and a caller
-// that needs the file itself (to hard-link it) asks for it with `writeOut`. The file is
+// the request path, once the puts pause (between builds) or too many bytes wait: until
+// then the bytes are held in memory (`unwritten`), and a caller that needs the file
+// itself (to hard-link it) asks for it with `writeOut`. The file is
 // written to a temp name and renamed to its real one, without an fsync: until the file's
 // own bytes reach the disk, the log holds them.
 //
