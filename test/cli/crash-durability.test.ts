@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildFolderPath } from '../../engine/sandbox/build-folder';
 import { reapi } from '../../engine/proto';
 import { readSegments } from '../../engine/store/write-ahead-log';
 import { connectClients, type KilnClients } from '../helpers';
@@ -24,7 +25,11 @@ const dirs: string[] = [];
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
+  for (const d of dirs) {
+    await rm(d, { recursive: true, force: true });
+    // A killed serve leaves its build folder in /var/tmp (the next start on the same data folder would take it back).
+    if (process.getuid?.() === 0) await rm(buildFolderPath(d, 0), { recursive: true, force: true });
+  }
 });
 
 interface Digest {
