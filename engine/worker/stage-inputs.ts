@@ -240,7 +240,7 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
   const budget = new SyncBudget();
   await forEachLimited(linked, CONCURRENCY, async (l) => {
     for (const path of [join(execRoot, l.path), l.storePath]) {
-      const st = lstatOrUndefined(path);
+      const st = lstatIfReachable(path);
       await budget.spent();
       // Gone, or another inode now: the store's copy is not reachable through this path.
       if (!st || st.ino !== l.ino || st.dev !== l.dev) continue;
@@ -258,7 +258,7 @@ export async function findTamperedInputs(execRoot: string, linked: LinkedInput[]
 }
 
 /** The path's own stats; undefined when it cannot be looked at (gone, or a parent replaced by a file). */
-function lstatOrUndefined(path: string): BigIntStats | undefined {
+function lstatIfReachable(path: string): BigIntStats | undefined {
   try {
     return lstatSync(path, { bigint: true });
   } catch {

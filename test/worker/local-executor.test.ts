@@ -207,20 +207,18 @@ describe('LocalExecutor: running', () => {
     await e2.close();
   });
 
-  it.skipIf(!topSupport.ok)(
-    `marks the build folder as a top folder on ext4, so its exec roots spread to roomy block groups${topSupport.ok ? '' : ` (skipped: ${topSupport.why})`}`,
-    async () => {
-      const build = join(root, 'build-top');
-      mkdirSync(build);
-      expect(hasTopFlag(build)).toBe(false);
-      const e = await LocalExecutor.create({ store, buildRoot: build });
-      try {
-        expect(hasTopFlag(build)).toBe(true);
-      } finally {
-        await e.close();
-      }
-    },
-  );
+  const topWhy = topSupport.ok ? '' : ` (skipped: ${topSupport.why})`;
+  it.skipIf(!topSupport.ok)(`marks the build folder as a top folder on ext4, so its exec roots spread to roomy block groups${topWhy}`, async () => {
+    const build = join(root, 'build-top');
+    mkdirSync(build);
+    expect(hasTopFlag(build)).toBe(false);
+    const e = await LocalExecutor.create({ store, buildRoot: build });
+    try {
+      expect(hasTopFlag(build)).toBe(true);
+    } finally {
+      await e.close();
+    }
+  });
 
   it('removes exec roots by itself once actions stop finishing for a moment, with no one asking', async () => {
     const build = join(root, 'build-deferred');
