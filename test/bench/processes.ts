@@ -290,10 +290,10 @@ export function descendantPids(pid: number): number[] {
 
 /**
  * Kiln's own processes: the server, its direct children (launchers, and the
- * bwrap of each slot's sandbox), and below a bwrap its init and the slot's
- * agent (a launcher inside the sandbox). Actions are a launcher's or an
- * agent's children and are left out, as are per-action bwraps (a launcher's
- * children).
+ * bwrap of each slot's sandbox), below a bwrap its init and the slot's
+ * agent (a launcher inside the sandbox), and the agent's spawner (kiln-spawn).
+ * Actions are a launcher's, a spawner's or an agent's children and are left
+ * out, as are per-action bwraps (a launcher's children).
  */
 export function kilnPids(pid: number): number[] {
   const comm = (p: number) => {
@@ -307,6 +307,10 @@ export function kilnPids(pid: number): number[] {
   let frontier = childPids(pid);
   while (frontier.length > 0) {
     out.push(...frontier);
+    // Into slot sandboxes (bwrap), and from each slot's agent to its spawner (kiln-spawn): Kiln's own.
+    // Never into the actions, which are the spawner's children (or the agent's, without one).
+    const spawners = frontier.flatMap((p) => childPids(p)).filter((c) => comm(c) === 'kiln-spawn');
+    out.push(...spawners);
     frontier = frontier.filter((p) => comm(p) === 'bwrap').flatMap((p) => childPids(p));
   }
   return out;

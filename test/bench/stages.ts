@@ -47,6 +47,7 @@ function roleOf(pid: number, engine: number): string {
     const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (comm === 'bwrap') return 'bwrap (slot)';
+    if (comm === 'kiln-spawn') return 'kiln-spawn (slot)';
     if (cmd.includes('launcher')) return readFileSync(`/proc/${pid}/environ`, 'utf8').includes('KILN_LAUNCHER_SLOT=1') ? 'slot agents' : 'launcher';
     return comm;
   } catch {
