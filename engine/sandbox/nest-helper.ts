@@ -1,20 +1,27 @@
-// Where kiln-nest (native/kiln-nest.c, see nest-args.ts) is, building it from
-// its source with the host's C compiler when it is missing or older than the
-// source: `npm run build` does it, and a Kiln run from sources does it at
-// start. A packaged app ships it unpacked beside app.asar (electron-builder's
-// asarUnpack) and never builds it. Without it, a non-root Kiln gives each
-// action a bubblewrap of its own.
+// Where Kiln's native helpers are, building each from its source with the
+// host's C compiler when it is missing or older than the source: `npm run
+// build` does it, and a Kiln run from sources does it at start. A packaged app
+// ships them unpacked beside app.asar (electron-builder's asarUnpack) and never
+// builds them.
+// - kiln-nest (native/kiln-nest.c, see nest-args.ts): without it, a non-root
+//   Kiln gives each action a bubblewrap of its own.
+// - kiln-spawn (native/kiln-spawn.c): a slot's agent starts actions through it
+//   instead of forking itself; without it, the agent forks as before.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isPackedArchive, packageRoot, unpackedRoot } from '../util/package-root';
 
-/** Relative to Kiln's package root: the source, and where `npm run build` puts the binary. */
-const SOURCE_IN_PACKAGE = join('engine', 'sandbox', 'native', 'kiln-nest.c');
-const BINARY_IN_PACKAGE = join('dist', 'native', 'kiln-nest');
+export type NativeHelperName = 'kiln-nest' | 'kiln-spawn';
 
-export const NEST_SOURCE = join(packageRoot(__dirname), SOURCE_IN_PACKAGE);
-export const NEST_BINARY = join(packageRoot(__dirname), BINARY_IN_PACKAGE);
+/** Relative to Kiln's package root: a helper's source, and where `npm run build` puts its binary. */
+const sourceInPackage = (name: NativeHelperName) => join('engine', 'sandbox', 'native', `${name}.c`);
+const binaryInPackage = (name: NativeHelperName) => join('dist', 'native', name);
+
+export const NEST_SOURCE = join(packageRoot(__dirname), sourceInPackage('kiln-nest'));
+export const NEST_BINARY = join(packageRoot(__dirname), binaryInPackage('kiln-nest'));
+export const SPAWN_SOURCE = join(packageRoot(__dirname), sourceInPackage('kiln-spawn'));
+export const SPAWN_BINARY = join(packageRoot(__dirname), binaryInPackage('kiln-spawn'));
 
 export type NestHelperFound = { path: string; why?: undefined } | { path?: undefined; why: string };
 
@@ -24,10 +31,15 @@ export type NestHelperFound = { path: string; why?: undefined } | { path?: undef
  * (tests give a stand-in's).
  */
 export function findNestHelper(opts: { build?: boolean; root?: string } = {}): NestHelperFound {
+  return findNativeHelper('kiln-nest', opts);
+}
+
+/** As findNestHelper, for any of the helpers. */
+export function findNativeHelper(name: NativeHelperName, opts: { build?: boolean; root?: string } = {}): NestHelperFound {
   const root = opts.root ?? packageRoot(__dirname);
-  if (isPackedArchive(root)) return packagedNestHelper(root);
-  const sourcePath = join(root, SOURCE_IN_PACKAGE);
-  const binaryPath = join(root, BINARY_IN_PACKAGE);
+  if (isPackedArchive(root)) return packagedNestHelper(root, name);
+  const sourcePath = join(root, sourceInPackage(name));
+  const binaryPath = join(root, binaryInPackage(name));
   const source = existsSync(sourcePath) ? statSync(sourcePath) : undefined;
   const binary = existsSync(binaryPath) ? statSync(binaryPath) : undefined;
   if (binary && (!source || binary.mtimeMs >= source.mtimeMs)) return { path: binaryPath };
@@ -42,8 +54,8 @@ export function findNestHelper(opts: { build?: boolean; root?: string } = {}): N
  * Electron's fs shows inside it (the kernel cannot exec that), and never built
  * (a package has no source, and its folder is usually not writable).
  */
-function packagedNestHelper(root: string): NestHelperFound {
-  const binaryPath = join(unpackedRoot(root), BINARY_IN_PACKAGE);
+function packagedNestHelper(root: string, name: NativeHelperName): NestHelperFound {
+  const binaryPath = join(unpackedRoot(root), binaryInPackage(name));
   try {
     accessSync(binaryPath, constants.X_OK);
     return { path: binaryPath };
@@ -54,7 +66,7 @@ function packagedNestHelper(root: string): NestHelperFound {
   }
 }
 
-/** Compiles kiln-nest into `binary` (atomically); undefined when done, else why not. */
+/** Compiles a helper's `source` into `binary` (atomically); undefined when done, else why not. */
 export function buildNestHelper(source = NEST_SOURCE, binary = NEST_BINARY): string | undefined {
   const tmp = `${binary}.${process.pid}.tmp`;
   try {

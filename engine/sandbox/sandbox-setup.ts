@@ -18,7 +18,7 @@ import { SandboxRunner } from './sandbox-runner';
 import { SlotSandboxes } from './slot-sandboxes';
 import { isWithin } from './bwrap-args';
 import { buildFolderPath } from './build-folder';
-import { findNestHelper } from './nest-helper';
+import { findNativeHelper, findNestHelper } from './nest-helper';
 import { SANDBOX_EXEC, SeatbeltRunner } from './seatbelt-runner';
 
 export interface SandboxSetupOptions {
@@ -42,6 +42,8 @@ export interface SandboxSetupOptions {
   slotTrial?: (slots: SlotSandboxes) => string | undefined;
   /** Not root: where kiln-nest is, or why there is none (nest-helper.ts's findNestHelper by default). */
   nestHelper?: () => { path: string; why?: undefined } | { path?: undefined; why: string };
+  /** Where kiln-spawn is, or why there is none (findNativeHelper('kiln-spawn') by default); without it, slot agents fork each action. */
+  spawnHelper?: () => { path: string; why?: undefined } | { path?: undefined; why: string };
   /** The OS (process.platform by default): darwin sandboxes with sandbox-exec, others with bubblewrap. */
   platform?: NodeJS.Platform;
   /** macOS: the sandbox-exec binary, undefined when there is none (/usr/bin/sandbox-exec if it exists, by default). */
@@ -214,6 +216,7 @@ function slotSandboxes(
     cgroupParents: cgroups.limiter?.parentDirs ?? [],
     max: Math.max(1, opts.slots ?? availableParallelism()),
     nest,
+    spawner: (opts.spawnHelper ?? (() => findNativeHelper('kiln-spawn')))().path,
   };
   const failed = (opts.slotTrial ?? ((s) => s.trial()))(new SlotSandboxes(slots));
   return failed ? { why: failed } : { slots };

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ActionSignal, RunRequest } from '../execution/runner';
+import { SLOT_SPAWNER_ENV } from '../worker/slot-spawner';
 import { LauncherClient, LauncherDiedError, launcherCommand, type ProcessExit } from '../worker/launcher-client';
 import { SLOT_AGENT_ENV } from '../worker/slot-agent';
 import { isPackedArchive, packageRoot } from '../util/package-root';
@@ -48,6 +49,8 @@ export interface SlotSandboxesOptions {
    * and, with `watchMemory` (no cgroup limits memory), its memory limit watched.
    */
   nest?: { helper: string; processes?: number; watchMemory?: boolean };
+  /** kiln-spawn (engine/worker/slot-spawner.ts): the agents start actions through it instead of forking themselves. */
+  spawner?: string;
   log?: (line: string) => void;
 }
 
@@ -74,7 +77,7 @@ export class SlotSandboxes {
     ];
     // The build folder, the agent's folder, and Kiln's code where it is not inside a system folder.
     const system = opts.host.system.flatMap((e) => (e.kind === 'dir' ? [e.path] : []));
-    const code = opts.nest ? codeDirs(opts.nest).filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
+    const code = opts.nest ? codeDirs(opts).filter((dir) => !system.some((s) => isWithin(dir, s))) : [];
     this.nestHidden = opts.nest ? [opts.buildRoot, AGENT_DIR, ...code] : [];
   }
 
@@ -255,6 +258,7 @@ export class SlotSandboxes {
   private command(instead?: string[]): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
     const launcher = launcherCommand();
     const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin', [SLOT_AGENT_ENV]: '1' };
+    if (this.opts.spawner) env[SLOT_SPAWNER_ENV] = this.opts.spawner;
     if (launcher.env.ELECTRON_RUN_AS_NODE) env.ELECTRON_RUN_AS_NODE = '1';
     const codeRoot = packageRoot(__dirname);
     const args = slotBwrapArgs({
@@ -262,7 +266,7 @@ export class SlotSandboxes {
       buildRoot: this.opts.buildRoot,
       logDir: this.opts.logDir,
       cgroupParents: this.opts.cgroupParents,
-      codeDirs: codeDirs(this.opts.nest),
+      codeDirs: codeDirs(this.opts),
       // --import tsx (tests) is found from the working folder: Kiln's own.
       agent: { argv: instead ?? [launcher.command, ...AGENT_V8_FLAGS, ...launcher.args], cwd: agentWorkingFolder(codeRoot), env },
       unprivileged: this.opts.nest !== undefined,
@@ -273,11 +277,12 @@ export class SlotSandboxes {
 
 /**
  * Kiln's code, bound read-only into a slot: the agent's runtime (node or
- * Electron), the package, and kiln-nest's folder (in a packaged app it sits
- * beside app.asar, not in it).
+ * Electron), the package, and the native helpers' folders (in a packaged app
+ * they sit beside app.asar, not in it).
  */
-function codeDirs(nest?: { helper: string }): string[] {
-  return [dirname(launcherCommand().command), packageRoot(__dirname), ...(nest ? [dirname(nest.helper)] : [])];
+function codeDirs(opts: { nest?: { helper: string }; spawner?: string }): string[] {
+  const helpers = [opts.nest?.helper, opts.spawner].filter((path): path is string => path !== undefined).map((path) => dirname(path));
+  return [...new Set([dirname(launcherCommand().command), packageRoot(__dirname), ...helpers])];
 }
 
 /**

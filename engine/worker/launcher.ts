@@ -6,17 +6,19 @@
 // (process-markers.ts, marker-sockets.ts), so a timeout or cancel can kill
 // everything it started.
 // If the engine goes (its end of either pipe closes), every action goes too.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
 import { SocketMarkers, type SocketMarker } from './marker-sockets';
 import { killProcessesHolding } from './process-markers';
-import { isSlotAgent, resetSlot, spawnInCgroups } from './slot-agent';
+import { isSlotAgent, killOthersNow, resetSlot, spawnInCgroups } from './slot-agent';
+import { SLOT_SPAWNER_ENV, SlotSpawner } from './slot-spawner';
 import { KILL_GRACE_MS, type ExitedMessage, type LauncherMessage, type LauncherRequest, type SignalRequest, type SpawnRequest } from './launcher-protocol';
 
 interface Running {
-  child: ChildProcess;
+  /** The action's leader (and its process group), once started. */
+  pid?: number;
   /** The action's fd 3, held until the action is over (marker-sockets.ts). */
   marker?: SocketMarker;
   timedOut: boolean;
@@ -32,6 +34,10 @@ const running = new Map<string, Running>();
 const markers = new SocketMarkers();
 /** A slot's agent (slot-agent.ts): one action at a time in a PID namespace of the slot's own, so "everything else" is the action's. */
 const slotAgent = isSlotAgent();
+/** A slot's agent starts actions through kiln-spawn when the slot has it (slot-spawner.ts), else by forking itself. */
+let spawner: SlotSpawner | undefined;
+/** Processes a slot's sweeps between actions spare: the spawner. */
+const spared = (): number[] => (spawner ? [spawner.pid] : []);
 
 // A background launcher (polite mode) lowers its own priority before it starts anything, so each
 // action inherits nice 19 at fork: nothing it starts ever runs at normal priority, not even briefly.
@@ -57,10 +63,10 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 }
 
 /** Everything the action started: its group, and whatever left the group but holds its marker. */
-function killAll(r: Pick<Running, 'child' | 'marker'>): void {
-  if (slotAgent) return killOthersNow();
-  killGroup(r.child.pid, 'SIGKILL');
-  if (r.marker) killProcessesHolding([r.marker.id], [], r.child.pid);
+function killAll(r: Pick<Running, 'pid' | 'marker'>): void {
+  if (slotAgent) return killOthersNow(spared());
+  killGroup(r.pid, 'SIGKILL');
+  if (r.marker) killProcessesHolding([r.marker.id], [], r.pid);
 }
 
 /**
@@ -71,22 +77,14 @@ function killAll(r: Pick<Running, 'child' | 'marker'>): void {
  */
 function killLeftovers(r: Running): void {
   if (slotAgent) return; // resetSlot() before the exit is reported
-  killGroup(r.child.pid, 'SIGKILL');
-  if (r.marker?.stillHeld()) killProcessesHolding([r.marker.id], [], r.child.pid);
-}
-
-function killOthersNow(): void {
-  try {
-    process.kill(-1, 'SIGKILL');
-  } catch {
-    // ESRCH: nobody else.
-  }
+  killGroup(r.pid, 'SIGKILL');
+  if (r.marker?.stillHeld()) killProcessesHolding([r.marker.id], [], r.pid);
 }
 
 function stop(r: Running): void {
-  killGroup(r.child.pid, 'SIGTERM');
+  killGroup(r.pid, 'SIGTERM');
   // A stopped group only acts on SIGTERM once it runs again.
-  if (r.pausedLeft !== undefined) killGroup(r.child.pid, 'SIGCONT');
+  if (r.pausedLeft !== undefined) killGroup(r.pid, 'SIGCONT');
   // Once the action is over, finish() has swept and released the marker: never sweep by it again.
   setTimeout(() => r.done || killAll(r), KILL_GRACE_MS).unref();
 }
@@ -161,7 +159,7 @@ function spawnPolite<T>(polite: boolean | undefined, spawnIt: () => T): T {
 function signal(req: SignalRequest): void {
   const r = running.get(req.id);
   if (!r || r.done) return;
-  const pid = r.child.pid;
+  const pid = r.pid;
   if (req.signal === 'STOP') {
     if (r.pausedLeft !== undefined) return;
     r.pausedLeft = r.timer && r.deadline !== undefined ? Math.max(0, r.deadline - Date.now()) : -1;
@@ -185,11 +183,9 @@ function signal(req: SignalRequest): void {
   }
 }
 
-function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
-  let out: number | undefined;
-  let err: number | undefined;
-  const writable: number[] = [];
-  const finish = (msg: Omit<ExitedMessage, 'type' | 'id'>) => {
+/** Ends an action once: its leftovers killed, the slot made clean (an agent), then the engine told. */
+function finisher(req: SpawnRequest): (msg: Omit<ExitedMessage, 'type' | 'id'>) => void {
+  return (msg) => {
     const r = running.get(req.id);
     if (r?.done) return;
     if (r) {
@@ -202,7 +198,7 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
     running.delete(req.id);
     if (!slotAgent) return send({ type: 'exited', id: req.id, ...msg });
     // The slot is clean before the engine hears the action is over (and sends the next one).
-    resetSlot(req.runAs).then(
+    resetSlot(req.runAs, spared()).then(
       () => send({ type: 'exited', id: req.id, ...msg }),
       (e: Error) => {
         process.stderr.write(`kiln slot agent: ${e.message}; the slot is made anew\n`);
@@ -210,6 +206,14 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
       },
     );
   };
+}
+
+function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
+  if (spawner) return startThrough(spawner, req);
+  let out: number | undefined;
+  let err: number | undefined;
+  const writable: number[] = [];
+  const finish = finisher(req);
   try {
     out = openSync(req.stdoutPath, 'a');
     err = openSync(req.stderrPath, 'a');
@@ -230,7 +234,7 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
     );
     // From now on only the action's processes hold its end: EOF on ours means they are all gone.
     marker?.releaseChildEnd();
-    const r: Running = { child, marker, timedOut: false, killed: false, done: false };
+    const r: Running = { pid: child.pid, marker, timedOut: false, killed: false, done: false };
     running.set(req.id, r);
     child.once('error', (e) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: e.message }));
     child.once('exit', (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }));
@@ -245,6 +249,44 @@ function start(req: SpawnRequest, marker: SocketMarker | undefined): void {
     if (out !== undefined) closeSync(out);
     if (err !== undefined) closeSync(err);
     for (const fd of writable) closeSync(fd);
+  }
+}
+
+/**
+ * A slot's action started by kiln-spawn: it opens the files, joins the cgroups and
+ * lowers the priority in the child itself, so the agent neither forks nor moves.
+ */
+function startThrough(s: SlotSpawner, req: SpawnRequest): void {
+  const finish = finisher(req);
+  const r: Running = { timedOut: false, killed: false, done: false };
+  running.set(req.id, r);
+  try {
+    s.spawn(
+      {
+        argv: req.argv,
+        env: req.env,
+        cwd: req.cwd,
+        stdoutPath: req.stdoutPath,
+        stderrPath: req.stderrPath,
+        writable: req.writableFds ?? [],
+        cgroups: req.joinCgroups ?? [],
+        runAs: req.runAs,
+        polite: req.background === true,
+      },
+      {
+        started: (pid) => {
+          r.pid = pid;
+          send({ type: 'started', id: req.id, pid });
+          // A kill that came before the pid did: the action goes now.
+          if (r.killed) stop(r);
+          else if (req.timeoutMs > 0) armTimeout(r, req.timeoutMs);
+        },
+        failed: (message) => finish({ code: null, signal: null, timedOut: false, killed: r.killed, spawnError: message }),
+        exited: (code, signal) => finish({ code, signal, timedOut: r.timedOut, killed: r.killed }),
+      },
+    );
+  } catch (e) {
+    finish({ code: null, signal: null, timedOut: false, killed: false, spawnError: (e as Error).message });
   }
 }
 
@@ -280,7 +322,23 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 });
 
 if (!slotAgent) markers.warm();
-send({ type: 'ready' });
+const spawnerPath = slotAgent ? process.env[SLOT_SPAWNER_ENV] : undefined;
+if (spawnerPath) {
+  SlotSpawner.start(spawnerPath, (why) => {
+    // Actions under way were told; the slot is made anew with a spawner that works.
+    process.stderr.write(`kiln slot agent: ${why}; the slot is made anew\n`);
+    process.exit(70);
+  }).then(
+    (s) => {
+      spawner = s;
+      send({ type: 'ready' });
+    },
+    (e: Error) => {
+      process.stderr.write(`kiln slot agent: kiln-spawn did not start (${e.message}); actions are forked from the agent\n`);
+      send({ type: 'ready' });
+    },
+  );
+} else send({ type: 'ready' });
 
 /** The engine went away: take every running action with us, then go. */
 function shutdown(): void {

@@ -40,28 +40,54 @@ export function spawnInCgroups<T>(procsFiles: readonly string[], spawnIt: () => 
 
 /**
  * SIGKILL to every process the agent may signal in its namespace (all but
- * itself and the namespace's init), until none is left alive: a process that
- * was forking as the first kill came is caught by the next.
+ * itself, the namespace's init and the `spared`: its spawner), until none is
+ * left alive: a process that was forking as the first kill came is caught by
+ * the next.
  */
-export async function killEveryoneElse(): Promise<void> {
+export async function killEveryoneElse(spared: readonly number[] = []): Promise<void> {
   for (let round = 0; round < 400; round++) {
-    try {
-      process.kill(-1, 'SIGKILL');
-    } catch {
-      // ESRCH: nobody else.
-    }
-    if (!othersAlive()) return;
+    killOthersNow(spared);
+    if (!othersAlive(spared)) return;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error('processes of the last action are still alive after 2 s of SIGKILL');
 }
 
-/** Whether any process but the namespace's init and the agent is alive (zombies are dead, only not yet reaped). */
-function othersAlive(): boolean {
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || name === '1' || Number(name) === process.pid) continue;
+/** One round of SIGKILL to everyone else: kill(-1) when nobody is spared, else each process /proc lists. */
+export function killOthersNow(spared: readonly number[] = []): void {
+  if (spared.length === 0) {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      process.kill(-1, 'SIGKILL');
+    } catch {
+      // ESRCH: nobody else.
+    }
+    return;
+  }
+  for (const pid of otherPids(spared)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already, or not ours to signal.
+    }
+  }
+}
+
+/** Every process in the namespace but its init, the agent and the spared. */
+function otherPids(spared: readonly number[]): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid !== 1 && pid !== process.pid && !spared.includes(pid)) pids.push(pid);
+  }
+  return pids;
+}
+
+/** Whether any process but the namespace's init, the agent and the spared is alive (zombies are dead, only not yet reaped). */
+function othersAlive(spared: readonly number[]): boolean {
+  for (const pid of otherPids(spared)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') return true;
     } catch {
       // Gone while we looked.
@@ -135,8 +161,8 @@ function sysvIpcLeft(): boolean {
 }
 
 /** Everything between two actions; throws when the slot could not be made clean (the agent then exits, and the slot is made anew). */
-export async function resetSlot(runAs: { uid: number; gid: number } | undefined): Promise<void> {
-  await killEveryoneElse();
+export async function resetSlot(runAs: { uid: number; gid: number } | undefined, spared: readonly number[] = []): Promise<void> {
+  await killEveryoneElse(spared);
   emptyScratch();
   removeSysvIpc(runAs);
 }

@@ -73,19 +73,20 @@ describe('electron-builder config', () => {
     expect(files).toEqual(expect.arrayContaining(['dist/**/*', 'renderer/dist/**/*', 'build/icons/tray/*.png', '!dist/test{,/**/*}']));
   });
 
-  it('ships kiln-nest unpacked beside app.asar on Linux, where the engine looks for it', async () => {
+  it('ships kiln-nest and kiln-spawn unpacked beside app.asar on Linux, where the engine looks for them', async () => {
     const { getConfig } = require('app-builder-lib/out/util/config/config');
     const config = await getConfig(root, join(root, 'build', 'electron-builder.yml'), null);
     // The kernel cannot exec a file inside the archive; findNestHelper reads <app.asar>.unpacked/dist/native/kiln-nest.
     expect(config.asar).toBe(true);
-    expect(config.linux.asarUnpack).toEqual(['dist/native/kiln-nest']);
+    expect(config.linux.asarUnpack).toEqual(['dist/native/kiln-nest', 'dist/native/kiln-spawn']);
     const files: string[] = config.files.flatMap((f: string | { filter: string[] }) => (typeof f === 'string' ? [f] : f.filter));
     expect(files).toContain('dist/**/*');
     // Packed at all: taken in by a pattern and left out by none (electron-builder's globs are minimatch's).
     const { minimatch } = require('minimatch');
-    const binary = 'dist/native/kiln-nest';
-    expect(files.some((f) => !f.startsWith('!') && minimatch(binary, f))).toBe(true);
-    expect(files.filter((f) => f.startsWith('!') && minimatch(binary, f.slice(1)))).toEqual([]);
+    for (const binary of ['dist/native/kiln-nest', 'dist/native/kiln-spawn']) {
+      expect(files.some((f) => !f.startsWith('!') && minimatch(binary, f))).toBe(true);
+      expect(files.filter((f) => f.startsWith('!') && minimatch(binary, f.slice(1)))).toEqual([]);
+    }
   });
 
   // electron-builder packs for real here, into a folder (target dir), from a stand-in project and a

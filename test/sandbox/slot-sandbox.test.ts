@@ -4,9 +4,10 @@
 // capability, cannot touch the agent, and nothing one action leaves in the
 // slot reaches the next action in the same slot. One slot (concurrency 1), so
 // both actions of a pair are known to share it. Needs root and bubblewrap.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBubblewrap } from '../../engine/sandbox/bwrap-probe';
+import { SPAWN_BINARY } from '../../engine/sandbox/nest-helper';
 import { packageRoot } from '../../engine/util/package-root';
 import { startTestEngine, type TestEngine } from '../helpers/engine';
 import { runScript, type ActionSpec } from '../execution/harness';
@@ -96,6 +97,8 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
         'echo planted > ../planted-by-a 2>/dev/null && echo WROTE beside',
         'echo planted > /planted-by-a 2>/dev/null && echo WROTE root',
         'kill -KILL 2 2>/dev/null && echo KILLED agent',
+        // The agent's spawner (kiln-spawn) is in the slot too, out of the action's reach as the agent is.
+        'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = kiln-spawn ] && { kill -KILL ${p#/proc/} 2>/dev/null && echo KILLED spawner; }; done',
         'sleep 0.3; ls /tmp /dev/shm | tr "\\n" " "; echo',
       ].join('\n'),
     );
@@ -121,7 +124,10 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     expect(b.stdout.split('\n')[0]).toBe(agentA);
     // Kiln's code stays where it is bound, in /tmp when it runs from there (an AppImage, or a clone in /tmp).
     const codeInTmp = /^\/tmp\/([^/]+)\//.exec(`${packageRoot(__dirname)}/`)?.[1];
-    expect(b.stdout.split('\n').slice(1).filter((l) => l && !/^process \d+ (cat|ls)$/.test(l) && l !== `file ${codeInTmp}`)).toEqual([]);
+    // The one process of Kiln's besides the agent: the agent's spawner, the same one (it survived A's kill).
+    const spawners = b.stdout.split('\n').filter((l) => /^process \d+ kiln-spawn$/.test(l));
+    expect(spawners).toHaveLength(existsSync(SPAWN_BINARY) ? 1 : 0);
+    expect(b.stdout.split('\n').slice(1).filter((l) => l && !/^process \d+ (cat|ls|kiln-spawn)$/.test(l) && l !== `file ${codeInTmp}`)).toEqual([]);
   });
 
   it('starts no launcher outside the slots while every action ran in one', async () => {
