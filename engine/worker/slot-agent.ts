@@ -46,8 +46,11 @@ export function spawnInCgroups<T>(procsFiles: readonly string[], spawnIt: () => 
  */
 export async function killEveryoneElse(spared: readonly number[] = []): Promise<void> {
   for (let round = 0; round < 400; round++) {
-    killOthersNow(spared);
-    if (!othersAlive(spared)) return;
+    // One look at /proc per round: after most actions nothing is left, and nothing is signalled.
+    const alive = othersAlive(spared);
+    if (alive.length === 0) return;
+    if (spared.length === 0) killOthersNow();
+    else for (const pid of alive) killQuietly(pid);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   throw new Error('processes of the last action are still alive after 2 s of SIGKILL');
@@ -63,12 +66,14 @@ export function killOthersNow(spared: readonly number[] = []): void {
     }
     return;
   }
-  for (const pid of otherPids(spared)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Gone already, or not ours to signal.
-    }
+  for (const pid of otherPids(spared)) killQuietly(pid);
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Gone already, or not ours to signal.
   }
 }
 
@@ -83,17 +88,16 @@ function otherPids(spared: readonly number[]): number[] {
   return pids;
 }
 
-/** Whether any process but the namespace's init, the agent and the spared is alive (zombies are dead, only not yet reaped). */
-function othersAlive(spared: readonly number[]): boolean {
-  for (const pid of otherPids(spared)) {
+/** The processes but the namespace's init, the agent and the spared that are alive (zombies are dead, only not yet reaped). */
+function othersAlive(spared: readonly number[]): number[] {
+  return otherPids(spared).filter((pid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') return true;
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
     } catch {
-      // Gone while we looked.
+      return false; // Gone while we looked.
     }
-  }
-  return false;
+  });
 }
 
 /**
