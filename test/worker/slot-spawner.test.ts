@@ -19,7 +19,7 @@ interface Outcome {
   signal?: NodeJS.Signals | null;
 }
 
-describe.skipIf(process.platform !== 'linux')('kiln-spawn (skipped off Linux: a Linux helper)', () => {
+describe.skipIf(process.platform !== 'linux')('kiln-spawn (skipped: kiln-spawn is a Linux-only helper)', () => {
   let dir: string;
   let spawner: SlotSpawner;
   const gone: string[] = [];

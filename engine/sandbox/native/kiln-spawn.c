@@ -191,7 +191,8 @@ __attribute__((noreturn)) static void exec_searching(char **argv, char **env) {
 __attribute__((noreturn)) static void child(const struct request *q) {
   sigset_t none;
   sigemptyset(&none);
-  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  /* The one disposition this process changed; the rest came default from the agent's spawn of it. */
+  signal(SIGPIPE, SIG_DFL);
   sigprocmask(SIG_SETMASK, &none, NULL);
   if (setsid() < 0) fail(STEP_SETSID);
   for (size_t i = 0; i < q->ncgroups; i++) {
