@@ -55,7 +55,7 @@ import { saveSettings, type SavedSettings } from './settings';
 import { lockDataDir, type DataDirLock } from './util/data-dir-lock';
 import type { Executor } from './execution/executor';
 import { createExecutor, decorateExecutor, executionPlatforms, placeExecutor, runsUpstream } from './executor-factory';
-import { setUpSandbox } from './sandbox/sandbox-setup';
+import { setUpSandbox, type SandboxSetupOptions } from './sandbox/sandbox-setup';
 import { decideActionUser } from './sandbox/action-user';
 import { buildFolderPath, prepareBuildFolder, sameFileSystem } from './sandbox/build-folder';
 import { availableParallelism } from 'node:os';
@@ -95,6 +95,8 @@ export interface EngineOptions {
   governor?: SlotGovernor;
   /** Tests: a health monitor with short windows. */
   healthTuning?: Partial<HealthTuning>;
+  /** Tests: where the sandbox finds its native helpers (a slot without kiln-spawn, say). */
+  sandboxHelpers?: Pick<SandboxSetupOptions, 'spawnHelper'>;
 }
 
 /** Settings the dashboard can change while Kiln runs. */
@@ -211,6 +213,7 @@ export class Engine {
           defaults: { memoryBytes: config.actionMemoryBytes, cpus: config.actionCpus, pids: config.actionProcesses },
           actionUser,
           slots: config.concurrency,
+          ...opts.sandboxHelpers,
         });
     if (actionUser) log(`kiln: actions run as ${actionUser.user?.label ?? 'Kiln\'s own user'}: ${actionUser.reason}`);
     if (sandbox) log(`kiln: sandbox ${sandbox.status.enabled ? `on (${sandbox.status.runner}; limits: ${sandbox.status.limits})` : 'off'}: ${sandbox.status.reason}`);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock, IdSource } from '../../engine/clock';
 import { defaultConfig, type KilnConfig } from '../../engine/config';
-import { Engine } from '../../engine/engine';
+import { Engine, type EngineOptions } from '../../engine/engine';
 import type { ActionCacheStore } from '../../engine/store/action-cache-store';
 import type { BlobStore } from '../../engine/store/blob-store';
 import type { Executor } from '../../engine/execution/executor';
@@ -19,6 +19,8 @@ export interface TestEngineOptions {
   ids?: IdSource;
   /** Runs actions in place of the configured executor (the engine still decorates it). */
   executor?: Executor;
+  /** Where the sandbox finds its native helpers (EngineOptions.sandboxHelpers). */
+  sandboxHelpers?: EngineOptions['sandboxHelpers'];
 }
 
 export interface TestEngine {
