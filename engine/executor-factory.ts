@@ -111,6 +111,7 @@ registerExecutorKind('local', async (ctx) =>
     workerName: workerName(),
     clock: ctx.clock,
     log: ctx.log,
+    logDir: join(ctx.config.dataDir, 'logs'),
   }),
 );
 

@@ -3,7 +3,7 @@
 // exec root whatever happened (behind the answer: background-removals.ts). How
 // the process runs (launcher, sandbox, WASI) is the Runner's business; result
 // shaping, metadata and caching are decorators (engine/execution/).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
@@ -40,9 +40,17 @@ export interface LocalExecutorOptions {
   log?: (line: string) => void;
   /** When exec roots are removed: after a quiet moment within these bounds (the default), or false for right behind each answer. */
   deferRemovals?: DeferredRemovalLimits | false;
+  /**
+   * The folder actions' logs go to (the scheduler's): the warm-up writes its own there, as a
+   * slot sandbox binds that folder and no other for logs. The build folder by default.
+   */
+  logDir?: string;
 }
 
 export { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
+
+/** Runners the warm-up goes through (RunnerCapabilities.name): the launcher, bare or in bubblewrap. */
+const WARMED_RUNNERS = new Set(['process', 'bubblewrap']);
 
 /** What the warm-up at start runs: present on Linux and macOS; elsewhere there is no warm-up run. */
 const WARM_UP_PROGRAM = '/bin/true';
@@ -58,6 +66,8 @@ export class LocalExecutor implements Executor {
   private readonly links = new LinkLedger();
   /** Removes exec roots off the main thread. */
   private readonly remover = new TreeRemover();
+  /** The warm-up run at start while it runs: actions wait for it rather than race it for the runner's first slot. */
+  private warming: Promise<void> | undefined;
   /** Exec roots of actions that have answered, removed behind the answers (after a quiet moment, by default). */
   private readonly removals: BackgroundRemovals;
 
@@ -94,8 +104,14 @@ export class LocalExecutor implements Executor {
     const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
-    await executor.warmUp();
+    // Not awaited: through a sandbox it takes ~150 ms, which start need not wait for; an action that comes meanwhile waits for it instead.
+    executor.warming = executor.warmUp().finally(() => (executor.warming = undefined));
     return executor;
+  }
+
+  /** Resolves once the warm-up run at start has ended (at once when there was none). */
+  async warmedUp(): Promise<void> {
+    await this.warming;
   }
 
   /**
@@ -107,13 +123,16 @@ export class LocalExecutor implements Executor {
    * Measured by the per-step timestamps (see README, Performance notes).
    */
   private async warmUp(): Promise<void> {
-    // Only the launcher's own path: a sandbox or another runner has first costs of its own, and a test's fake none.
-    if (this.runner.capabilities().name !== 'process' || !existsSync(WARM_UP_PROGRAM)) return;
+    // The launcher's path, bare or in a bubblewrap slot (whose first action also made its cgroup and met the kernel's
+    // first cgroup move, ~8-20 ms here); another runner has first costs of its own, and a test's fake none.
+    if (!WARMED_RUNNERS.has(this.runner.capabilities().name) || !existsSync(WARM_UP_PROGRAM)) return;
     const id = 'kiln-warm-up';
     const empty = { hash: DIGEST_FUNCTIONS.sha256.emptyHash, sizeBytes: 0 };
-    const logs = join(this.opts.buildRoot, `${id}.log`);
+    const logDir = this.opts.logDir ?? this.opts.buildRoot;
+    mkdirSync(logDir, { recursive: true });
+    const logs = join(logDir, `${id}.log`);
     try {
-      const outcome = await this.run(
+      const outcome = await this.runNow(
         {
           id,
           instance: '',
@@ -149,6 +168,11 @@ export class LocalExecutor implements Executor {
 
   /** Staging → runner → collection. */
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
+    if (this.warming) await this.warming;
+    return this.runNow(action, signal, hooks);
+  }
+
+  private async runNow(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
     // Started with the first action, not at start (an idle engine keeps its ~9 MiB); until it is up, removals run here.
     void this.remover.warm();
@@ -299,6 +323,7 @@ export class LocalExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    await this.warming;
     await this.removals.settled();
     await this.executables.clear();
     await this.remover.close();

@@ -1,6 +1,7 @@
 // The local executor's warm-up at start: one run of /bin/true through the whole
-// local path with the launcher, so the first real action does not pay for
-// first-run costs; it leaves nothing behind and writes nothing to the store.
+// local path with the launcher (bare or in bubblewrap), so the first real action
+// does not pay for first-run costs; it leaves nothing behind and writes nothing
+// to the store.
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,21 +13,24 @@ import { ProcessRunner } from '../../engine/worker/process-runner';
 import { FakeRunner } from '../execution/fake-runner';
 
 /** Passes everything to the runner it wraps, and remembers what it was asked to run. */
-function recording(inner: Runner): Runner & { argvs: string[][]; exits: RunExit[] } {
+function recording(inner: Runner, name?: string): Runner & { argvs: string[][]; exits: RunExit[]; logs: string[] } {
   const argvs: string[][] = [];
   const exits: RunExit[] = [];
+  const logs: string[] = [];
   return {
     argvs,
     exits,
+    logs,
     async run(req: RunRequest) {
       argvs.push(req.argv);
+      logs.push(req.stdout.path ?? '', req.stderr.path ?? '');
       const exit = await inner.run(req);
       exits.push(exit);
       return exit;
     },
     kill: (id) => inner.kill(id),
     ready: () => inner.ready(),
-    capabilities: () => inner.capabilities(),
+    capabilities: () => (name ? { ...inner.capabilities(), name } : inner.capabilities()),
     warm: () => inner.warm?.() ?? Promise.resolve(),
     close: () => inner.close(),
   };
@@ -42,6 +46,7 @@ describe.skipIf(!existsSync('/bin/true'))('LocalExecutor warm-up at start (needs
     const buildRoot = join(root, 'process');
     const executor = await LocalExecutor.create({ store, buildRoot, runner });
     try {
+      await executor.warmedUp();
       expect(runner.argvs).toEqual([['/bin/true']]);
       expect(runner.exits[0]).toMatchObject({ exitCode: 0, timedOut: false, killed: false });
       expect(readdirSync(buildRoot)).toEqual([]);
@@ -51,10 +56,26 @@ describe.skipIf(!existsSync('/bin/true'))('LocalExecutor warm-up at start (needs
     }
   });
 
+  it('runs it through a bubblewrap runner too, with its log in the actions\' log folder (the one a slot sandbox binds), removed after', async () => {
+    // A stand-in that calls itself bubblewrap: what matters here is which runners get a warm-up, and where its log goes.
+    const runner = recording(new ProcessRunner(), 'bubblewrap');
+    const logDir = join(root, 'logs');
+    const executor = await LocalExecutor.create({ store: new MemoryBlobStore(), buildRoot: join(root, 'sandboxed'), runner, logDir });
+    try {
+      await executor.warmedUp();
+      expect(runner.argvs).toEqual([['/bin/true']]);
+      expect(runner.logs.every((path) => path.startsWith(`${logDir}/`))).toBe(true);
+      expect(readdirSync(logDir)).toEqual([]);
+    } finally {
+      await executor.close();
+    }
+  });
+
   it('runs nothing through a runner that is not the launcher', async () => {
     const fake = new FakeRunner();
     const executor = await LocalExecutor.create({ store: new MemoryBlobStore(), buildRoot: join(root, 'fake'), runner: fake });
     try {
+      await executor.warmedUp();
       expect(fake.requests).toEqual([]);
     } finally {
       await executor.close();
