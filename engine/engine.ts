@@ -29,6 +29,7 @@ import { COMPRESSED_UPLOAD_IDLE_MS, CompressedUploads } from './reapi/compressed
 import { DiskCompressedSpool } from './reapi/compressed-spool';
 import { createCasService } from './reapi/cas';
 import { DiskActionCacheStore, type ActionCacheStore } from './store/action-cache-store';
+import { UnchangedResultsActionCache } from './store/unchanged-results';
 import { BlobNotFoundError, type BlobStore } from './store/blob-store';
 import type { BlobDigest } from './digest';
 import type { Readable } from 'node:stream';
@@ -226,7 +227,8 @@ export class Engine {
     let actionCache: ActionCacheStore;
     let upstreamQueue: WriteThroughQueue | undefined;
     try {
-      actionCache = opts.actionCache ?? (await DiskActionCacheStore.open({ dir: join(config.dataDir, 'ac'), clock }));
+      // An action run again with the same outcome keeps its entry rather than rewriting it (unchanged-results.ts).
+      actionCache = opts.actionCache ?? new UnchangedResultsActionCache(await DiskActionCacheStore.open({ dir: join(config.dataDir, 'ac'), clock }));
     } catch (err) {
       await rawStore.close();
       throw err;
