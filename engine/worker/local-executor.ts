@@ -83,10 +83,10 @@ export class LocalExecutor implements Executor {
     this.executables = new ExecutableCopies(join(opts.buildRoot, EXECUTABLES_FOLDER));
     this.removals = new BackgroundRemovals(
       (path) =>
-        this.remover
-          .remove(path)
-          .catch(() => removeTree(path))
-          .catch((err) => this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`)),
+        // Before any real action (the warm-up's exec root) on this thread: the remover's thread is not started for it.
+        (this.remover.started ? this.remover.remove(path).catch(() => removeTree(path)) : removeTree(path)).catch((err) =>
+          this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`),
+        ),
       MAX_PENDING_REMOVALS,
       opts.deferRemovals === false ? undefined : (opts.deferRemovals ?? DEFAULT_DEFERRED_REMOVAL_LIMITS),
     );
@@ -168,14 +168,14 @@ export class LocalExecutor implements Executor {
 
   /** Staging → runner → collection. */
   async run(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
+    // Started with the first action, not at start nor by the warm-up (an idle engine keeps its ~9 MiB); until it is up, removals run here.
+    void this.remover.warm();
     if (this.warming) await this.warming;
     return this.runNow(action, signal, hooks);
   }
 
   private async runNow(action: PreparedAction, signal: AbortSignal, hooks: ExecutionHooks = {}): Promise<ExecutionOutcome> {
     const { store } = this.opts;
-    // Started with the first action, not at start (an idle engine keeps its ~9 MiB); until it is up, removals run here.
-    void this.remover.warm();
     const now = () => this.clock.now();
     const t: Partial<ExecutionTimings> = { workerStart: now() };
     const { command } = action;

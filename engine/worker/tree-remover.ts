@@ -76,6 +76,11 @@ export class TreeRemover {
     });
   }
 
+  /** Whether its thread has been started (by warm() or a removal) and not closed. */
+  get started(): boolean {
+    return this.worker !== undefined;
+  }
+
   /** Starts the thread ahead of the first removal; resolves once it runs (or has failed to start). */
   warm(): Promise<void> {
     this.start();

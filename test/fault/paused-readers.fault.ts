@@ -15,13 +15,15 @@ import { sleep, startServer, type ServerProcess } from './server';
 const READERS = Math.max(1, Number(process.env.KILN_FAULT_READERS ?? 400) || 400);
 const BLOB_BYTES = 3 * 1024 * 1024;
 /**
- * What one paused reader may cost the server: 1 MiB, a third of the blob. Measured
+ * What one paused reader may cost the server: 1.5 MiB, half the blob. Measured
  * here: ~1.4 MiB per reader of a 1 MiB blob before reads were paced, growing with
- * the blob (up to 16 queued 1 MiB messages); after, 0.55-0.7 MiB from dist/ (call
- * state, a 64 KiB chunk read ahead, the message waiting on flow control and its
- * copies, garbage not yet collected), whatever the blob's size.
+ * the blob (up to 16 queued 1 MiB messages: 3 MiB and more for this one); after,
+ * 0.55-0.7 MiB from dist/ (call state, a 64 KiB chunk read ahead, the message
+ * waiting on flow control and its copies, garbage not yet collected), whatever the
+ * blob's size. On a later, busier machine the same build measured 0.64-1.05 MiB
+ * over nine runs (the garbage's share varies), and 1 MiB failed once in CI.
  */
-const PER_READER_BUDGET = 1024 * 1024;
+const PER_READER_BUDGET = 1.5 * 1024 * 1024;
 
 const identity = (b: Buffer) => b;
 
