@@ -9,38 +9,22 @@
 // anything else, or whose key holds no entry, goes through.
 import type { BlobDigest } from '../digest';
 import { reapi } from '../proto';
-import type { ActionCacheStore, StoredActionResult } from './action-cache-store';
+import { ActionCacheDecorator } from './action-cache-decorator';
+import type { StoredActionResult } from './action-cache-store';
 
-export class UnchangedResultsActionCache implements ActionCacheStore {
-  constructor(private readonly inner: ActionCacheStore) {}
-
-  get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
-    return this.inner.get(instance, actionDigest);
-  }
-
+export class UnchangedResultsActionCache extends ActionCacheDecorator {
+  /** Its get() is the inner store's, so the encoded form may come from there too. */
   async getWithBytes(instance: string, actionDigest: BlobDigest): Promise<StoredActionResult | undefined> {
     if (this.inner.getWithBytes) return this.inner.getWithBytes(instance, actionDigest);
     const result = await this.inner.get(instance, actionDigest);
     return result && { result, bytes: reapi.ActionResult.encode(result).finish() };
   }
 
-  async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
+  override async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
     // Reading it also marks the entry as just used, as the put would have.
     const stored = await this.inner.get(instance, actionDigest);
     if (stored && sameApartFromMetadata(stored, result)) return;
     await this.inner.put(instance, actionDigest, result);
-  }
-
-  delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
-    return this.inner.delete(instance, actionDigest);
-  }
-
-  size(): number {
-    return this.inner.size();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

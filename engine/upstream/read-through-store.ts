@@ -7,6 +7,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { DIGEST_FUNCTIONS, type BlobDigest } from '../digest';
 import type { ActionCacheStore } from '../store/action-cache-store';
+import { ActionCacheDecorator } from '../store/action-cache-decorator';
 import { BlobNotFoundError, type BlobStore, type ReadRange, type UploadSession } from '../store/blob-store';
 import { BlobStoreDecorator } from '../store/blob-store-decorator';
 import { reapi } from '../proto';
@@ -115,17 +116,19 @@ export class ReadThroughBlobStore extends BlobStoreDecorator {
 }
 
 /** The action cache in front of the upstream's: a miss here asks the upstream; results written here are queued for it. */
-export class ReadThroughActionCache implements ActionCacheStore {
+export class ReadThroughActionCache extends ActionCacheDecorator {
   constructor(
-    private readonly inner: ActionCacheStore,
+    inner: ActionCacheStore,
     /** The local CAS, undecorated: blobs copied here are not queued back upstream. */
     private readonly store: BlobStore,
     private readonly upstream: UpstreamClient,
     private readonly queue: WriteThroughQueue,
     private readonly log: (line: string) => void = () => {},
-  ) {}
+  ) {
+    super(inner);
+  }
 
-  async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
+  override async get(instance: string, actionDigest: BlobDigest): Promise<reapi.ActionResult | undefined> {
     const local = await this.inner.get(instance, actionDigest);
     if (local || !this.upstream.reachable) return local;
     let result: reapi.ActionResult | undefined;
@@ -142,21 +145,9 @@ export class ReadThroughActionCache implements ActionCacheStore {
     return result;
   }
 
-  async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
+  override async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {
     await this.inner.put(instance, actionDigest, result);
     this.queue.add({ kind: 'action', instance, digest: actionDigest });
-  }
-
-  delete(instance: string, actionDigest: BlobDigest): Promise<boolean> {
-    return this.inner.delete(instance, actionDigest);
-  }
-
-  size(): number {
-    return this.inner.size();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
