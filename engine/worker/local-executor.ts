@@ -45,6 +45,8 @@ export interface LocalExecutorOptions {
    * slot sandbox binds that folder and no other for logs. The build folder by default.
    */
   logDir?: string;
+  /** Removes exec roots on its thread (one is made when not given; tests give their own to watch it). Closed with the executor. */
+  remover?: TreeRemover;
 }
 
 export { SPAWN_FAILURE_EXIT_CODE } from '../execution/runner';
@@ -65,7 +67,7 @@ export class LocalExecutor implements Executor {
   /** Store inodes hard-linked into running actions: later holders compare against the first one's stats. */
   private readonly links = new LinkLedger();
   /** Removes exec roots off the main thread. */
-  private readonly remover = new TreeRemover();
+  private readonly remover: TreeRemover;
   /** The warm-up run at start while it runs: actions wait for it rather than race it for the runner's first slot. */
   private warming: Promise<void> | undefined;
   /** Exec roots of actions that have answered, removed behind the answers (after a quiet moment, by default). */
@@ -79,6 +81,7 @@ export class LocalExecutor implements Executor {
     /** buildRoot's canonical path, resolved once: outputs are checked against it (lstatNoFollow). */
     private readonly realBuildRoot: string,
   ) {
+    this.remover = opts.remover ?? new TreeRemover();
     // In the build folder, cleared at start like the exec roots; no action's folder has its name (safeFolderName).
     this.executables = new ExecutableCopies(join(opts.buildRoot, EXECUTABLES_FOLDER));
     this.removals = new BackgroundRemovals(

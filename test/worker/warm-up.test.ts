@@ -10,6 +10,10 @@ import type { RunExit, RunRequest, Runner } from '../../engine/execution/runner'
 import { MemoryBlobStore } from '../../engine/store/memory-store';
 import { LocalExecutor } from '../../engine/worker/local-executor';
 import { ProcessRunner } from '../../engine/worker/process-runner';
+import { TreeRemover } from '../../engine/worker/tree-remover';
+import { DIGEST_FUNCTIONS } from '../../engine/digest';
+import { reapi } from '../../engine/proto';
+import { FileLogSink } from '../../engine/execution/log-sink';
 import { FakeRunner } from '../execution/fake-runner';
 
 /** Passes everything to the runner it wraps, and remembers what it was asked to run. */
@@ -66,6 +70,33 @@ describe.skipIf(!existsSync('/bin/true'))('LocalExecutor warm-up at start (needs
       expect(runner.argvs).toEqual([['/bin/true']]);
       expect(runner.logs.every((path) => path.startsWith(`${logDir}/`))).toBe(true);
       expect(readdirSync(logDir)).toEqual([]);
+    } finally {
+      await executor.close();
+    }
+  });
+
+  it('leaves the tree remover\'s thread unstarted until the first real action (an idle engine does not hold it)', async () => {
+    const remover = new TreeRemover();
+    const executor = await LocalExecutor.create({ store: new MemoryBlobStore(), buildRoot: join(root, 'remover'), runner: new ProcessRunner(), remover, deferRemovals: false });
+    try {
+      await executor.warmedUp();
+      await executor.settled();
+      expect(remover.started).toBe(false);
+      const empty = { hash: DIGEST_FUNCTIONS.sha256.emptyHash, sizeBytes: 0 };
+      const outcome = await executor.run(
+        {
+          id: 'first-real-action',
+          instance: '',
+          actionDigest: { fn: 'sha256', hash: DIGEST_FUNCTIONS.sha256.emptyHash, size: 0 },
+          action: reapi.Action.create({ inputRootDigest: empty }),
+          command: reapi.Command.create({ arguments: ['/bin/true'] }),
+          timeoutMs: 10_000,
+          logs: { stdout: new FileLogSink(join(root, 'first.out')), stderr: new FileLogSink(join(root, 'first.err')) },
+        },
+        new AbortController().signal,
+      );
+      expect(outcome.result.exitCode).toBe(0);
+      expect(remover.started).toBe(true);
     } finally {
       await executor.close();
     }
