@@ -176,46 +176,45 @@ describe.skipIf(skip !== '')(`a sandbox per slot${skip}`, () => {
     // Its bwrap is started by the plain launcher, which the first run that needed one started (here or the test above).
     expect(plainLauncherPids()).toHaveLength(1);
   });
-});
 
-// Where kiln-spawn could not be built (no C compiler), the agent forks each action itself.
-describe.skipIf(skip !== '')(`a sandbox per slot whose agent has no kiln-spawn${skip}`, () => {
-  let t: TestEngine;
-  let seq = 0;
+  // Where kiln-spawn could not be built (no C compiler), the agent forks each action itself. Last: its
+  // engine's launchers are this process's children too, which the tests above count.
+  describe('whose agent has no kiln-spawn', () => {
+    let forking: TestEngine;
 
-  beforeAll(async () => {
-    t = await startTestEngine({
-      config: { sandbox: 'on', actionUser: 'auto', concurrency: 1, actionProcesses: 64 },
-      sandboxHelpers: { spawnHelper: () => ({ why: 'its helper is missing (this test)' }) },
+    beforeAll(async () => {
+      forking = await startTestEngine({
+        config: { sandbox: 'on', actionUser: 'auto', concurrency: 1, actionProcesses: 64 },
+        sandboxHelpers: { spawnHelper: () => ({ why: 'its helper is missing (this test)' }) },
+      });
     });
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+    afterAll(async () => {
+      await forking?.stop();
+    });
 
-  const run = (script: string, over: Partial<ActionSpec> = {}) => runScript(t.clients, script, `forking-slot-${++seq}`, over);
-  const AGENT = 'echo "agent $(cat /proc/2/comm) $(cut -d" " -f22 /proc/2/stat)"';
+    const run = (script: string, over: Partial<ActionSpec> = {}) => runScript(forking.clients, script, `forking-slot-${++seq}`, over);
 
-  it('runs actions in the slot, forked by the agent itself, with their codes, signals and own uid', async () => {
-    const a = await run(`${AGENT}; cat /proc/1/comm; echo "parent $(cut -d" " -f4 /proc/$$/stat)"; id -u; exit 3`);
-    expect(a, a.stderr).toMatchObject({ code: 0, exitCode: 3 });
-    const [agent, init, parent, uid] = a.stdout.trim().split('\n');
-    expect(agent).toMatch(/^agent node \d+$/);
-    expect(init).toBe('bwrap');
-    // The agent (pid 2 in the slot) is the action's parent: no spawner between them.
-    expect(parent).toBe('parent 2');
-    expect(Number(uid)).toBeGreaterThan(0);
-    const killed = await run('kill -ABRT $$');
-    expect(killed).toMatchObject({ code: 0, exitCode: 134 });
-    const b = await run(AGENT);
-    expect(b.stdout.trim()).toBe(agent);
-  });
+    it('runs actions in the slot, forked by the agent itself, with their codes, signals and own uid', async () => {
+      const a = await run(`${AGENT}; cat /proc/1/comm; echo "parent $(cut -d" " -f4 /proc/$$/stat)"; id -u; exit 3`);
+      expect(a, a.stderr).toMatchObject({ code: 0, exitCode: 3 });
+      const [agent, init, parent, uid] = a.stdout.trim().split('\n');
+      expect(agent).toMatch(/^agent node \d+$/);
+      expect(init).toBe('bwrap');
+      // The agent (pid 2 in the slot) is the action's parent: no spawner between them.
+      expect(parent).toBe('parent 2');
+      expect(Number(uid)).toBeGreaterThan(0);
+      const killed = await run('kill -ABRT $$');
+      expect(killed).toMatchObject({ code: 0, exitCode: 134 });
+      const b = await run(AGENT);
+      expect(b.stdout.trim()).toBe(agent);
+    });
 
-  it('leaves the next action no process of the last, and no spawner', async () => {
-    const a = await run('setsid sleep 1000 3>&- </dev/null >/dev/null 2>&1 &\n(trap "" TERM HUP; exec sleep 1001) </dev/null >/dev/null 2>&1 &\ntrue');
-    expect(a, a.stderr).toMatchObject({ code: 0, exitCode: 0 });
-    const b = await run('for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = 2 ] || [ "$n" = $$ ] || echo "process $n $(cat $p/comm 2>/dev/null)"; done; true');
-    expect(b.stdout.split('\n').filter((l) => l && !/^process \d+ cat$/.test(l))).toEqual([]);
+    it('leaves the next action no process of the last, and no spawner', async () => {
+      const a = await run('setsid sleep 1000 3>&- </dev/null >/dev/null 2>&1 &\n(trap "" TERM HUP; exec sleep 1001) </dev/null >/dev/null 2>&1 &\ntrue');
+      expect(a, a.stderr).toMatchObject({ code: 0, exitCode: 0 });
+      const b = await run('for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" = 1 ] || [ "$n" = 2 ] || [ "$n" = $$ ] || echo "process $n $(cat $p/comm 2>/dev/null)"; done; true');
+      expect(b.stdout.split('\n').filter((l) => l && !/^process \d+ cat$/.test(l))).toEqual([]);
+    });
   });
 });
 
