@@ -10,14 +10,15 @@
 import type { BlobDigest } from '../digest';
 import { reapi } from '../proto';
 import { ActionCacheDecorator } from './action-cache-decorator';
-import type { StoredActionResult } from './action-cache-store';
+import type { ActionCacheStore } from './action-cache-store';
 
 export class UnchangedResultsActionCache extends ActionCacheDecorator {
-  /** Its get() is the inner store's, so the encoded form may come from there too. */
-  async getWithBytes(instance: string, actionDigest: BlobDigest): Promise<StoredActionResult | undefined> {
-    if (this.inner.getWithBytes) return this.inner.getWithBytes(instance, actionDigest);
-    const result = await this.inner.get(instance, actionDigest);
-    return result && { result, bytes: reapi.ActionResult.encode(result).finish() };
+  /** Its get() is the inner store's, so the encoded form comes from there too, where the inner store has it. */
+  readonly getWithBytes?: ActionCacheStore['getWithBytes'];
+
+  constructor(inner: ActionCacheStore) {
+    super(inner);
+    if (inner.getWithBytes) this.getWithBytes = (instance, actionDigest) => inner.getWithBytes!(instance, actionDigest);
   }
 
   override async put(instance: string, actionDigest: BlobDigest, result: reapi.IActionResult): Promise<void> {

@@ -86,10 +86,10 @@ export class LocalExecutor implements Executor {
     this.executables = new ExecutableCopies(join(opts.buildRoot, EXECUTABLES_FOLDER));
     this.removals = new BackgroundRemovals(
       (path) =>
-        // Before any real action (the warm-up's exec root) on this thread: the remover's thread is not started for it.
-        (this.remover.started ? this.remover.remove(path).catch(() => removeTree(path)) : removeTree(path)).catch((err) =>
-          this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`),
-        ),
+        this.remover
+          .remove(path)
+          .catch(() => removeTree(path))
+          .catch((err) => this.opts.log?.(`kiln: could not remove ${path}: ${(err as Error).message}`)),
       MAX_PENDING_REMOVALS,
       opts.deferRemovals === false ? undefined : (opts.deferRemovals ?? DEFAULT_DEFERRED_REMOVAL_LIMITS),
     );

@@ -47,7 +47,7 @@ parentPort.on('message', ({ id, path }) => {
 });
 `;
 
-/** One worker thread shared by an executor's actions; started on first use. */
+/** One worker thread shared by an executor's actions; started by warm() (the executor calls it for each real action). */
 export class TreeRemover {
   private worker: Worker | undefined;
   /** Resolves once the thread runs JavaScript; until then removals do not wait for it. */
@@ -61,13 +61,14 @@ export class TreeRemover {
 
   /**
    * rm -rf of `path` on the worker; rejects if the worker cannot (the caller then removes it itself).
-   * While the thread is starting (~10 ms on a quiet machine, 100 ms and more on a busy one,
-   * longer than a small action) the tree is removed here instead: the first action's
-   * answer must not wait for a thread to boot.
+   * Until warm() has started the thread, and while it is starting (~10 ms on a quiet machine,
+   * 100 ms and more on a busy one, longer than a small action), the tree is removed here
+   * instead: the first action's answer must not wait for a thread to boot, and a removal
+   * alone (the warm-up's at start) does not make an idle engine hold the thread.
    */
   remove(path: string): Promise<void> {
-    const worker = this.start();
-    if (!this.isOnline) return this.fallback(path);
+    const worker = this.worker;
+    if (!worker || !this.isOnline) return this.fallback(path);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });

@@ -540,7 +540,7 @@ function skippedRow(id: string, metric: string): Row {
  * one build of the fixture first. That first build uploads every Action,
  * Command and source, which no later build does; it is a row of its own
  * rather than one of three repeats (where it once made the median: 2.7, 3.9
- * and 6.3 s, the 6.3 the first). Kiln's CPU is read around its many_genrules
+ * and 6.3 s; the 6.3 very likely the first). Kiln's CPU is read around its many_genrules
  * builds.
  */
 async function benchBazel(bazelPath: string, kiln: Server, ref: Server | undefined): Promise<void> {

@@ -100,6 +100,8 @@ describe('TreeRemover while its thread starts', () => {
       await starting.remove(first); // the thread was not even started: no waiting for it
       expect(existsSync(first)).toBe(false);
       expect(onThisThread).toEqual([first]);
+      // A removal alone does not start the thread: warm() does.
+      expect(starting.started).toBe(false);
 
       await starting.warm();
       const second = tree();
