@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../engine/clock';
 import { emptyDigest } from '../../engine/digest';
@@ -6,6 +8,14 @@ import { DiskBlobStore } from '../../engine/store/disk-store';
 import { MemoryBlobStore } from '../../engine/store/memory-store';
 import { ObservedBlobStore } from '../../engine/store/observed-store';
 import { blob, chunksOf, drain, tempDir } from './helpers';
+
+/** A store whose reads return the stream the test holds, to drive its end by hand. */
+class HeldReads extends MemoryBlobStore {
+  readonly source = new Readable({ read() {} });
+  override async read(): Promise<Readable> {
+    return this.source;
+  }
+}
 
 let events: KilnEvent[];
 let bus: EventBus;
@@ -45,6 +55,28 @@ describe('ObservedBlobStore', () => {
       { type: 'blob.read', at: 1_000, digest, bytes: 5 },
       { type: 'blob.read', at: 1_000, digest, bytes: 10 },
     ]);
+  });
+
+  it('lets go of the stored stream when the reader stops early, and reports what it served', async () => {
+    const inner = new HeldReads();
+    const store = new ObservedBlobStore(inner, bus, clock);
+    const { digest } = await blob('0123456789');
+    const out = await store.read(digest);
+    inner.source.push(Buffer.from('0123'));
+    await once(out, 'data');
+    out.destroy();
+    await once(inner.source, 'close');
+    expect(inner.source.destroyed).toBe(true);
+    expect(events).toEqual([{ type: 'blob.read', at: 1_000, digest, bytes: 4 }]);
+  });
+
+  it('passes a failing read on to the reader', async () => {
+    const inner = new HeldReads();
+    const store = new ObservedBlobStore(inner, bus, clock);
+    const out = await store.read((await blob('x')).digest);
+    const drained = drain(out);
+    inner.source.destroy(new Error('the disk went away'));
+    await expect(drained).rejects.toThrow('the disk went away');
   });
 
   it('reports a FindMissing call as one counted hit and one counted miss', async () => {
