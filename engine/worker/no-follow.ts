@@ -3,8 +3,8 @@
 // made by the action), so every path the engine itself creates or reads under
 // it is walked one segment at a time with lstat: a symlink or a file where a
 // directory is expected stops the walk instead of being followed.
-import { constants, mkdirSync, type ReadStream, type Stats } from 'node:fs';
-import { lstat, mkdir, open, realpath } from 'node:fs/promises';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readSync, realpathSync, type ReadStream, type Stats } from 'node:fs';
+import { lstat, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SyncBudget } from '../util/sync-batches';
 
@@ -21,20 +21,37 @@ export async function readStreamNoFollow(path: string): Promise<ReadStream> {
  * Reads a file expected to be `size` bytes into memory in one go, refusing a
  * symlink (ELOOP) like readStreamNoFollow. Reads up to one byte more, so a file
  * that grew shows as longer than expected.
+ *
+ * Synchronous calls: the file is small (SMALL_FILE_BYTES) and was just written, so
+ * it is read from the page cache, and four calls through the thread pool (open, two
+ * reads, close) cost more CPU than the calls themselves (util/sync-batches.ts).
+ * O_NONBLOCK: a fifo swapped in for the file reads as empty instead of holding the
+ * event loop until something writes to it.
  */
 export async function readSmallNoFollow(path: string, size: number): Promise<Buffer> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const buf = Buffer.allocUnsafe(size + 1);
     let filled = 0;
     while (filled < buf.length) {
-      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, filled);
+      const bytesRead = readOrNothing(fd, buf, filled);
       if (bytesRead === 0) break;
       filled += bytesRead;
     }
     return buf.subarray(0, filled);
   } finally {
-    await handle.close();
+    closeSync(fd);
+  }
+}
+
+/** readSync into buf from `at`, where what is not a file (a fifo: ESPIPE, EAGAIN) counts as ended. */
+function readOrNothing(fd: number, buf: Buffer, at: number): number {
+  try {
+    return readSync(fd, buf, at, buf.length - at, at);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ESPIPE' || code === 'EAGAIN') return 0;
+    throw err;
   }
 }
 
@@ -107,19 +124,29 @@ export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEnt
  * exactly realBase/parent only when no segment on the way is a symlink.
  */
 export async function lstatNoFollow(base: string, rel: string, realBase?: string): Promise<Stats | undefined> {
-  if (rel === '') return lstatOrUndefined(base);
+  // Synchronous: two or three metadata calls per output, each cheaper made directly
+  // than through the thread pool (util/sync-batches.ts).
+  if (rel === '') return lstatSync(base, { throwIfNoEntry: false });
   const segs = rel.split('/');
   if (realBase !== undefined && segs.length > 1) {
-    const parent = segs.slice(0, -1).join('/');
-    const resolved = await realpath(join(realBase, parent)).catch(() => undefined);
-    if (resolved !== join(realBase, parent)) return undefined;
-    return lstatOrUndefined(join(realBase, rel));
+    const parent = join(realBase, segs.slice(0, -1).join('/'));
+    if (realpathOrUndefined(parent) !== parent) return undefined;
+    return lstatSync(join(realBase, rel), { throwIfNoEntry: false });
   }
   let path = base;
   for (const seg of segs.slice(0, -1)) {
     path = join(path, seg);
-    const st = await lstatOrUndefined(path);
+    const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st?.isDirectory()) return undefined;
   }
-  return lstatOrUndefined(join(path, segs[segs.length - 1]));
+  return lstatSync(join(path, segs[segs.length - 1]), { throwIfNoEntry: false });
+}
+
+/** The canonical path (realpath(3), one call), or undefined when it cannot be resolved. */
+function realpathOrUndefined(path: string): string | undefined {
+  try {
+    return realpathSync.native(path);
+  } catch {
+    return undefined;
+  }
 }

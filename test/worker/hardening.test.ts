@@ -1,8 +1,10 @@
 // The worker against actions and trees that try to reach past the exec root or
 // corrupt the store through a shared inode. Real processes, a real disk store.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, type BlobDigest } from '../../engine/digest';
 import { GrpcError, Status } from '../../engine/grpc/status';
@@ -19,6 +21,7 @@ import { command, putBlob, putMessage, putTree, type Tree } from './tree-builder
 /** What the build folder holds besides Kiln's shared executable copies (.executables): exec roots. */
 const execRoots = (dir: string) => readdirSync(dir).filter((name) => name !== '.executables');
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'kiln-worker-hard-'));
 const buildRoot = join(root, 'build');
 let store: DiskBlobStore;
@@ -137,6 +140,19 @@ describe('outputs never follow a symlink out of the exec root', () => {
     expect(err.message).toMatch(/output "f.txt\/out.txt": its parent "f.txt" is a file/);
     await local.settled(); // exec roots are removed behind the answer
     expect(execRoots(buildRoot)).toEqual([]);
+  });
+});
+
+describe('reading an output the engine expects to be a small file', () => {
+  it('reads a fifo swapped in for it as empty instead of waiting for a writer', () => {
+    // In a child process: a blocking open would hold its event loop (and this test) forever.
+    const fifo = join(root, 'swapped-in-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const script = `require('${join(ROOT, 'engine/worker/no-follow.ts')}').readSmallNoFollow(process.argv[1], 10).then((b) => process.stdout.write(String(b.length)))`;
+    const out = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, fifo], { encoding: 'utf8', timeout: 20_000 });
+    expect(out.signal, 'the read waited for a writer until the timeout').toBeNull();
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toBe('0');
   });
 });
 
