@@ -31,7 +31,8 @@ export interface HistoryQuery {
   limit?: number;
 }
 
-export type HistoryChange = { kind: ActionChangeKind; action: ActionSummary };
+/** `action` is the summary as it stood when the change happened, as long as it is read before the listener returns. */
+export type HistoryChange = { readonly kind: ActionChangeKind; readonly action: ActionSummary };
 
 export class InvalidCursorError extends Error {}
 
@@ -228,10 +229,20 @@ export class ActionHistory {
 
   private emit(kind: HistoryChange['kind'], r: Rec): void {
     if (this.listeners.size === 0) return;
-    const action = stripSeq(this.summarize(r));
+    // Made when first read, then kept: the journal reads only finished changes, and the
+    // dashboard's channel none while no window is open. A listener reads it before
+    // returning; the record goes on changing after that.
+    let summary: ActionSummary | undefined;
+    const summarizeRec = (rec: Rec) => this.summarize(rec);
+    const change: HistoryChange = {
+      kind,
+      get action() {
+        return (summary ??= stripSeq(summarizeRec(r)));
+      },
+    };
     for (const l of this.listeners) {
       try {
-        l({ kind, action });
+        l(change);
       } catch (err) {
         console.error('kiln: history listener failed:', err);
       }

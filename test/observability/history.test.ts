@@ -23,6 +23,20 @@ function setup(limits = {}) {
 }
 
 describe('ActionHistory', () => {
+  it('gives each change the action as it stood then, to every listener, and in its JSON', () => {
+    const { h, queue, run, finish } = setup();
+    const sent: string[] = [];
+    const read: string[] = [];
+    h.onChange((c) => sent.push(JSON.stringify(c))); // as the dashboard's channel sends it
+    h.onChange((c) => read.push(`${c.kind}:${c.action.state}`));
+    queue('a0');
+    run('a0');
+    finish('a0');
+    expect(read).toEqual(['queued:queued', 'started:running', 'finished:finished']);
+    expect(sent.map((j) => JSON.parse(j) as { kind: string; action: { id: string; state: string } }).map((c) => `${c.kind}:${c.action.id}:${c.action.state}`))
+      .toEqual(['queued:a0:queued', 'started:a0:running', 'finished:a0:finished']);
+  });
+
   it('tracks lifecycle and details, and pages newest first with filters', () => {
     const { clock, h, queue, run, finish } = setup();
     const changes: string[] = [];
