@@ -7,6 +7,7 @@
 // can leave a torn record at the end of the last segment; reading stops at the first
 // record that is short or fails its checksum, and nothing after it is trusted.
 import { crc32 } from 'node:zlib';
+import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writevFully } from '../util/atomic-file';
@@ -104,6 +105,8 @@ export class Segment {
     readonly seq: number,
     readonly path: string,
     readonly fh: FileHandle,
+    /** Opened with O_DSYNC: a write returns once its bytes are on stable storage, as a write and an fdatasync would. */
+    readonly syncedWrites = false,
   ) {}
 }
 
@@ -200,7 +203,7 @@ export class WriteAheadLog {
         );
         segment.size += batch.reduce((n, w) => n + w.bytes.byteLength, 0);
         segment.records += batch.length;
-        await segment.fh.datasync();
+        if (!segment.syncedWrites) await segment.fh.datasync();
       } catch (err) {
         // Nothing of this batch counts; cut it off so a later, shorter batch leaves no stale records behind it.
         segment.size = start;
@@ -223,10 +226,17 @@ export class WriteAheadLog {
   }
 }
 
+/**
+ * O_DSYNC where the platform has it: the batch's write is then its sync too, one call
+ * through the thread pool instead of two (a write, then an fdatasync), which took
+ * ~0.1-0.3 ms off each acknowledgement (README, "Performance notes: ...").
+ */
+const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_DSYNC ?? 0);
+
 /** Creates segment `seq` and makes its name durable before anything relies on it. */
 async function newSegment(dir: string, seq: number): Promise<Segment> {
   const path = join(dir, `${String(seq).padStart(12, '0')}${SEGMENT_SUFFIX}`);
-  const fh = await open(path, 'wx', 0o600);
+  const fh = await open(path, SEGMENT_FLAGS, 0o600);
   await fsyncDir(dir);
-  return new Segment(seq, path, fh);
+  return new Segment(seq, path, fh, constants.O_DSYNC !== undefined);
 }

@@ -1,6 +1,7 @@
 // The write-ahead log under the stores' small writes: records survive as written,
 // a torn or damaged tail is cut off at replay, concurrent appends share a sync, and
 // LoggedFiles puts back after a crash what it acknowledged (and nothing it removed).
+import { constants } from 'node:fs';
 import { appendFile, link, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -53,21 +54,38 @@ describe('log segments', () => {
   it('appended at once share one sync: the records queued during a sync go in the next one', async () => {
     const log = await WriteAheadLog.create({ dir, segmentBytes: 1 << 30, segmentRecords: 1 << 30, onFull: () => {} }, 0);
     const proto = Object.getPrototypeOf(log.current.fh);
+    // A batch is one writev, made durable by the segment's O_DSYNC or by an fdatasync of its own.
+    const writev = vi.spyOn(proto, 'writev');
     const datasync = vi.spyOn(proto, 'datasync');
+    const syncs = () => (log.current.syncedWrites ? writev.mock.calls.length : datasync.mock.calls.length);
     try {
       await Promise.all(Array.from({ length: 100 }, (_, i) => log.append({ path: `f/${i}`, data: Buffer.from(`blob ${i}`) })));
-      // Appended in one turn of the event loop, all 100 share one sync.
-      expect(datasync.mock.calls.length).toBe(1);
+      // Appended in one turn of the event loop, all 100 share one write and one sync.
+      expect(writev.mock.calls.length).toBe(1);
+      expect(syncs()).toBe(1);
       // Appended while that sync ran, 10 more share the next one.
       const first = log.append({ path: 'g/first', data: Buffer.from('x') });
       await new Promise((r) => setImmediate(r)); // the flush starts
       const during = Array.from({ length: 10 }, (_, i) => log.append({ path: `g/${i}`, data: Buffer.from('y') }));
       await Promise.all([first, ...during]);
-      expect(datasync.mock.calls.length).toBe(3);
+      expect(writev.mock.calls.length).toBe(3);
+      expect(syncs()).toBe(3);
       const { records: got } = await readSegments(dir);
       expect(got.map((r) => r.path)).toEqual([...Array.from({ length: 100 }, (_, i) => `f/${i}`), 'g/first', ...Array.from({ length: 10 }, (_, i) => `g/${i}`)]);
     } finally {
+      writev.mockRestore();
       datasync.mockRestore();
+      await log.close();
+    }
+  });
+
+  it.runIf(process.platform === 'linux')('writes its segments through O_DSYNC, so a write is its own sync (skipped off Linux: fdinfo is Linux-only)', async () => {
+    const log = await WriteAheadLog.create({ dir, segmentBytes: 1 << 30, segmentRecords: 1 << 30, onFull: () => {} }, 0);
+    try {
+      const flags = parseInt(/^flags:\s+(\d+)/m.exec(await readFile(`/proc/self/fdinfo/${log.current.fh.fd}`, 'utf8'))![1]!, 8);
+      expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+      expect(log.current.syncedWrites).toBe(true);
+    } finally {
       await log.close();
     }
   });
