@@ -4,7 +4,7 @@
 // the process runs (launcher, sandbox, WASI) is the Runner's business; result
 // shaping, metadata and caching are decorators (engine/execution/).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { mkdir, readdir, realpath, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { systemClock, type Clock } from '../clock';
@@ -76,11 +76,7 @@ export class LocalExecutor implements Executor {
   /** Executable inputs are hard links to these copies, not a copy per action. */
   private readonly executables: ExecutableCopies;
 
-  private constructor(
-    private readonly opts: LocalExecutorOptions,
-    /** buildRoot's canonical path, resolved once: outputs are checked against it (lstatNoFollow). */
-    private readonly realBuildRoot: string,
-  ) {
+  private constructor(private readonly opts: LocalExecutorOptions) {
     this.remover = opts.remover ?? new TreeRemover();
     // In the build folder, cleared at start like the exec roots; no action's folder has its name (safeFolderName).
     this.executables = new ExecutableCopies(join(opts.buildRoot, EXECUTABLES_FOLDER));
@@ -104,7 +100,7 @@ export class LocalExecutor implements Executor {
     for (const entry of await readdir(opts.buildRoot)) await removeTree(join(opts.buildRoot, entry));
     // Each exec root is a tree of its own: on ext4, spread them to roomy block groups (top-folder.ts).
     await markTopFolder(opts.buildRoot);
-    const executor = new LocalExecutor(opts, await realpath(opts.buildRoot));
+    const executor = new LocalExecutor(opts);
     // The first action should not wait for the runner to start (for the launcher: a Node process, ~100 ms or more).
     await executor.runner.warm?.().catch((err: Error) => opts.log?.(`kiln: the ${executor.runner.capabilities().name} runner did not start early: ${err.message}`));
     // Not awaited: through a sandbox it takes ~150 ms, which start need not wait for; an action that comes meanwhile waits for it instead.
@@ -185,7 +181,6 @@ export class LocalExecutor implements Executor {
     const fn = action.actionDigest.fn;
     const inputRoot = inputDigest(action.action.inputRootDigest, DIGEST_FUNCTIONS[fn], 'input_root_digest');
     const execRoot = join(this.opts.buildRoot, safeFolderName(action.id));
-    const realWorkDir = join(this.realBuildRoot, safeFolderName(action.id), command.workingDirectory);
     let release = () => {};
     let staged: StagingResult | undefined;
     let outputBytes = 0;
@@ -223,7 +218,7 @@ export class LocalExecutor implements Executor {
       checked = true;
       // Side by side: each is a file system round trip or more, and none needs another's result.
       const [collected, stdoutDigest, stderrDigest] = await Promise.all([
-        collectOutputs(store, workDir, outputs, fn, realWorkDir),
+        collectOutputs(store, workDir, outputs, fn),
         this.uploadLog(action.logs.stdout.path, fn),
         this.uploadLog(action.logs.stderr.path, fn),
       ]);

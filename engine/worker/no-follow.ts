@@ -3,7 +3,7 @@
 // made by the action), so every path the engine itself creates or reads under
 // it is walked one segment at a time with lstat: a symlink or a file where a
 // directory is expected stops the walk instead of being followed.
-import { closeSync, constants, lstatSync, mkdirSync, openSync, readSync, realpathSync, type ReadStream, type Stats } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readSync, type ReadStream, type Stats } from 'node:fs';
 import { lstat, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SyncBudget } from '../util/sync-batches';
@@ -118,21 +118,15 @@ export async function mkdirsNoFollow(base: string, rel: string, known?: KnownEnt
  * undefined when the path does not exist or a parent is a symlink or a file.
  * The last segment itself is not followed either (it may be a symlink).
  *
- * With `realBase` (base's canonical path, from a source the action cannot
- * change) the parents are checked with one realpath instead of an lstat per
- * segment: `rel` has no '.', '..' or empty segments, so the parent resolves to
- * exactly realBase/parent only when no segment on the way is a symlink.
+ * One lstat per segment, synchronously: each is cheaper made directly than
+ * through the thread pool (util/sync-batches.ts), and none of them leaves the
+ * tree. A realpath of the parent would count the same calls in C, but it
+ * follows the symlinks an action made, wherever they point (an automount or a
+ * hung network file system would hold the event loop).
  */
-export async function lstatNoFollow(base: string, rel: string, realBase?: string): Promise<Stats | undefined> {
-  // Synchronous: two or three metadata calls per output, each cheaper made directly
-  // than through the thread pool (util/sync-batches.ts).
+export async function lstatNoFollow(base: string, rel: string): Promise<Stats | undefined> {
   if (rel === '') return lstatSync(base, { throwIfNoEntry: false });
   const segs = rel.split('/');
-  if (realBase !== undefined && segs.length > 1) {
-    const parent = join(realBase, segs.slice(0, -1).join('/'));
-    if (realpathOrUndefined(parent) !== parent) return undefined;
-    return lstatSync(join(realBase, rel), { throwIfNoEntry: false });
-  }
   let path = base;
   for (const seg of segs.slice(0, -1)) {
     path = join(path, seg);
@@ -140,13 +134,4 @@ export async function lstatNoFollow(base: string, rel: string, realBase?: string
     if (!st?.isDirectory()) return undefined;
   }
   return lstatSync(join(path, segs[segs.length - 1]), { throwIfNoEntry: false });
-}
-
-/** The canonical path (realpath(3), one call), or undefined when it cannot be resolved. */
-function realpathOrUndefined(path: string): string | undefined {
-  try {
-    return realpathSync.native(path);
-  } catch {
-    return undefined;
-  }
 }

@@ -151,19 +151,17 @@ async function uploadMessage<T>(store: BlobStore, type: { encode(m: T): { finish
   return { digest, bytes };
 }
 
-/** `realWorkDir`: workDir's canonical path, if the caller knows it from outside the action's reach (see lstatNoFollow). */
 export async function collectOutputs(
   store: BlobStore,
   workDir: string,
   outputs: RequestedOutput[],
   fn: DigestFunctionName,
-  realWorkDir?: string,
 ): Promise<CollectedOutputs> {
   const result: CollectedOutputs = { files: [], directories: [], symlinks: [], summary: [] };
   for (const o of outputs) {
     const abs = o.path === '' ? workDir : join(workDir, o.path);
     // Parents are walked without following symlinks, so an action cannot point an output outside the exec root.
-    const st = await lstatNoFollow(workDir, o.path, realWorkDir);
+    const st = await lstatNoFollow(workDir, o.path);
     if (!st) continue; // not produced (or behind a symlink): simply absent from the result
     if (st.isSymbolicLink()) {
       const target = await readTarget(abs, o.path);
