@@ -1,7 +1,9 @@
 // Ranks a V8 CPU profile (node --cpu-prof) by self and total time per
 // function and per source file, divided by the number of actions the profile
 // covers, so a profile of a burst of trivial actions reads as "ms per action".
-//   tsx test/bench/profile-rank.ts FILE.cpuprofile --actions N [--top 30]
+//   tsx test/bench/profile-rank.ts FILE.cpuprofile --actions N [--top 30] [--from US --to US]
+// --from/--to keep only the samples taken in that window, in microseconds of
+// CLOCK_MONOTONIC (V8's clock; process.hrtime.bigint() / 1000n in another process).
 // Total time counts a function once per sample however deep it recurses.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -12,6 +14,7 @@ interface Node {
   children?: number[];
 }
 interface Profile {
+  startTime: number;
   nodes: Node[];
   samples: number[];
   timeDeltas: number[];
@@ -42,8 +45,13 @@ function main(): void {
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
   // Time per sample: V8 gives the delta before each sample; the next sample's delta is this one's length.
+  const from = Number(arg('--from', '-Infinity'));
+  const to = Number(arg('--to', 'Infinity'));
   const selfUs = new Map<number, number>();
+  let at = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i];
+    if (at < from || at > to) continue;
     const dt = p.timeDeltas[i + 1] ?? 0;
     selfUs.set(p.samples[i], (selfUs.get(p.samples[i]) ?? 0) + dt);
   }
