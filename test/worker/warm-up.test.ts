@@ -43,7 +43,9 @@ function recording(inner: Runner, name?: string): Runner & { argvs: string[][]; 
 const root = mkdtempSync(join(tmpdir(), 'kiln-warm-up-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe.skipIf(!existsSync('/bin/true'))('LocalExecutor warm-up at start (needs /bin/true)', () => {
+const noTrue = existsSync('/bin/true') ? '' : ' (skipped: the warm-up runs /bin/true, and this machine has none)';
+
+describe.skipIf(noTrue !== '')(`LocalExecutor warm-up at start${noTrue}`, () => {
   it('has run /bin/true through the launcher once when created, leaving the build folder empty and the store untouched', async () => {
     const runner = recording(new ProcessRunner());
     const store = new MemoryBlobStore();
