@@ -233,11 +233,11 @@ export class ActionHistory {
     // dashboard's channel none while no window is open. A listener reads it before
     // returning; the record goes on changing after that.
     let summary: ActionSummary | undefined;
-    const summarizeRec = (rec: Rec) => this.summarize(rec);
+    const summarize = () => stripSeq(this.summarize(r));
     const change: HistoryChange = {
       kind,
       get action() {
-        return (summary ??= stripSeq(summarizeRec(r)));
+        return (summary ??= summarize());
       },
     };
     for (const l of this.listeners) {
