@@ -1,6 +1,7 @@
 // Execution service. Execute validates the request, answers action cache hits
 // at once, and otherwise hands the action to the scheduler and streams its
-// operation (QUEUED → EXECUTING → COMPLETED). Problems found before the action
+// operation (QUEUED → EXECUTING → COMPLETED; an action over within
+// stageUpdateHoldMs sends COMPLETED alone). Problems found before the action
 // is queued are gRPC errors; problems of the run arrive in ExecuteResponse.status.
 // WaitExecution re-attaches to an operation by name. Inlining stdout/stderr
 // into the final response is done here, per caller.
@@ -30,7 +31,20 @@ export interface ExecutionServiceOptions {
   executor: Pick<Executor, 'validateCommand'>;
   events?: EventSink;
   clock?: Clock;
+  /** See DEFAULT_STAGE_UPDATE_HOLD_MS; 0 sends every stage at once. */
+  stageUpdateHoldMs?: number;
 }
+
+/**
+ * How long Execute holds a stage update (QUEUED, EXECUTING) before sending it,
+ * sending only the latest: an action done by then answers with its result
+ * alone. Most of a build's actions are that short, and each update is a
+ * message the server encodes and writes and Bazel reads and decodes, for
+ * nothing (REAPI lets a server send as few updates as it likes). A longer
+ * action's client still learns it is executing, and its live log streams,
+ * this much later. WaitExecution sends the current state at once.
+ */
+export const DEFAULT_STAGE_UPDATE_HOLD_MS = 20;
 
 export function createExecutionService(opts: ExecutionServiceOptions): grpc.UntypedServiceImplementation {
   const { scheduler } = opts;
@@ -94,7 +108,7 @@ export function createExecutionService(opts: ExecutionServiceOptions): grpc.Unty
         call.emit('error', toServiceError(err));
         return;
       }
-      await stream(call, scheduler, opts.store, op.name, op);
+      await stream(call, scheduler, opts.store, op.name, op, opts.stageUpdateHoldMs ?? DEFAULT_STAGE_UPDATE_HOLD_MS);
     },
 
     async waitExecution(call: grpc.ServerWritableStream<reapi.WaitExecutionRequest, longrunning.Operation>) {
@@ -115,6 +129,8 @@ export function unknownOperation(name: string): GrpcError {
 /**
  * Writes the operation's current state, then every change, and ends the call
  * when it is done. A caller that goes away only stops watching: the action runs on.
+ * With `holdMs`, a state that is not the last waits that long, and only the
+ * latest is written then (see DEFAULT_STAGE_UPDATE_HOLD_MS).
  */
 function stream(
   call: grpc.ServerWritableStream<unknown, longrunning.Operation>,
@@ -122,6 +138,7 @@ function stream(
   store: Pick<BlobStore, 'readAll'>,
   name: string,
   accepted?: OperationSnapshot,
+  holdMs = 0,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let finished = false;
@@ -132,11 +149,30 @@ function stream(
       sent = op;
       call.write(toOperation(op));
     };
-    if (accepted) send(accepted);
+    let held: OperationSnapshot | undefined;
+    let holdTimer: NodeJS.Timeout | undefined;
+    const update = (op: OperationSnapshot) => {
+      if (holdMs <= 0) return send(op);
+      held = op;
+      holdTimer ??= setTimeout(() => {
+        holdTimer = undefined;
+        if (finished || !held) return;
+        const latest = held;
+        held = undefined;
+        send(latest);
+      }, holdMs);
+    };
+    const dropHeld = () => {
+      clearTimeout(holdTimer);
+      holdTimer = undefined;
+      held = undefined;
+    };
+    if (accepted) update(accepted);
     let unsubscribe: (() => void) | undefined;
     const stop = () => {
       if (finished) return;
       finished = true;
+      dropHeld();
       unsubscribe?.();
       resolve();
     };
@@ -144,9 +180,10 @@ function stream(
     call.on('close', stop);
     unsubscribe = scheduler.watch(name, (op) => {
       if (finished) return;
-      if (!op.done) return send(op);
+      if (!op.done) return update(op);
       // The last message: inlining reads the store, so the stream ends once it is written.
       finished = true;
+      dropHeld();
       unsubscribe?.();
       void withInlinedLogs(store, op).then((final) => {
         call.write(toOperation(final));
@@ -154,8 +191,10 @@ function stream(
         resolve();
       });
     });
-    if (!unsubscribe) reject(unknownOperation(name));
-    else if (finished) unsubscribe();
+    if (!unsubscribe) {
+      dropHeld();
+      reject(unknownOperation(name));
+    } else if (finished) unsubscribe();
   });
 }
 

@@ -47,6 +47,8 @@ const CHUNK = 1024 * 1024;
 const LOOKUP_DEADLINE_MS = 10_000;
 /** Unary calls that take longer than this count as the upstream being unreachable. */
 const UNARY_DEADLINE_MS = 60_000;
+/** How long a cancelled Execute waits for the upstream's first message, which names the operation to cancel there. */
+const CANCEL_NAME_WAIT_MS = 1_000;
 const CLIENT_OPTIONS: grpc.ClientOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -236,18 +238,28 @@ export class UpstreamClient {
     );
     return new Promise((resolve, reject) => {
       let last: longrunning.Operation | undefined;
-      const abort = () => {
+      let nameWaitTimer: NodeJS.Timeout | undefined;
+      const cancelBoth = () => {
+        clearTimeout(nameWaitTimer);
         call.cancel();
         // Closing our stream may leave it running there; ask the upstream to stop it too.
         if (last?.name) void this.cancelOperation(last.name);
+      };
+      const abort = () => {
+        if (last?.name) return cancelBoth();
+        // No operation name yet: a server may hold its first message (Kiln does, for a few ms);
+        // the stream stays open a little while for it, so the run there can be cancelled by name.
+        nameWaitTimer = setTimeout(cancelBoth, CANCEL_NAME_WAIT_MS);
       };
       opts.signal.addEventListener('abort', abort, { once: true });
       call.on('data', (op: longrunning.Operation) => {
         this.answered();
         last = op;
+        if (opts.signal.aborted) return cancelBoth();
         opts.onOperation?.(op);
       });
       call.on('error', (err: grpc.ServiceError) => {
+        clearTimeout(nameWaitTimer);
         opts.signal.removeEventListener('abort', abort);
         // Our own deadline (the action's timeout plus grace) passed: the action timed out, the upstream is fine.
         if (err.code === grpc.status.DEADLINE_EXCEEDED) return reject(new UpstreamDeadlineError(`upstream ${this.url} did not finish the action in time`));
@@ -258,6 +270,7 @@ export class UpstreamClient {
         reject(this.translate(err));
       });
       call.on('end', () => {
+        clearTimeout(nameWaitTimer);
         opts.signal.removeEventListener('abort', abort);
         if (last?.done) resolve(last);
         else reject(new UpstreamUnreachableError(this.url, 'the Execute stream ended before the operation was done'));

@@ -48,6 +48,36 @@ function openExecute(s: ExecutionServer, req: reapi.ExecuteRequest.$Properties, 
 }
 
 describe('Execute', () => {
+  it('with a hold on stage updates, an action done within it answers with its result alone', async () => {
+    // A long hold, so a slow machine cannot let the updates out before the action is done.
+    const { executor, c } = await start({ stageUpdateHoldMs: 5_000 });
+    executor.autoFinishExitCode = 0;
+    const digest = await uploadAction(c, { argv: ['/bin/true'] });
+    const started = performance.now();
+    const ops = await c.execution.execute.collect(executeRequest(digest));
+    expect(ops.map(stageName)).toEqual(['COMPLETED']);
+    expect(ops[0].done).toBe(true);
+    expect(responseOf(ops[0]).result?.exitCode).toBe(0);
+    expect(performance.now() - started).toBeLessThan(5_000); // the final answer is never held
+  });
+
+  it('with a hold on stage updates, a longer action hears only the latest stage once the hold is over', async () => {
+    const { executor, s, c } = await start({ stageUpdateHoldMs: 300 });
+    const digest = await uploadAction(c, { argv: ['/bin/true'] });
+    const opened = performance.now();
+    const exec = openExecute(s, executeRequest(digest));
+    const [run] = await executor.started(1);
+    const [first] = await exec.received(1);
+    expect(performance.now() - opened).toBeGreaterThanOrEqual(250);
+    // QUEUED was replaced by EXECUTING while held; the live log streams come with it.
+    expect(stageName(first)).toBe('EXECUTING');
+    expect(metadataOf(first).stdoutStreamName).toBe(`logs/${run.action.id}/stdout`);
+    run.finish({ exitCode: 0 });
+    const ops = await exec.ended;
+    expect(ops.map(stageName)).toEqual(['EXECUTING', 'COMPLETED']);
+    expect(new Set(ops.map((o) => o.name)).size).toBe(1);
+  });
+
   it('streams QUEUED → EXECUTING → COMPLETED with metadata, then ends the stream', async () => {
     const { executor, s, c } = await start();
     const digest = await uploadAction(c, { argv: ['/bin/true'] });

@@ -39,6 +39,8 @@ export interface ExecutionServerOptions {
   operationRetentionMs?: number;
   maxActionTimeoutMs?: number;
   clock?: Clock;
+  /** Execute's hold on stage updates; 0 here (every stage sent at once) unless a test asks for the engine's default. */
+  stageUpdateHoldMs?: number;
 }
 
 export async function startExecutionServer(opts: ExecutionServerOptions): Promise<ExecutionServer> {
@@ -75,6 +77,7 @@ export async function startExecutionServer(opts: ExecutionServerOptions): Promis
       maxActionTimeoutMs: opts.maxActionTimeoutMs ?? 3_600_000,
       events: bus,
       clock: opts.clock,
+      stageUpdateHoldMs: opts.stageUpdateHoldMs ?? 0,
     }),
   );
   server.addService(OperationsService, createOperationsService({ scheduler, clock: opts.clock }));
