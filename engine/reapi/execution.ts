@@ -5,7 +5,7 @@
 // is queued are gRPC errors; problems of the run arrive in ExecuteResponse.status.
 // WaitExecution re-attaches to an operation by name. Inlining stdout/stderr
 // into the final response is done here, per caller.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock } from '../clock';
 import { formatDigest, type BlobDigest } from '../digest';
 import { nullSink, type EventSink } from '../events/event-bus';
@@ -167,6 +167,8 @@ function stream(
       holdTimer = undefined;
       held = undefined;
     };
+    // The response headers go at once: only the messages wait, and the answer's path stays as short as it was.
+    if (holdMs > 0 && accepted) call.sendMetadata(new grpc.Metadata());
     if (accepted) update(accepted);
     let unsubscribe: (() => void) | undefined;
     const stop = () => {
