@@ -15,6 +15,7 @@ export class ReusedCgroups implements CgroupLimiter {
   readonly parentDirs?: readonly string[];
   private readonly idle: { limits: ActionLimits; cgroup: ActionCgroup }[] = [];
   private readonly returning = new Set<Promise<void>>();
+  private made = 0;
   private closed = false;
 
   constructor(
@@ -31,10 +32,15 @@ export class ReusedCgroups implements CgroupLimiter {
     return this.idle.length;
   }
 
-  async create(id: string, limits: ActionLimits): Promise<ActionCgroup> {
+  /**
+   * A pooled cgroup serves many runs, so it is named for the pool (`pooled-N`), not
+   * for the run that happened to make it: someone reading the cgroup folders would
+   * otherwise find one action's name on another's processes.
+   */
+  async create(_id: string, limits: ActionLimits): Promise<ActionCgroup> {
     const i = this.idle.findIndex((e) => sameLimits(e.limits, limits));
     if (i >= 0) return this.lend(this.idle.splice(i, 1)[0].cgroup, limits);
-    return this.lend(await this.inner.create(id, limits), limits);
+    return this.lend(await this.inner.create(`pooled-${++this.made}`, limits), limits);
   }
 
   private lend(cgroup: ActionCgroup, limits: ActionLimits): ActionCgroup {

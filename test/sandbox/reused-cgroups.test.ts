@@ -54,7 +54,7 @@ describe('ReusedCgroups', () => {
     await settle(first);
     const second = await cgroups.create('run-2', { ...limits });
     expect(second.procsFiles).toEqual(first.procsFiles);
-    expect(inner.made).toEqual(['run-1']);
+    expect(inner.made).toEqual(['pooled-1']);
     expect(inner.removed).toEqual([]);
   });
 
@@ -66,8 +66,8 @@ describe('ReusedCgroups', () => {
     expect(concurrent.procsFiles).not.toEqual(first.procsFiles);
     await settle(first);
     const other = await cgroups.create('run-3', { memoryBytes: 4096, pids: 10 });
-    expect(other.procsFiles).toEqual(['/fake/run-3/cgroup.procs']);
-    expect(inner.made).toEqual(['run-1', 'run-2', 'run-3']);
+    expect(other.procsFiles).toEqual(['/fake/pooled-3/cgroup.procs']);
+    expect(inner.made).toEqual(['pooled-1', 'pooled-2', 'pooled-3']);
   });
 
   it('says a run was OOM-killed only for that run', async () => {
@@ -76,17 +76,17 @@ describe('ReusedCgroups', () => {
     inner.oomNext = true;
     expect((await settle(await cgroups.create('run-1', { ...limits }))).oomKilled).toBe(true);
     expect((await settle(await cgroups.create('run-2', { ...limits }))).oomKilled).toBe(false);
-    expect(inner.made).toEqual(['run-1']);
+    expect(inner.made).toEqual(['pooled-1']);
   });
 
   it('does not reuse a cgroup that would not empty', async () => {
     const inner = new FakeLimiter();
     const cgroups = new ReusedCgroups(inner);
-    inner.stuck.add('run-1');
+    inner.stuck.add('pooled-1');
     await settle(await cgroups.create('run-1', { ...limits }));
-    expect(inner.removed).toEqual(['run-1']);
+    expect(inner.removed).toEqual(['pooled-1']);
     const next = await cgroups.create('run-2', { ...limits });
-    expect(next.procsFiles).toEqual(['/fake/run-2/cgroup.procs']);
+    expect(next.procsFiles).toEqual(['/fake/pooled-2/cgroup.procs']);
   });
 
   it('keeps at most maxIdle cgroups waiting and removes the rest', async () => {
@@ -95,7 +95,7 @@ describe('ReusedCgroups', () => {
     const runs = await Promise.all([1, 2, 3].map((n) => cgroups.create(`run-${n}`, { ...limits })));
     for (const r of runs) await settle(r);
     expect(cgroups.idleCount).toBe(2);
-    expect(inner.removed).toEqual(['run-3']);
+    expect(inner.removed).toEqual(['pooled-3']);
   });
 
   it('removes the waiting cgroups on close, and reuses none after it', async () => {
@@ -107,9 +107,17 @@ describe('ReusedCgroups', () => {
     const closing = cgroups.close();
     await settle(late);
     await closing;
-    expect([...inner.removed].sort()).toEqual(['run-1', 'run-2']);
+    expect([...inner.removed].sort()).toEqual(['pooled-1', 'pooled-2']);
     expect(inner.closed).toBe(true);
     expect(cgroups.idleCount).toBe(0);
+  });
+
+  it('names the cgroups it makes for the pool, not for the run that made one, since later runs share it', async () => {
+    const inner = new FakeLimiter();
+    const cgroups = new ReusedCgroups(inner);
+    await settle(await cgroups.create('kiln-warm-up', { ...limits }));
+    const real = await cgroups.create('an-action', { ...limits });
+    expect(real.procsFiles.join()).not.toMatch(/warm-up|an-action/);
   });
 
   it('passes through a limiter that cannot reuse', async () => {
@@ -118,7 +126,7 @@ describe('ReusedCgroups', () => {
     const cgroups = new ReusedCgroups(plain);
     await settle(await cgroups.create('run-1', { ...limits }));
     await cgroups.create('run-2', { ...limits });
-    expect(inner.made).toEqual(['run-1', 'run-2']);
+    expect(inner.made).toEqual(['pooled-1', 'pooled-2']);
   });
 });
 
