@@ -40,28 +40,30 @@ async function holdingServer(holdMs: number) {
   return { url: `grpc://127.0.0.1:${port}`, cancelled };
 }
 
+/** Starts an Execute on the upstream through a new client and lets it run 50 ms; `abort` cancels it. */
+async function executeFor50ms(url: string) {
+  client = new UpstreamClient({ url });
+  const controller = new AbortController();
+  const run = client.execute({ fn: 'sha256', hash: 'a'.repeat(64), size: 1 }, { signal: controller.signal, deadlineMs: 30_000 });
+  run.catch(() => {});
+  await new Promise((r) => setTimeout(r, 50));
+  return { run, abort: () => controller.abort() };
+}
+
 describe('UpstreamClient.execute, cancelled', () => {
   it('before the upstream named the operation: waits for the name, then cancels it there', async () => {
     const upstream = await holdingServer(300);
-    client = new UpstreamClient({ url: upstream.url });
-    const abort = new AbortController();
-    const run = client.execute({ fn: 'sha256', hash: 'a'.repeat(64), size: 1 }, { signal: abort.signal, deadlineMs: 30_000 });
-    run.catch(() => {});
-    await new Promise((r) => setTimeout(r, 50));
-    abort.abort();
+    const { run, abort } = await executeFor50ms(upstream.url);
+    abort();
     await expect(run).rejects.toBeTruthy();
     await expect.poll(() => upstream.cancelled, { timeout: 5_000 }).toEqual([OPERATION]);
   });
 
   it('when the upstream never names it: gives up waiting and closes the stream', async () => {
     const upstream = await holdingServer(60_000);
-    client = new UpstreamClient({ url: upstream.url });
-    const abort = new AbortController();
-    const run = client.execute({ fn: 'sha256', hash: 'a'.repeat(64), size: 1 }, { signal: abort.signal, deadlineMs: 30_000 });
-    run.catch(() => {});
-    await new Promise((r) => setTimeout(r, 50));
+    const { run, abort } = await executeFor50ms(upstream.url);
     const abortedAt = performance.now();
-    abort.abort();
+    abort();
     await expect(run).rejects.toBeTruthy();
     expect(performance.now() - abortedAt).toBeLessThan(5_000);
     expect(upstream.cancelled).toEqual([]);
