@@ -149,23 +149,22 @@ function stream(
       sent = op;
       call.write(toOperation(op));
     };
+    // Every way the stream ends drops what is held, timer and all.
     let held: OperationSnapshot | undefined;
     let holdTimer: NodeJS.Timeout | undefined;
-    const update = (op: OperationSnapshot) => {
-      if (holdMs <= 0) return send(op);
-      held = op;
-      holdTimer ??= setTimeout(() => {
-        holdTimer = undefined;
-        if (finished || !held) return;
-        const latest = held;
-        held = undefined;
-        send(latest);
-      }, holdMs);
-    };
     const dropHeld = () => {
       clearTimeout(holdTimer);
       holdTimer = undefined;
       held = undefined;
+    };
+    const update = (op: OperationSnapshot) => {
+      if (holdMs <= 0) return send(op);
+      held = op;
+      holdTimer ??= setTimeout(() => {
+        const latest = held!;
+        dropHeld();
+        send(latest);
+      }, holdMs);
     };
     // The response headers go at once: only the messages wait, and the answer's path stays as short as it was.
     if (holdMs > 0 && accepted) call.sendMetadata(new grpc.Metadata());
