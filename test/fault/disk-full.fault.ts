@@ -43,7 +43,7 @@ async function upload(c: KilnClients, data: Buffer, abandonAt?: number): Promise
   }
 }
 
-describe.skipIf(!mounted)(`a full disk (skipped where a tmpfs cannot be mounted: ${why || 'mounted'})`, () => {
+describe.skipIf(!mounted)(`a full disk${mounted ? '' : ` (skipped: a tmpfs cannot be mounted here: ${why})`}`, () => {
   let server: ServerProcess | undefined;
   afterAll(async () => {
     await server?.stop();

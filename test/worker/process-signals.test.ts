@@ -44,7 +44,7 @@ function niceOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
-describe.skipIf(!linux)('ProcessRunner: signals and background priority (needs /proc)', () => {
+describe.skipIf(!linux)(`ProcessRunner: signals and background priority${linux ? '' : ' (skipped: needs /proc, Linux only)'}`, () => {
   let runner: ProcessRunner;
   let root: string;
   let seq = 0;

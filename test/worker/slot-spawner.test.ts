@@ -19,7 +19,7 @@ interface Outcome {
   signal?: NodeJS.Signals | null;
 }
 
-describe.skipIf(process.platform !== 'linux')('kiln-spawn (skipped: kiln-spawn is a Linux-only helper)', () => {
+describe.skipIf(process.platform !== 'linux')(`kiln-spawn${process.platform === 'linux' ? '' : ' (skipped: kiln-spawn is a Linux-only helper)'}`, () => {
   let dir: string;
   let spawner: SlotSpawner;
   const gone: string[] = [];
@@ -156,7 +156,7 @@ describe.skipIf(process.platform !== 'linux')('kiln-spawn (skipped: kiln-spawn i
     expect(movesOf(procs, r.pid!)).toBeLessThanOrEqual(101);
   });
 
-  it.skipIf(!isRoot)('runs the action as the given uid and gid with no supplementary groups (skipped: needs root)', async () => {
+  it.skipIf(!isRoot)(`runs the action as the given uid and gid with no supplementary groups${isRoot ? '' : ' (skipped: switching users needs root)'}`, async () => {
     const r = await run({ argv: ['/bin/sh', '-c', 'id -u; id -g; id -G'], runAs: { uid: 2000000123, gid: 2000000123 } });
     expect(r.stdout).toBe('2000000123\n2000000123\n2000000123\n');
   });
